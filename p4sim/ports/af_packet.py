@@ -1,0 +1,83 @@
+"""A switch port bound to a Linux network interface through an AF_PACKET raw socket.
+
+Used for veth setups: the other end of the veth belongs to an external process (the crypto
+worker on BMv2-like deployments, or a test). Frames the kernel reports as our own outgoing
+frames are skipped, so what we send is never received back as ingress.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+from p4sim.ports.transport import Deliver
+
+logger = logging.getLogger(__name__)
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4  # sll_pkttype of frames sent by this host
+MAX_FRAME = 65535
+RECEIVE_POLL_S = 0.1
+
+
+class AfPacketPort:
+    """One switch port carried by the interface ``interface``."""
+
+    def __init__(self, interface: str, *, port: int):
+        self.interface = interface
+        self.port = port
+        self.name = f"interface {interface} (port {port})"
+        try:
+            self._socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        except PermissionError as exc:
+            raise OSError(
+                f"cannot open a raw socket for interface {interface!r}: {exc} (needs CAP_NET_RAW)"
+            ) from exc
+        try:
+            self._socket.bind((interface, 0))
+        except OSError as exc:
+            self._socket.close()
+            raise OSError(f"cannot bind to interface {interface!r}: {exc.strerror}") from exc
+        self._socket.settimeout(RECEIVE_POLL_S)
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, deliver: Deliver) -> None:
+        self._thread = threading.Thread(
+            target=self._receive_loop,
+            args=(deliver,),
+            name=f"p4sim-rx {self.interface}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def send(self, port: int, frame: bytes) -> None:
+        try:
+            self._socket.send(frame)
+        except OSError as exc:
+            logger.warning(
+                "interface %s: frame of %d bytes not sent: %s", self.interface, len(frame), exc
+            )
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        self._socket.close()
+
+    def _receive_loop(self, deliver: Deliver) -> None:
+        while not self._closed.is_set():
+            try:
+                frame, address = self._socket.recvfrom(MAX_FRAME)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._closed.is_set():
+                    return
+                raise
+            if address[2] == PACKET_OUTGOING:
+                continue
+            deliver(self.port, frame)
