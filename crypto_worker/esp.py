@@ -1,0 +1,207 @@
+"""The ESP transforms on one frame, exactly as docs/dataplane.md splits the work with P4.
+
+Encrypt: P4 has built every header up to and including the ESP header (SPI set, sequence 0);
+the worker assigns the sequence number, derives the IV from it, pads, appends the trailer,
+seals everything after the ESP header, appends the ICV and fixes the outer lengths.
+Decrypt: the worker checks the SPI and the replay window, opens and verifies the ICV, moves the
+window, and returns the frame with IV, padding, trailer and ICV removed and the lengths fixed.
+Every failure raises PacketDropped with its reason; nothing failed is ever returned.
+"""
+
+from __future__ import annotations
+
+from crypto_worker.aead import IcvMismatch
+from crypto_worker.ciphers import ESP_IV_BYTES
+from crypto_worker.drops import DropReason, PacketDropped
+from crypto_worker.headers import (
+    IPV6_HEADER,
+    MIN_IPV4_HEADER,
+    UDP_HEADER,
+    fix_lengths,
+    ip_packet_end,
+)
+from crypto_worker.sa import Direction, EspMode, SecurityAssociation
+from crypto_worker.shim import CryptoShim, ShimOp
+
+ESP_HEADER_BYTES = 8
+IPPROTO_IPV4 = 4
+IPPROTO_IPV6 = 41
+IPPROTO_NONE = 59  # RFC 4303 §2.6: a dummy (traffic flow confidentiality) packet
+_LOW32 = 0xFFFFFFFF
+# RFC 4303 §2.4: padding bytes are 1, 2, 3, ...; AEAD block size 1, 4-byte alignment needs <= 3.
+_PADDING = tuple(bytes(range(1, n + 1)) for n in range(4))
+
+
+def _malformed(detail: str) -> PacketDropped:
+    return PacketDropped(DropReason.MALFORMED, detail)
+
+
+def _check_sa_matches_shim(sa: SecurityAssociation, shim: CryptoShim) -> None:
+    config = sa.config
+    wanted = Direction.ENCRYPT if shim.op is ShimOp.ENCRYPT else Direction.DECRYPT
+    if config.direction is not wanted:
+        raise PacketDropped(
+            DropReason.SA_MISMATCH,
+            f"op: {shim.op.name}, but sa_index {config.sa_index} is {config.direction.value}",
+        )
+    if shim.tunnel_mode != (config.mode is EspMode.TUNNEL):
+        raise PacketDropped(
+            DropReason.SA_MISMATCH,
+            f"flags.TUNNEL_MODE: {int(shim.tunnel_mode)}, but sa_index {config.sa_index} "
+            f"is {config.mode.value} mode",
+        )
+    if shim.nat_t != config.nat_traversal:
+        raise PacketDropped(
+            DropReason.SA_MISMATCH,
+            f"flags.NAT_T: {int(shim.nat_t)}, but sa_index {config.sa_index} has "
+            f"nat_traversal={config.nat_traversal}",
+        )
+
+
+def _check_offsets(shim: CryptoShim, frame: bytes, minimum_after_esp: int) -> None:
+    """The outer IP header and the ESP header must lie where the shim says, in this order."""
+    l3, esp = shim.l3_offset, shim.esp_offset
+    if l3 + MIN_IPV4_HEADER > len(frame):
+        raise _malformed(f"l3_offset: {l3}, no IP header in a {len(frame)}-byte frame")
+    version = frame[l3] >> 4
+    if version == 4:
+        header = (frame[l3] & 0x0F) * 4
+        if header < MIN_IPV4_HEADER:
+            raise _malformed(f"IPv4 IHL: {header // 4}, below 5")
+    elif version == 6:
+        header = IPV6_HEADER
+    else:
+        raise _malformed(f"IP version: {version} at l3_offset {l3}")
+    udp = UDP_HEADER if shim.nat_t else 0
+    if esp < l3 + header + udp:
+        raise _malformed(f"esp_offset: {esp}, inside the IP/UDP headers starting at {l3}")
+    if esp + ESP_HEADER_BYTES + minimum_after_esp > len(frame):
+        raise _malformed(f"esp_offset: {esp}, frame of {len(frame)} bytes too short for ESP")
+
+
+def _check_spi(sa: SecurityAssociation, frame: bytes, esp: int) -> bytes:
+    spi_bytes = frame[esp : esp + 4]
+    spi = int.from_bytes(spi_bytes, "big")
+    if spi != sa.config.spi:
+        raise PacketDropped(
+            DropReason.SPI_MISMATCH,
+            f"spi: 0x{spi:08x}, sa_index {sa.config.sa_index} has spi 0x{sa.config.spi:08x}",
+        )
+    return spi_bytes
+
+
+def _aad(spi_bytes: bytes, sequence: int, esn: bool) -> bytes:
+    """RFC 4106 §5 / RFC 4309 §5: SPI ‖ sequence (32 bits), or SPI ‖ high ‖ low with ESN."""
+    if esn:
+        return spi_bytes + sequence.to_bytes(8, "big")
+    return spi_bytes + sequence.to_bytes(4, "big")
+
+
+def _protected_end_for_encrypt(shim: CryptoShim, frame: bytes) -> int:
+    """Where the payload to protect ends, ignoring any Ethernet padding after it.
+
+    Tunnel mode: the inner IP packet's own length. Transport mode: the outer IP length as the
+    original packet had it (P4 keeps the header and changes only the protocol), plus the ESP (and
+    NAT-T UDP) header P4 inserted; a length P4 already grew by that much is accepted too.
+    """
+    esp_payload = shim.esp_offset + ESP_HEADER_BYTES
+    if shim.tunnel_mode:
+        if esp_payload >= len(frame):
+            raise _malformed("tunnel mode: no inner packet after the ESP header")
+        version = frame[esp_payload] >> 4
+        expected = {4: IPPROTO_IPV4, 6: IPPROTO_IPV6}.get(version)
+        if expected is None or expected != shim.next_header:
+            raise _malformed(
+                f"next_header: {shim.next_header}, inner packet is IP version {version}"
+            )
+        if esp_payload + MIN_IPV4_HEADER > len(frame):
+            raise _malformed("tunnel mode: inner IP header truncated")
+        end = ip_packet_end(frame, esp_payload)
+        if end > len(frame):
+            raise _malformed(f"inner IP length: {end - esp_payload}, frame ends before")
+        return end
+    inserted = ESP_HEADER_BYTES + (UDP_HEADER if shim.nat_t else 0)
+    original_end = ip_packet_end(frame, shim.l3_offset) + inserted
+    if original_end <= len(frame):
+        end = original_end
+    elif original_end - inserted == len(frame):
+        end = len(frame)
+    else:
+        raise _malformed(
+            f"IP length: {original_end - inserted - shim.l3_offset}, "
+            f"does not fit the {len(frame)}-byte frame"
+        )
+    if end < esp_payload:
+        raise _malformed("transport mode: IP length ends before the ESP header")
+    return end
+
+
+def encrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> bytes:
+    """Returns the frame with the ESP payload sealed; raises PacketDropped."""
+    _check_sa_matches_shim(sa, shim)
+    _check_offsets(shim, frame, 0)
+    esp = shim.esp_offset
+    spi_bytes = _check_spi(sa, frame, esp)
+    end = _protected_end_for_encrypt(shim, frame)
+    payload = frame[esp + ESP_HEADER_BYTES : end]
+    pad_length = -(len(payload) + 2) % 4
+    plaintext = payload + _PADDING[pad_length] + bytes((pad_length, shim.next_header))
+    sequence = sa.take_sequence()
+    low = (sequence & _LOW32).to_bytes(4, "big")
+    iv = sequence.to_bytes(ESP_IV_BYTES, "big")
+    sealed = sa.aead.seal(iv, plaintext, _aad(spi_bytes, sequence, sa.config.esn))
+    out = bytearray(frame[:esp])
+    out += spi_bytes
+    out += low
+    out += iv
+    out += sealed
+    fix_lengths(out, shim.l3_offset, esp - UDP_HEADER if shim.nat_t else None)
+    return bytes(out)
+
+
+def decrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> tuple[bytes, int]:
+    """Returns (frame with ESP opened, trailer next header); raises PacketDropped."""
+    _check_sa_matches_shim(sa, shim)
+    icv_bytes = sa.config.suite.icv_bytes
+    _check_offsets(shim, frame, ESP_IV_BYTES + 2 + icv_bytes)
+    esp = shim.esp_offset
+    end = ip_packet_end(frame, shim.l3_offset)
+    if end > len(frame):
+        raise _malformed(f"IP length: {end - shim.l3_offset}, frame ends before")
+    if end < esp + ESP_HEADER_BYTES + ESP_IV_BYTES + 2 + icv_bytes:
+        raise _malformed(f"IP length: {end - shim.l3_offset}, too short for ESP")
+    spi_bytes = _check_spi(sa, frame, esp)
+    replay = sa.replay
+    assert replay is not None
+    low = int.from_bytes(frame[esp + 4 : esp + 8], "big")
+    sequence = replay.full_sequence(low)
+    if not replay.is_fresh(sequence):
+        raise PacketDropped(
+            DropReason.REPLAY,
+            f"sequence: {low}, replayed or left of the window (top {replay.top})",
+        )
+    iv_start = esp + ESP_HEADER_BYTES
+    iv = frame[iv_start : iv_start + ESP_IV_BYTES]
+    try:
+        plaintext = sa.aead.open(
+            iv, frame[iv_start + ESP_IV_BYTES : end], _aad(spi_bytes, sequence, sa.config.esn)
+        )
+    except IcvMismatch:
+        raise PacketDropped(
+            DropReason.ICV_FAILURE, f"sa_index {sa.config.sa_index}: ICV check failed"
+        ) from None
+    replay.accept(sequence)
+    pad_length, next_header = plaintext[-2], plaintext[-1]
+    payload_end = len(plaintext) - 2 - pad_length
+    if payload_end < 0:
+        raise _malformed(f"pad length: {pad_length}, longer than the payload")
+    if plaintext[payload_end : len(plaintext) - 2] != bytes(range(1, pad_length + 1)):
+        raise _malformed("padding: bytes are not 1, 2, 3, ... (RFC 4303 §2.4)")
+    if next_header == IPPROTO_NONE:
+        raise PacketDropped(DropReason.DUMMY_PACKET, "next header 59: dummy packet discarded")
+    if shim.tunnel_mode and next_header not in (IPPROTO_IPV4, IPPROTO_IPV6):
+        raise _malformed(f"next header: {next_header}, tunnel mode needs 4 or 41")
+    out = bytearray(frame[: esp + ESP_HEADER_BYTES])
+    out += plaintext[:payload_end]
+    fix_lengths(out, shim.l3_offset, esp - UDP_HEADER if shim.nat_t else None)
+    return bytes(out), next_header

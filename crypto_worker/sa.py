@@ -1,0 +1,123 @@
+"""Security associations: the frozen configuration, the keys, and the per-SA runtime state."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from crypto_worker.aead import EspAead
+from crypto_worker.ciphers import CipherSuite
+from crypto_worker.drops import DropReason, PacketDropped
+from crypto_worker.replay import ReplayWindow
+from crypto_worker.secret import Secret
+
+MAX_SEQUENCE_32 = 0xFFFFFFFF
+MAX_SEQUENCE_64 = 0xFFFFFFFFFFFFFFFF
+
+
+class Direction(enum.Enum):
+    ENCRYPT = "encrypt"
+    DECRYPT = "decrypt"
+
+
+class EspMode(enum.Enum):
+    TRANSPORT = "transport"
+    TUNNEL = "tunnel"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaConfig:
+    """What the controller says about one SA; everything but the keys."""
+
+    sa_index: int
+    spi: int
+    direction: Direction
+    suite: CipherSuite
+    mode: EspMode
+    nat_traversal: bool
+    esn: bool
+    replay_window: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaKeys:
+    """The key material of one SA: AES key and salt, both wrapped."""
+
+    key: Secret
+    salt: Secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class CounterSnapshot:
+    """A copy of one SA's counters, taken for a read."""
+
+    sa_index: int
+    packets: int
+    bytes: int
+    drops: dict[DropReason, int] = field(default_factory=dict)
+
+
+class SaCounters:
+    """Packets and bytes the SA transformed, and its drops by reason.
+
+    Written only by the packet thread; reads take a snapshot (plain int reads are atomic under
+    the GIL, so a snapshot is consistent per field).
+    """
+
+    __slots__ = ("packets", "bytes", "drops")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.bytes = 0
+        self.drops: dict[DropReason, int] = {}
+
+    def count_drop(self, reason: DropReason) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    def snapshot(self, sa_index: int) -> CounterSnapshot:
+        return CounterSnapshot(
+            sa_index=sa_index, packets=self.packets, bytes=self.bytes, drops=dict(self.drops)
+        )
+
+
+class SecurityAssociation:
+    """One live SA: its config, its AEAD and its state (next sequence number or replay window)."""
+
+    __slots__ = ("config", "aead", "counters", "_next_sequence", "_max_sequence", "replay")
+
+    def __init__(self, config: SaConfig, keys: SaKeys) -> None:
+        self.config = config
+        self.aead = EspAead(config.suite, keys.key, keys.salt)
+        self.counters = SaCounters()
+        self._next_sequence = 1
+        self._max_sequence = MAX_SEQUENCE_64 if config.esn else MAX_SEQUENCE_32
+        self.replay: ReplayWindow | None = None
+        if config.direction is Direction.DECRYPT:
+            self.replay = ReplayWindow(size=config.replay_window, esn=config.esn)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"<SA index={c.sa_index} spi=0x{c.spi:08x} {c.direction.value} {c.suite.label} "
+            f"{c.mode.value}{' nat-t' if c.nat_traversal else ''}>"
+        )
+
+    @property
+    def next_sequence(self) -> int:
+        """The sequence number the next outbound packet gets (for reads; 0 when inbound)."""
+        return self._next_sequence if self.config.direction is Direction.ENCRYPT else 0
+
+    def take_sequence(self) -> int:
+        """Allocates the next outbound sequence number; never cycles (RFC 4303 §3.3.3)."""
+        sequence = self._next_sequence
+        if sequence > self._max_sequence:
+            raise PacketDropped(
+                DropReason.SEQUENCE_EXHAUSTED,
+                f"sa_index {self.config.sa_index}: sequence number space exhausted",
+            )
+        self._next_sequence = sequence + 1
+        return sequence
+
+    def set_next_sequence_for_test(self, sequence: int) -> None:
+        """Moves the counter (exhaustion tests only: 2^32 packets cannot be sent in a test)."""
+        self._next_sequence = sequence
