@@ -1,0 +1,42 @@
+"""Per-packet state the compiled program reads and writes.
+
+One `Packet` lives for one pass through the pipeline (a recirculated or resubmitted packet gets a
+new one). The generated code reaches everything through it: `P.hdr`, `P.meta` and `P.sm` are the
+three v1model parameters, `P.data`/`P.off` the bytes and the parser cursor, `P.emitted` what the
+deparser wrote.
+"""
+
+from __future__ import annotations
+
+
+class ParserFailure(Exception):  # noqa: N818 - a control-flow signal, not a bug report
+    """Raised inside generated parser code to stop parsing with an error (e.g. PacketTooShort)."""
+
+    def __init__(self, error_code: int) -> None:
+        super().__init__(error_code)
+        self.error_code = error_code
+
+
+class ExitSignal(Exception):  # noqa: N818 - a control-flow signal
+    """Raised by `exit;`: ends the current top-level control block."""
+
+
+class Packet:
+    """Mutable per-pass packet context (slots for speed)."""
+
+    __slots__ = (
+        "data", "off", "emitted", "hdr", "meta", "sm", "recirculate", "resubmit", "trace",
+        "payload_start",
+    )
+
+    def __init__(self, data: bytes, hdr: object, meta: object, sm: object) -> None:
+        self.data = data
+        self.off = 0
+        self.emitted: list[bytes] = []
+        self.hdr = hdr
+        self.meta = meta
+        self.sm = sm
+        self.recirculate: int | None = None
+        self.resubmit: int | None = None
+        self.trace: list[str] | None = None
+        self.payload_start = 0

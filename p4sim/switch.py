@@ -1,0 +1,171 @@
+"""One v1model device: the BMv2 simple_switch packet flow around a compiled program.
+
+Flow per frame, as simple_switch runs it: parser → verifyChecksum → ingress → traffic manager
+(resubmit, drop on egress_spec 511, multicast refused) → egress → (drop on egress_spec 511) →
+computeChecksum → deparser → recirculate or transmit. Recirculated and resubmitted packets go
+round again in the same `process` call, up to `max_passes` passes; packets that end anywhere but
+on a port are counted in `stats.dropped` by reason, never lost silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from p4sim.packet import Packet
+from p4sim.program import Program
+from p4sim.runtime import RuntimeState
+
+log = logging.getLogger(__name__)
+
+DROP_PORT = 511
+INSTANCE_NORMAL = 0
+INSTANCE_RECIRC = 4
+INSTANCE_RESUBMIT = 6
+
+
+@dataclass
+class SwitchStats:
+    """Frames in, frames out, and drops by reason (e.g. "mark_to_drop", "pass_limit")."""
+
+    received: int = 0
+    transmitted: int = 0
+    recirculated: int = 0
+    resubmitted: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Pass:
+    frame: bytes
+    ingress_port: int
+    instance_type: int
+    preserved: object | None  # user metadata of the previous pass, when a field list is kept
+    field_list: int | None
+
+
+class Switch:
+    """One v1model device running a Program, with its control-plane state.
+
+    `lock` is held for a whole packet; a P4Runtime write batch takes it too, so a batch is applied
+    between packets, never inside one. `cpu_port` (BMv2's ``--cpu-port``) enables packet-in and
+    packet-out through the program's `@controller_header` headers.
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        *,
+        device_id: int = 0,
+        cpu_port: int | None = None,
+        max_passes: int = 16,
+    ) -> None:
+        self.program = program
+        self.device_id = device_id
+        self.cpu_port = cpu_port
+        self.max_passes = max_passes
+        self.state: RuntimeState = program.compiled.new_state()
+        self.lock: threading.RLock = self.state.lock
+        self.stats = SwitchStats()
+        self.packet_in_sink: Callable[[bytes, dict[int, int]], None] | None = None
+        self.trace: Callable[[str], None] | None = None
+        self._pipeline = program.compiled.instantiate(self.state)
+
+    def reset_state(self) -> None:
+        """Empty tables (const entries stay), zero counters and registers (pipeline reload)."""
+        with self.lock:
+            self.state.reset()
+
+    def process(self, ingress_port: int, frame: bytes) -> list[tuple[int, bytes]]:
+        """Run one frame through the pipeline (recirculations and resubmits included).
+
+        Returns the frames transmitted, as (egress_port, bytes), in order. Frames sent to the CPU
+        port go to `packet_in_sink` instead when it is set.
+        """
+        with self.lock:
+            self.stats.received += 1
+            out: list[tuple[int, bytes]] = []
+            pending = [_Pass(frame=bytes(frame), ingress_port=ingress_port,
+                             instance_type=INSTANCE_NORMAL, preserved=None, field_list=None)]
+            passes = 0
+            while pending:
+                job = pending.pop(0)
+                passes += 1
+                if passes > self.max_passes:
+                    self.stats.dropped["pass_limit"] += 1
+                    log.warning("packet dropped after %s passes (recirculation loop?)",
+                                self.max_passes)
+                    break
+                self._one_pass(job, out, pending)
+            return out
+
+    def packet_out(self, payload: bytes, metadata: dict[int, int]) -> list[tuple[int, bytes]]:
+        """Inject a P4Runtime PacketOut: the `packet_out` controller header built from
+        `metadata` (field id → value) is put in front of `payload`, and the frame enters on the
+        CPU port."""
+        if self.cpu_port is None:
+            raise ValueError("packet_out needs a cpu_port on the Switch")
+        header = self.program.compiled.encode_controller_header("packet_out", metadata)
+        return self.process(self.cpu_port, header + payload)
+
+    # -- one pass ------------------------------------------------------------------------------
+
+    def _one_pass(self, job: _Pass, out: list[tuple[int, bytes]], pending: list[_Pass]) -> None:
+        pipe = self._pipeline
+        P: Packet = pipe.new_packet(job.frame)  # noqa: N806 - same name as in generated code
+        sm = P.sm
+        sm.f_ingress_port = job.ingress_port
+        sm.f_instance_type = job.instance_type
+        sm.f_packet_length = len(job.frame)
+        if job.preserved is not None and job.field_list is not None:
+            pipe.copy_field_list(job.preserved, P.meta, job.field_list)
+        if self.trace:
+            self.trace(f"pass: port {job.ingress_port} instance_type {job.instance_type} "
+                       f"length {len(job.frame)}")
+        pipe.parse(P)
+        pipe.verify(P)
+        pipe.ingress(P)
+        if P.resubmit is not None:
+            self.stats.resubmitted += 1
+            pending.append(_Pass(frame=job.frame, ingress_port=job.ingress_port,
+                                 instance_type=INSTANCE_RESUBMIT, preserved=P.meta,
+                                 field_list=P.resubmit))
+            return
+        if sm.f_mcast_grp:
+            self.stats.dropped["multicast_unsupported"] += 1
+            return
+        if sm.f_egress_spec == DROP_PORT:
+            self.stats.dropped["ingress_drop"] += 1
+            self._trace("dropped in ingress")
+            return
+        sm.f_egress_port = sm.f_egress_spec
+        pipe.egress(P)
+        if sm.f_egress_spec == DROP_PORT:
+            self.stats.dropped["egress_drop"] += 1
+            self._trace("dropped in egress")
+            return
+        pipe.compute(P)
+        pipe.deparse(P)
+        frame = b"".join(P.emitted) + P.data[P.off:]
+        if P.recirculate is not None:
+            self.stats.recirculated += 1
+            pending.append(_Pass(frame=frame, ingress_port=job.ingress_port,
+                                 instance_type=INSTANCE_RECIRC, preserved=P.meta,
+                                 field_list=P.recirculate))
+            return
+        port = sm.f_egress_port
+        if port == self.cpu_port and self.packet_in_sink is not None:
+            payload, metadata = self.program.compiled.decode_controller_header("packet_in", frame)
+            self.stats.transmitted += 1
+            self.packet_in_sink(payload, metadata)
+            return
+        self.stats.transmitted += 1
+        self._trace(f"transmit on port {port}, {len(frame)} bytes")
+        out.append((port, frame))
+
+    def _trace(self, message: str) -> None:
+        if self.trace:
+            self.trace(message)

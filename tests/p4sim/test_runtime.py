@@ -1,0 +1,105 @@
+"""Table, counter and register state (p4sim.runtime).
+
+Run just this file: .venv/bin/python -m pytest tests/p4sim/test_runtime.py -q
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from p4sim.errors import AlreadyExistsError, InvalidEntryError, NotFoundError, TableFullError
+from p4sim.runtime import (
+    ActionCall,
+    ActionSpec,
+    CounterState,
+    FieldMatch,
+    KeySpec,
+    RegisterState,
+    TableEntry,
+    TableState,
+)
+
+FWD = ActionSpec(action_id=1, name="fwd", param_bitwidths=(9,))
+MISS = ActionSpec(action_id=2, name="miss", param_bitwidths=(), scope="DEFAULT_ONLY")
+
+
+def _table(kinds: tuple[str, ...], size: int = 4) -> TableState:
+    keys = tuple(
+        KeySpec(field_id=i + 1, name=f"k{i}", bitwidth=8, match_kind=k)  # type: ignore[arg-type]
+        for i, k in enumerate(kinds)
+    )
+    return TableState(table_id=7, name="t", keys=keys, actions=(FWD, MISS), size=size,
+                      default_action=ActionCall(action_id=2), default_is_const=False,
+                      is_const=False)
+
+
+def _entry(matches: tuple[FieldMatch, ...], port: int, priority: int = 0) -> TableEntry:
+    return TableEntry(table_id=7, matches=matches, priority=priority,
+                      action=ActionCall(action_id=1, args=(port,)))
+
+
+def test_exact_insert_lookup_delete() -> None:
+    t = _table(("exact",))
+    e = _entry((FieldMatch(field_id=1, kind="exact", value=5),), 3)
+    t.insert(e)
+    assert t.lookup((5,)) == e
+    assert t.lookup((6,)) is None
+    with pytest.raises(AlreadyExistsError):
+        t.insert(e)
+    t.delete(e.key)
+    assert t.lookup((5,)) is None
+    with pytest.raises(NotFoundError):
+        t.delete(e.key)
+
+
+def test_ternary_priority_highest_wins() -> None:
+    t = _table(("ternary",))
+    low = _entry((FieldMatch(field_id=1, kind="ternary", value=0, mask=0),), 1, priority=1)
+    high = _entry((FieldMatch(field_id=1, kind="ternary", value=0x10, mask=0xF0),), 2, priority=9)
+    t.insert(low)
+    t.insert(high)
+    assert t.lookup((0x1F,)) == high
+    assert t.lookup((0x2F,)) == low
+
+
+def test_lpm_longest_prefix_and_range() -> None:
+    t = _table(("lpm", "range"))
+    short = _entry((FieldMatch(field_id=1, kind="lpm", value=0x80, prefix_len=1),), 1)
+    long = _entry((FieldMatch(field_id=1, kind="lpm", value=0xC0, prefix_len=2),
+                   FieldMatch(field_id=2, kind="range", value=10, high=20)), 2)
+    t.insert(short)
+    t.insert(long)
+    assert t.lookup((0xC1, 15)) == long
+    assert t.lookup((0xC1, 25)) == short
+    assert t.lookup((0x41, 15)) is None
+
+
+def test_validation_leaves_state_unchanged() -> None:
+    t = _table(("exact",), size=1)
+    t.insert(_entry((FieldMatch(field_id=1, kind="exact", value=1),), 1))
+    with pytest.raises(TableFullError):
+        t.insert(_entry((FieldMatch(field_id=1, kind="exact", value=2),), 1))
+    with pytest.raises(InvalidEntryError, match="takes 1 arguments, got 0"):
+        t.modify(TableEntry(table_id=7, matches=(FieldMatch(field_id=1, kind="exact", value=1),),
+                            action=ActionCall(action_id=1)))
+    with pytest.raises(InvalidEntryError, match="defaultonly"):
+        t.modify(TableEntry(table_id=7, matches=(FieldMatch(field_id=1, kind="exact", value=1),),
+                            action=ActionCall(action_id=2)))
+    with pytest.raises(InvalidEntryError, match="exact field 'k0' missing"):
+        t.insert(TableEntry(table_id=7, matches=(), action=ActionCall(action_id=1, args=(1,))))
+    assert [e.action.args for e in t.entries()] == [(1,)]
+
+
+def test_counter_and_register() -> None:
+    c = CounterState(counter_id=1, name="c", size=2, unit="BOTH")
+    c.count(1, 100)
+    c.count(1, 50)
+    c.count(5, 10)  # out of range: ignored like BMv2
+    assert c.read(1) == (2, 150)
+    with pytest.raises(NotFoundError):
+        c.read(2)
+    r = RegisterState(register_id=2, name="r", size=4, bitwidth=8)
+    r.write(3, 0x1FF)
+    assert r.read(3) == 0xFF
+    with pytest.raises(NotFoundError):
+        r.write(4, 1)
