@@ -1,0 +1,1 @@
+"""tunnelctl: command-line client of the TunnelOffload API (entry point ``tunnelctl.__main__``)."""

@@ -1,0 +1,374 @@
+"""The tunnelctl sub-commands. Each takes the parsed arguments and an opened client, prints, and
+returns the process exit status (see ``Exit``)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import TextIO
+
+from google.protobuf import text_format
+
+from tunnelctl import codec, graph, summary
+from tunnelctl.client import TunnelClient, error_codes
+from tunnelctl.document import load_documents, parse_requests
+from tunnelctl.output import dump, print_outcome, readable_list
+from tunnelctl.readable import InputError, to_readable
+from tunnelctl.tables import render_table
+from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
+
+__all__ = ["Exit", "needs_server", "run_command"]
+
+
+class Exit(IntEnum):
+    """Exit statuses, documented in docs/cli.md."""
+
+    OK = 0
+    REJECTED = 1  # the server refused a request, or a tunnel does not exist
+    USAGE = 2  # bad arguments or a bad input file (argparse uses 2 as well)
+    UNREACHABLE = 3  # no connection, TLS failure, deadline exceeded, server not serving
+
+
+Command = Callable[[argparse.Namespace, "TunnelClient | None", TextIO, TextIO], Exit]
+
+
+def cmd_capabilities(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+                     err: TextIO) -> Exit:
+    dump(to_readable(_need(client).capabilities()), args.output, out)
+    return Exit.OK
+
+
+def cmd_create(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+               err: TextIO) -> Exit:
+    return _send_file(args, client, out, err, operation=pb._CREATE, verb="created")
+
+
+def cmd_update(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+               err: TextIO) -> Exit:
+    return _send_file(args, client, out, err, operation=pb._UPDATE, verb="updated")
+
+
+def cmd_delete(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+               err: TextIO) -> Exit:
+    client = _need(client)
+    if args.file:
+        # Reverse file order: the tunnels chained from others come later in a file, and must go
+        # first, because the server refuses to delete a tunnel others still chain from.
+        rules = parse_requests(load_documents(args.file), operation=pb._CREATE)
+        ids = [rule.tunnelId for rule in reversed(rules)]
+        if 0 in ids:
+            raise InputError(args.file, "every tunnel needs a tunnelId to be deleted by file")
+    elif args.all:
+        ids = _children_first([response.ipTunnel for response in client.all_tunnels()])
+        if not ids:
+            out.write("no tunnels to delete\n")
+            return Exit.OK
+    else:
+        ids = list(args.tunnel_ids)
+    if not ids:
+        raise InputError("delete", "name tunnel ids, -f FILE or --all")
+    requests = [pb.ipTunnelRequest(tunnelId=tunnel_id, operation=pb._DELETE) for tunnel_id in ids]
+    outcome = client.send(requests)
+    print_outcome(outcome, "deleted", [], out, err)
+    return Exit.OK if outcome.ok else Exit.REJECTED
+
+
+def cmd_get(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+            err: TextIO) -> Exit:
+    client = _need(client)
+    found = []
+    status = Exit.OK
+    for tunnel_id in args.tunnel_ids:
+        response = client.get(tunnel_id)
+        if _report_error(response, tunnel_id, err):
+            status = Exit.REJECTED
+            continue
+        found.append(to_readable(response))
+    if found:
+        dump(found if len(found) > 1 else found[0], args.output, out)
+    return status
+
+
+def cmd_list(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+             err: TextIO) -> Exit:
+    responses = list(_need(client).all_tunnels(args.page_size))
+    if args.output != "table":
+        dump(readable_list(responses), args.output, out)
+        return Exit.OK
+    rows = []
+    for response in responses:
+        rule = response.ipTunnel
+        rows.append([response.tunnelId, summary.describe_kind(rule), summary.describe_match(rule),
+                     summary.next_action_name(rule), summary.describe_details(rule)])
+    out.write(render_table(["ID", "KIND", "MATCH", "NEXT", "DETAILS"], rows))
+    return Exit.OK
+
+
+def cmd_stats(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+              err: TextIO) -> Exit:
+    client = _need(client)
+    refreshes = 0
+    while True:
+        status = _print_stats(args, client, out, err)
+        refreshes += 1
+        if args.watch is None or (args.count and refreshes >= args.count):
+            return status
+        try:
+            time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return status
+
+
+def cmd_rekey(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+              err: TextIO) -> Exit:
+    client = _need(client)
+    response = client.get(args.tunnel_id)
+    if _report_error(response, args.tunnel_id, err):
+        return Exit.REJECTED
+    kind = summary.describe_kind(response.ipTunnel)
+    if args.retire_spi:
+        if kind != "ipsec-decrypt":
+            raise InputError("--retire-spi", f"tunnel {args.tunnel_id} is {kind}; only a decrypt "
+                                             "tunnel holds several SAs")
+        return _retire(client, args.tunnel_id, args.retire_spi, out, err)
+    if args.spi is None:
+        raise InputError("--spi", "the new SPI is required (or use --retire-spi)")
+    key = _read_key(args)
+    sa = pb.IPSecSAParams(spi=args.spi, encryptionKey=key)
+    if kind == "ipsec-encrypt":
+        # One UPDATE swaps the SA; mode, cipher and tunnel IPs stay as they are.
+        request = pb.ipTunnelRequest(tunnelId=args.tunnel_id, operation=pb._UPDATE)
+        request.ipsecTunnel.ipsecEnc.ipsecSA.CopyFrom(sa)
+        outcome = client.send([request])
+        print_outcome(outcome, f"rekeyed (encrypt SA now spi {args.spi})", [kind], out, err)
+        return Exit.OK if outcome.ok else Exit.REJECTED
+    if kind != "ipsec-decrypt":
+        raise InputError("tunnel_id", f"tunnel {args.tunnel_id} is {kind}, not an IPsec tunnel")
+    old_spis = list(args.old_spi) if args.old_spi else [
+        existing.spi for existing in response.ipTunnel.ipsecTunnel.ipsecDec.ipsecSAs
+        if existing.spi != args.spi]
+    # Make before break: the new SA is live beside the old ones before any old one goes.
+    sa.operation = pb._CREATE
+    request = pb.ipTunnelRequest(tunnelId=args.tunnel_id, operation=pb._UPDATE)
+    request.ipsecTunnel.ipsecDec.ipsecSAs.append(sa)
+    outcome = client.send([request])
+    print_outcome(outcome, f"added decrypt SA spi {args.spi} to", [kind], out, err)
+    if not outcome.ok:
+        return Exit.REJECTED
+    if args.keep_old or not old_spis:
+        if old_spis:
+            spi_flags = " ".join(f"--retire-spi {spi}" for spi in old_spis)
+            out.write(f"old SA(s) kept; retire later with: tunnelctl rekey {args.tunnel_id} "
+                      f"{spi_flags}\n")
+        return Exit.OK
+    out.write(f"grace period {args.grace:g}s before retiring spi "
+              f"{', '.join(map(str, old_spis))}\n")
+    out.flush()
+    try:
+        time.sleep(args.grace)
+    except KeyboardInterrupt:
+        spi_flags = " ".join(f"--retire-spi {spi}" for spi in old_spis)
+        err.write(f"interrupted: both SAs stay installed; retire later with: tunnelctl rekey "
+                  f"{args.tunnel_id} {spi_flags}\n")
+        return Exit.REJECTED
+    return _retire(client, args.tunnel_id, old_spis, out, err)
+
+
+def cmd_graph(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+              err: TextIO) -> Exit:
+    if args.file:
+        rules = parse_requests(load_documents(args.file), operation=pb._CREATE)
+    else:
+        rules = []
+        for response in _need(client).all_tunnels():
+            rule = pb.ipTunnelRequest()
+            rule.CopyFrom(response.ipTunnel)
+            rule.tunnelId = response.tunnelId or rule.tunnelId
+            rules.append(rule)
+    chain = graph.build_graph(rules)
+    render = {"text": graph.render_text, "dot": graph.render_dot,
+              "mermaid": graph.render_mermaid}[args.format]
+    out.write(render(chain))
+    return Exit.OK
+
+
+def cmd_health(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+               err: TextIO) -> Exit:
+    """Poll the standard gRPC health service until SERVING or ``--wait`` seconds pass."""
+    import grpc
+
+    client = _need(client)
+    deadline = time.monotonic() + args.wait
+    last = ""
+    while True:
+        try:
+            last = client.health(args.service)
+        except grpc.RpcError as error:
+            last = f"{error.code().name}: {error.details()}"
+        if last == "SERVING":
+            out.write("SERVING\n")
+            return Exit.OK
+        if time.monotonic() >= deadline:
+            err.write(f"error: not serving after {args.wait:g}s ({last})\n")
+            return Exit.UNREACHABLE
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+COMMANDS: dict[str, Command] = {
+    "capabilities": cmd_capabilities,
+    "create": cmd_create,
+    "update": cmd_update,
+    "delete": cmd_delete,
+    "get": cmd_get,
+    "list": cmd_list,
+    "stats": cmd_stats,
+    "rekey": cmd_rekey,
+    "graph": cmd_graph,
+    "health": cmd_health,
+}
+
+def needs_server(args: argparse.Namespace) -> bool:
+    if args.command == "graph":
+        return not args.file
+    if args.command in ("create", "update"):
+        return not args.dry_run
+    return True
+
+
+def run_command(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+                err: TextIO) -> Exit:
+    return COMMANDS[args.command](args, client, out, err)
+
+
+def _send_file(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
+               err: TextIO, *, operation: int, verb: str) -> Exit:
+    requests = parse_requests(load_documents(args.file), operation=operation)
+    if operation == pb._UPDATE:
+        for index, request in enumerate(requests):
+            if not request.tunnelId:
+                raise InputError(f"tunnels[{index}].tunnelId", "an UPDATE needs the tunnel's id")
+    if args.dry_run:
+        # The exact messages that would be sent, in protobuf text format (wire values: IPv4 as
+        # the fixed32 integers, bytes escaped). Keys are redacted even here.
+        for index, request in enumerate(requests):
+            shown = _without_keys(request)
+            out.write(f"# tunnels[{index}]\n{text_format.MessageToString(shown)}")
+        return Exit.OK
+    outcome = _need(client).send(requests)
+    print_outcome(outcome, verb, [summary.describe_kind(r) for r in requests], out, err)
+    return Exit.OK if outcome.ok else Exit.REJECTED
+
+
+def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO,
+                 err: TextIO) -> Exit:
+    status = Exit.OK
+    responses: list[pb.ipTunnelStatsResponse] = []
+    if args.tunnel_ids:
+        for tunnel_id in args.tunnel_ids:
+            response = client.stats(tunnel_id)
+            if _report_error(response, tunnel_id, err):
+                status = Exit.REJECTED
+            else:
+                responses.append(response)
+    else:
+        responses = list(client.all_stats(args.page_size))
+    if args.output != "table":
+        dump(readable_list(responses), args.output, out)
+        out.flush()
+        return status
+    if args.watch is not None:
+        if out.isatty():
+            out.write("\x1b[H\x1b[2J")
+        out.write(f"every {args.watch:g}s  {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n")
+    rows = []
+    for response in responses:
+        counters = response.tunnelCounters
+        rows.append([response.tunnelId, counters.inPackets, counters.inBytes,
+                     counters.outPackets, counters.outBytes, counters.inPacketsDrops,
+                     counters.outPacketsDrops])
+    out.write(render_table(["ID", "IN_PKTS", "IN_BYTES", "OUT_PKTS", "OUT_BYTES", "IN_DROPS",
+                            "OUT_DROPS"], rows))
+    out.flush()
+    return status
+
+
+def _retire(client: TunnelClient, tunnel_id: int, spis: Sequence[int], out: TextIO,
+            err: TextIO) -> Exit:
+    request = pb.ipTunnelRequest(tunnelId=tunnel_id, operation=pb._UPDATE)
+    for spi in spis:
+        request.ipsecTunnel.ipsecDec.ipsecSAs.append(
+            pb.IPSecSAParams(spi=spi, operation=pb._DELETE))
+    outcome = client.send([request])
+    print_outcome(outcome, f"retired decrypt SA spi {', '.join(map(str, spis))} of", [], out, err)
+    return Exit.OK if outcome.ok else Exit.REJECTED
+
+
+def _read_key(args: argparse.Namespace) -> bytes:
+    if bool(args.key) == bool(args.key_file):
+        raise InputError("--key", "give the new key with exactly one of --key HEX or "
+                                  "--key-file FILE")
+    if args.key_file:
+        try:
+            text = Path(args.key_file).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError("--key-file", f"cannot read {args.key_file}: "
+                                           f"{getattr(error, 'strerror', None) or error}") from None
+    else:
+        text = args.key
+    try:
+        return codec.encode_key(text)
+    except codec.CodecError as error:
+        raise InputError("--key-file" if args.key_file else "--key", str(error)) from None
+
+
+def _report_error(response: pb.ipTunnelResponse | pb.ipTunnelStatsResponse, tunnel_id: int,
+                  err: TextIO) -> bool:
+    if response.HasField("error") and response.error.errorString:
+        codes = error_codes(response.error)
+        suffix = f" [{', '.join(codes)}]" if codes else ""
+        err.write(f"error: tunnel {tunnel_id}: {response.error.errorString}{suffix}\n")
+        return True
+    return False
+
+
+def _children_first(rules: Sequence[pb.ipTunnelRequest]) -> list[int]:
+    """Tunnel ids ordered so that every tunnel comes before the one it chains from."""
+    chain = graph.build_graph(rules)
+    order: list[int] = []
+    seen: set[int] = set()
+
+    def visit(tunnel_id: int) -> None:
+        if tunnel_id in seen:
+            return
+        seen.add(tunnel_id)
+        for edge in chain.children(tunnel_id):
+            if edge.kind == "chain":
+                visit(edge.target)
+        order.append(tunnel_id)
+
+    for node in chain.nodes:
+        visit(node.tunnel_id)
+    return order
+
+
+def _without_keys(request: pb.ipTunnelRequest) -> pb.ipTunnelRequest:
+    shown = pb.ipTunnelRequest()
+    shown.CopyFrom(request)
+    sas = []
+    if shown.ipsecTunnel.HasField("ipsecEnc"):
+        sas.append(shown.ipsecTunnel.ipsecEnc.ipsecSA)
+    sas.extend(shown.ipsecTunnel.ipsecDec.ipsecSAs)
+    for sa in sas:
+        if sa.encryptionKey:
+            sa.encryptionKey = codec.redact_key(sa.encryptionKey).encode()
+    return shown
+
+
+def _need(client: TunnelClient | None) -> TunnelClient:
+    if client is None:
+        raise RuntimeError("this command needs a server connection")
+    return client

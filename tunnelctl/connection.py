@@ -1,0 +1,82 @@
+"""How tunnelctl reaches the controller: address and TLS, with the same defaults as the server.
+
+With no options the CLI dials what ``make run`` started: ``localhost:3443`` over TLS, trusting the
+self-signed certificate the controller generated into its state directory (``./state``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "DEFAULT_STATE_DIR",
+    "ConnectionError_",
+    "ConnectionSettings",
+    "default_ca_path",
+    "open_channel",
+]
+
+DEFAULT_SERVER = "localhost:3443"
+DEFAULT_STATE_DIR = "state"
+# The file name the controller writes its generated self-signed certificate to, inside --state-dir.
+GENERATED_CERT_NAME = "tls/server.crt"
+
+
+class ConnectionError_(RuntimeError):  # noqa: N801 - the builtin name is taken
+    """The channel cannot be set up (a missing certificate file, say); the message says which."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionSettings:
+    """Everything needed to open a channel; built from the command line."""
+
+    server: str = DEFAULT_SERVER
+    state_dir: str = DEFAULT_STATE_DIR
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    server_name: str | None = None
+    insecure: bool = False
+    timeout: float = 10.0
+
+
+def default_ca_path(state_dir: str) -> Path:
+    """The certificate ``make run``'s controller generated, which the CLI trusts by default."""
+    return Path(state_dir) / GENERATED_CERT_NAME
+
+
+def open_channel(settings: ConnectionSettings) -> grpc.Channel:
+    """Plaintext with ``insecure``, else TLS (mutual TLS when a cert and key are given)."""
+    if settings.insecure:
+        if settings.ca or settings.cert or settings.key:
+            raise ConnectionError_("--insecure cannot be combined with --ca, --cert or --key")
+        return grpc.insecure_channel(settings.server)
+    if bool(settings.cert) != bool(settings.key):
+        raise ConnectionError_("--cert and --key go together (mutual TLS needs both)")
+    ca_path = Path(settings.ca) if settings.ca else default_ca_path(settings.state_dir)
+    root = _read(ca_path, "trusted CA certificate",
+                 hint="" if settings.ca else
+                 " (the controller writes it on first start; start it with `make run`, "
+                 "or pass --ca FILE, or --insecure for a plaintext server)")
+    chain = _read(Path(settings.cert), "client certificate") if settings.cert else None
+    key = _read(Path(settings.key), "client key") if settings.key else None
+    credentials = grpc.ssl_channel_credentials(root_certificates=root, private_key=key,
+                                               certificate_chain=chain)
+    options: list[tuple[str, str]] = []
+    if settings.server_name:
+        options.append(("grpc.ssl_target_name_override", settings.server_name))
+    return grpc.secure_channel(settings.server, credentials, options=options)
+
+
+def _read(path: Path, what: str, hint: str = "") -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConnectionError_(
+            f"cannot read the {what} {os.fspath(path)}: {reason}{hint}") from None
