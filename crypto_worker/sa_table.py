@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 class SaTableError(KeyError):
     """add of an index in use, or replace/remove of an index not in use."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, in_use: bool) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.in_use = in_use  # True: the index is taken (add); False: it is free (replace/remove)
         self.message = f"{field}: {message}"
 
     def __str__(self) -> str:
@@ -43,7 +44,7 @@ class SaTable:
     def add(self, config: SaConfig, keys: SaKeys) -> None:
         with self._lock:
             if config.sa_index in self._sas:
-                raise SaTableError("sa_index", f"{config.sa_index} is already in use")
+                raise SaTableError("sa_index", f"{config.sa_index} is already in use", in_use=True)
             self._sas[config.sa_index] = SecurityAssociation(config, keys)
         log.info("added %r", self._sas[config.sa_index])
 
@@ -52,7 +53,7 @@ class SaTable:
         with self._lock:
             old = self._sas.get(config.sa_index)
             if old is None:
-                raise SaTableError("sa_index", f"{config.sa_index} is not in use")
+                raise SaTableError("sa_index", f"{config.sa_index} is not in use", in_use=False)
             new = SecurityAssociation(config, keys)
             self._sas[config.sa_index] = new
         log.info("replaced %r with %r", old, new)
@@ -63,7 +64,7 @@ class SaTable:
         with self._lock:
             old = self._sas.pop(sa_index, None)
             if old is None:
-                raise SaTableError("sa_index", f"{sa_index} is not in use")
+                raise SaTableError("sa_index", f"{sa_index} is not in use", in_use=False)
         log.info("removed %r", old)
         return old.counters.snapshot(sa_index)
 

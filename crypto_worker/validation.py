@@ -21,6 +21,7 @@ class SaValidationError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.detail = message
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,54 @@
+"""Entry point: `tunnel-offload-crypto-worker --sa-socket PATH (--nanomsg URL | --interface IF)`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from crypto_worker.packet_loop import DEFAULT_BATCH
+from crypto_worker.server import CRYPTO_PORT, Worker, WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tunnel-offload-crypto-worker",
+        description="ESP (AES-GCM/CCM) on the switch's crypto port; SA service on a Unix socket.",
+    )
+    parser.add_argument("--sa-socket", required=True, help="path of the SA service's Unix socket")
+    io = parser.add_mutually_exclusive_group(required=True)
+    io.add_argument("--nanomsg", metavar="URL", help="the switch's crypto-port socket to dial")
+    io.add_argument("--interface", metavar="IF", help="a Linux interface (AF_PACKET), e.g. veth")
+    parser.add_argument("--crypto-port", type=int, default=CRYPTO_PORT)
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = WorkerSettings(
+        sa_socket=args.sa_socket,
+        nanomsg_url=args.nanomsg,
+        interface=args.interface,
+        crypto_port=args.crypto_port,
+        batch=args.batch,
+    )
+    worker = Worker(settings)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    worker.start()
+    stopped.wait()
+    log.info("stopping")
+    worker.stop()
+
+
+if __name__ == "__main__":
+    main()
