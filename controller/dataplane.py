@@ -1,0 +1,93 @@
+"""The data-plane seam: the one narrow interface through which validated changes reach the switch.
+
+The service calls :meth:`DataPlane.apply` once per validated request with the complete tunnel
+before and after the change, and rolls the store back when it raises. The P4Runtime
+implementation (switch tables + crypto worker SAs) arrives with issue 7; the shipped default,
+:class:`DetachedDataPlane`, programs nothing and reports zero counters, and says so at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from controller.model import Operation, Tunnel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TunnelChange:
+    """One validated change: CREATE has only ``after``, DELETE only ``before``, UPDATE both."""
+
+    operation: Operation
+    before: Tunnel | None
+    after: Tunnel | None
+
+    @property
+    def tunnel_id(self) -> int:
+        """The id of the tunnel the change is about."""
+        tunnel = self.after if self.after is not None else self.before
+        assert tunnel is not None
+        return tunnel.tunnel_id
+
+    def inverse(self) -> TunnelChange:
+        """The change that undoes this one (used when the store cannot commit)."""
+        operation = {
+            Operation.CREATE: Operation.DELETE,
+            Operation.DELETE: Operation.CREATE,
+            Operation.UPDATE: Operation.UPDATE,
+        }[self.operation]
+        return TunnelChange(operation=operation, before=self.after, after=self.before)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TunnelCounters:
+    """Per-tunnel counters (the API's ``counters``), read from the data plane."""
+
+    in_packets: int = 0
+    out_packets: int = 0
+    in_bytes: int = 0
+    out_bytes: int = 0
+    in_packets_drops: int = 0
+    out_packets_drops: int = 0
+    in_bytes_drops: int = 0
+    out_bytes_drops: int = 0
+
+
+class DataPlaneUnavailable(Exception):
+    """The data plane could not apply a change or read counters (device fault, no connection)."""
+
+
+class DataPlane(Protocol):
+    """What the service needs from a data plane; implementations must be all-or-nothing per
+    :meth:`apply` call (undo their own partial writes before raising)."""
+
+    name: str
+
+    async def apply(self, change: TunnelChange) -> None:
+        """Program one change; raise :class:`DataPlaneUnavailable` if it could not be applied."""
+        ...
+
+    async def read_counters(self, tunnel_ids: Iterable[int]) -> Mapping[int, TunnelCounters]:
+        """Counters for each id; raise :class:`DataPlaneUnavailable` when they cannot be read."""
+        ...
+
+
+class DetachedDataPlane:
+    """The default until the P4Runtime data plane lands: nothing is programmed, counters are 0.
+
+    Not a simulation: it keeps no state and invents no traffic. The server logs this at start-up
+    and docs/api.md explains it.
+    """
+
+    name = "detached"
+
+    async def apply(self, change: TunnelChange) -> None:
+        log.debug("detached data plane: %s tunnel %s not programmed", change.operation.name,
+                  change.tunnel_id)
+
+    async def read_counters(self, tunnel_ids: Iterable[int]) -> Mapping[int, TunnelCounters]:
+        return {tunnel_id: TunnelCounters() for tunnel_id in tunnel_ids}

@@ -1,0 +1,190 @@
+"""Domain operations: plan a createIpTunnel stream, check capacity, apply it, answer reads.
+
+Stream semantics (docs/api.md): requests are validated in order, each against the state the
+earlier valid requests of the stream leave behind; valid requests are applied even when others
+fail; each request is atomic (store write and data-plane apply succeed together or not at all);
+if the stream's valid requests need more tunnels or SAs than the device has at any point,
+nothing is applied (TABLE_FULL); a data-plane fault stops the stream (TABLE_UNAVAILABLE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from controller.capabilities import Capabilities
+from controller.dataplane import DataPlane, DataPlaneUnavailable, TunnelChange, TunnelCounters
+from controller.errors import ErrorCode, NotFound, RequestError
+from controller.model import Tunnel
+from controller.store import TunnelStore
+from controller.validation import validate_request
+from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_BITS = 64
+
+
+class StreamStatus(enum.IntEnum):
+    """The stream's ``requestStatus`` (ADD_TUNNEL_STATUS numbers)."""
+
+    ACCEPTED = 0
+    REJECTED = 1
+    TABLE_FULL = 2
+    TABLE_UNAVAILABLE = 3
+    ALREADY_EXISTS = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestOutcome:
+    """The result of one request of a stream: its tunnel id and, if it failed, why."""
+
+    tunnel_id: int
+    error: RequestError | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamResult:
+    """The answer to one createIpTunnel stream."""
+
+    status: StreamStatus
+    outcomes: tuple[RequestOutcome, ...]
+
+    @property
+    def error_bits(self) -> int:
+        """``errorStatus``: bit i set when request i (of the first 64) failed."""
+        bits = 0
+        for index, outcome in enumerate(self.outcomes[:MAX_ERROR_BITS]):
+            if outcome.error is not None:
+                bits |= 1 << index
+        return bits
+
+
+def _usage(tunnels: Mapping[int, Tunnel]) -> tuple[int, int]:
+    return len(tunnels), sum(len(t.security_associations) for t in tunnels.values())
+
+
+class TunnelService:
+    """Owns the rules: validation against capabilities, the store and the data plane."""
+
+    def __init__(self, *, store: TunnelStore, dataplane: DataPlane,
+                 capabilities: Capabilities) -> None:
+        self._store = store
+        self._dataplane = dataplane
+        self.capabilities = capabilities
+        self._lock = asyncio.Lock()  # one stream at a time: plans see a stable state
+
+    async def submit(self, requests: Sequence[pb.ipTunnelRequest]) -> StreamResult:
+        """Validate, capacity-check and apply one createIpTunnel stream."""
+        async with self._lock:
+            view = dict(self._store.tunnels)
+            outcomes: list[RequestOutcome | None] = [None] * len(requests)
+            plan: list[tuple[int, TunnelChange]] = []
+            peak_tunnels, peak_sas = _usage(view)
+            tunnels, sas = peak_tunnels, peak_sas
+            for index, request in enumerate(requests):
+                try:
+                    change = validate_request(request, view=view, caps=self.capabilities)
+                except RequestError as error:
+                    outcomes[index] = RequestOutcome(tunnel_id=request.tunnelId, error=error)
+                    log.info("request %d (%s tunnel %d) refused: %s", index,
+                             pb.OPERATION.Name(request.operation)
+                             if request.operation in pb.OPERATION.values() else "?",
+                             request.tunnelId, error)
+                    continue
+                before_usage = _usage({0: change.before}) if change.before else (0, 0)
+                after_usage = _usage({0: change.after}) if change.after else (0, 0)
+                tunnels += after_usage[0] - before_usage[0]
+                sas += after_usage[1] - before_usage[1]
+                peak_tunnels, peak_sas = max(peak_tunnels, tunnels), max(peak_sas, sas)
+                if change.after is None:
+                    del view[change.tunnel_id]
+                else:
+                    view[change.tunnel_id] = change.after
+                plan.append((index, change))
+            caps = self.capabilities
+            if peak_tunnels > caps.max_tunnels or peak_sas > caps.max_sas:
+                return self._table_full(requests, outcomes, plan, peak_tunnels, peak_sas)
+            status = await self._apply_plan(plan, outcomes)
+        final = tuple(outcome or RequestOutcome(tunnel_id=0) for outcome in outcomes)
+        if status is None:
+            failures = [outcome.error for outcome in final if outcome.error is not None]
+            if not failures:
+                status = StreamStatus.ACCEPTED
+            elif all(error.code is ErrorCode.DUPLICATE_TUNNEL for error in failures):
+                status = StreamStatus.ALREADY_EXISTS
+            else:
+                status = StreamStatus.REJECTED
+        return StreamResult(status=status, outcomes=final)
+
+    def _table_full(self, requests: Sequence[pb.ipTunnelRequest],
+                    outcomes: list[RequestOutcome | None],
+                    plan: list[tuple[int, TunnelChange]], tunnels: int,
+                    sas: int) -> StreamResult:
+        caps = self.capabilities
+        error = RequestError(
+            ErrorCode.TABLE_FULL, "",
+            f"not applied: the stream needs {tunnels} tunnels and {sas} SAs at its peak, this "
+            f"device holds {caps.max_tunnels} tunnels and {caps.max_sas} SAs; nothing of the "
+            "stream was applied")
+        log.warning("stream refused: %s", error)
+        for index, change in plan:
+            outcomes[index] = RequestOutcome(tunnel_id=change.tunnel_id, error=error)
+        final = tuple(outcome or RequestOutcome(tunnel_id=requests[i].tunnelId, error=error)
+                      for i, outcome in enumerate(outcomes))
+        return StreamResult(status=StreamStatus.TABLE_FULL, outcomes=final)
+
+    async def _apply_plan(self, plan: list[tuple[int, TunnelChange]],
+                          outcomes: list[RequestOutcome | None]) -> StreamStatus | None:
+        for position, (index, change) in enumerate(plan):
+            try:
+                await self._apply(change)
+            except DataPlaneUnavailable as fault:
+                log.error("data plane unavailable at request %d (tunnel %d): %s", index,
+                          change.tunnel_id, fault)
+                for later_index, later in plan[position:]:
+                    outcomes[later_index] = RequestOutcome(
+                        tunnel_id=later.tunnel_id,
+                        error=RequestError(ErrorCode.DATAPLANE_UNAVAILABLE, "",
+                                           f"not applied: the data plane is unavailable "
+                                           f"({fault}); the state is as before this request"))
+                return StreamStatus.TABLE_UNAVAILABLE
+            outcomes[index] = RequestOutcome(tunnel_id=change.tunnel_id)
+            log.info("%s tunnel %d (%s)", change.operation.name, change.tunnel_id,
+                     (change.after or change.before).kind)  # type: ignore[union-attr]
+        return None
+
+    async def _apply(self, change: TunnelChange) -> None:
+        """Store write + data-plane apply as one unit: either both happen or neither."""
+        staged = self._store.stage(change)
+        try:
+            await self._dataplane.apply(change)
+        except BaseException:
+            staged.rollback()
+            raise
+        try:
+            staged.commit()
+        except BaseException:
+            log.exception("store commit failed for tunnel %d; undoing the data-plane change",
+                          change.tunnel_id)
+            staged.rollback()
+            await self._dataplane.apply(change.inverse())
+            raise
+
+    def get(self, tunnel_id: int) -> Tunnel:
+        """One tunnel, or :class:`NotFound`."""
+        tunnel = self._store.tunnels.get(tunnel_id)
+        if tunnel is None:
+            raise NotFound(f"tunnelId {tunnel_id} does not exist")
+        return tunnel
+
+    def list(self) -> list[Tunnel]:
+        """All tunnels, by ascending id (the paging order)."""
+        return [tunnels for _, tunnels in sorted(self._store.tunnels.items())]
+
+    async def counters(self, tunnel_ids: Sequence[int]) -> Mapping[int, TunnelCounters]:
+        """Data-plane counters for the given ids."""
+        return await self._dataplane.read_counters(tunnel_ids)

@@ -1,0 +1,220 @@
+"""gRPC in/out only: wire messages to service calls and back, for both API versions.
+
+One servicer implements ``tunneloffload.v1alpha1.ipTunnelService``. The v2 service
+``tunneloffload.v2.IpTunnelService`` is served by the same methods through a generic handler
+that (de)serializes with the v1alpha1 message classes — the two versions have identical field
+numbers and types, so their bytes are the same (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import text_format
+
+from controller.codec import (
+    capabilities_to_proto,
+    counters_to_proto,
+    error_to_proto,
+    tunnel_to_proto,
+)
+from controller.dataplane import DataPlaneUnavailable
+from controller.errors import GRPC_STATUS
+from controller.service import TunnelService
+from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
+from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
+from tunneloffload.v2 import tunneloffload_pb2 as pb_v2
+
+log = logging.getLogger(__name__)
+wire_log = logging.getLogger("controller.wire")
+
+V1ALPHA1_SERVICE = pb.DESCRIPTOR.services_by_name["ipTunnelService"].full_name
+V2_SERVICE = pb_v2.DESCRIPTOR.services_by_name["IpTunnelService"].full_name
+MAX_STREAM_REQUESTS = 4096
+
+_R = TypeVar("_R")
+
+
+def redacted(message: Any) -> str:
+    """One-line text of a message with every ``encryptionKey`` replaced — for wire logging."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    if isinstance(copy, pb.ipTunnelRequest):
+        sas = [copy.ipsecTunnel.ipsecEnc.ipsecSA, *copy.ipsecTunnel.ipsecDec.ipsecSAs]
+        for sa in sas:
+            if sa.encryptionKey:
+                sa.encryptionKey = b"<redacted>"
+    return text_format.MessageToString(copy, as_one_line=True)
+
+
+def _failure_status(error: Exception) -> tuple[grpc.StatusCode, str]:
+    for exception_type, code in GRPC_STATUS.items():
+        if isinstance(error, exception_type):
+            return code, str(error)
+    if isinstance(error, DataPlaneUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, f"data plane unavailable: {error}"
+    reference = uuid.uuid4().hex[:12]
+    log.error("internal error, reference %s", reference, exc_info=error)
+    return grpc.StatusCode.INTERNAL, f"internal error (reference {reference}, see server log)"
+
+
+def _unary(method: Callable[..., Awaitable[_R]]) -> Callable[..., Awaitable[_R]]:
+    """Map exceptions to gRPC statuses; unknown ones become INTERNAL with a reference id."""
+
+    @functools.wraps(method)
+    async def wrapper(self: IpTunnelServicer, request: Any, context: grpc.aio.ServicerContext
+                      ) -> _R:
+        try:
+            return await method(self, request, context)
+        except Exception as error:  # noqa: BLE001 - every failure gets a status
+            if isinstance(error, grpc.aio.AbortError):
+                raise
+            code, details = _failure_status(error)
+        await context.abort(code, details)
+        raise AssertionError("unreachable")  # context.abort raises
+
+    return wrapper
+
+
+def _streaming(method: Callable[..., AsyncIterator[_R]]) -> Callable[..., AsyncIterator[_R]]:
+    """The streaming counterpart of :func:`_unary`."""
+
+    @functools.wraps(method)
+    async def wrapper(self: IpTunnelServicer, request: Any, context: grpc.aio.ServicerContext
+                      ) -> AsyncIterator[_R]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+            return
+        except Exception as error:  # noqa: BLE001 - every failure gets a status
+            if isinstance(error, grpc.aio.AbortError):
+                raise
+            code, details = _failure_status(error)
+        await context.abort(code, details)
+
+    return wrapper
+
+
+def _pages(items: list[_R], size: int) -> list[list[_R]]:
+    if size == 0 or not items:
+        return [items]
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
+    """The six rpcs of the TunnelOffload API."""
+
+    def __init__(self, service: TunnelService, *, log_wire: bool = False) -> None:
+        self._service = service
+        self._log_wire = log_wire
+
+    def _wire(self, what: str, message: Any) -> None:
+        if self._log_wire and wire_log.isEnabledFor(logging.DEBUG):
+            wire_log.debug("%s: %s", what, redacted(message))
+
+    @_unary
+    async def Capabilities(self, request: pb.CapabilityRequest,
+                           context: grpc.aio.ServicerContext) -> pb.CapabilityResponse:
+        return capabilities_to_proto(self._service.capabilities)
+
+    @_unary
+    async def createIpTunnel(self, request_iterator: AsyncIterable[pb.ipTunnelRequest],
+                             context: grpc.aio.ServicerContext) -> pb.createIpTunnelResponses:
+        requests: list[pb.ipTunnelRequest] = []
+        async for request in request_iterator:
+            if len(requests) == MAX_STREAM_REQUESTS:
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    f"a createIpTunnel stream carries at most "
+                                    f"{MAX_STREAM_REQUESTS} requests; nothing was applied")
+            self._wire("createIpTunnel request", request)
+            requests.append(request)
+        result = await self._service.submit(requests)
+        response = pb.createIpTunnelResponses(requestStatus=int(result.status),
+                                              errorStatus=result.error_bits)
+        for outcome in result.outcomes:
+            item = response.responses.add(tunnelId=outcome.tunnel_id)
+            if outcome.error is not None:
+                error_to_proto(outcome.error, item.error)
+        self._wire("createIpTunnel response", response)
+        return response
+
+    @_unary
+    async def getIpTunnel(self, request: pb.tunnelId,
+                          context: grpc.aio.ServicerContext) -> pb.ipTunnelResponse:
+        tunnel = self._service.get(request.tunnelId)
+        counters = await self._service.counters([tunnel.tunnel_id])
+        response = pb.ipTunnelResponse(tunnelId=tunnel.tunnel_id,
+                                       ipTunnel=tunnel_to_proto(tunnel))
+        counters_to_proto(counters[tunnel.tunnel_id], response.tunnelCounters)
+        return response
+
+    @_unary
+    async def getIpTunnelStats(self, request: pb.tunnelId,
+                               context: grpc.aio.ServicerContext) -> pb.ipTunnelStatsResponse:
+        tunnel = self._service.get(request.tunnelId)
+        counters = await self._service.counters([tunnel.tunnel_id])
+        response = pb.ipTunnelStatsResponse(tunnelId=tunnel.tunnel_id)
+        counters_to_proto(counters[tunnel.tunnel_id], response.tunnelCounters)
+        return response
+
+    @_streaming
+    async def getAllIpTunnels(self, request: pb.tunnelRequestArgs,
+                              context: grpc.aio.ServicerContext
+                              ) -> AsyncIterator[pb.ipTunnelResponses]:
+        for page in _pages(self._service.list(), request.tunnelsPerRequest):
+            counters = await self._service.counters([tunnel.tunnel_id for tunnel in page])
+            message = pb.ipTunnelResponses()
+            for tunnel in page:
+                item = message.responses.add(tunnelId=tunnel.tunnel_id,
+                                             ipTunnel=tunnel_to_proto(tunnel))
+                counters_to_proto(counters[tunnel.tunnel_id], item.tunnelCounters)
+            yield message
+
+    @_streaming
+    async def getAllIpTunnelsStats(self, request: pb.tunnelRequestArgs,
+                                   context: grpc.aio.ServicerContext
+                                   ) -> AsyncIterator[pb.ipTunnelStatsResponses]:
+        for page in _pages(self._service.list(), request.tunnelsPerRequest):
+            counters = await self._service.counters([tunnel.tunnel_id for tunnel in page])
+            message = pb.ipTunnelStatsResponses()
+            for tunnel in page:
+                item = message.responses.add(tunnelId=tunnel.tunnel_id)
+                counters_to_proto(counters[tunnel.tunnel_id], item.tunnelCounters)
+            yield message
+
+
+# v2 method name → (v1alpha1 servicer method, handler factory, request class, response class)
+_V2_METHODS: dict[str, tuple[str, Callable[..., grpc.RpcMethodHandler], Any, Any]] = {
+    "Capabilities": ("Capabilities", grpc.unary_unary_rpc_method_handler,
+                     pb.CapabilityRequest, pb.CapabilityResponse),
+    "CreateIpTunnel": ("createIpTunnel", grpc.stream_unary_rpc_method_handler,
+                       pb.ipTunnelRequest, pb.createIpTunnelResponses),
+    "GetIpTunnel": ("getIpTunnel", grpc.unary_unary_rpc_method_handler,
+                    pb.tunnelId, pb.ipTunnelResponse),
+    "GetIpTunnelStats": ("getIpTunnelStats", grpc.unary_unary_rpc_method_handler,
+                         pb.tunnelId, pb.ipTunnelStatsResponse),
+    "GetAllIpTunnels": ("getAllIpTunnels", grpc.unary_stream_rpc_method_handler,
+                        pb.tunnelRequestArgs, pb.ipTunnelResponses),
+    "GetAllIpTunnelsStats": ("getAllIpTunnelsStats", grpc.unary_stream_rpc_method_handler,
+                             pb.tunnelRequestArgs, pb.ipTunnelStatsResponses),
+}
+
+
+def v2_handler(servicer: IpTunnelServicer) -> grpc.GenericRpcHandler:
+    """Serve ``tunneloffload.v2.IpTunnelService`` with the v1alpha1 servicer's methods."""
+    declared = {method.name for method in
+                pb_v2.DESCRIPTOR.services_by_name["IpTunnelService"].methods}
+    if declared != set(_V2_METHODS):
+        raise RuntimeError(f"v2 proto methods {sorted(declared)} differ from the served "
+                           f"{sorted(_V2_METHODS)}")
+    handlers = {
+        name: factory(getattr(servicer, method), request_deserializer=request.FromString,
+                      response_serializer=response.SerializeToString)
+        for name, (method, factory, request, response) in _V2_METHODS.items()
+    }
+    return grpc.method_handlers_generic_handler(V2_SERVICE, handlers)

@@ -1,0 +1,187 @@
+"""Durable tunnel state: an embedded SQLite database in the state directory.
+
+All tunnels are loaded into memory at start-up (at most ``max_tunnels``, about a thousand) and
+every change is written through in its own transaction: :meth:`TunnelStore.stage` writes inside
+an open transaction, the service then programs the data plane, and only then commits (or rolls
+back), so a request is never half-applied. Tunnel definitions are stored as JSON without keys;
+each SA's key is sealed (``controller.sealing``) in its own row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from controller import model
+from controller.dataplane import TunnelChange
+from controller.keys import Secret
+from controller.sealing import KeySealer
+
+log = logging.getLogger(__name__)
+
+DATABASE_FILE = "tunnels.sqlite3"
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tunnels (
+    tunnel_id TEXT PRIMARY KEY,          -- decimal: ids are uint64, SQLite integers are int64
+    definition TEXT NOT NULL             -- JSON of model.Tunnel, keys replaced by their SPI
+);
+CREATE TABLE IF NOT EXISTS sealed_keys (
+    tunnel_id TEXT NOT NULL REFERENCES tunnels(tunnel_id) ON DELETE CASCADE,
+    spi INTEGER NOT NULL,
+    sealed BLOB NOT NULL,                -- controller.sealing: nonce || AES-GCM ciphertext
+    PRIMARY KEY (tunnel_id, spi)
+);
+"""
+
+_MODEL_CLASSES: dict[str, type] = {
+    name: value for name, value in vars(model).items()
+    if isinstance(value, type) and dataclasses.is_dataclass(value)
+}
+_MODEL_ENUMS: dict[str, type[enum.IntEnum]] = {
+    name: value for name, value in vars(model).items()
+    if isinstance(value, type) and issubclass(value, enum.IntEnum)
+}
+
+
+def _to_json(value: object) -> Any:
+    """Tagged JSON for the frozen model dataclasses (keys never included)."""
+    if isinstance(value, Secret):
+        raise TypeError("secrets are sealed separately, never serialized")
+    if isinstance(value, model.SecurityAssociation):
+        return {"__type__": "SecurityAssociation", "spi": value.spi}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {field.name: _to_json(getattr(value, field.name))
+                  for field in dataclasses.fields(value)}
+        return {"__type__": type(value).__name__, **fields}
+    if isinstance(value, enum.IntEnum):
+        return {"__enum__": type(value).__name__, "name": value.name}
+    if isinstance(value, IPv4Address | IPv6Address):
+        return {"__ip__": str(value)}
+    if isinstance(value, bytes):
+        return {"__bytes__": value.hex()}
+    if isinstance(value, tuple):
+        return [_to_json(item) for item in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _from_json(data: Any, secret_for: Callable[[int], Secret]) -> Any:
+    if isinstance(data, list):
+        return tuple(_from_json(item, secret_for) for item in data)
+    if not isinstance(data, dict):
+        return data
+    if "__ip__" in data:
+        return ip_address(data["__ip__"])
+    if "__bytes__" in data:
+        return bytes.fromhex(data["__bytes__"])
+    if "__enum__" in data:
+        return _MODEL_ENUMS[data["__enum__"]][data["name"]]
+    type_name = data["__type__"]
+    if type_name == "SecurityAssociation":
+        return model.SecurityAssociation(spi=data["spi"], secret=secret_for(data["spi"]))
+    fields = {name: _from_json(value, secret_for) for name, value in data.items()
+              if name != "__type__"}
+    return _MODEL_CLASSES[type_name](**fields)
+
+
+class StagedChange:
+    """A change written inside an open transaction; exactly one of commit/rollback follows."""
+
+    def __init__(self, store: TunnelStore, change: TunnelChange) -> None:
+        self._store = store
+        self.change = change
+
+    def commit(self) -> None:
+        """Make the change durable and visible to readers."""
+        self._store._commit(self.change)
+
+    def rollback(self) -> None:
+        """Discard the change; the database and the in-memory view are as before."""
+        self._store._rollback()
+
+
+class TunnelStore:
+    """SQLite-backed tunnel store with an in-memory, read-only view for the service."""
+
+    def __init__(self, path: Path, sealer: KeySealer) -> None:
+        self.path = path
+        self._sealer = sealer
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.executescript(_SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+        self._tunnels: dict[int, model.Tunnel] = self._load()
+        log.info("store %s: %d tunnel(s) loaded", path, len(self._tunnels))
+
+    def _load(self) -> dict[int, model.Tunnel]:
+        sealed: dict[tuple[int, int], bytes] = {
+            (int(tunnel_id), spi): blob for tunnel_id, spi, blob in
+            self._db.execute("SELECT tunnel_id, spi, sealed FROM sealed_keys")
+        }
+        tunnels: dict[int, model.Tunnel] = {}
+        for tunnel_id_text, definition in self._db.execute(
+                "SELECT tunnel_id, definition FROM tunnels"):
+            tunnel_id = int(tunnel_id_text)
+
+            def secret_for(spi: int, tunnel_id: int = tunnel_id) -> Secret:
+                return self._sealer.open(sealed[(tunnel_id, spi)], tunnel_id=tunnel_id, spi=spi)
+
+            tunnel = _from_json(json.loads(definition), secret_for)
+            tunnels[tunnel_id] = tunnel
+        return tunnels
+
+    @property
+    def tunnels(self) -> Mapping[int, model.Tunnel]:
+        """The committed tunnels by id (read-only view)."""
+        return MappingProxyType(self._tunnels)
+
+    def stage(self, change: TunnelChange) -> StagedChange:
+        """Write ``change`` in a new transaction and leave it open for commit or rollback."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            key = str(change.tunnel_id)
+            self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
+            self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
+            if change.after is not None:
+                self._insert(change.after)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return StagedChange(self, change)
+
+    def _insert(self, tunnel: model.Tunnel) -> None:
+        key = str(tunnel.tunnel_id)
+        self._db.execute("INSERT INTO tunnels VALUES (?, ?)",
+                         (key, json.dumps(_to_json(tunnel), sort_keys=True)))
+        for sa in tunnel.security_associations:
+            self._db.execute("INSERT INTO sealed_keys VALUES (?, ?, ?)", (
+                key, sa.spi, self._sealer.seal(sa.secret, tunnel_id=tunnel.tunnel_id,
+                                               spi=sa.spi)))
+
+    def _commit(self, change: TunnelChange) -> None:
+        self._db.execute("COMMIT")
+        if change.after is None:
+            self._tunnels.pop(change.tunnel_id, None)
+        else:
+            self._tunnels[change.tunnel_id] = change.after
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Close the database (the next start reloads everything from disk)."""
+        self._db.close()
