@@ -1,0 +1,37 @@
+/*
+ * sizes.p4 — every size of the TunnelOffload data plane, in one place.
+ *
+ * The controller reads these back from the P4Info (table sizes, counter sizes) and reports the
+ * ones the API exposes through Capabilities. docs/dataplane.md ("Sizes") is the contract; change
+ * both together.
+ */
+#ifndef TUNNEL_OFFLOAD_SIZES_P4
+#define TUNNEL_OFFLOAD_SIZES_P4
+
+// Tunnel indices 1 .. MAX_TUNNELS-1; 0 means "no previous tunnel". Sizes the per-tunnel counters.
+#define MAX_TUNNELS 1024
+// Crypto-worker SA indices 1 .. MAX_SAS-1; 0 means none. Sizes the decrypt SA table.
+#define MAX_SAS 2048
+// Geneve options per encapsulated packet, and data bytes per option (option length <= 4 words).
+#define MAX_GENEVE_OPTIONS 4
+#define MAX_GENEVE_OPTION_DATA 16
+// Derived bounds for the Geneve option region, counted in 32-bit words:
+// per option one 4-byte option header plus up to MAX_GENEVE_OPTION_DATA / 4 data words,
+// so MAX_GENEVE_OPTIONS * (1 + 4) = 20 words = 80 bytes = 640 bits.
+#define MAX_GENEVE_OPTION_DATA_WORDS 4
+#define MAX_GENEVE_OPTION_WORDS 20
+#define GENEVE_OPTION_BITS 640
+// Match passes per packet: entries into ingress (first arrival, recirculations, crypto returns).
+#define MAX_PASSES 8
+
+// Table sizes.
+#define TUNNEL_RULES_SIZE 4096
+#define DECRYPT_SAS_SIZE MAX_SAS
+#define ROUTES_V4_SIZE 1024
+#define ROUTES_V6_SIZE 1024
+
+// Counter array sizes for the reason codes defined in defines.p4.
+#define DROP_REASON_COUNT 16
+#define PARSER_ERROR_REASON_COUNT 16
+
+#endif  // TUNNEL_OFFLOAD_SIZES_P4
