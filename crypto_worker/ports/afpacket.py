@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SOL_PACKET = 263  # linux/socket.h (not exported by the socket module)
 PACKET_IGNORE_OUTGOING = 23  # linux/if_packet.h, Linux 4.20+
 _MAX_FRAME = 65535
 
@@ -30,7 +31,7 @@ class AfPacketPort:
         self._poll = poll_ms / 1000
         self._socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
-            self._socket.setsockopt(socket.SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            self._socket.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         except OSError as error:
             log.info("PACKET_IGNORE_OUTGOING unavailable (%s); filtering by pkttype", error)
         self._socket.bind((interface, ETH_P_ALL))
