@@ -21,8 +21,8 @@ from tunnelctl.connection import (
     DEFAULT_STATE_DIR,
     GENERATED_CERT_NAME,
     ConnectionError_,
-    ConnectionSettings,
     open_channel,
+    settings_from_args,
 )
 from tunnelctl.readable import InputError
 
@@ -104,10 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "UPDATE removes the old SPI(s) (_DELETE). --keep-old stops after the add; "
                     "--retire-spi does the removal later.")
     rekey.add_argument("tunnel_id", type=_tunnel_id, metavar="ID")
-    rekey.add_argument("--spi", type=_uint32, help="SPI of the new SA")
-    rekey.add_argument("--key", help="new key as hex text (visible in the process list; "
-                                     "prefer --key-file)")
-    rekey.add_argument("--key-file", help="file holding the new key as hex text")
+    rekey.add_argument("--new-spi", dest="new_spi", type=_uint32, help="SPI of the new SA")
+    rekey.add_argument("--new-key", dest="new_key",
+                       help="new key as hex text (visible in the process list; prefer "
+                            "--new-key-file)")
+    rekey.add_argument("--new-key-file", dest="new_key_file",
+                       help="file holding the new key as hex text")
     rekey.add_argument("--grace", type=float, default=30.0,
                        help="decrypt: seconds both SAs stay live before the old is removed "
                             "(default 30)")
@@ -145,11 +147,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     try:
         client = None
         if needs_server(args):
-            settings = ConnectionSettings(
-                server=args.server, state_dir=args.state_dir, ca=args.ca, cert=args.cert,
-                key=args.key, server_name=args.server_name, insecure=args.insecure,
-                timeout=args.timeout)
-            channel = open_channel(settings)
+            channel = open_channel(settings_from_args(args))
             client = TunnelClient(channel, timeout=args.timeout)
         return int(run_command(args, client, out, err))
     except InputError as error:

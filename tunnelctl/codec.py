@@ -55,6 +55,9 @@ def encode_mac(text: str) -> bytes:
     """``10:20:30:40:50:60``, ``10-20-...`` or ``102030405060`` -> the 6 raw bytes."""
     if isinstance(text, str) and (_MAC_SEPARATED.match(text) or _is_hex(text, 12)):
         return bytes.fromhex(text.replace(":", "").replace("-", ""))
+    if not isinstance(text, str):
+        raise CodecError("expected a MAC address in quotes such as \"10:20:30:40:50:60\" (YAML "
+                         f"reads some unquoted MACs as numbers), got {text!r}")
     raise CodecError(f"expected a MAC address such as 10:20:30:40:50:60, got {text!r}")
 
 

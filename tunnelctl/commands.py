@@ -9,12 +9,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
+import grpc
 from google.protobuf import text_format
 
 from tunnelctl import codec, graph, summary
 from tunnelctl.client import TunnelClient, error_codes
+from tunnelctl.connection import ConnectionError_, open_channel, settings_from_args
 from tunnelctl.document import load_documents, parse_requests
 from tunnelctl.output import dump, print_outcome, readable_list
 from tunnelctl.readable import InputError, to_readable
@@ -33,6 +35,7 @@ class Exit(IntEnum):
     UNREACHABLE = 3  # no connection, TLS failure, deadline exceeded, server not serving
 
 
+T = TypeVar("T")
 Command = Callable[[argparse.Namespace, "TunnelClient | None", TextIO, TextIO], Exit]
 
 
@@ -73,7 +76,7 @@ def cmd_delete(args: argparse.Namespace, client: TunnelClient | None, out: TextI
         raise InputError("delete", "name tunnel ids, -f FILE or --all")
     requests = [pb.ipTunnelRequest(tunnelId=tunnel_id, operation=pb._DELETE) for tunnel_id in ids]
     outcome = client.send(requests)
-    print_outcome(outcome, "deleted", [], out, err)
+    print_outcome(outcome, "deleted", [], out, err, from_file=False)
     return Exit.OK if outcome.ok else Exit.REJECTED
 
 
@@ -83,8 +86,8 @@ def cmd_get(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
     found = []
     status = Exit.OK
     for tunnel_id in args.tunnel_ids:
-        response = client.get(tunnel_id)
-        if _report_error(response, tunnel_id, err):
+        response = _per_tunnel(client.get, tunnel_id, err)
+        if response is None or _report_error(response, tunnel_id, err):
             status = Exit.REJECTED
             continue
         found.append(to_readable(response))
@@ -126,8 +129,8 @@ def cmd_stats(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
 def cmd_rekey(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
               err: TextIO) -> Exit:
     client = _need(client)
-    response = client.get(args.tunnel_id)
-    if _report_error(response, args.tunnel_id, err):
+    response = _per_tunnel(client.get, args.tunnel_id, err)
+    if response is None or _report_error(response, args.tunnel_id, err):
         return Exit.REJECTED
     kind = summary.describe_kind(response.ipTunnel)
     if args.retire_spi:
@@ -135,28 +138,30 @@ def cmd_rekey(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
             raise InputError("--retire-spi", f"tunnel {args.tunnel_id} is {kind}; only a decrypt "
                                              "tunnel holds several SAs")
         return _retire(client, args.tunnel_id, args.retire_spi, out, err)
-    if args.spi is None:
-        raise InputError("--spi", "the new SPI is required (or use --retire-spi)")
+    if args.new_spi is None:
+        raise InputError("--new-spi", "the new SPI is required (or use --retire-spi)")
     key = _read_key(args)
-    sa = pb.IPSecSAParams(spi=args.spi, encryptionKey=key)
+    sa = pb.IPSecSAParams(spi=args.new_spi, encryptionKey=key)
     if kind == "ipsec-encrypt":
         # One UPDATE swaps the SA; mode, cipher and tunnel IPs stay as they are.
         request = pb.ipTunnelRequest(tunnelId=args.tunnel_id, operation=pb._UPDATE)
         request.ipsecTunnel.ipsecEnc.ipsecSA.CopyFrom(sa)
         outcome = client.send([request])
-        print_outcome(outcome, f"rekeyed (encrypt SA now spi {args.spi})", [kind], out, err)
+        print_outcome(outcome, f"rekeyed (encrypt SA now spi {args.new_spi})", [kind], out, err,
+                      from_file=False)
         return Exit.OK if outcome.ok else Exit.REJECTED
     if kind != "ipsec-decrypt":
         raise InputError("tunnel_id", f"tunnel {args.tunnel_id} is {kind}, not an IPsec tunnel")
     old_spis = list(args.old_spi) if args.old_spi else [
         existing.spi for existing in response.ipTunnel.ipsecTunnel.ipsecDec.ipsecSAs
-        if existing.spi != args.spi]
+        if existing.spi != args.new_spi]
     # Make before break: the new SA is live beside the old ones before any old one goes.
     sa.operation = pb._CREATE
     request = pb.ipTunnelRequest(tunnelId=args.tunnel_id, operation=pb._UPDATE)
     request.ipsecTunnel.ipsecDec.ipsecSAs.append(sa)
     outcome = client.send([request])
-    print_outcome(outcome, f"added decrypt SA spi {args.spi} to", [kind], out, err)
+    print_outcome(outcome, f"added decrypt SA spi {args.new_spi} to", [kind], out, err,
+                  from_file=False)
     if not outcome.ok:
         return Exit.REJECTED
     if args.keep_old or not old_spis:
@@ -198,24 +203,32 @@ def cmd_graph(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
 
 def cmd_health(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
                err: TextIO) -> Exit:
-    """Poll the standard gRPC health service until SERVING or ``--wait`` seconds pass."""
-    import grpc
+    """Poll the standard gRPC health service until SERVING or ``--wait`` seconds pass.
 
-    client = _need(client)
+    The channel is opened inside the loop: right after start-up the controller may not have
+    written its certificate yet, and that is "not ready", not an error.
+    """
     deadline = time.monotonic() + args.wait
-    last = ""
     while True:
         try:
-            last = client.health(args.service)
-        except grpc.RpcError as error:
-            last = f"{error.code().name}: {error.details()}"
+            channel = open_channel(settings_from_args(args))
+        except ConnectionError_ as error:
+            last = str(error)
+        else:
+            try:
+                last = TunnelClient(channel, timeout=args.timeout).health(args.service)
+            except grpc.RpcError as error:
+                last = f"{error.code().name}: {error.details()}"
+            finally:
+                channel.close()
         if last == "SERVING":
             out.write("SERVING\n")
             return Exit.OK
-        if time.monotonic() >= deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             err.write(f"error: not serving after {args.wait:g}s ({last})\n")
             return Exit.UNREACHABLE
-        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(0.2, remaining))
 
 
 COMMANDS: dict[str, Command] = {
@@ -236,7 +249,7 @@ def needs_server(args: argparse.Namespace) -> bool:
         return not args.file
     if args.command in ("create", "update"):
         return not args.dry_run
-    return True
+    return args.command != "health"  # health opens its own channel, retrying
 
 
 def run_command(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
@@ -269,8 +282,8 @@ def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO,
     responses: list[pb.ipTunnelStatsResponse] = []
     if args.tunnel_ids:
         for tunnel_id in args.tunnel_ids:
-            response = client.stats(tunnel_id)
-            if _report_error(response, tunnel_id, err):
+            response = _per_tunnel(client.stats, tunnel_id, err)
+            if response is None or _report_error(response, tunnel_id, err):
                 status = Exit.REJECTED
             else:
                 responses.append(response)
@@ -303,26 +316,41 @@ def _retire(client: TunnelClient, tunnel_id: int, spis: Sequence[int], out: Text
         request.ipsecTunnel.ipsecDec.ipsecSAs.append(
             pb.IPSecSAParams(spi=spi, operation=pb._DELETE))
     outcome = client.send([request])
-    print_outcome(outcome, f"retired decrypt SA spi {', '.join(map(str, spis))} of", [], out, err)
+    print_outcome(outcome, f"retired decrypt SA spi {', '.join(map(str, spis))} of", [], out, err,
+                  from_file=False)
     return Exit.OK if outcome.ok else Exit.REJECTED
 
 
 def _read_key(args: argparse.Namespace) -> bytes:
-    if bool(args.key) == bool(args.key_file):
-        raise InputError("--key", "give the new key with exactly one of --key HEX or "
-                                  "--key-file FILE")
-    if args.key_file:
+    if bool(args.new_key) == bool(args.new_key_file):
+        raise InputError("--new-key", "give the new key with exactly one of --new-key HEX or "
+                                      "--new-key-file FILE")
+    option = "--new-key-file" if args.new_key_file else "--new-key"
+    if args.new_key_file:
         try:
-            text = Path(args.key_file).read_text(encoding="ascii")
+            text = Path(args.new_key_file).read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as error:
-            raise InputError("--key-file", f"cannot read {args.key_file}: "
-                                           f"{getattr(error, 'strerror', None) or error}") from None
+            reason = getattr(error, "strerror", None) or "not ASCII hex text"
+            raise InputError(option, f"cannot read {args.new_key_file}: {reason}") from None
     else:
-        text = args.key
+        text = args.new_key
     try:
         return codec.encode_key(text)
     except codec.CodecError as error:
-        raise InputError("--key-file" if args.key_file else "--key", str(error)) from None
+        raise InputError(option, str(error)) from None
+
+
+def _per_tunnel(rpc: Callable[[int], T], tunnel_id: int, err: TextIO) -> T | None:
+    """Call a per-tunnel rpc; a NOT_FOUND / INVALID_ARGUMENT answer is that tunnel's error line,
+    so the other ids of the command still get their answer."""
+    try:
+        return rpc(tunnel_id)
+    except grpc.RpcError as error:
+        code = error.code()
+        if code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+            raise
+        err.write(f"error: tunnel {tunnel_id}: {error.details()} [{code.name}]\n")
+        return None
 
 
 def _report_error(response: pb.ipTunnelResponse | pb.ipTunnelStatsResponse, tunnel_id: int,

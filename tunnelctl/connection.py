@@ -6,6 +6,7 @@ self-signed certificate the controller generated into its state directory (``./s
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = [
     "ConnectionSettings",
     "default_ca_path",
     "open_channel",
+    "settings_from_args",
 ]
 
 DEFAULT_SERVER = "localhost:3443"
@@ -43,6 +45,13 @@ class ConnectionSettings:
     server_name: str | None = None
     insecure: bool = False
     timeout: float = 10.0
+
+
+def settings_from_args(args: argparse.Namespace) -> ConnectionSettings:
+    """The connection options of the command line (see ``tunnelctl --help``)."""
+    return ConnectionSettings(server=args.server, state_dir=args.state_dir, ca=args.ca,
+                              cert=args.cert, key=args.key, server_name=args.server_name,
+                              insecure=args.insecure, timeout=args.timeout)
 
 
 def default_ca_path(state_dir: str) -> Path:

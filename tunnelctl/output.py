@@ -28,14 +28,16 @@ def dump(data: Any, fmt: str, stream: TextIO) -> None:
 
 
 def print_outcome(outcome: CreateOutcome, verb: str, kinds: Sequence[str], out: TextIO,
-                  err: TextIO) -> None:
+                  err: TextIO, *, from_file: bool = True) -> None:
     """One line per request: what happened to it; failures go to ``err`` with field and reason.
 
-    ``kinds`` describes each request sent (e.g. ``ipsec-decrypt``) so a line is clear on its own.
+    ``kinds`` describes each request sent (e.g. ``ipsec-decrypt``) so a line is clear on its own;
+    ``from_file`` adds the request's place in the file (``tunnels[2]``).
     """
     for item in outcome.outcomes:
         kind = kinds[item.index] if item.index < len(kinds) else ""
-        who = f"tunnels[{item.index}] tunnel {item.tunnel_id}" + (f" ({kind})" if kind else "")
+        where = f"tunnels[{item.index}] " if from_file else ""
+        who = f"{where}tunnel {item.tunnel_id}" + (f" ({kind})" if kind else "")
         if item.failed:
             codes = f" [{', '.join(item.error_codes)}]" if item.error_codes else ""
             err.write(f"error: {who}: {item.reason}{codes}\n")

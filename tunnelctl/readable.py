@@ -62,6 +62,9 @@ _VALUE_CODECS: dict[tuple[str, str], _ValueCodec] = {
     (f"{_PACKAGE}.GENEVEOption", "data"): _HEX,
 }
 
+# Messages whose zero values are information (a counter at 0), so every field is always shown.
+_SHOW_ZEROS = {f"{_PACKAGE}.counters"}
+
 # IP match messages take ``address/prefix`` in one value; the prefix field is filled from it.
 _PREFIXED = {
     f"{_PACKAGE}.IPV4Match": 32,
@@ -120,7 +123,7 @@ def to_readable(message: Message) -> dict[str, Any]:
                 out[field.name] = _readable_value(message, field, getattr(message, field.name))
             continue
         value = getattr(message, field.name)
-        if value:
+        if value or descriptor.full_name in _SHOW_ZEROS:
             out[field.name] = _readable_value(message, field, value)
     _join_prefixes(out, descriptor)
     return out

@@ -76,3 +76,12 @@ def test_hex_data() -> None:
     assert codec.decode_hex(b"\x10\x20") == "1020"
     with pytest.raises(codec.CodecError):
         codec.encode_hex("123")
+
+
+def test_unquoted_yaml_mac_gets_a_hint() -> None:
+    import yaml
+
+    parsed = yaml.safe_load("mac: 10:20:30:40:50:50")["mac"]
+    assert isinstance(parsed, int)  # YAML 1.1 base-60: the trap the hint is about
+    with pytest.raises(codec.CodecError, match="in quotes"):
+        codec.encode_mac(parsed)
