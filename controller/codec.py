@@ -8,6 +8,7 @@ written: ``encryptionKey`` is left empty in every SA (there is no opt-in, see do
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from typing import cast
 
 from controller.capabilities import Capabilities
 from controller.dataplane import TunnelCounters
@@ -67,13 +68,13 @@ def counters_to_proto(counters: TunnelCounters, target: pb.counters) -> None:
 def tunnel_to_proto(tunnel: Tunnel) -> pb.ipTunnelRequest:
     """The tunnel's definition as an ``ipTunnelRequest`` (operation _NONE, keys left out)."""
     message = pb.ipTunnelRequest(tunnelId=tunnel.tunnel_id, operation=pb._NONE,
-                                 nextAction=int(tunnel.next_action))
+                                 nextAction=cast(pb.ACTION, int(tunnel.next_action)))
     _match_to_proto(tunnel.match, message.match_criteria)
     body = tunnel.body
     if isinstance(body, IpsecEncrypt):
         enc = message.ipsecTunnel.ipsecEnc
-        enc.tunnelType = int(body.mode)
-        enc.encryptionType = int(body.cipher)
+        enc.tunnelType = cast(pb.IPSecTunnelType, int(body.mode))
+        enc.encryptionType = cast(pb.ENC_TYPE, int(body.cipher))
         _sa_to_proto(body.sa, enc.ipsecSA)
         if body.outer is not None:
             target = (enc.ipv4_tunnel if isinstance(body.outer.source, IPv4Address)
@@ -81,8 +82,8 @@ def tunnel_to_proto(tunnel: Tunnel) -> pb.ipTunnelRequest:
             _pair_to_proto(body.outer, target)
     elif isinstance(body, IpsecDecrypt):
         dec = message.ipsecTunnel.ipsecDec
-        dec.tunnelType = int(body.mode)
-        dec.encryptionType = int(body.cipher)
+        dec.tunnelType = cast(pb.IPSecTunnelType, int(body.mode))
+        dec.encryptionType = cast(pb.ENC_TYPE, int(body.cipher))
         for sa in body.sas:
             _sa_to_proto(sa, dec.ipsecSAs.add())
     elif isinstance(body, GeneveEncap):

@@ -12,7 +12,7 @@ import functools
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf import text_format
@@ -134,8 +134,9 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
             self._wire("createIpTunnel request", request)
             requests.append(request)
         result = await self._service.submit(requests)
-        response = pb.createIpTunnelResponses(requestStatus=int(result.status),
-                                              errorStatus=result.error_bits)
+        response = pb.createIpTunnelResponses(
+            requestStatus=cast(pb.ADD_TUNNEL_STATUS, int(result.status)),
+            errorStatus=result.error_bits)
         for outcome in result.outcomes:
             item = response.responses.add(tunnelId=outcome.tunnel_id)
             if outcome.error is not None:
