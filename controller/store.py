@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -117,6 +118,8 @@ class TunnelStore:
     def __init__(self, path: Path, sealer: KeySealer) -> None:
         self.path = path
         self._sealer = sealer
+        # Private like the store key: definitions hold no keys, but they describe the network.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA journal_mode = WAL")

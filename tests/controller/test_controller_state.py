@@ -97,6 +97,7 @@ async def test_keys_never_in_logs_reads_errors_or_database(
             assert form.decode("latin-1") not in caplog.text
             assert all(form not in read for read in reads)
             assert form not in state_bytes
+    assert (state_dir / DATABASE_FILE).stat().st_mode & 0o777 == 0o600
     rows = sqlite3.connect(state_dir / DATABASE_FILE).execute(
         "SELECT count(*) FROM sealed_keys").fetchone()
     assert rows == (2,)
