@@ -1,0 +1,244 @@
+"""Crypto worker speed: packets/s per core through the worker's real port I/O, against the bare
+`cryptography` AEAD call on the same payload sizes, measured in the same run.
+
+The worker runs as shipped (its entry point, in a subprocess) and dials a nanomsg PAIR socket on
+which this script plays the switch: it sends N shim-wrapped frames per case as PACKET_OUT for
+port 64 while a second thread receives the N answers. "Per core" is N divided by the CPU time the
+worker process used (user + system, from /proc), so other load on the machine does not distort
+it; the wall-clock rate is shown too. The baseline is N one-shot AESGCM calls on one core
+(`time.process_time`). The figure is ratio = worker per core / bare AEAD per core.
+
+Usage: .venv/bin/python bench/crypto/run.py [--packets N]   (or `make bench-crypto`)
+Prints a table, then one line `ratio_64=X ratio_1400=Y` (encrypt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pynng
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from crypto_worker.ciphers import SUITE_BY_ENC_TYPE_NAME  # noqa: E402
+from crypto_worker.processor import FrameProcessor  # noqa: E402
+from crypto_worker.sa import Direction, EspMode, SaConfig, SaKeys  # noqa: E402
+from crypto_worker.sa_table import SaTable  # noqa: E402
+from crypto_worker.secret import Secret  # noqa: E402
+from crypto_worker.shim import FLAG_TUNNEL_MODE, CryptoShim, ShimOp  # noqa: E402
+from tunneloffload.crypto.v1 import worker_pb2 as pb  # noqa: E402
+from tunneloffload.crypto.v1 import worker_pb2_grpc as pb_grpc  # noqa: E402
+
+SIZES = (64, 512, 1400)
+SUITE = SUITE_BY_ENC_TYPE_NAME["_aes128gcm128"]
+CRYPTO_PORT = 64
+HEADER = struct.Struct("<iii")
+ETH_BYTES = 14
+OUTER_BYTES = 20
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    op: str
+    size: int
+    worker_per_core: float
+    worker_wall: float
+    aead_per_core: float
+
+    @property
+    def ratio(self) -> float:
+        return self.worker_per_core / self.aead_per_core
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def _inner_packet(size: int) -> bytes:
+    """An IPv4/UDP packet of exactly `size` bytes: the payload ESP protects in tunnel mode."""
+    packet = IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / Raw(b"b" * (size - 28))
+    return bytes(packet)
+
+
+def _encrypt_message(sa_index: int, spi: int, size: int) -> bytes:
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x0800)
+    head = bytes(eth) + bytes(IP(src="203.0.113.1", dst="203.0.113.2", proto=50))
+    frame = head + struct.pack("!II", spi, 0) + _inner_packet(size)
+    return _shim(ShimOp.ENCRYPT, sa_index, 4) + frame
+
+
+def _shim(op: ShimOp, sa_index: int, next_header: int) -> bytes:
+    return CryptoShim(version=1, op=op, flags=FLAG_TUNNEL_MODE, next_action=1, sa_index=sa_index,
+                      tunnel_index=1, pass_count=1, next_header=next_header, l3_offset=ETH_BYTES,
+                      status=0, esp_offset=ETH_BYTES + OUTER_BYTES, ingress_port=1).pack()
+
+
+def _decrypt_messages(key: bytes, salt: bytes, sa_index: int, spi: int, size: int,
+                      count: int) -> list[bytes]:
+    """`count` ESP frames (sequence 1 … count) made with the same key, as P4 forwards them."""
+    table = SaTable()
+    table.add(SaConfig(sa_index=1, spi=spi, direction=Direction.ENCRYPT, suite=SUITE,
+                       mode=EspMode.TUNNEL, nat_traversal=False, esn=False, replay_window=64),
+              SaKeys(key=Secret(key), salt=Secret(salt)))
+    processor = FrameProcessor(table)
+    message = _encrypt_message(1, spi, size)
+    shim = _shim(ShimOp.DECRYPT, sa_index, 0)
+    out = []
+    for _ in range(count):
+        reply = processor.process(message)
+        assert reply is not None
+        out.append(shim + reply[16:])
+    return out
+
+
+class Switch:
+    def __init__(self, url: str) -> None:
+        self.socket = pynng.Pair0(recv_timeout=20000, send_timeout=20000,
+                                  recv_buffer_size=1024, send_buffer_size=1024)
+        self.socket.listen(url)
+
+    def pump(self, messages: list[bytes]) -> float:
+        """Sends every message and waits for as many answers; returns the wall time."""
+        received = 0
+        failure: list[BaseException] = []
+
+        def receive() -> None:
+            nonlocal received
+            try:
+                while received < len(messages):
+                    raw = self.socket.recv()
+                    if HEADER.unpack_from(raw)[0] == 3:  # PACKET_IN (skip PORT_ADD)
+                        received += 1
+            except BaseException as error:  # noqa: BLE001
+                failure.append(error)
+
+        receiver = threading.Thread(target=receive)
+        start = time.perf_counter()
+        receiver.start()
+        pack = HEADER.pack
+        for message in messages:
+            self.socket.send(pack(4, CRYPTO_PORT, len(message)) + message)
+        receiver.join()
+        elapsed = time.perf_counter() - start
+        if failure:
+            raise RuntimeError(f"only {received} of {len(messages)} answers") from failure[0]
+        return elapsed
+
+
+def _bare_aead(size: int, count: int, decrypt: bool) -> float:
+    aead = AESGCM(os.urandom(16))
+    data = os.urandom(size)
+    aad = os.urandom(8)
+    nonces = [os.urandom(12) for _ in range(64)]
+    sealed = [aead.encrypt(n, data, aad) for n in nonces]
+    start = time.process_time()
+    if decrypt:
+        for i in range(count):
+            aead.decrypt(nonces[i & 63], sealed[i & 63], aad)
+    else:
+        for i in range(count):
+            aead.encrypt(nonces[i & 63], data, aad)
+    return count / (time.process_time() - start)
+
+
+def _wait_ready(channel: grpc.Channel, process: subprocess.Popen[bytes]) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError("the worker exited")
+        try:
+            health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def run(packets: int) -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"ipc://{tmp}/crypto-port.ipc"
+        sa_socket = f"{tmp}/sa.sock"
+        switch = Switch(url)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "crypto_worker", "--sa-socket", sa_socket, "--nanomsg", url,
+             "--log-level", "WARNING"],
+            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        channel = grpc.insecure_channel(f"unix:{sa_socket}")
+        try:
+            _wait_ready(channel, process)
+            stub = pb_grpc.CryptoWorkerStub(channel)
+            key, salt = os.urandom(SUITE.key_bytes), os.urandom(SUITE.salt_bytes)
+            for number, size in enumerate(SIZES):
+                for op, direction in (("encrypt", pb.DIRECTION_ENCRYPT),
+                                      ("decrypt", pb.DIRECTION_DECRYPT)):
+                    sa_index = 1 + number * 2 + (op == "decrypt")
+                    spi = 0x1000 + sa_index
+                    stub.AddSa(pb.AddSaRequest(
+                        params=pb.SaParams(sa_index=sa_index, spi=spi, direction=direction,
+                                           cipher=pb.Cipher.Value(SUITE.proto_name),
+                                           mode=pb.MODE_TUNNEL, replay_window=1024),
+                        key=pb.SaKey(key=key, salt=salt)))
+                    if op == "encrypt":
+                        messages = [_encrypt_message(sa_index, spi, size)] * packets
+                    else:
+                        messages = _decrypt_messages(key, salt, sa_index, spi, size, packets)
+                    switch.pump(messages[: packets // 20])  # warm-up, not measured
+                    if op == "decrypt":
+                        messages = _decrypt_messages(key, salt, sa_index, spi, size,
+                                                     packets + packets // 20)[packets // 20 :]
+                    cpu_before = _cpu_seconds(process.pid)
+                    wall = switch.pump(messages)
+                    cpu = _cpu_seconds(process.pid) - cpu_before
+                    counters = stub.GetCounters(pb.GetCountersRequest(sa_indexes=[sa_index]))
+                    assert counters.sas[0].packets == packets + packets // 20, counters
+                    results.append(Result(op=op, size=size, worker_per_core=packets / cpu,
+                                          worker_wall=packets / wall,
+                                          aead_per_core=_bare_aead(size, packets, op == "decrypt")))
+        finally:
+            channel.close()
+            process.terminate()
+            process.wait(timeout=10)
+            switch.socket.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packets", type=int, default=20000, help="packets per case")
+    args = parser.parse_args()
+    results = run(args.packets)
+    print(f"cipher {SUITE.label}, tunnel mode, {args.packets} packets per case, "
+          f"nanomsg port I/O, batch 64")
+    print(f"{'op':8} {'payload':>7} {'worker pps/core':>16} {'worker pps wall':>16} "
+          f"{'bare AEAD pps/core':>19} {'ratio':>6}")
+    for r in results:
+        print(f"{r.op:8} {r.size:>7} {r.worker_per_core:>16,.0f} {r.worker_wall:>16,.0f} "
+              f"{r.aead_per_core:>19,.0f} {r.ratio:>6.3f}")
+    by_case = {(r.op, r.size): r.ratio for r in results}
+    print(f"ratio_64={by_case[('encrypt', 64)]:.3f} ratio_1400={by_case[('encrypt', 1400)]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
