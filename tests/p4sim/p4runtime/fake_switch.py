@@ -3,7 +3,7 @@
 The P4Info below describes a small router; ``FakeSwitch`` keeps its control-plane state in the
 real ``p4sim.runtime`` classes and forwards frames with a few lines of Python so tests can watch
 counters move, register writes change forwarding, and packets reach the controller. The PTF
-smoke test and ``test_conformance_real.py`` run the real executor on real P4 instead.
+smoke test, and the "real" target of conftest.py, run the real executor on that P4 instead.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from p4sim.runtime import (
     ActionCall,
     ActionSpec,
     CounterState,
+    FieldMatch,
     KeySpec,
     RegisterState,
     RuntimeState,
+    TableEntry,
     TableState,
 )
 
@@ -54,6 +56,7 @@ tables {
   action_refs { id: 16777218 }
   const_default_action_id: 16777218
   is_const_table: true
+  has_initial_entries: true
   size: 8
 }
 actions {
@@ -82,10 +85,12 @@ registers {
 controller_packet_metadata {
   preamble { id: 67146229 name: "packet_in" alias: "packet_in" }
   metadata { id: 1 name: "ingress_port" bitwidth: 9 }
+  metadata { id: 2 name: "_pad" bitwidth: 7 }
 }
 controller_packet_metadata {
   preamble { id: 67121543 name: "packet_out" alias: "packet_out" }
   metadata { id: 1 name: "egress_port" bitwidth: 9 }
+  metadata { id: 2 name: "_pad" bitwidth: 7 }
 }
 """
 
@@ -111,6 +116,10 @@ class FakeProgram:
     source_path: Path = Path("fake_router.p4")
 
 
+_FIXED_ENTRY = TableEntry(table_id=FIXED, priority=0, action=ActionCall(action_id=DROP),
+                          matches=(FieldMatch(field_id=1, kind="exact", value=7),))
+
+
 def _state(p4info: p4i.P4Info) -> RuntimeState:
     state = RuntimeState()
     actions = {a.preamble.id: a for a in p4info.actions}
@@ -132,6 +141,7 @@ def _state(p4info: p4i.P4Info) -> RuntimeState:
             size=t.size, default_action=ActionCall(action_id=default),
             default_is_const=bool(t.const_default_action_id), is_const=t.is_const_table,
             direct_counter=state.direct_counters[dc.preamble.id] if dc else None,
+            const_entries=(_FIXED_ENTRY,) if t.preamble.id == FIXED else (),
         )
     for c in p4info.counters:
         state.counters[c.preamble.id] = CounterState(counter_id=c.preamble.id,
@@ -145,8 +155,9 @@ def _state(p4info: p4i.P4Info) -> RuntimeState:
 
 
 class FakeSwitch:
-    """Frame = 4-byte IPv4 destination + payload. Count the ingress port, drop when register
-    ``blocked[port % 4]`` is non-zero, route with ``ipv4_lpm`` (its direct counter counts)."""
+    """What programs/conformance.p4 does, in Python: frame = 4-byte destination + protocol +
+    payload; count the ingress port, drop when register ``blocked[port % 4]`` is non-zero,
+    route with ``ipv4_lpm`` (its direct counter counts), CPU_PORT frames become PacketIn."""
 
     def __init__(self, program: FakeProgram, *, device_id: int = 0,
                  cpu_port: int | None = None) -> None:
@@ -159,7 +170,8 @@ class FakeSwitch:
 
     def process(self, ingress_port: int, frame: bytes) -> list[tuple[int, bytes]]:
         with self.lock:
-            self.state.counters[PORT_PACKETS].count(ingress_port, len(frame))
+            if ingress_port < 8:
+                self.state.counters[PORT_PACKETS].count(ingress_port, len(frame))
             if self.state.registers[BLOCKED].read(ingress_port % 4):
                 return []
             table = self.state.tables[IPV4_LPM]
@@ -169,7 +181,7 @@ class FakeSwitch:
             table.direct_counter.count(entry.key, len(frame))
             port = entry.action.args[0]
             if port == self.cpu_port and self.packet_in_sink is not None:
-                self.packet_in_sink(frame, {1: ingress_port})
+                self.packet_in_sink(frame, {1: ingress_port, 2: 0})
                 return []
             return [(port, frame)]
 

@@ -9,38 +9,19 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from p4sim.p4runtime.proto import p4r, rpc_code
-from tests.p4sim.p4runtime.conftest import DEVICE_ID, election
-from tests.p4sim.p4runtime.fake_switch import fake_p4info
+from p4sim.p4runtime.proto import p4i, p4r, rpc_code
+from tests.p4sim.p4runtime.conftest import SET, become_primary, election, set_pipeline
 
-SET = p4r.SetForwardingPipelineConfigRequest
 GET = p4r.GetForwardingPipelineConfigRequest
 
 
-def set_pipeline(stub, election_id, *, action=SET.VERIFY_AND_COMMIT, p4info=None, cookie=None,
-                 device_config=b""):
-    config = p4r.ForwardingPipelineConfig(p4info=p4info or fake_p4info(),
-                                          p4_device_config=device_config)
-    if cookie is not None:
-        config.cookie.cookie = cookie
-    return stub.SetForwardingPipelineConfig(SET(
-        device_id=DEVICE_ID, election_id=election(election_id), action=action, config=config))
-
-
-def become_primary(open_stream, election_id=10):
-    stream = open_stream()
-    stream.arbitrate(election_id)
-    assert stream.next_arbitration().status.code == rpc_code.OK
-    return stream
-
-
 @pytest.mark.bmv2
-def test_first_controller_becomes_primary_and_a_lower_one_backup(open_stream):
+def test_first_controller_becomes_primary_and_a_lower_one_backup(open_stream, target):
     primary = open_stream()
     primary.arbitrate(10)
     update = primary.next_arbitration()
     assert (update.device_id, update.status.code, update.election_id.low) == (
-        DEVICE_ID, rpc_code.OK, 10)
+        target.device_id, rpc_code.OK, 10)
     backup = open_stream()
     backup.arbitrate(5)
     update = backup.next_arbitration()
@@ -103,7 +84,7 @@ def test_roles_elect_their_primaries_independently(open_stream):
 
 def test_role_config_is_refused(open_stream):
     stream = open_stream()
-    update = p4r.MasterArbitrationUpdate(device_id=DEVICE_ID, election_id=election(3))
+    update = p4r.MasterArbitrationUpdate(device_id=stream.device_id, election_id=election(3))
     update.role.name = "x"
     update.role.config.type_url = "type.googleapis.com/some.Config"
     stream.send(p4r.StreamMessageRequest(arbitration=update))
@@ -113,29 +94,30 @@ def test_role_config_is_refused(open_stream):
 
 
 @pytest.mark.bmv2
-def test_only_the_primary_may_set_the_pipeline(stub, open_stream):
+def test_only_the_primary_may_set_the_pipeline(stub, open_stream, target):
     become_primary(open_stream, 10)
     with pytest.raises(grpc.RpcError) as caught:
-        set_pipeline(stub, 9)
+        set_pipeline(stub, target, 9)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    set_pipeline(stub, 10, cookie=7)
-    got = stub.GetForwardingPipelineConfig(GET(device_id=DEVICE_ID, response_type=GET.ALL))
+    set_pipeline(stub, target, 10, cookie=7)
+    got = stub.GetForwardingPipelineConfig(GET(device_id=target.device_id,
+                                               response_type=GET.ALL))
     assert got.config.cookie.cookie == 7
-    assert got.config.p4info == fake_p4info()
+    assert got.config.p4info == target.p4info
 
 
-def test_get_answers_each_response_type(stub, open_stream):
-    assert not stub.GetForwardingPipelineConfig(GET(device_id=DEVICE_ID)).HasField("config")
+def test_get_answers_each_response_type(stub, open_stream, target):
+    assert not stub.GetForwardingPipelineConfig(GET(device_id=target.device_id)).HasField("config")
     become_primary(open_stream)
-    set_pipeline(stub, 10, cookie=99)
+    set_pipeline(stub, target, 10, cookie=99)
     cookie_only = stub.GetForwardingPipelineConfig(
-        GET(device_id=DEVICE_ID, response_type=GET.COOKIE_ONLY)).config
+        GET(device_id=target.device_id, response_type=GET.COOKIE_ONLY)).config
     assert cookie_only.cookie.cookie == 99 and not cookie_only.HasField("p4info")
     p4info_only = stub.GetForwardingPipelineConfig(
-        GET(device_id=DEVICE_ID, response_type=GET.P4INFO_AND_COOKIE)).config
+        GET(device_id=target.device_id, response_type=GET.P4INFO_AND_COOKIE)).config
     assert p4info_only.HasField("p4info") and p4info_only.p4_device_config == b""
     device_only = stub.GetForwardingPipelineConfig(
-        GET(device_id=DEVICE_ID, response_type=GET.DEVICE_CONFIG_AND_COOKIE)).config
+        GET(device_id=target.device_id, response_type=GET.DEVICE_CONFIG_AND_COOKIE)).config
     assert not device_only.HasField("p4info") and device_only.cookie.cookie == 99
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetForwardingPipelineConfig(GET(device_id=42))
@@ -144,10 +126,12 @@ def test_get_answers_each_response_type(stub, open_stream):
 
 def test_a_mismatching_p4info_is_refused_naming_the_first_difference(stub, open_stream, target):
     become_primary(open_stream)
-    p4info = fake_p4info()
-    p4info.tables[0].match_fields[0].bitwidth = 16
+    p4info = p4i.P4Info()
+    p4info.CopyFrom(target.p4info)
+    table = next(t for t in p4info.tables if t.preamble.name.endswith("ipv4_lpm"))
+    table.match_fields[0].bitwidth = 16
     with pytest.raises(grpc.RpcError) as caught:
-        set_pipeline(stub, 10, p4info=p4info)
+        set_pipeline(stub, target, 10, p4info=p4info)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert ("tables[MyIngress.ipv4_lpm].match_fields[0].bitwidth: expected 32, got 16"
             in caught.value.details())
@@ -156,15 +140,15 @@ def test_a_mismatching_p4info_is_refused_naming_the_first_difference(stub, open_
 
 def test_verify_save_then_commit(stub, open_stream, target):
     become_primary(open_stream)
-    set_pipeline(stub, 10, action=SET.VERIFY)
+    set_pipeline(stub, target, 10, action=SET.VERIFY)
     assert target.device.running is None
     with pytest.raises(grpc.RpcError) as caught:
-        stub.SetForwardingPipelineConfig(SET(device_id=DEVICE_ID, election_id=election(10),
+        stub.SetForwardingPipelineConfig(SET(device_id=target.device_id, election_id=election(10),
                                              action=SET.COMMIT))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    set_pipeline(stub, 10, action=SET.VERIFY_AND_SAVE, cookie=5)
+    set_pipeline(stub, target, 10, action=SET.VERIFY_AND_SAVE, cookie=5)
     assert target.device.running is None
-    stub.SetForwardingPipelineConfig(SET(device_id=DEVICE_ID, election_id=election(10),
+    stub.SetForwardingPipelineConfig(SET(device_id=target.device_id, election_id=election(10),
                                          action=SET.COMMIT))
     assert target.device.running is not None
     assert target.device.running.pipeline.cookie == 5
@@ -172,17 +156,17 @@ def test_verify_save_then_commit(stub, open_stream, target):
 
 def test_reconcile_keeps_the_forwarding_state(stub, open_stream, target):
     become_primary(open_stream)
-    set_pipeline(stub, 10)
+    set_pipeline(stub, target, 10)
     switch = target.device.running.switch
-    set_pipeline(stub, 10, action=SET.RECONCILE_AND_COMMIT, cookie=8)
+    set_pipeline(stub, target, 10, action=SET.RECONCILE_AND_COMMIT, cookie=8)
     assert target.device.running.switch is switch
     assert target.device.running.pipeline.cookie == 8
 
 
-def test_a_device_config_that_is_not_p4sim_is_refused(stub, open_stream):
+def test_a_device_config_that_is_not_p4sim_is_refused(stub, open_stream, target):
     become_primary(open_stream)
     with pytest.raises(grpc.RpcError) as caught:
-        set_pipeline(stub, 10, device_config=b'{"header_types": []}')
+        set_pipeline(stub, target, 10, device_config=b'{"header_types": []}')
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "format is None, expected 'p4sim/1'" in caught.value.details()
 
