@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# `make run`: bring up the switch target, the crypto worker and the controller, and serve the
+# TunnelOffload API until Ctrl-C, which stops every process this script started.
+#
+#   TARGET=auto  BMv2 simple_switch_grpc in Docker when `docker info` works, else p4sim (default)
+#   TARGET=bmv2  BMv2 in Docker (docker/compose.yaml); fails if there is no working Docker engine
+#   TARGET=sim   p4sim, the embedded v1model target, with the crypto worker on its nanomsg port
+#
+# Readiness is polled (a TCP connect, a Unix socket, the gRPC health check), never slept for.
+# Every setting below can be overridden from the environment (docs/operations.md, docs/docker.md).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+TARGET="${TARGET:-auto}"
+VENV="${VENV:-.venv}"
+PY="${PY:-$VENV/bin/python}"
+STATE_DIR="${STATE_DIR:-state}"
+LISTEN="${LISTEN:-localhost:3443}"
+P4RT_ADDR="${P4RT_ADDR:-127.0.0.1:9559}"
+DEVICE_ID="${DEVICE_ID:-1}"
+PROGRAM="${PROGRAM:-p4src/tunnel_offload.p4}"
+P4INFO="${P4INFO:-p4src/tunnel_offload.p4info.txtpb}"
+CRYPTO_PORT="${CRYPTO_PORT:-64}"
+READY_TIMEOUT="${READY_TIMEOUT:-60}"
+COMPOSE_FILE="${COMPOSE_FILE:-docker/compose.yaml}"
+
+case "$STATE_DIR" in /*) STATE_ABS="$STATE_DIR" ;; *) STATE_ABS="$PWD/$STATE_DIR" ;; esac
+RUN_DIR="$STATE_ABS/run"
+LOG_DIR="$STATE_DIR/logs"
+PACKET_SOCKET="${PACKET_SOCKET:-ipc://$RUN_DIR/ports.ipc}"
+CRYPTO_SOCKET="${CRYPTO_SOCKET:-ipc://$RUN_DIR/crypto-port.ipc}"
+SA_SOCKET="${SA_SOCKET:-$RUN_DIR/crypto-sa.sock}"
+
+say() { printf 'run: %s\n' "$*"; }
+die() { printf 'run: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Processes we start, stopped in reverse order by the trap (only these pids, nothing else).
+PIDS=()
+NAMES=()
+STOPPING=0
+
+stop_all() {
+  local status=$?
+  [ "$STOPPING" = 1 ] && return
+  STOPPING=1
+  trap - INT TERM EXIT
+  local i pid
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid="${PIDS[$i]}"
+    if kill -0 "$pid" 2>/dev/null; then
+      say "stopping ${NAMES[$i]} (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid="${PIDS[$i]}"
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "${NAMES[$i]} (pid $pid) ignored SIGTERM for 10s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+  exit "$status"
+}
+
+start() {  # start NAME COMMAND...: run in the background, output to $LOG_DIR/NAME.log
+  local name="$1"
+  shift
+  "$@" >"$LOG_DIR/$name.log" 2>&1 &
+  PIDS+=("$!")
+  NAMES+=("$name")
+  say "started $name (pid $!), log $LOG_DIR/$name.log"
+}
+
+wait_ready() {  # wait_ready NAME WHAT CHECK...: poll CHECK until it succeeds or NAME dies
+  local name="$1" what="$2"
+  shift 2
+  local pid="${PIDS[${#PIDS[@]} - 1]}"
+  local deadline=$((SECONDS + READY_TIMEOUT))
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+      die "$name exited before $what (log: $LOG_DIR/$name.log)"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+      die "$name: no $what after ${READY_TIMEOUT}s (log: $LOG_DIR/$name.log)"
+    fi
+    sleep 0.2
+  done
+  say "$name ready ($what)"
+}
+
+tcp_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+
+require_options() {  # require_options NAME "HELP COMMAND" OPTION...: one clear line if missing
+  local name="$1" help_cmd="$2" help option
+  shift 2
+  help="$($help_cmd --help 2>&1)" || die "$name cannot start: '$help_cmd --help' failed: $(
+    printf '%s' "$help" | tail -n 1)"
+  for option in "$@"; do
+    grep -q -- "$option\b" <<<"$help" ||
+      die "$name has no $option option yet, so the embedded target cannot be started" \
+        "(run '$help_cmd --help' to see what it takes)"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+choose_target() {
+  case "$TARGET" in
+    bmv2)
+      docker info >/dev/null 2>&1 ||
+        die "TARGET=bmv2 needs a working Docker engine, and 'docker info' failed"
+      ;;
+    sim) ;;
+    auto)
+      if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+        TARGET=bmv2
+      else
+        say "no working Docker engine ('docker info' failed): running the embedded target" \
+          "p4sim instead of BMv2"
+        TARGET=sim
+      fi
+      ;;
+    *) die "TARGET must be auto, bmv2 or sim (got '$TARGET')" ;;
+  esac
+}
+
+print_banner() {  # print_banner TARGET_TEXT EXTRA_LINES...
+  local target_text="$1"
+  shift
+  cat <<EOF
+
+TunnelOffload is serving on $LISTEN (tunneloffload.v1alpha1 and tunneloffload.v2), TLS
+  target:   $target_text
+  trust:    $STATE_DIR/tls/server.crt   (tunnelctl trusts it by default)
+  try:      $VENV/bin/tunnelctl capabilities
+            $VENV/bin/tunnelctl create -f examples/1-ipsec-geneve.yaml && $VENV/bin/tunnelctl graph
+EOF
+  local line
+  for line in "$@"; do printf '  %s\n' "$line"; done
+  printf '  stop:     Ctrl-C (stops everything this command started)\n\n'
+}
+
+run_sim() {
+  [ -x "$PY" ] || die "no $PY: run 'make proto' first (make run does)"
+  [ -f "$PROGRAM" ] || die "no P4 program at $PROGRAM"
+  require_options "p4sim" "$PY -m p4sim run" --packet-socket --port --grpc-addr --device-id
+  require_options "the crypto worker" "$PY -m crypto_worker" --sa-socket --nanomsg
+  require_options "the controller" "$PY -m controller" --listen --state-dir --p4runtime \
+    --device-id --p4info --crypto-sa-socket
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  chmod 700 "$STATE_DIR"
+  rm -f "$SA_SOCKET"
+
+  trap stop_all INT TERM EXIT
+  start switch "$PY" -m p4sim run "$PROGRAM" --packet-socket "$PACKET_SOCKET" \
+    --port "$CRYPTO_PORT@$CRYPTO_SOCKET" --grpc-addr "$P4RT_ADDR" --device-id "$DEVICE_ID"
+  wait_ready switch "P4Runtime on $P4RT_ADDR" tcp_open "$P4RT_ADDR"
+
+  start crypto-worker "$PY" -m crypto_worker --sa-socket "$SA_SOCKET" --nanomsg "$CRYPTO_SOCKET"
+  wait_ready crypto-worker "SA service on $SA_SOCKET" test -S "$SA_SOCKET"
+
+  start controller "$PY" -m controller --listen "$LISTEN" --state-dir "$STATE_DIR" \
+    --p4runtime "$P4RT_ADDR" --device-id "$DEVICE_ID" --p4info "$P4INFO" \
+    --crypto-sa-socket "$SA_SOCKET"
+  wait_ready controller "gRPC health SERVING on $LISTEN" \
+    "$PY" -m tunnelctl --server "$LISTEN" --state-dir "$STATE_DIR" --timeout 2 health
+
+  print_banner "p4sim (embedded v1model target) running $PROGRAM, P4Runtime $P4RT_ADDR" \
+    "packets:  front-panel ports on $PACKET_SOCKET (PTF nanomsg);" \
+    "          crypto port $CRYPTO_PORT on $CRYPTO_SOCKET, owned by the crypto worker" \
+    "logs:     $LOG_DIR/{switch,crypto-worker,controller}.log"
+
+  # Stay in the foreground until Ctrl-C or until one of the processes exits on its own.
+  local status=0
+  wait -n "${PIDS[@]}" || status=$?
+  say "a process exited (status $status); stopping the others"
+  exit "$status"
+}
+
+run_bmv2() {
+  local compose=(docker compose -f "$COMPOSE_FILE" --project-name tunnel-offload)
+  mkdir -p "$STATE_DIR"
+  chmod 700 "$STATE_DIR"
+  down() {
+    trap - INT TERM EXIT
+    say "stopping the containers"
+    "${compose[@]}" down --timeout 10 >/dev/null 2>&1 || true
+  }
+  trap down INT TERM EXIT
+  # --wait returns once every service's health check passes (and fails if one turns unhealthy).
+  STATE_DIR="$STATE_ABS" "${compose[@]}" up --build --detach --wait \
+    --wait-timeout "$READY_TIMEOUT"
+  print_banner "BMv2 simple_switch_grpc in Docker ($COMPOSE_FILE)" \
+    "logs:     docker compose -f $COMPOSE_FILE --project-name tunnel-offload logs"
+  "${compose[@]}" logs --follow || true
+}
+
+choose_target
+if [ "$TARGET" = bmv2 ]; then run_bmv2; else run_sim; fi
