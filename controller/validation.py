@@ -555,7 +555,7 @@ def _parse_geneve_encap(message: pb.GENEVEEncap, caps: Capabilities) -> GeneveEn
     critical = any(option.option_type & 0x80 for option in options)
     if critical != message.criticalOptionPresent:
         raise _fail(ErrorCode.GENEVE_FIELD, f"{field}.criticalOptionPresent",
-                    f"{message.criticalOptionPresent}, but "
+                    f"{str(message.criticalOptionPresent).lower()}, but "
                     f"{'an' if critical else 'no'} option has the critical bit (type & 0x80) set")
     encap = GeneveEncap(outer=outer, inner_mac=inner_mac, vni=message.vni,
                         protocol_type=message.protocolType or GENEVE_ETHERNET,

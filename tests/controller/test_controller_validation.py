@@ -179,7 +179,7 @@ CASES: list[tuple[str, Builder, str, int, tuple[str, ...]]] = [
     ("option-length-mismatch", lambda: geneve_encap(200, option_length=7),
      "geneveError", pb.invalidGeneveField, ("geneve.geneveEncap.optionLength", "7", "2")),
     ("critical-flag-mismatch", lambda: geneve_encap(200, options=[(1, 0x81, bytes(4))]),
-     "geneveError", pb.invalidGeneveField, ("criticalOptionPresent", "critical")),
+     "geneveError", pb.invalidGeneveField, ("criticalOptionPresent", "false", "critical")),
     ("encap-without-outer", lambda: _with(geneve_encap(200), lambda r: r.geneve.geneveEncap
                                           .ClearField("outerIpv4Pair")),
      "geneveError", pb.invalidGeneveField, ("geneve.geneveEncap", "outerIpv4Pair")),
