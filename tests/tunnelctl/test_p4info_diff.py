@@ -70,8 +70,8 @@ def test_ids_widths_names_and_match_kinds_are_reported(tmp_path: Path) -> None:
         "tables: 'Ingress.tunnel_rules': match field 'dst_addr' match_type LPM != TERNARY",
         "actions: 'Ingress.encap_geneve': param 'vni' bitwidth 24 != 16",
         "counters: 'Ingress.tunnel_in': id 0x1200fff2 != 0x1200fff3",
-        "registers: 'Ingress.pass_count' only in the second file",
         "registers: 'Ingress.passes' only in the first file",
+        "registers: 'Ingress.pass_count' only in the second file",
     ]
 
 
