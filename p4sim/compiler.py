@@ -1,43 +1,2329 @@
-"""Checks a parsed program and compiles it into Python functions (work in progress)."""
+"""Checks a parsed P4 program and compiles it into Python source, executed once per device.
+
+The front end resolves every name, checks widths and argument counts, and generates one Python
+function per parser state, action, table and control. The generated module is compiled with
+`compile()` once per program; `CompiledProgram.instantiate` runs it against one device's
+`RuntimeState`, so a packet runs straight-line Python with no tree walking.
+
+Conventions in the generated code: `P` is the `Packet`; struct and header fields are attributes
+`f_<name>`, `_v` is a header's validity bit; tables, counters and registers are globals bound at
+instantiation (`_T_*`, `_C_*`, `_R_*`), action ids are globals `_A_*`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import keyword
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from lark import Tree
+from lark import Token, Tree
 
-from p4sim.errors import UnsupportedConstructError
+from p4sim import dataplane_lib
+from p4sim.errors import (
+    ArgumentCountError,
+    DuplicateDeclarationError,
+    P4Error,
+    P4TypeError,
+    UnknownNameError,
+    UnsupportedConstructError,
+)
+from p4sim.ids import IdAllocator
+from p4sim.model import (
+    ActionModel,
+    ControllerHeaderModel,
+    CounterModel,
+    KeyModel,
+    ProgramModel,
+    RegisterModel,
+    TableModel,
+)
+from p4sim.p4types import (
+    BitT,
+    BoolT,
+    EnumT,
+    ErrorT,
+    ExternT,
+    FieldT,
+    HeaderT,
+    InfIntT,
+    ListT,
+    MatchKindT,
+    P4Type,
+    StackT,
+    StringT,
+    StructLikeT,
+    StructT,
+    TypeParamT,
+    VarbitT,
+    VoidT,
+    bit_width,
+)
+from p4sim.packet import ExitSignal, Packet, ParserFailure
 from p4sim.preprocess import Preprocessed
-from p4sim.runtime import RuntimeState
+from p4sim.runtime import (
+    ActionCall,
+    ActionSpec,
+    CounterState,
+    FieldMatch,
+    KeySpec,
+    RegisterState,
+    RuntimeState,
+    TableEntry,
+    TableState,
+)
+
+_HIDDEN_TOKENS = frozenset({"GT", "LT", "LOOKAHEAD_LT"})
+_NAME_ALIASES = {"n_apply": "apply", "n_key": "key", "n_actions": "actions",
+                 "n_state": "state", "n_entries": "entries", "n_type": "type"}
+_UNSUPPORTED_DECLS = {
+    "header_union_decl": "header_union", "function_decl": "function declaration",
+    "value_set_decl": "value_set", "newtype_decl": "type (new type) declaration",
+}
+_UNSUPPORTED_EXTERN_CALLS = {
+    "clone": "clone", "clone_preserving_field_list": "clone_preserving_field_list",
+    "digest": "digest", "truncate": "truncate", "assert": "assert", "assume": "assume",
+    "verify_checksum_with_payload": "verify_checksum_with_payload",
+}
+
+
+def kids(t: Tree) -> list[Any]:
+    """Children without the `<`/`>` tokens the grammar has to keep."""
+    return [c for c in t.children if not (isinstance(c, Token) and c.type in _HIDDEN_TOKENS)]
+
+
+def ident(t: Any) -> str:
+    """The identifier spelled by a name/any_name/member_name node or token."""
+    if isinstance(t, Token):
+        return str(t)
+    if t.data in _NAME_ALIASES:
+        return _NAME_ALIASES[t.data]
+    return ident(t.children[0])
+
+
+def py(name: str) -> str:
+    """A Python-safe identifier from a dotted P4 name."""
+    out = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return out + "_" if keyword.iskeyword(out) else out
+
+
+@dataclass
+class Val:
+    """A compiled expression: Python code, its P4 type, its value when constant."""
+
+    code: str
+    type: P4Type
+    const: int | None = None
+    node: Any = None  # the header/stack/struct value kind for members
+
+
+@dataclass
+class Sym:
+    """What a name means in a scope."""
+
+    kind: str  # var, const, action, table, extern, control_inst, packet_in, packet_out
+    type: P4Type = field(default_factory=VoidT)
+    code: str = ""
+    value: int | None = None
+    info: Any = None
+
+
+@dataclass
+class ExternDecl:
+    """An extern type from <core.p4>/<v1model.p4> (or the program): method arities."""
+
+    name: str
+    methods: dict[str, set[int]]
+    ctor_arities: set[int]
+
+
+@dataclass
+class Instance:
+    """A control instance being compiled: its qualified name and what the code calls."""
+
+    qname: str
+    pyname: str
+    params: list[tuple[str, str, P4Type]]  # (p4 name, direction, type)
+
+
+class Gen:
+    """Python source with indentation."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+        self.counter = 0
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    def tmp(self, stem: str = "t") -> str:
+        self.counter += 1
+        return f"_{stem}{self.counter}"
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+class Compiler:
+    """One compilation of one program."""
+
+    def __init__(self, tree: Tree, pre: Preprocessed) -> None:
+        self.tree = tree
+        self.pre = pre
+        self.types: dict[str, P4Type] = {}
+        self.globals: dict[str, Sym] = {}
+        self.errors: list[str] = []
+        self.match_kinds: list[str] = []
+        self.externs: dict[str, ExternDecl] = {}
+        self.extern_funcs: dict[str, set[int]] = {}
+        self.parsers: dict[str, Tree] = {}
+        self.controls: dict[str, Tree] = {}
+        self.global_actions: dict[str, Tree] = {}
+        self.gen = Gen()
+        self.model = ProgramModel()
+        self.header_classes: dict[str, str] = {}
+        self.struct_classes: dict[str, str] = {}
+        self.field_lists: dict[int, list[tuple[str, ...]]] = {}
+        self.blocks: dict[str, str] = {}
+        self.meta_type: StructT | None = None
+        self.hdr_type: StructT | None = None
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    def where(self, node: Any) -> tuple[str, int, int]:
+        line = col = 0
+        if isinstance(node, Token):
+            line, col = node.line or 0, node.column or 0
+        elif isinstance(node, Tree) and not node.meta.empty:
+            line, col = node.meta.line, node.meta.column
+        file, oline = self.pre.origin(line or 1)
+        return file, oline, col or 1
+
+    def fail(self, cls: type[P4Error], node: Any, message: str, construct: str) -> P4Error:
+        file, line, col = self.where(node)
+        return cls(message, file=file, line=line, column=col, construct=construct)
+
+    # -- top level -------------------------------------------------------------------------------
+
+    def run(self) -> CompiledProgram:
+        for decl in self.tree.children:
+            self.declare(decl)
+        main = self.globals.get("main")
+        if main is None or main.kind != "package_inst":
+            raise self.fail(UnknownNameError, self.tree, "no `V1Switch(...) main;` instance",
+                            "package")
+        self.compile_main(main.info)
+        source = self.gen.text()
+        code = compile(source, f"<p4sim:{self.pre.files[-1] if self.pre.files else 'program'}>",
+                       "exec")
+        IdAllocator(self.model).assign()
+        return CompiledProgram(model=self.model, source=source, code=code,
+                               field_lists=self.field_lists, blocks=self.blocks,
+                               header_classes=dict(self.header_classes))
+
+    def dup(self, scope: dict[str, Any], name: str, node: Any, what: str) -> None:
+        if name in scope:
+            raise self.fail(DuplicateDeclarationError, node,
+                            f"duplicate declaration of {what} '{name}'", what)
+
+    def declare(self, decl: Tree) -> None:
+        kind = decl.data
+        if kind in _UNSUPPORTED_DECLS:
+            raise self.fail(UnsupportedConstructError, decl,
+                            f"{_UNSUPPORTED_DECLS[kind]} is not supported by p4sim",
+                            _UNSUPPORTED_DECLS[kind])
+        if kind == "empty_decl":
+            return
+        if kind in ("header_decl", "struct_decl"):
+            ann, name_node, *fields = kids(decl)
+            name = ident(name_node)
+            self.dup(self.types, name, name_node, "type")
+            flist = []
+            seen: set[str] = set()
+            for f in fields:
+                fann, ftype, fname = kids(f)
+                n = ident(fname)
+                self.dup(dict.fromkeys(seen), n, fname, "field")
+                seen.add(n)
+                t = self.resolve_type(ftype)
+                if kind == "header_decl" and not isinstance(t, BitT | VarbitT):
+                    if not (isinstance(t, EnumT) and t.underlying):
+                        raise self.fail(P4TypeError, ftype,
+                                        f"header field '{n}' must be bit<W>, int<W> or varbit, "
+                                        f"not {t.show()}", "header")
+                flist.append(FieldT(n, t, self.annotations(fann)))
+            cls = HeaderT if kind == "header_decl" else StructT
+            t = cls(name, tuple(flist), self.annotations(ann))
+            if isinstance(t, HeaderT):
+                if t.fixed_width() % 8 or any(
+                        isinstance(f.type, VarbitT) and f is not flist[-1] for f in flist):
+                    raise self.fail(UnsupportedConstructError, decl,
+                                    f"header '{name}': p4sim needs a whole number of bytes and "
+                                    "varbit only as the last field", "header layout")
+            self.types[name] = t
+            return
+        if kind == "typedef_decl":
+            ann, tnode, name_node = kids(decl)
+            name = ident(name_node)
+            self.dup(self.types, name, name_node, "type")
+            self.types[name] = self.resolve_type(tnode)
+            return
+        if kind == "enum_decl":
+            ann, name_node, names = kids(decl)
+            name = ident(name_node)
+            self.dup(self.types, name, name_node, "type")
+            members = tuple(ident(n) for n in kids(names))
+            self.types[name] = EnumT(name, members)
+            return
+        if kind == "ser_enum_decl":
+            ann, bt, name_node, *rest = [c for c in kids(decl) if c is not None]
+            name = ident(name_node)
+            self.dup(self.types, name, name_node, "type")
+            under = self.resolve_type(bt)
+            assert isinstance(under, BitT)
+            members, values = [], []
+            for m in rest:
+                mname, mexpr = kids(m)
+                members.append(ident(mname))
+                values.append(self.const_eval(mexpr) & ((1 << under.width) - 1))
+            self.types[name] = EnumT(name, tuple(members), under, tuple(values))
+            return
+        if kind == "error_decl":
+            for n in kids(kids(decl)[0]):
+                if ident(n) in self.errors:
+                    raise self.fail(DuplicateDeclarationError, n,
+                                    f"duplicate declaration of error '{ident(n)}'", "error")
+                self.errors.append(ident(n))
+            return
+        if kind == "match_kind_decl":
+            self.match_kinds.extend(ident(n) for n in kids(kids(decl)[0]))
+            return
+        if kind == "const_decl":
+            self.declare_const(decl, self.globals)
+            return
+        if kind == "extern_decl":
+            ann, tname, tparams, *methods = kids(decl)
+            name = str(tname)
+            ext = ExternDecl(name, {}, set())
+            for m in methods:
+                if m.data == "constructor_proto":
+                    _, _, params = kids(m)
+                    ext.ctor_arities.add(len([p for p in kids(params) if p is not None]))
+                else:
+                    _, proto = kids(m)
+                    mname, nparams = self.proto_shape(proto)
+                    ext.methods.setdefault(mname, set()).add(nparams)
+            self.externs[name] = ext
+            self.types[name] = ExternT(name)
+            return
+        if kind == "extern_function":
+            ann, proto = kids(decl)
+            fname, nparams = self.proto_shape(proto)
+            self.extern_funcs.setdefault(fname, set()).add(nparams)
+            return
+        if kind == "action_decl":
+            name = ident(kids(decl)[1])
+            self.dup(self.global_actions, name, decl, "action")
+            self.global_actions[name] = decl
+            return
+        if kind == "parser_decl":
+            name = ident(kids(decl)[1])
+            self.dup(self.parsers, name, decl, "parser")
+            self.parsers[name] = decl
+            self.types.setdefault(name, ExternT(name))
+            return
+        if kind == "control_decl":
+            name = ident(kids(decl)[1])
+            self.dup(self.controls, name, decl, "control")
+            self.controls[name] = decl
+            self.types.setdefault(name, ExternT(name))
+            return
+        if kind in ("parser_type_decl", "control_type_decl", "package_decl"):
+            self.types.setdefault(ident(kids(decl)[1]), ExternT(ident(kids(decl)[1])))
+            return
+        if kind == "instantiation":
+            ann, tnode, args, name_node = kids(decl)
+            name = ident(name_node)
+            self.dup(self.globals, name, name_node, "instance")
+            self.globals[name] = Sym("package_inst", info=decl)
+            return
+        raise self.fail(UnsupportedConstructError, decl, f"{kind} is not supported", kind)
+
+    def proto_shape(self, proto: Tree) -> tuple[str, int]:
+        parts = kids(proto)
+        if proto.data == "lookahead_proto":
+            return "lookahead", 0
+        params = parts[3]
+        return ident(parts[1]), len([p for p in kids(params) if p is not None])
+
+    def annotations(self, ann: Tree | None) -> tuple[tuple[str, tuple[object, ...]], ...]:
+        out = []
+        if ann is None:
+            return ()
+        for a in kids(ann):
+            parts = kids(a)
+            name = ident(parts[0])
+            values: list[object] = []
+            if len(parts) > 1 and parts[1] is not None:
+                for e in kids(parts[1]):
+                    if e.data == "string_lit":
+                        values.append(str(e.children[0])[1:-1])
+                    else:
+                        try:
+                            values.append(self.const_eval(e))
+                        except P4Error:
+                            values.append(None)
+            out.append((name, tuple(values)))
+        return tuple(out)
+
+    @staticmethod
+    def ann_get(anns: tuple[tuple[str, tuple[object, ...]], ...], name: str
+                ) -> tuple[object, ...] | None:
+        for n, v in anns:
+            if n == name:
+                return v
+        return None
+
+    def declare_const(self, decl: Tree, scope: dict[str, Sym]) -> None:
+        ann, tnode, name_node, expr = kids(decl)
+        name = ident(name_node)
+        self.dup(scope, name, name_node, "constant")
+        t = self.resolve_type(tnode)
+        value = self.const_eval(expr)
+        if isinstance(t, BitT):
+            value &= (1 << t.width) - 1
+        scope[name] = Sym("const", t, repr(value), value)
+
+    # -- types -----------------------------------------------------------------------------------
+
+    def resolve_type(self, t: Any) -> P4Type:
+        d = t.data
+        if d == "bit_type":
+            size = kids(t)[0] if kids(t) else None
+            return BitT(1 if size is None else self.size_value(size))
+        if d == "int_type":
+            return BitT(self.size_value(kids(t)[0]), signed=True)
+        if d == "varbit_type":
+            return VarbitT(self.size_value(kids(t)[0]))
+        if d == "bool_type":
+            return BoolT()
+        if d == "error_type":
+            return ErrorT()
+        if d == "string_type":
+            return StringT()
+        if d == "match_kind_type":
+            return MatchKindT()
+        if d == "infint_type":
+            return InfIntT()
+        if d == "void_type":
+            return VoidT()
+        if d == "named_type":
+            name = str(t.children[0])
+            found = self.types.get(name)
+            if found is None:
+                return TypeParamT(name)
+            return found
+        if d == "specialized_type":
+            name = str(kids(t)[0])
+            return self.types.get(name, TypeParamT(name))
+        if d == "stack_type":
+            elem = self.resolve_type(kids(t)[0])
+            if not isinstance(elem, HeaderT):
+                raise self.fail(UnsupportedConstructError, t,
+                                f"stack of {elem.show()}: p4sim supports header stacks only",
+                                "header stack")
+            return StackT(elem, self.const_eval(kids(t)[1]))
+        if d == "tuple_type":
+            return ListT(tuple(self.resolve_type(x) for x in kids(kids(t)[0])))
+        raise self.fail(UnsupportedConstructError, t, f"type {d} is not supported", d)
+
+    def size_value(self, node: Any) -> int:
+        if node.data == "size_int":
+            return self.parse_int(node.children[0])[0]
+        if node.data == "size_name":
+            sym = self.globals.get(str(node.children[0]))
+            if sym is None or sym.value is None:
+                raise self.fail(UnknownNameError, node,
+                                f"unknown constant '{node.children[0]}' in a width", "type")
+            return sym.value
+        return self.const_eval(kids(node)[0])
+
+    def parse_int(self, tok: Token) -> tuple[int, BitT | None]:
+        text = str(tok).replace("_", "")
+        m = re.fullmatch(r"(\d+)([ws])(.*)", text)
+        width_t = None
+        if m:
+            width_t = BitT(int(m.group(1)), signed=m.group(2) == "s")
+            text = m.group(3)
+        low = text.lower()
+        if low.startswith("0x"):
+            v = int(low[2:], 16)
+        elif low.startswith("0b"):
+            v = int(low[2:], 2)
+        elif low.startswith("0o"):
+            v = int(low[2:], 8)
+        elif low.startswith("0d"):
+            v = int(low[2:], 10)
+        else:
+            v = int(low, 10)
+        if width_t is not None:
+            v &= (1 << width_t.width) - 1
+        return v, width_t
+
+    def const_eval(self, node: Any) -> int:
+        v = self.expr(node, Scope(self, None, {}))
+        if v.const is None:
+            raise self.fail(P4TypeError, node, "expression is not a compile-time constant",
+                            "constant")
+        return v.const
+
+    # -- program layout --------------------------------------------------------------------------
+
+    def compile_main(self, decl: Tree) -> None:
+        ann, tnode, args, name_node = kids(decl)
+        pkg = ident(tnode.children[0]) if isinstance(tnode, Tree) else str(tnode)
+        if pkg != "V1Switch":
+            raise self.fail(UnsupportedConstructError, decl,
+                            f"package {pkg}: p4sim runs the v1model V1Switch only", "package")
+        blocks = [a for a in kids(args) if a is not None]
+        if len(blocks) != 6:
+            raise self.fail(ArgumentCountError, args,
+                            f"V1Switch takes 6 arguments, got {len(blocks)}", "package")
+        names = []
+        for b in blocks:
+            if b.data != "constructor":
+                raise self.fail(P4TypeError, b, "V1Switch arguments must be instances like P()",
+                                "package")
+            names.append(str(kids(b)[0]))
+        parser_name, *control_names = names
+        if parser_name not in self.parsers:
+            raise self.fail(UnknownNameError, blocks[0], f"unknown parser '{parser_name}'",
+                            "package")
+        for b, n in zip(blocks[1:], control_names, strict=True):
+            if n not in self.controls:
+                raise self.fail(UnknownNameError, b, f"unknown control '{n}'", "package")
+        pdecl = self.parsers[parser_name]
+        ptypes = self.param_types(kids(pdecl)[2])
+        self.hdr_type = ptypes[1][2] if isinstance(ptypes[1][2], StructT) else None
+        self.meta_type = ptypes[2][2] if isinstance(ptypes[2][2], StructT) else None
+        if self.hdr_type is None or self.meta_type is None:
+            raise self.fail(P4TypeError, pdecl, "parser headers and metadata must be structs",
+                            "parser")
+        self.model.headers_type = self.hdr_type.name
+        self.model.metadata_type = self.meta_type.name
+        self.gen_type_classes()
+        self.collect_controller_headers()
+        self.compile_parser(pdecl)
+        roles = ["verify", "ingress", "egress", "compute", "deparse"]
+        for role, cname in zip(roles, control_names, strict=True):
+            inst = self.compile_control(self.controls[cname], cname)
+            self.blocks[role] = inst.pyname
+        self.collect_field_lists()
+
+    def param_types(self, params: Tree) -> list[tuple[str, str, P4Type]]:
+        out = []
+        for p in kids(params):
+            if p is None:
+                continue
+            ann, direction, tnode, name_node, default = kids(p) + [None] * (5 - len(kids(p)))
+            d = direction.data[2:] if direction is not None else ""
+            out.append((ident(name_node), d, self.resolve_type(tnode)))
+        return out
+
+    # -- generated classes -------------------------------------------------------------------------
+
+    def gen_type_classes(self) -> None:
+        g = self.gen
+        g.emit("# generated by p4sim from the P4 source; do not edit")
+        for t in self.types.values():
+            if isinstance(t, HeaderT):
+                self.gen_header_class(t)
+        done: set[str] = set()
+        for t in list(self.types.values()):
+            if isinstance(t, StructT):
+                self.gen_struct_class(t, done)
+
+    def gen_header_class(self, t: HeaderT) -> None:
+        g = self.gen
+        cls = f"H_{py(t.name)}"
+        self.header_classes[t.name] = cls
+        slots = ["_v"]
+        for f in t.fields:
+            slots.append(f"f_{f.name}")
+            if isinstance(f.type, VarbitT):
+                slots.append(f"w_{f.name}")
+        g.emit(f"class {cls}:")
+        g.depth += 1
+        g.emit(f"__slots__ = {tuple(slots)!r}")
+        g.emit("def __init__(self):")
+        g.emit("    " + "; ".join(f"self.{s} = {'False' if s == '_v' else '0'}" for s in slots))
+        g.depth -= 1
+        # extract: fixed part, then the varbit (if any) of `vbits` bits
+        fixed = [f for f in t.fields if not isinstance(f.type, VarbitT)]
+        varbit = next((f for f in t.fields if isinstance(f.type, VarbitT)), None)
+        nbytes = t.fixed_width() // 8
+        too_short = self.error_code("PacketTooShort")
+        g.emit(f"def X_{py(t.name)}(P, h{', vbits' if varbit else ''}):")
+        g.depth += 1
+        g.emit(f"o = P.off; e = o + {nbytes}")
+        if varbit:
+            hts = self.error_code("HeaderTooShort")
+            g.emit(f"if vbits > {varbit.type.max_width} or vbits % 8: raise ParserFailure({hts})")
+            g.emit("ve = e + vbits // 8")
+            g.emit(f"if ve > len(P.data): raise ParserFailure({too_short})")
+        else:
+            g.emit(f"if e > len(P.data): raise ParserFailure({too_short})")
+        g.emit("v = int.from_bytes(P.data[o:e], 'big')")
+        shift = t.fixed_width()
+        for f in fixed:
+            w = bit_width(f.type)
+            shift -= w
+            g.emit(f"h.f_{f.name} = (v >> {shift}) & {(1 << w) - 1:#x}")
+        if varbit:
+            g.emit(f"h.f_{varbit.name} = int.from_bytes(P.data[e:ve], 'big')")
+            g.emit(f"h.w_{varbit.name} = vbits")
+            g.emit("P.off = ve")
+        else:
+            g.emit("P.off = e")
+        g.emit("h._v = True")
+        g.depth -= 1
+        # emit
+        g.emit(f"def E_{py(t.name)}(h):")
+        g.depth += 1
+        parts = []
+        shift = t.fixed_width()
+        for f in fixed:
+            w = bit_width(f.type)
+            shift -= w
+            parts.append(f"(h.f_{f.name} << {shift})" if shift else f"h.f_{f.name}")
+        body = " | ".join(parts) if parts else "0"
+        if varbit:
+            g.emit(f"return ({body}).to_bytes({nbytes}, 'big') + "
+                   f"h.f_{varbit.name}.to_bytes(h.w_{varbit.name} // 8, 'big')")
+        else:
+            g.emit(f"return ({body}).to_bytes({nbytes}, 'big')")
+        g.depth -= 1
+
+    def gen_struct_class(self, t: StructT, done: set[str]) -> None:
+        if t.name in done:
+            return
+        done.add(t.name)
+        for f in t.fields:
+            if isinstance(f.type, StructT):
+                self.gen_struct_class(f.type, done)
+        g = self.gen
+        cls = f"S_{py(t.name)}"
+        self.struct_classes[t.name] = cls
+        g.emit(f"class {cls}:")
+        g.depth += 1
+        g.emit(f"__slots__ = {tuple('f_' + f.name for f in t.fields)!r}")
+        g.emit("def __init__(self):")
+        inits = [f"self.f_{f.name} = {self.new_value(f.type)}" for f in t.fields]
+        g.emit("    " + ("; ".join(inits) if inits else "pass"))
+        g.depth -= 1
+
+    def new_value(self, t: P4Type) -> str:
+        if isinstance(t, HeaderT):
+            return f"H_{py(t.name)}()"
+        if isinstance(t, StructT):
+            return f"S_{py(t.name)}()"
+        if isinstance(t, StackT):
+            return f"HeaderStack([H_{py(t.elem.name)}() for _ in range({t.size})])"
+        if isinstance(t, BoolT):
+            return "False"
+        return "0"
+
+    def error_code(self, name: str) -> int:
+        return self.errors.index(name)
+
+    def collect_controller_headers(self) -> None:
+        for t in self.types.values():
+            if isinstance(t, HeaderT):
+                ch = self.ann_get(t.annotations, "controller_header")
+                if ch:
+                    fields = []
+                    for i, f in enumerate(t.fields, 1):
+                        fields.append((i, f.name, bit_width(f.type)))
+                    self.model.controller_headers.append(ControllerHeaderModel(
+                        name=str(ch[0]), header_type=t.name, fields=tuple(fields)))
+
+    def collect_field_lists(self) -> None:
+        assert self.meta_type is not None
+
+        def walk(t: StructLikeT, path: tuple[str, ...]) -> None:
+            for f in t.fields:
+                if isinstance(f.type, StructT):
+                    walk(f.type, path + (f.name,))
+                    continue
+                lists = self.ann_get(f.annotations, "field_list")
+                for idx in lists or ():
+                    if isinstance(idx, int):
+                        self.field_lists.setdefault(idx, []).append(path + (f.name,))
+
+        walk(self.meta_type, ())
+
+    # -- parser ----------------------------------------------------------------------------------
+
+    def compile_parser(self, decl: Tree) -> None:
+        ann, name_node, params, ctor, *body = kids(decl)
+        name = ident(name_node)
+        plist = self.param_types(params)
+        if len(plist) != 4:
+            raise self.fail(ArgumentCountError, params,
+                            f"v1model parser takes 4 parameters, got {len(plist)}", "parser")
+        states = [b for b in body if isinstance(b, Tree) and b.data == "parser_state"]
+        locals_ = [b for b in body if isinstance(b, Tree) and b.data != "parser_state"]
+        scope = Scope(self, None, {})
+        scope.names[plist[0][0]] = Sym("packet_in", ExternT("packet_in"), "P")
+        pnames = ["hdr", "meta", "sm"]
+        for (pname, _d, ptype), code in zip(plist[1:], pnames, strict=True):
+            scope.names[pname] = Sym("var", ptype, code)
+        state_names: dict[str, str] = {}
+        for s in states:
+            sname = ident(kids(s)[1])
+            self.dup(state_names, sname, s, "state")
+            state_names[sname] = f"ps_{py(name)}_{py(sname)}"
+        if "start" not in state_names:
+            raise self.fail(UnknownNameError, decl, f"parser {name} has no state 'start'",
+                            "parser")
+        scope.states = state_names
+        g = self.gen
+        # parser-level locals live in L
+        g.emit(f"class PL_{py(name)}:")
+        g.emit("    pass")
+        pscope = Scope(self, scope, {})
+        init_lines = []
+        for loc in locals_:
+            if loc.data == "const_decl":
+                self.declare_const(loc, pscope.names)
+            elif loc.data == "var_decl":
+                vann, tnode, vname, vinit = kids(loc)
+                t = self.resolve_type(tnode)
+                n = ident(vname)
+                self.dup(pscope.names, n, vname, "variable")
+                pscope.names[n] = Sym("var", t, f"L.v_{py(n)}")
+                init_lines.append((f"L.v_{py(n)}", t, vinit, pscope))
+            else:
+                raise self.fail(UnsupportedConstructError, loc,
+                                f"{loc.data} in a parser is not supported", loc.data)
+        for s in states:
+            sann, sname, *stmts = kids(s)
+            *body_stmts, trans = stmts
+            g.emit(f"def {state_names[ident(sname)]}(P, hdr, meta, sm, L):")
+            g.depth += 1
+            sscope = Scope(self, pscope, {})
+            for st in body_stmts:
+                self.statement(st, sscope, ctx="parser")
+            self.transition(trans, sscope)
+            g.depth -= 1
+        g.emit(f"def parser_{py(name)}(P):")
+        g.depth += 1
+        g.emit(f"L = PL_{py(name)}()")
+        g.emit("hdr = P.hdr; meta = P.meta; sm = P.sm")
+        for target, t, vinit, sc in init_lines:
+            if vinit is not None:
+                v = self.coerce(self.expr(vinit, sc), t, vinit, "initializer")
+                g.emit(f"{target} = {v.code}")
+            else:
+                g.emit(f"{target} = {self.new_value(t)}")
+        g.emit(f"st = {state_names['start']}")
+        g.emit("try:")
+        g.emit("    while st is not None:")
+        g.emit("        st = st(P, hdr, meta, sm, L)")
+        g.emit("except ParserFailure as e:")
+        g.emit("    sm.f_parser_error = e.error_code")
+        g.depth -= 1
+        self.blocks["parse"] = f"parser_{py(name)}"
+
+    def transition(self, t: Tree, scope: Scope) -> None:
+        g = self.gen
+        if t.data == "transition":
+            g.emit(f"return {self.state_target(kids(t)[0], scope)}")
+            return
+        sel = kids(t)[0]
+        exprs, *cases = kids(sel)
+        keys = [self.expr(e, scope) for e in kids(exprs)]
+        knames = []
+        for k in keys:
+            kn = g.tmp("k")
+            g.emit(f"{kn} = {k.code}")
+            knames.append(kn)
+        has_default = False
+        for case in cases:
+            ks, target = kids(case)
+            tgt = self.state_target(target, scope)
+            sets = kids(ks) if ks.data == "tuple_keyset" else [kids(ks)[0]]
+            if len(sets) != len(keys):
+                if not (len(sets) == 1 and sets[0].data in ("ks_default", "ks_dontcare")):
+                    raise self.fail(P4TypeError, ks,
+                                    f"select has {len(keys)} keys, this case {len(sets)}",
+                                    "select")
+            conds = []
+            for i, s in enumerate(sets):
+                if s.data in ("ks_default", "ks_dontcare"):
+                    continue
+                conds.append(self.keyset_cond(s, knames[i], keys[i].type, scope))
+            if not conds:
+                has_default = True
+                g.emit(f"return {tgt}")
+                break
+            g.emit(f"if {' and '.join(conds)}: return {tgt}")
+        if not has_default:
+            g.emit(f"raise ParserFailure({self.error_code('NoMatch')})")
+
+    def keyset_cond(self, s: Tree, key: str, ktype: P4Type, scope: Scope) -> str:
+        if s.data == "ks_mask":
+            v, m = (self.coerce(self.expr(x, scope), ktype, x, "select") for x in kids(s))
+            return f"({key} & {m.code}) == ({v.code} & {m.code})"
+        if s.data == "ks_range":
+            lo, hi = (self.coerce(self.expr(x, scope), ktype, x, "select") for x in kids(s))
+            return f"{lo.code} <= {key} <= {hi.code}"
+        v = self.coerce(self.expr(kids(s)[0], scope), ktype, s, "select")
+        return f"{key} == {v.code}"
+
+    def state_target(self, node: Any, scope: Scope) -> str:
+        name = ident(node)
+        if name in ("accept", "reject"):
+            return "None"
+        states = scope.find_states()
+        if name not in states:
+            raise self.fail(UnknownNameError, node, f"unknown parser state '{name}'", "transition")
+        return states[name]
+
+    # -- controls --------------------------------------------------------------------------------
+
+    def compile_control(self, decl: Tree, qname: str) -> Instance:
+        ann, name_node, params, ctor, *rest = kids(decl)
+        *locals_, apply_block = rest
+        plist = self.param_types(params)
+        inst = Instance(qname=qname, pyname=f"ctl_{py(qname)}", params=plist)
+        scope = Scope(self, None, {})
+        pyparams = []
+        for pname, d, ptype in plist:
+            code = f"p_{py(pname)}"
+            if isinstance(ptype, ExternT) and ptype.name == "packet_out":
+                scope.names[pname] = Sym("packet_out", ptype, "P")
+                continue
+            else:
+                if not isinstance(ptype, StructLikeT | StackT) and d in ("out", "inout"):
+                    raise self.fail(UnsupportedConstructError, params,
+                                    f"control parameter '{pname}': out/inout scalars are not "
+                                    "supported", "control parameter")
+                scope.names[pname] = Sym("var", ptype, code)
+            pyparams.append(code)
+        scope.ctl = inst
+        scope.pyparams = pyparams
+        g = self.gen
+        cscope = Scope(self, scope, {})
+        cscope.ctl = inst
+        cscope.pyparams = pyparams
+        init_lines: list[tuple[str, P4Type, Any, Scope]] = []
+        sub_controls: list[tuple[Tree, str]] = []
+        for loc in locals_:
+            d = loc.data
+            if d == "const_decl":
+                self.declare_const(loc, cscope.names)
+            elif d == "var_decl":
+                vann, tnode, vname, vinit = kids(loc)
+                t = self.resolve_type(tnode)
+                n = ident(vname)
+                self.dup(cscope.names, n, vname, "variable")
+                cscope.names[n] = Sym("var", t, f"L.v_{py(n)}")
+                init_lines.append((f"L.v_{py(n)}", t, vinit, cscope))
+            elif d == "action_decl":
+                n = ident(kids(loc)[1])
+                self.dup(cscope.names, n, loc, "action")
+                anns = self.annotations(kids(loc)[0])
+                cscope.names[n] = Sym("action", info=(loc, self.qualify(qname, n, anns), anns))
+            elif d == "table_decl":
+                n = ident(kids(loc)[1])
+                self.dup(cscope.names, n, loc, "table")
+                cscope.names[n] = Sym("table", info=loc)
+            elif d == "instantiation":
+                iann, tnode, args, iname = kids(loc)
+                n = ident(iname)
+                self.dup(cscope.names, n, iname, "instance")
+                tname = str(tnode.children[0]) if tnode.data in ("named_type",
+                                                                 "specialized_type") else ""
+                if tname in self.controls:
+                    sub_controls.append((loc, n))
+                    cscope.names[n] = Sym("control_inst", info=(tname, f"{qname}.{n}"))
+                else:
+                    cscope.names[n] = self.instantiate_extern(loc, qname, n, tname, tnode, args,
+                                                              cscope)
+            elif d == "function_decl":
+                raise self.fail(UnsupportedConstructError, loc,
+                                "function declaration is not supported", "function declaration")
+            else:
+                raise self.fail(UnsupportedConstructError, loc, f"{d} is not supported", d)
+        # global actions visible from the control (NoAction and program-level actions)
+        for an, adecl in self.global_actions.items():
+            if an not in cscope.names and an not in scope.names:
+                anns = self.annotations(kids(adecl)[0])
+                scope.names[an] = Sym("action", info=(adecl, self.qualify("", an, anns), anns))
+        for _loc, n in sub_controls:
+            tname, sub_q = cscope.names[n].info
+            sub = self.compile_control(self.controls[tname], sub_q)
+            cscope.names[n].info = (tname, sub_q, sub)
+        # actions and tables are module-level functions
+        cparams = ", ".join(pyparams)
+        g.emit(f"class CL_{py(qname)}:")
+        g.emit("    pass")
+        compiled_actions: dict[str, str] = {}
+        for n, sym in list(cscope.names.items()) + list(scope.names.items()):
+            if sym.kind == "action" and n not in compiled_actions:
+                compiled_actions[n] = self.compile_action(sym, cscope, qname, cparams)
+        cscope.compiled_actions = compiled_actions
+        for sym in list(cscope.names.values()):
+            if sym.kind == "table":
+                sym.code = self.compile_table(sym.info, cscope, qname, cparams)
+        g.emit(f"def {inst.pyname}(P, {cparams}):")
+        g.depth += 1
+        g.emit(f"L = CL_{py(qname)}()")
+        for target, t, vinit, sc in init_lines:
+            if vinit is not None:
+                v = self.coerce(self.expr(vinit, sc), t, vinit, "initializer")
+                g.emit(f"{target} = {v.code}")
+            else:
+                g.emit(f"{target} = {self.new_value(t)}")
+        g.emit("try:")
+        g.depth += 1
+        self.block(apply_block, Scope(self, cscope, {}), ctx="apply")
+        g.emit("pass")
+        g.depth -= 1
+        g.emit("except ExitSignal:")
+        g.emit("    if P.trace is not None: P.trace.append('exit')")
+        g.emit(f"    if {'True' if qname in self.blocks.values() else 'False'}: raise")
+        g.depth -= 1
+        return inst
+
+    def qualify(self, prefix: str, name: str, anns: tuple[tuple[str, tuple[object, ...]], ...]
+                ) -> str:
+        override = self.ann_get(anns, "name")
+        if override:
+            n = str(override[0])
+            if n.startswith("."):
+                return n[1:]
+            name = n
+        return f"{prefix}.{name}" if prefix else name
+
+    def instantiate_extern(self, loc: Tree, qname: str, n: str, tname: str, tnode: Tree,
+                           args: Tree, scope: Scope) -> Sym:
+        anns = self.annotations(kids(loc)[0])
+        full = self.qualify(qname, n, anns)
+        arglist = [a for a in kids(args) if a is not None]
+        ext = self.externs.get(tname)
+        if ext is None:
+            raise self.fail(UnknownNameError, tnode, f"unknown extern type '{tname}'",
+                            "instantiation")
+        if len(arglist) not in ext.ctor_arities:
+            raise self.fail(ArgumentCountError, args,
+                            f"{tname} takes {sorted(ext.ctor_arities)} constructor arguments, "
+                            f"got {len(arglist)}", "instantiation")
+        pyname = py(full)
+        explicit_id = self.ann_get(anns, "id")
+        if tname == "counter":
+            size = self.const_eval(arglist[0])
+            unit = self.counter_unit(arglist[1], scope)
+            self.model.counters.append(CounterModel(name=full, size=size, unit=unit,
+                                                    explicit_id=_int_or_none(explicit_id)))
+            return Sym("extern", ExternT("counter"), f"_C_{pyname}", info=full)
+        if tname == "direct_counter":
+            unit = self.counter_unit(arglist[0], scope)
+            self.model.direct_counters.append(CounterModel(
+                name=full, size=0, unit=unit, explicit_id=_int_or_none(explicit_id)))
+            return Sym("extern", ExternT("direct_counter"), f"_DC_{pyname}", info=full)
+        if tname == "register":
+            targs = kids(kids(tnode)[1]) if tnode.data == "specialized_type" else []
+            if not targs:
+                raise self.fail(P4TypeError, tnode, "register needs a type: register<bit<W>>",
+                                "register")
+            vt = self.resolve_type(targs[0])
+            if not isinstance(vt, BitT):
+                raise self.fail(UnsupportedConstructError, tnode,
+                                f"register<{vt.show()}>: p4sim supports bit<W> registers",
+                                "register")
+            size = self.const_eval(arglist[0])
+            it = self.resolve_type(targs[1]) if len(targs) > 1 else BitT(32)
+            self.model.registers.append(RegisterModel(name=full, size=size, bitwidth=vt.width,
+                                                      explicit_id=_int_or_none(explicit_id)))
+            return Sym("extern", ExternT("register"), f"_R_{pyname}", info=(full, vt, it))
+        raise self.fail(UnsupportedConstructError, loc, f"extern {tname} is not supported",
+                        tname)
+
+    def counter_unit(self, node: Any, scope: Scope) -> str:
+        v = self.expr(node, scope)
+        if not isinstance(v.type, EnumT) or v.type.name != "CounterType" or v.const is None:
+            raise self.fail(P4TypeError, node, "expected a CounterType", "counter")
+        return ["PACKETS", "BYTES", "BOTH"][v.const]
+
+    def compile_action(self, sym: Sym, scope: Scope, qname: str, cparams: str) -> str:
+        decl, full, anns = sym.info
+        ann, name_node, params, body = kids(decl)
+        plist = self.param_types(params)
+        pyname = f"act_{py(qname)}__{py(full)}"
+        ascope = Scope(self, scope, {})
+        argnames = []
+        widths = []
+        pinfo = []
+        for pname, d, ptype in plist:
+            if d:
+                raise self.fail(UnsupportedConstructError, params,
+                                f"action parameter '{pname}' with direction {d}: p4sim supports "
+                                "directionless (control-plane) parameters", "action parameter")
+            code = f"a_{py(pname)}"
+            self.dup(ascope.names, pname, params, "parameter")
+            ascope.names[pname] = Sym("var", ptype, code)
+            argnames.append(code)
+            widths.append(bit_width(ptype))
+            pinfo.append((pname, bit_width(ptype)))
+        if full not in self.model.actions:
+            self.model.actions[full] = ActionModel(
+                name=full, params=tuple(pinfo), explicit_id=_int_or_none(self.ann_get(anns, "id")),
+                annotations=anns)
+        g = self.gen
+        g.emit(f"def {pyname}(P, {cparams}, L{''.join(', ' + a for a in argnames)}):")
+        g.depth += 1
+        self.block(body, ascope, ctx="action")
+        g.emit("pass")
+        g.depth -= 1
+        sym.code = pyname
+        return pyname
+
+    def compile_table(self, decl: Tree, scope: Scope, qname: str, cparams: str) -> str:
+        ann, name_node, *props = kids(decl)
+        anns = self.annotations(ann)
+        tname = ident(name_node)
+        full = self.qualify(qname, tname, anns)
+        pyname = py(full)
+        keys: list[KeyModel] = []
+        key_codes: list[str] = []
+        actions: list[tuple[str, str, tuple[tuple[str, tuple[object, ...]], ...]]] = []
+        default_call: tuple[str, tuple[int, ...]] | None = None
+        default_const = False
+        size = 1024
+        entries_nodes: list[Tree] = []
+        const_entries = False
+        direct_counter = None
+        for p in props:
+            d = p.data
+            if d == "key_prop":
+                for i, ke in enumerate(kids(p), 1):
+                    expr_node, kind_node, kann = kids(ke)
+                    v = self.expr(expr_node, scope)
+                    kind = ident(kind_node)
+                    if kind not in ("exact", "ternary", "lpm", "range", "optional"):
+                        if kind in self.match_kinds:
+                            raise self.fail(UnsupportedConstructError, kind_node,
+                                            f"match kind '{kind}' is not supported", "table key")
+                        raise self.fail(UnknownNameError, kind_node,
+                                        f"unknown match kind '{kind}'", "table key")
+                    width = bit_width(v.type)
+                    if width == 0:
+                        raise self.fail(P4TypeError, expr_node,
+                                        f"table key of type {v.type.show()} has no bit width",
+                                        "table key")
+                    kanns = self.annotations(kann)
+                    nm = self.ann_get(kanns, "name")
+                    name = str(nm[0]) if nm else source_text(expr_node)
+                    keys.append(KeyModel(field_id=i, name=name, bitwidth=width, match_kind=kind))
+                    key_codes.append(f"int({v.code})" if isinstance(v.type, BoolT) else v.code)
+            elif d == "actions_prop":
+                for ar in kids(p):
+                    aann, aname, aargs = kids(ar)
+                    an = ident(aname)
+                    sym = scope.lookup(an)
+                    if sym is None or sym.kind != "action":
+                        raise self.fail(UnknownNameError, aname, f"unknown action '{an}'",
+                                        "table actions")
+                    if any(a[0] == an for a in actions):
+                        raise self.fail(DuplicateDeclarationError, aname,
+                                        f"action '{an}' listed twice", "table actions")
+                    actions.append((an, sym.info[1], self.annotations(aann)))
+            elif d in ("simple_prop", "const_simple_prop"):
+                pann, pname, pexpr = kids(p)
+                pn = ident(pname)
+                if pn == "default_action":
+                    default_call = self.action_call(pexpr, scope, actions)
+                    default_const = d == "const_simple_prop"
+                elif pn == "size":
+                    size = self.const_eval(pexpr)
+                elif pn == "counters":
+                    sym = scope.lookup(ident(kids(pexpr)[0])) if pexpr.data == "name_ref" else None
+                    if sym is None or sym.type != ExternT("direct_counter"):
+                        raise self.fail(P4TypeError, pexpr, "counters = needs a direct_counter",
+                                        "table")
+                    direct_counter = sym.info
+                elif pn in ("support_timeout",):
+                    continue
+                else:
+                    raise self.fail(UnsupportedConstructError, p,
+                                    f"table property '{pn}' is not supported", "table property")
+            elif d in ("entries_prop", "const_entries_prop"):
+                if d == "entries_prop":
+                    raise self.fail(UnsupportedConstructError, p,
+                                    "non-const entries are not supported", "table entries")
+                const_entries = True
+                entries_nodes = [e for e in kids(p)[1:]]
+        if not actions:
+            raise self.fail(P4TypeError, decl, f"table {tname} has no actions", "table")
+        if default_call is None:
+            if "NoAction" not in {a[0] for a in actions}:
+                scope_na = scope.lookup("NoAction")
+                if scope_na is None:
+                    raise self.fail(UnknownNameError, decl, "no NoAction", "table")
+            default_call = ("NoAction", ())
+            na = scope.lookup("NoAction")
+            assert na is not None
+            if all(a[0] != "NoAction" for a in actions):
+                actions.append(("NoAction", na.info[1], (("defaultonly", ()), ("hidden", ()))))
+        entries = []
+        for idx, en in enumerate(entries_nodes):
+            eann, ks, ename, eargs = kids(en)
+            sets = kids(ks) if ks.data == "tuple_keyset" else [kids(ks)[0]]
+            if len(sets) != len(keys):
+                raise self.fail(P4TypeError, ks,
+                                f"entry has {len(sets)} key values, table has {len(keys)} keys",
+                                "table entries")
+            matches = []
+            for k, s in zip(keys, sets, strict=True):
+                m = self.entry_match(k, s, scope)
+                if m is not None:
+                    matches.append(m)
+            call = self.action_call_parts(ename, eargs, scope, actions, en)
+            prio_ann = self.ann_get(self.annotations(eann), "priority")
+            priority = int(prio_ann[0]) if prio_ann else len(entries_nodes) - idx  # type: ignore[arg-type]
+            if all(k.match_kind in ("exact", "lpm") for k in keys):
+                priority = 0
+            entries.append((tuple(matches), priority, call))
+        self.model.tables.append(TableModel(
+            name=full, keys=tuple(keys), actions=tuple((q, a) for _, q, a in actions),
+            size=size, default_action=(scope.lookup(default_call[0]).info[1],  # type: ignore[union-attr]
+                                       default_call[1]),
+            default_is_const=default_const, is_const=const_entries, const_entries=tuple(
+                (m, p, (scope.lookup(c[0]).info[1], c[1]))  # type: ignore[union-attr]
+                for m, p, c in entries),
+            direct_counter=direct_counter, annotations=anns,
+            explicit_id=_int_or_none(self.ann_get(anns, "id"))))
+        g = self.gen
+        fn = f"tbl_{pyname}"
+        amap = ", ".join(f"_A_{py(q)}: {scope.compiled_actions[a]}" for a, q, _ in actions)
+        g.emit(f"_AM_{pyname} = {{}}  # filled at instantiate: action id -> function")
+        g.emit(f"def _bind_{pyname}():")
+        g.emit(f"    _AM_{pyname}.update({{{amap}}})")
+        g.emit(f"def {fn}(P, {cparams}, L):")
+        g.depth += 1
+        keytuple = "(" + "".join(f"{k}, " for k in key_codes) + ")"
+        g.emit(f"e = _T_{pyname}.lookup({keytuple})")
+        g.emit("if e is None:")
+        g.emit(f"    a = _T_{pyname}.default_action; hit = False")
+        g.emit("else:")
+        g.emit("    a = e.action; hit = True")
+        if direct_counter:
+            g.emit(f"    _DC_{py(direct_counter)}.count(e.key, len(P.data))")
+        g.emit(f"if P.trace is not None: P.trace.append('table {full}: ' + "
+               f"('hit' if hit else 'miss') + ' -> ' + _AN[a.action_id])")
+        g.emit(f"_AM_{pyname}[a.action_id](P, {cparams}, L, *a.args)")
+        g.emit("return hit, a.action_id")
+        g.depth -= 1
+        return fn
+
+    def action_call(self, node: Tree, scope: Scope, actions: list[Any]
+                    ) -> tuple[str, tuple[int, ...]]:
+        if node.data == "call":
+            callee, args = kids(node)
+        else:
+            callee, args = node, None
+        return self.action_call_parts(kids(callee)[0] if callee.data == "name_ref" else callee,
+                                      args, scope, actions, node)
+
+    def action_call_parts(self, name_node: Any, args: Any, scope: Scope, actions: list[Any],
+                          node: Any) -> tuple[str, tuple[int, ...]]:
+        an = ident(name_node)
+        if all(a[0] != an for a in actions):
+            raise self.fail(UnknownNameError, node,
+                            f"action '{an}' is not in the table's actions", "default_action")
+        sym = scope.lookup(an)
+        assert sym is not None
+        decl = sym.info[0]
+        plist = self.param_types(kids(decl)[2])
+        arglist = [a for a in kids(args) if a is not None] if args is not None else []
+        if len(arglist) != len(plist):
+            raise self.fail(ArgumentCountError, node,
+                            f"action {an} takes {len(plist)} arguments, got {len(arglist)}",
+                            "action call")
+        values = []
+        for a, (_pn, _d, pt) in zip(arglist, plist, strict=True):
+            v = self.coerce(self.expr(a, scope), pt, a, "action argument")
+            if v.const is None:
+                raise self.fail(P4TypeError, a, "action argument must be constant", "action")
+            values.append(v.const)
+        return an, tuple(values)
+
+    def entry_match(self, k: KeyModel, s: Tree, scope: Scope) -> FieldMatch | None:
+        t = BitT(k.bitwidth)
+        if s.data in ("ks_dontcare", "ks_default"):
+            return None
+        if s.data == "ks_mask":
+            v, m = (self.coerce(self.expr(x, scope), t, x, "entry").const for x in kids(s))
+            assert v is not None and m is not None
+            kind = "ternary" if k.match_kind != "lpm" else "lpm"
+            if kind == "lpm":
+                plen = bin(m).count("1")
+                return FieldMatch(field_id=k.field_id, kind="lpm", value=v & m, prefix_len=plen)
+            return FieldMatch(field_id=k.field_id, kind="ternary", value=v & m, mask=m)
+        if s.data == "ks_range":
+            lo, hi = (self.coerce(self.expr(x, scope), t, x, "entry").const for x in kids(s))
+            return FieldMatch(field_id=k.field_id, kind="range", value=lo or 0, high=hi)
+        v = self.coerce(self.expr(kids(s)[0], scope), t, s, "entry").const
+        if v is None:
+            raise self.fail(P4TypeError, s, "entry key must be constant", "table entries")
+        full = (1 << k.bitwidth) - 1
+        if k.match_kind == "ternary":
+            return FieldMatch(field_id=k.field_id, kind="ternary", value=v, mask=full)
+        if k.match_kind == "lpm":
+            return FieldMatch(field_id=k.field_id, kind="lpm", value=v, prefix_len=k.bitwidth)
+        if k.match_kind == "range":
+            return FieldMatch(field_id=k.field_id, kind="range", value=v, high=v)
+        return FieldMatch(field_id=k.field_id, kind=k.match_kind, value=v)  # type: ignore[arg-type]
+
+    # -- statements ------------------------------------------------------------------------------
+
+    def block(self, node: Tree, scope: Scope, ctx: str) -> None:
+        inner = Scope(self, scope, {})
+        for st in kids(node)[1:]:
+            self.statement(st, inner, ctx)
+
+    def statement(self, st: Tree, scope: Scope, ctx: str) -> None:
+        g = self.gen
+        d = st.data
+        if d == "block":
+            g.emit("if True:")
+            g.depth += 1
+            self.block(st, scope, ctx)
+            g.emit("pass")
+            g.depth -= 1
+        elif d == "assignment":
+            lhs, rhs = kids(st)
+            self.assign(norm(lhs), rhs, scope, st)
+        elif d in ("call_statement", "generic_call_statement"):
+            parts = kids(st)
+            callee, args = norm(parts[0]), parts[-1]
+            v = self.call(callee, args, scope, st, statement=True)
+            if v is not None and v.code:
+                g.emit(v.code)
+        elif d == "if_statement":
+            cond, then, other = kids(st)
+            c = self.expr(cond, scope)
+            if not isinstance(c.type, BoolT):
+                raise self.fail(P4TypeError, cond, f"if condition is {c.type.show()}, not bool",
+                                "if")
+            g.emit(f"if {c.code}:")
+            g.depth += 1
+            self.statement(then, Scope(self, scope, {}), ctx)
+            g.emit("pass")
+            g.depth -= 1
+            if other is not None:
+                g.emit("else:")
+                g.depth += 1
+                self.statement(other, Scope(self, scope, {}), ctx)
+                g.emit("pass")
+                g.depth -= 1
+        elif d == "var_decl":
+            vann, tnode, vname, vinit = kids(st)
+            t = self.resolve_type(tnode)
+            n = ident(vname)
+            self.dup(scope.names, n, vname, "variable")
+            code = g.tmp("v_" + py(n) + "_")
+            if vinit is not None:
+                v = self.coerce(self.expr(vinit, scope), t, vinit, "initializer")
+                g.emit(f"{code} = {v.code}")
+            else:
+                g.emit(f"{code} = {self.new_value(t)}")
+            scope.names[n] = Sym("var", t, code)
+        elif d == "const_decl":
+            self.declare_const(st, scope.names)
+        elif d == "exit_statement":
+            g.emit("raise ExitSignal()")
+        elif d == "return_statement":
+            if ctx == "parser":
+                raise self.fail(P4TypeError, st, "return is not allowed in a parser", "return")
+            g.emit("return")
+        elif d == "return_value_statement":
+            raise self.fail(P4TypeError, st, "return with a value outside a function", "return")
+        elif d == "empty_statement":
+            g.emit("pass")
+        elif d == "switch_statement":
+            self.switch(st, scope, ctx)
+        else:
+            raise self.fail(UnsupportedConstructError, st, f"statement {d} is not supported", d)
+
+    def switch(self, st: Tree, scope: Scope, ctx: str) -> None:
+        g = self.gen
+        expr_node, *cases = kids(st)
+        e = norm_expr(expr_node)
+        if not (e.data == "member" and ident(kids(e)[1]) == "action_run"):
+            raise self.fail(UnsupportedConstructError, st,
+                            "switch over anything but table.apply().action_run", "switch")
+        call = kids(e)[0]
+        v = self.call(kids(call)[0], kids(call)[1], scope, call, statement=False)
+        assert v is not None and v.info_table is not None  # type: ignore[attr-defined]
+        table_actions = v.info_table  # type: ignore[attr-defined]
+        r = g.tmp("run")
+        g.emit(f"{r} = {v.code}[1]")
+        pending: list[str] = []
+        first = True
+        seen: set[str] = set()
+        for case in cases:
+            label = kids(case)[0]
+            if label.data == "default_label":
+                lab = None
+            else:
+                lab = ident(kids(label)[0])
+                if lab in seen:
+                    raise self.fail(DuplicateDeclarationError, label,
+                                    f"duplicate switch label '{lab}'", "switch")
+                seen.add(lab)
+                q = table_actions.get(lab)
+                if q is None:
+                    raise self.fail(UnknownNameError, label,
+                                    f"'{lab}' is not an action of the table", "switch")
+                pending.append(f"_A_{py(q)}")
+            if case.data == "fallthrough_case":
+                continue
+            if lab is None and not pending:
+                g.emit("else:" if not first else "if True:")
+            else:
+                cond = f"{r} in ({', '.join(pending)},)"
+                if lab is None:
+                    g.emit("else:" if not first else "if True:")
+                else:
+                    g.emit(f"{'if' if first else 'elif'} {cond}:")
+            first = False
+            pending = []
+            g.depth += 1
+            self.block(kids(case)[1], scope, ctx)
+            g.emit("pass")
+            g.depth -= 1
+
+    def assign(self, lhs: Tree, rhs: Any, scope: Scope, node: Any) -> None:
+        g = self.gen
+        if lhs.data == "slice":
+            base, hi, lo = kids(lhs)
+            b = self.expr(base, scope)
+            h, lo_ = self.slice_bounds(b, hi, lo, lhs)
+            w = h - lo_ + 1
+            v = self.coerce(self.expr(rhs, scope), BitT(w), rhs, "assignment")
+            m = ((1 << w) - 1) << lo_
+            self.check_lvalue(base, scope)
+            g.emit(f"{b.code} = ({b.code} & {~m & ((1 << bit_width(b.type)) - 1):#x}) | "
+                   f"((({v.code}) << {lo_}) & {m:#x})")
+            return
+        target = self.expr(lhs, scope)
+        self.check_lvalue(lhs, scope)
+        if isinstance(target.type, HeaderT | StructT):
+            src = self.expr(rhs, scope)
+            if src.type != target.type:
+                raise self.fail(P4TypeError, node, f"cannot assign {src.type.show()} to "
+                                f"{target.type.show()}", "assignment")
+            g.emit(f"copy_header({target.code}, {src.code})")
+            return
+        v = self.coerce(self.expr(rhs, scope), target.type, rhs, "assignment",
+                        what=source_text(lhs))
+        g.emit(f"{target.code} = {v.code}")
+
+    def check_lvalue(self, node: Tree, scope: Scope) -> None:
+        root = node
+        while root.data in ("member", "index", "slice"):
+            root = kids(root)[0]
+        if root.data == "name_ref":
+            sym = scope.lookup(ident(kids(root)[0]))
+            if sym is not None and sym.kind == "const":
+                raise self.fail(P4TypeError, node, f"cannot assign to constant "
+                                f"'{ident(kids(root)[0])}'", "assignment")
+            if sym is not None and sym.kind == "var" and sym.code.startswith("a_"):
+                raise self.fail(P4TypeError, node, "cannot assign to a directionless action "
+                                "parameter", "assignment")
+
+    def coerce(self, v: Val, t: P4Type, node: Any, construct: str, what: str = "") -> Val:
+        """Check that `v` can be used where `t` is expected (literals adapt)."""
+        if isinstance(t, TypeParamT):
+            return v
+        if isinstance(v.type, InfIntT):
+            if isinstance(t, BitT):
+                value = v.const & ((1 << t.width) - 1) if v.const is not None else None
+                mask = (1 << t.width) - 1
+                code = repr(value) if value is not None else f"(({v.code}) & {mask:#x})"
+                return Val(code, t, value)
+            if isinstance(t, InfIntT):
+                return v
+        if v.type == t:
+            return v
+        if isinstance(t, EnumT) and isinstance(v.type, EnumT) and t.name == v.type.name:
+            return v
+        target = f" to {what}" if what else ""
+        raise self.fail(P4TypeError, node, f"cannot use {v.type.show()} as {t.show()}{target}"
+                        " without a cast", construct)
+
+    # -- expressions -----------------------------------------------------------------------------
+
+    def expr(self, node: Any, scope: Scope) -> Val:
+        node = norm_expr(node)
+        d = node.data
+        method = getattr(self, f"e_{d}", None)
+        if method is None:
+            raise self.fail(UnsupportedConstructError, node, f"expression {d} is not supported",
+                            d)
+        return method(node, scope)  # type: ignore[no-any-return]
+
+    def e_int_lit(self, node: Tree, scope: Scope) -> Val:
+        v, t = self.parse_int(node.children[0])
+        return Val(repr(v), t or InfIntT(), v)
+
+    def e_true_lit(self, node: Tree, scope: Scope) -> Val:
+        return Val("True", BoolT(), 1)
+
+    def e_false_lit(self, node: Tree, scope: Scope) -> Val:
+        return Val("False", BoolT(), 0)
+
+    def e_string_lit(self, node: Tree, scope: Scope) -> Val:
+        return Val(repr(str(node.children[0])[1:-1]), StringT())
+
+    def e_name_ref(self, node: Tree, scope: Scope) -> Val:
+        name = ident(kids(node)[0])
+        sym = scope.lookup(name)
+        if sym is None:
+            raise self.fail(UnknownNameError, node, f"unknown name '{name}'", "expression")
+        if sym.kind == "const":
+            return Val(sym.code, sym.type, sym.value)
+        if sym.kind == "var":
+            return Val(sym.code, sym.type)
+        return Val(sym.code, sym.type, node=sym)
+
+    def e_dot_name_ref(self, node: Tree, scope: Scope) -> Val:
+        name = ident(kids(node)[0])
+        sym = self.globals.get(name)
+        if sym is None:
+            raise self.fail(UnknownNameError, node, f"unknown name '.{name}'", "expression")
+        return Val(sym.code, sym.type, sym.value)
+
+    def e_type_member(self, node: Tree, scope: Scope) -> Val:
+        tname, member = kids(node)
+        t = self.types.get(str(tname))
+        m = ident(member)
+        if isinstance(t, EnumT):
+            if m not in t.members:
+                raise self.fail(UnknownNameError, member, f"enum {t.name} has no member '{m}'",
+                                "enum")
+            i = t.members.index(m)
+            value = t.values[i] if t.underlying else i
+            return Val(repr(value), t, value)
+        raise self.fail(UnsupportedConstructError, node, f"{tname}.{m} is not supported",
+                        "type member")
+
+    def e_error_member(self, node: Tree, scope: Scope) -> Val:
+        m = ident(kids(node)[0])
+        if m not in self.errors:
+            raise self.fail(UnknownNameError, node, f"unknown error '{m}'", "error")
+        code = self.errors.index(m)
+        return Val(repr(code), ErrorT(), code)
+
+    def e_member(self, node: Tree, scope: Scope) -> Val:
+        base_node, member = kids(node)
+        m = ident(member)
+        base_node = norm_expr(base_node)
+        if base_node.data == "call":
+            callee = norm_expr(kids(base_node)[0])
+            if callee.data == "member" and ident(kids(callee)[1]) == "apply":
+                v = self.call(callee, kids(base_node)[1], scope, base_node, statement=False)
+                assert v is not None
+                if m == "hit":
+                    return Val(f"{v.code}[0]", BoolT())
+                if m == "miss":
+                    return Val(f"(not {v.code}[0])", BoolT())
+                raise self.fail(UnsupportedConstructError, member,
+                                f"table apply result .{m} is not supported here", "table apply")
+        if base_node.data == "error_member":
+            pass
+        b = self.expr(base_node, scope)
+        t = b.type
+        if isinstance(t, StructLikeT):
+            f = t.field(m)
+            if f is None:
+                raise self.fail(UnknownNameError, member, f"{t.show()} has no field '{m}'",
+                                "member")
+            return Val(f"{b.code}.f_{m}", f.type)
+        if isinstance(t, StackT):
+            oob = self.error_code("StackOutOfBounds")
+            if m == "next":
+                return Val(f"stack_next({b.code}, {oob})", t.elem)
+            if m == "last":
+                return Val(f"stack_last({b.code}, {oob})", t.elem)
+            if m == "lastIndex":
+                return Val(f"(({b.code}.nxt - 1) & 0xffffffff)", BitT(32))
+            if m == "nextIndex":
+                return Val(f"{b.code}.nxt", BitT(32))
+            if m == "size":
+                return Val(repr(t.size), BitT(32), t.size)
+        raise self.fail(UnknownNameError, member, f"{t.show()} has no member '{m}'", "member")
+
+    def e_index(self, node: Tree, scope: Scope) -> Val:
+        base, idx = kids(node)
+        b = self.expr(base, scope)
+        if not isinstance(b.type, StackT):
+            raise self.fail(P4TypeError, node, f"cannot index {b.type.show()}", "index")
+        i = self.expr(idx, scope)
+        if i.const is not None and not 0 <= i.const < b.type.size:
+            raise self.fail(P4TypeError, idx, f"index {i.const} out of range for "
+                            f"{b.type.show()}", "index")
+        return Val(f"{b.code}.a[{i.code}]", b.type.elem)
+
+    def slice_bounds(self, b: Val, hi: Any, lo: Any, node: Any) -> tuple[int, int]:
+        if not isinstance(b.type, BitT):
+            raise self.fail(P4TypeError, node, f"cannot slice {b.type.show()}", "slice")
+        h = self.const_eval(hi)
+        low = self.const_eval(lo)
+        if not 0 <= low <= h < b.type.width:
+            raise self.fail(P4TypeError, node, f"slice [{h}:{low}] out of range for "
+                            f"{b.type.show()}", "slice")
+        return h, low
+
+    def e_slice(self, node: Tree, scope: Scope) -> Val:
+        base, hi, lo = kids(node)
+        b = self.expr(base, scope)
+        h, low = self.slice_bounds(b, hi, lo, node)
+        w = h - low + 1
+        const = (b.const >> low) & ((1 << w) - 1) if b.const is not None else None
+        return Val(f"(({b.code} >> {low}) & {(1 << w) - 1:#x})", BitT(w), const)
+
+    def e_call(self, node: Tree, scope: Scope) -> Val:
+        callee, args = kids(node)
+        v = self.call(norm_expr(callee), args, scope, node, statement=False)
+        if v is None or isinstance(v.type, VoidT):
+            raise self.fail(P4TypeError, node, "call has no value", "call")
+        return v
+
+    def e_lookahead_call(self, node: Tree, scope: Scope) -> Val:
+        base, tnode = kids(node)
+        b = self.expr(base, scope)
+        if b.node is None or b.node.kind != "packet_in":
+            raise self.fail(P4TypeError, node, "lookahead is a packet_in method", "lookahead")
+        t = self.resolve_type(tnode)
+        w = bit_width(t)
+        if not isinstance(t, BitT):
+            raise self.fail(UnsupportedConstructError, tnode,
+                            f"lookahead<{t.show()}>: p4sim supports lookahead of bit<W>",
+                            "lookahead")
+        nb = (w + 7) // 8
+        err = self.error_code("PacketTooShort")
+        return Val(f"lookahead(P, {nb}, {nb * 8 - w}, {(1 << w) - 1:#x}, {err})", t)
+
+    def e_constructor(self, node: Tree, scope: Scope) -> Val:
+        raise self.fail(UnsupportedConstructError, node,
+                        "constructor calls in expressions are not supported", "constructor")
+
+    def e_list_expr(self, node: Tree, scope: Scope) -> Val:
+        items = kids(node)[0]
+        vals = [self.expr(e, scope) for e in (kids(items) if items is not None else [])]
+        return Val("(" + "".join(v.code + ", " for v in vals) + ")", ListT(
+            tuple(v.type for v in vals)), node=vals)
+
+    def e_cast(self, node: Tree, scope: Scope) -> Val:
+        tnode, inner = kids(node)
+        t = self.resolve_type(tnode)
+        v = self.expr(inner, scope)
+        src = v.type
+        if isinstance(t, BitT):
+            m = (1 << t.width) - 1
+            if isinstance(src, InfIntT):
+                c = v.const & m if v.const is not None else None
+                return Val(repr(c) if c is not None else f"(({v.code}) & {m:#x})", t, c)
+            if isinstance(src, BoolT):
+                if t.width != 1:
+                    raise self.fail(P4TypeError, node, f"cannot cast bool to {t.show()}", "cast")
+                return Val(f"int({v.code})", t, v.const)
+            if isinstance(src, EnumT) and src.underlying is not None:
+                src = src.underlying
+            if isinstance(src, BitT):
+                if src.signed and not t.signed and t.width > src.width:
+                    return Val(f"(to_signed({v.code}, {src.width}) & {m:#x})", t)
+                if src.signed and t.signed and t.width > src.width:
+                    return Val(f"(to_signed({v.code}, {src.width}) & {m:#x})", t)
+                if t.width >= src.width and src.signed == t.signed:
+                    return Val(v.code, t, v.const)
+                c = v.const & m if v.const is not None else None
+                return Val(f"({v.code} & {m:#x})", t, c)
+        if isinstance(t, BoolT) and isinstance(src, BitT) and src.width == 1:
+            return Val(f"({v.code} == 1)", t, v.const)
+        if isinstance(t, EnumT) and t.underlying is not None and isinstance(src, BitT):
+            return Val(v.code, t, v.const)
+        if t == src:
+            return v
+        raise self.fail(P4TypeError, node, f"cannot cast {src.show()} to {t.show()}", "cast")
+
+    def _unify(self, a: Val, b: Val, node: Any, op: str) -> tuple[Val, Val, P4Type]:
+        if isinstance(a.type, InfIntT) and isinstance(b.type, InfIntT):
+            return a, b, InfIntT()
+        if isinstance(a.type, InfIntT):
+            a = self.coerce(a, b.type, node, op)
+        elif isinstance(b.type, InfIntT):
+            b = self.coerce(b, a.type, node, op)
+        if a.type != b.type:
+            same_enum = isinstance(a.type, EnumT) and isinstance(b.type, EnumT) and (
+                a.type.name == b.type.name)
+            if same_enum:
+                return a, b, a.type
+            raise self.fail(P4TypeError, node, f"operator {op}: operands are {a.type.show()} and "
+                            f"{b.type.show()} (different widths need a cast)", "expression")
+        return a, b, a.type
+
+    def _arith(self, node: Tree, scope: Scope, op: str, pyop: str) -> Val:
+        x, y = kids(node)
+        a, b, t = self._unify(self.expr(x, scope), self.expr(y, scope), node, op)
+        if isinstance(t, InfIntT):
+            c = _fold(pyop, a.const, b.const)
+            return Val(repr(c) if c is not None else f"({a.code} {pyop} {b.code})", t, c)
+        if not isinstance(t, BitT):
+            raise self.fail(P4TypeError, node, f"operator {op} needs bit<W>, got {t.show()}",
+                            "expression")
+        m = (1 << t.width) - 1
+        const = None
+        if a.const is not None and b.const is not None:
+            folded = _fold(pyop, a.const, b.const)
+            const = folded & m if folded is not None else None
+        if const is not None:
+            return Val(repr(const), t, const)
+        if pyop in ("&", "|", "^"):
+            return Val(f"({a.code} {pyop} {b.code})", t)
+        return Val(f"(({a.code} {pyop} {b.code}) & {m:#x})", t)
+
+    def e_add(self, n: Tree, s: Scope) -> Val:
+        return self._arith(n, s, "+", "+")
+
+    def e_sub(self, n: Tree, s: Scope) -> Val:
+        return self._arith(n, s, "-", "-")
+
+    def e_mul(self, n: Tree, s: Scope) -> Val:
+        return self._arith(n, s, "*", "*")
+
+    def e_div(self, n: Tree, s: Scope) -> Val:
+        return self._arith(n, s, "/", "//")
+
+    def e_mod(self, n: Tree, s: Scope) -> Val:
+        return self._arith(n, s, "%", "%")
+
+    def e_band(self, n: Tree, s: Scope) -> Val:
+        return self._arith(n, s, "&", "&")
+
+    def e_bor(self, n: Tree, s: Scope) -> Val:
+        return self._arith(n, s, "|", "|")
+
+    def e_bxor(self, n: Tree, s: Scope) -> Val:
+        return self._arith(n, s, "^", "^")
+
+    def _sat(self, node: Tree, scope: Scope, op: str) -> Val:
+        x, y = kids(node)
+        a, b, t = self._unify(self.expr(x, scope), self.expr(y, scope), node, op)
+        if not isinstance(t, BitT) or t.signed:
+            raise self.fail(UnsupportedConstructError, node,
+                            f"saturating {op} on {t.show()}", "saturating arithmetic")
+        m = (1 << t.width) - 1
+        if op == "|+|":
+            return Val(f"min({a.code} + {b.code}, {m:#x})", t)
+        return Val(f"max({a.code} - {b.code}, 0)", t)
+
+    def e_sadd(self, n: Tree, s: Scope) -> Val:
+        return self._sat(n, s, "|+|")
+
+    def e_ssub(self, n: Tree, s: Scope) -> Val:
+        return self._sat(n, s, "|-|")
+
+    def e_concat(self, node: Tree, scope: Scope) -> Val:
+        x, y = kids(node)
+        a, b = self.expr(x, scope), self.expr(y, scope)
+        if not isinstance(a.type, BitT) or not isinstance(b.type, BitT):
+            raise self.fail(P4TypeError, node, f"++ needs bit<W> operands, got {a.type.show()} "
+                            f"and {b.type.show()}", "concatenation")
+        t = BitT(a.type.width + b.type.width, a.type.signed)
+        return Val(f"(({a.code} << {b.type.width}) | {b.code})", t)
+
+    def _shift(self, node: Tree, scope: Scope, left: bool) -> Val:
+        x, y = kids(node)
+        a, b = self.expr(x, scope), self.expr(y, scope)
+        if isinstance(b.type, BitT) and b.type.signed:
+            raise self.fail(P4TypeError, node, "shift amount must be unsigned", "shift")
+        if isinstance(a.type, InfIntT):
+            if a.const is not None and b.const is not None:
+                c = a.const << b.const if left else a.const >> b.const
+                return Val(repr(c), a.type, c)
+            raise self.fail(P4TypeError, node, "shift of an int literal by a variable needs a "
+                            "width", "shift")
+        if not isinstance(a.type, BitT):
+            raise self.fail(P4TypeError, node, f"cannot shift {a.type.show()}", "shift")
+        m = (1 << a.type.width) - 1
+        if left:
+            return Val(f"(({a.code} << {b.code}) & {m:#x})", a.type)
+        if a.type.signed:
+            return Val(f"((to_signed({a.code}, {a.type.width}) >> {b.code}) & {m:#x})", a.type)
+        return Val(f"({a.code} >> {b.code})", a.type)
+
+    def e_shl(self, n: Tree, s: Scope) -> Val:
+        return self._shift(n, s, True)
+
+    def e_shr(self, n: Tree, s: Scope) -> Val:
+        return self._shift(n, s, False)
+
+    def _compare(self, node: Tree, scope: Scope, op: str) -> Val:
+        x, y = kids(node)
+        a, b, t = self._unify(self.expr(x, scope), self.expr(y, scope), node, op)
+        if op not in ("==", "!=") and not isinstance(t, BitT | InfIntT):
+            raise self.fail(P4TypeError, node, f"operator {op} needs numbers, got {t.show()}",
+                            "comparison")
+        ac, bc = a.code, b.code
+        if isinstance(t, BitT) and t.signed and op not in ("==", "!="):
+            ac, bc = f"to_signed({ac}, {t.width})", f"to_signed({bc}, {t.width})"
+        if isinstance(t, ListT):
+            raise self.fail(UnsupportedConstructError, node, "comparison of lists", "comparison")
+        return Val(f"({ac} {op} {bc})", BoolT())
+
+    def e_eq(self, n: Tree, s: Scope) -> Val:
+        return self._compare(n, s, "==")
+
+    def e_ne(self, n: Tree, s: Scope) -> Val:
+        return self._compare(n, s, "!=")
+
+    def e_lt(self, n: Tree, s: Scope) -> Val:
+        return self._compare(n, s, "<")
+
+    def e_gt(self, n: Tree, s: Scope) -> Val:
+        return self._compare(n, s, ">")
+
+    def e_le(self, n: Tree, s: Scope) -> Val:
+        return self._compare(n, s, "<=")
+
+    def e_ge(self, n: Tree, s: Scope) -> Val:
+        return self._compare(n, s, ">=")
+
+    def _logic(self, node: Tree, scope: Scope, op: str) -> Val:
+        x, y = kids(node)
+        a, b = self.expr(x, scope), self.expr(y, scope)
+        for v, n in ((a, x), (b, y)):
+            if not isinstance(v.type, BoolT):
+                raise self.fail(P4TypeError, n, f"operator {op} needs bool, got {v.type.show()}",
+                                "expression")
+        return Val(f"({a.code} {'and' if op == '&&' else 'or'} {b.code})", BoolT())
+
+    def e_land(self, n: Tree, s: Scope) -> Val:
+        return self._logic(n, s, "&&")
+
+    def e_lor(self, n: Tree, s: Scope) -> Val:
+        return self._logic(n, s, "||")
+
+    def e_lnot(self, node: Tree, scope: Scope) -> Val:
+        v = self.expr(kids(node)[0], scope)
+        if not isinstance(v.type, BoolT):
+            raise self.fail(P4TypeError, node, f"! needs bool, got {v.type.show()}", "expression")
+        return Val(f"(not {v.code})", BoolT())
+
+    def e_bnot(self, node: Tree, scope: Scope) -> Val:
+        v = self.expr(kids(node)[0], scope)
+        if not isinstance(v.type, BitT):
+            raise self.fail(P4TypeError, node, f"~ needs bit<W>, got {v.type.show()}",
+                            "expression")
+        m = (1 << v.type.width) - 1
+        return Val(f"({v.code} ^ {m:#x})", v.type,
+                   v.const ^ m if v.const is not None else None)
+
+    def e_neg(self, node: Tree, scope: Scope) -> Val:
+        v = self.expr(kids(node)[0], scope)
+        if isinstance(v.type, InfIntT) and v.const is not None:
+            return Val(repr(-v.const), v.type, -v.const)
+        if not isinstance(v.type, BitT):
+            raise self.fail(P4TypeError, node, f"- needs a number, got {v.type.show()}",
+                            "expression")
+        m = (1 << v.type.width) - 1
+        return Val(f"((-{v.code}) & {m:#x})", v.type)
+
+    def e_cond(self, node: Tree, scope: Scope) -> Val:
+        c, x, y = kids(node)
+        cv = self.expr(c, scope)
+        if not isinstance(cv.type, BoolT):
+            raise self.fail(P4TypeError, c, f"?: condition is {cv.type.show()}, not bool", "?:")
+        a, b, t = self._unify(self.expr(x, scope), self.expr(y, scope), node, "?:")
+        if isinstance(t, InfIntT):
+            raise self.fail(P4TypeError, node, "?: with two untyped int literals needs a width",
+                            "?:")
+        return Val(f"({a.code} if {cv.code} else {b.code})", t)
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def check_args(self, args: list[Any], counts: set[int], node: Any, what: str) -> None:
+        if len(args) not in counts:
+            want = " or ".join(str(c) for c in sorted(counts))
+            raise self.fail(ArgumentCountError, node,
+                            f"{what} takes {want} arguments, got {len(args)}", "call")
+
+    def call(self, callee: Tree, args_node: Any, scope: Scope, node: Any, statement: bool
+             ) -> Val | None:
+        callee = norm_expr(callee)
+        args = [a for a in kids(args_node) if a is not None] if args_node is not None else []
+        if callee.data == "member":
+            base_node, mnode = kids(callee)
+            m = ident(mnode)
+            base_node = norm_expr(base_node)
+            if base_node.data == "name_ref":
+                sym = scope.lookup(ident(kids(base_node)[0]))
+                if sym is None:
+                    raise self.fail(UnknownNameError, base_node,
+                                    f"unknown name '{ident(kids(base_node)[0])}'", "call")
+                if sym.kind == "table":
+                    return self.table_apply(sym, m, args, scope, node)
+                if sym.kind == "extern":
+                    return self.extern_method(sym, m, args, scope, node, statement)
+                if sym.kind == "control_inst":
+                    return self.control_apply(sym, m, args, scope, node)
+                if sym.kind in ("packet_in", "packet_out"):
+                    return self.packet_method(sym.kind, m, args, scope, node)
+            b = self.expr(base_node, scope)
+            if isinstance(b.type, HeaderT):
+                self.check_args(args, {0}, node, m)
+                if m == "isValid":
+                    return Val(f"{b.code}._v", BoolT())
+                if m == "setValid":
+                    return Val(f"{b.code}._v = True", VoidT())
+                if m == "setInvalid":
+                    return Val(f"{b.code}._v = False", VoidT())
+            if isinstance(b.type, StackT) and m in ("push_front", "pop_front"):
+                self.check_args(args, {1}, node, m)
+                n = self.const_eval(args[0])
+                return Val(f"{m}({b.code}, {n})", VoidT())
+            raise self.fail(UnknownNameError, mnode, f"{b.type.show()} has no method '{m}'",
+                            "call")
+        if callee.data != "name_ref":
+            raise self.fail(UnsupportedConstructError, node, "call of this expression", "call")
+        name = ident(kids(callee)[0])
+        sym = scope.lookup(name)
+        if sym is not None and sym.kind == "action":
+            return self.direct_action_call(sym, args, scope, node)
+        if name in _UNSUPPORTED_EXTERN_CALLS:
+            raise self.fail(UnsupportedConstructError, node,
+                            f"{name} is not supported by p4sim", _UNSUPPORTED_EXTERN_CALLS[name])
+        if name not in self.extern_funcs:
+            raise self.fail(UnknownNameError, callee, f"unknown function '{name}'", "call")
+        self.check_args(args, self.extern_funcs[name], node, name)
+        return self.extern_function(name, args, scope, node)
+
+    def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
+        decl, full, anns = sym.info
+        plist = self.param_types(kids(decl)[2])
+        self.check_args(args, {len(plist)}, node, f"action {ident(kids(decl)[1])}")
+        vals = [self.coerce(self.expr(a, scope), pt, a, "action argument").code
+                for a, (_n, _d, pt) in zip(args, plist, strict=True)]
+        fn = scope.compiled_action(ident(kids(decl)[1]))
+        if fn is None:
+            raise self.fail(UnsupportedConstructError, node,
+                            "calling an action from another action", "action call")
+        cparams = ", ".join(scope.find_pyparams())
+        return Val(f"{fn}(P, {cparams}, L{''.join(', ' + v for v in vals)})", VoidT())
+
+    def table_apply(self, sym: Sym, m: str, args: list[Any], scope: Scope, node: Any) -> Val:
+        if m != "apply":
+            raise self.fail(UnknownNameError, node, f"table has no method '{m}'", "table")
+        self.check_args(args, {0}, node, "apply")
+        if not sym.code:
+            raise self.fail(UnsupportedConstructError, node, "table applied from an action",
+                            "table apply")
+        cparams = ", ".join(scope.find_pyparams())
+        v = Val(f"{sym.code}(P, {cparams}, L)", VoidT())
+        model = next(t for t in self.model.tables if sym.code == f"tbl_{py(t.name)}")
+        v.info_table = {a.rsplit(".", 1)[-1]: a for a, _ in model.actions}  # type: ignore[attr-defined]
+        for a, _ in model.actions:
+            v.info_table.setdefault(a, a)  # type: ignore[attr-defined]
+        # local action names as the program spells them
+        for n, s in scope.all_actions():
+            v.info_table[n] = s.info[1]  # type: ignore[attr-defined]
+        return v
+
+    def control_apply(self, sym: Sym, m: str, args: list[Any], scope: Scope, node: Any) -> Val:
+        tname, sub_q, inst = sym.info
+        if m != "apply":
+            raise self.fail(UnknownNameError, node, f"control has no method '{m}'", "control")
+        self.check_args(args, {len(inst.params)}, node, f"{tname}.apply")
+        codes = []
+        for a, (_pn, _d, pt) in zip(args, inst.params, strict=True):
+            v = self.expr(a, scope)
+            if not isinstance(pt, TypeParamT):
+                v = self.coerce(v, pt, a, "argument")
+            codes.append(v.code)
+        return Val(f"{inst.pyname}(P, {', '.join(codes)})", VoidT())
+
+    def packet_method(self, kind: str, m: str, args: list[Any], scope: Scope, node: Any) -> Val:
+        if kind == "packet_in":
+            if m == "extract":
+                self.check_args(args, {1, 2}, node, "extract")
+                target = norm_expr(args[0])
+                v = self.expr(target, scope)
+                if not isinstance(v.type, HeaderT):
+                    raise self.fail(P4TypeError, args[0],
+                                    f"extract needs a header, got {v.type.show()}", "extract")
+                fn = f"X_{py(v.type.name)}"
+                has_varbit = any(isinstance(f.type, VarbitT) for f in v.type.fields)
+                if has_varbit != (len(args) == 2):
+                    raise self.fail(ArgumentCountError, node,
+                                    "extract of a header with a varbit takes 2 arguments, "
+                                    "otherwise 1", "extract")
+                extra = ""
+                if len(args) == 2:
+                    bits = self.expr(args[1], scope)
+                    if not isinstance(bits.type, BitT | InfIntT):
+                        raise self.fail(P4TypeError, args[1], "extract size must be bit<32>",
+                                        "extract")
+                    extra = f", {bits.code}"
+                if target.data == "member" and ident(kids(target)[1]) == "next":
+                    stack = self.expr(kids(target)[0], scope)
+                    return Val(f"{fn}(P, {v.code}{extra}); {stack.code}.nxt += 1", VoidT())
+                return Val(f"{fn}(P, {v.code}{extra})", VoidT())
+            if m == "advance":
+                self.check_args(args, {1}, node, "advance")
+                v = self.expr(args[0], scope)
+                err = self.error_code("PacketTooShort")
+                return Val(f"advance(P, {v.code}, {err})", VoidT())
+            raise self.fail(UnsupportedConstructError, node, f"packet_in.{m} is not supported",
+                            f"packet_in.{m}")
+        if m == "emit":
+            self.check_args(args, {1}, node, "emit")
+            v = self.expr(args[0], scope)
+            return Val("; ".join(self.emit_code(v, args[0])) or "pass", VoidT())
+        raise self.fail(UnknownNameError, node, f"packet_out has no method '{m}'", "packet_out")
+
+    def emit_code(self, v: Val, node: Any) -> list[str]:
+        t = v.type
+        if isinstance(t, HeaderT):
+            return [f"(P.emitted.append(E_{py(t.name)}({v.code})) if {v.code}._v else None)"]
+        if isinstance(t, StackT):
+            return [f"[P.emitted.append(E_{py(t.elem.name)}(h)) for h in {v.code}.a if h._v]"]
+        if isinstance(t, StructT):
+            out = []
+            for f in t.fields:
+                out += self.emit_code(Val(f"{v.code}.f_{f.name}", f.type), node)
+            return out
+        raise self.fail(P4TypeError, node, f"cannot emit {t.show()}", "emit")
+
+    def extern_method(self, sym: Sym, m: str, args: list[Any], scope: Scope, node: Any,
+                      statement: bool) -> Val:
+        ext = self.externs[sym.type.name]  # type: ignore[attr-defined]
+        if m not in ext.methods:
+            raise self.fail(UnknownNameError, node, f"{ext.name} has no method '{m}'", "call")
+        self.check_args(args, ext.methods[m], node, f"{ext.name}.{m}")
+        name = sym.type.name  # type: ignore[attr-defined]
+        if name == "counter" and m == "count":
+            i = self.expr(args[0], scope)
+            return Val(f"{sym.code}.count({i.code}, len(P.data))", VoidT())
+        if name == "direct_counter":
+            return Val("pass", VoidT())  # counted on every hit of its table, as BMv2 does
+        if name == "register":
+            full, vt, it = sym.info
+            if m == "write":
+                i = self.expr(args[0], scope)
+                v = self.coerce(self.expr(args[1], scope), vt, args[1], "register write")
+                return Val(f"reg_write({sym.code}, {i.code}, {v.code})", VoidT())
+            if len(args) == 2:
+                out = norm_expr(args[0])
+                target = self.expr(out, scope)
+                self.coerce(Val("", vt), target.type, args[0], "register read")
+                i = self.expr(args[1], scope)
+                return Val(f"{target.code} = reg_read({sym.code}, {i.code})", VoidT())
+            i = self.expr(args[0], scope)
+            return Val(f"reg_read({sym.code}, {i.code})", vt)
+        raise self.fail(UnsupportedConstructError, node, f"{name}.{m} is not supported",
+                        f"{name}.{m}")
+
+    def extern_function(self, name: str, args: list[Any], scope: Scope, node: Any) -> Val:
+        if name == "mark_to_drop":
+            v = self.expr(args[0], scope)
+            return Val(f"{v.code}.f_egress_spec = 511; {v.code}.f_mcast_grp = 0", VoidT())
+        if name == "verify":
+            c = self.expr(args[0], scope)
+            e = self.expr(args[1], scope)
+            if not isinstance(c.type, BoolT) or not isinstance(e.type, ErrorT):
+                raise self.fail(P4TypeError, node, "verify(bool, error)", "verify")
+            return Val(f"if not {c.code}: raise ParserFailure({e.code})", VoidT())
+        if name in ("recirculate_preserving_field_list", "resubmit_preserving_field_list"):
+            idx = self.const_eval(args[0])
+            attr = "recirculate" if name.startswith("recirculate") else "resubmit"
+            return Val(f"P.{attr} = {idx}", VoidT())
+        if name == "log_msg":
+            fmt = self.expr(args[0], scope)
+            if len(args) == 1:
+                return Val(f"log_message({fmt.code})", VoidT())
+            data = self.expr(args[1], scope)
+            return Val(f"log_message({fmt.code}, {data.code})", VoidT())
+        if name == "random":
+            target = self.expr(norm_expr(args[0]), scope)
+            lo = self.coerce(self.expr(args[1], scope), target.type, args[1], "random")
+            hi = self.coerce(self.expr(args[2], scope), target.type, args[2], "random")
+            return Val(f"{target.code} = random_between({lo.code}, {hi.code})", VoidT())
+        if name == "hash":
+            target = self.expr(norm_expr(args[0]), scope)
+            algo = self.algo(args[1], scope)
+            base = self.expr(args[2], scope)
+            data = self.data_bytes(args[3], scope)
+            mx = self.expr(args[4], scope)
+            w = bit_width(target.type)
+            return Val(f"{target.code} = hash_result({algo!r}, {base.code}, {data}, {mx.code}, "
+                       f"{w})", VoidT())
+        if name in ("verify_checksum", "update_checksum", "update_checksum_with_payload"):
+            cond = self.expr(args[0], scope)
+            if not isinstance(cond.type, BoolT):
+                raise self.fail(P4TypeError, args[0], f"{name}: condition must be bool", name)
+            data = self.data_bytes(args[1], scope)
+            target = self.expr(norm_expr(args[2]), scope)
+            algo = self.algo(args[3], scope)
+            w = bit_width(target.type)
+            if name == "update_checksum_with_payload":
+                data = f"({data} + P.data[P.off:])"
+            value = f"compute_hash({algo!r}, {data}, {w})"
+            if name == "verify_checksum":
+                return Val(f"if {cond.code} and {value} != {target.code}: "
+                           "P.sm.f_checksum_error = 1", VoidT())
+            self.check_lvalue(norm_expr(args[2]), scope)
+            return Val(f"if {cond.code}: {target.code} = {value}", VoidT())
+        raise self.fail(UnsupportedConstructError, node, f"{name} is not supported", name)
+
+    def algo(self, node: Any, scope: Scope) -> str:
+        v = self.expr(node, scope)
+        if not isinstance(v.type, EnumT) or v.type.name != "HashAlgorithm" or v.const is None:
+            raise self.fail(P4TypeError, node, "expected a HashAlgorithm", "hash")
+        a = v.type.members[v.const]
+        if a not in ("crc16", "crc32", "csum16", "identity", "xor16", "random"):
+            raise self.fail(UnsupportedConstructError, node,
+                            f"HashAlgorithm.{a} is not supported", "hash")
+        return a
+
+    def data_bytes(self, node: Any, scope: Scope) -> str:
+        v = self.expr(node, scope)
+        items = v.node if isinstance(v.type, ListT) else [v]
+        parts = []
+        for item in items:
+            t = item.type
+            if isinstance(t, HeaderT):
+                parts.append(f"E_{py(t.name)}({item.code})")
+                continue
+            w = bit_width(t)
+            if w == 0:
+                raise self.fail(P4TypeError, node, f"cannot hash a {t.show()}", "hash data")
+            parts.append(f"({item.code}, {w})")
+        # headers are already bytes; fields are packed bit by bit
+        if all(p.startswith("(") for p in parts):
+            return f"pack_bits([{', '.join(parts)}])"
+        if all(p.startswith("E_") for p in parts):
+            return " + ".join(parts)
+        raise self.fail(UnsupportedConstructError, node,
+                        "hash/checksum data mixing whole headers and fields", "hash data")
+
+
+def _int_or_none(values: tuple[object, ...] | None) -> int | None:
+    if values and isinstance(values[0], int):
+        return values[0]
+    return None
+
+
+def _fold(op: str, a: int | None, b: int | None) -> int | None:
+    if a is None or b is None:
+        return None
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "//":
+        return a // b if b else None
+    if op == "%":
+        return a % b if b else None
+    if op == "&":
+        return a & b
+    if op == "|":
+        return a | b
+    if op == "^":
+        return a ^ b
+    return None
+
+
+_LV_MAP = {"lv_name": "name_ref", "lv_member": "member", "lv_index": "index", "lv_slice": "slice"}
+
+
+def norm(t: Any) -> Any:
+    """Turn an lvalue tree into the equivalent expression tree."""
+    if isinstance(t, Tree) and t.data in _LV_MAP:
+        return Tree(_LV_MAP[t.data], [norm(c) for c in t.children], t.meta)
+    return t
+
+
+def norm_expr(t: Any) -> Any:
+    return norm(t)
+
+
+def source_text(t: Any) -> str:
+    """An expression printed the way p4c names table keys (e.g. `hdr.ipv4.dstAddr`)."""
+    t = norm(t)
+    if isinstance(t, Token):
+        return str(t)
+    d = t.data
+    k = kids(t)
+    if d == "name_ref":
+        return ident(k[0])
+    if d == "member":
+        return f"{source_text(k[0])}.{ident(k[1])}"
+    if d == "index":
+        return f"{source_text(k[0])}[{source_text(k[1])}]"
+    if d == "slice":
+        return f"{source_text(k[0])}[{source_text(k[1])}:{source_text(k[2])}]"
+    if d == "int_lit":
+        return str(t.children[0])
+    if d == "call":
+        return f"{source_text(k[0])}()"
+    if d == "type_member":
+        return f"{k[0]}.{ident(k[1])}"
+    return d
+
+
+class Scope:
+    """A lexical scope; `lookup` walks outwards, then the program's globals."""
+
+    def __init__(self, comp: Compiler, parent: Scope | None, names: dict[str, Sym]) -> None:
+        self.comp = comp
+        self.parent = parent
+        self.names = names
+        self.states: dict[str, str] | None = None
+        self.ctl: Instance | None = None
+        self.pyparams: list[str] | None = None
+        self.compiled_actions: dict[str, str] | None = None
+
+    def lookup(self, name: str) -> Sym | None:
+        s: Scope | None = self
+        while s is not None:
+            if name in s.names:
+                return s.names[name]
+            s = s.parent
+        return self.comp.globals.get(name)
+
+    def find_states(self) -> dict[str, str]:
+        s: Scope | None = self
+        while s is not None:
+            if s.states is not None:
+                return s.states
+            s = s.parent
+        return {}
+
+    def find_pyparams(self) -> list[str]:
+        s: Scope | None = self
+        while s is not None:
+            if s.pyparams is not None:
+                return s.pyparams
+            s = s.parent
+        return []
+
+    def compiled_action(self, name: str) -> str | None:
+        s: Scope | None = self
+        while s is not None:
+            if s.compiled_actions is not None:
+                return s.compiled_actions.get(name)
+            s = s.parent
+        return None
+
+    def all_actions(self) -> Iterator[tuple[str, Sym]]:
+        s: Scope | None = self
+        while s is not None:
+            for n, sym in s.names.items():
+                if sym.kind == "action":
+                    yield n, sym
+            s = s.parent
+
+
+# -- runtime side ---------------------------------------------------------------------------------
+
+
+def lookahead(P: Packet, nbytes: int, shift: int, mask: int, err: int) -> int:  # noqa: N803
+    """`packet.lookahead<bit<W>>()`: peek without moving the cursor."""
+    end = P.off + nbytes
+    if end > len(P.data):
+        raise ParserFailure(err)
+    return (int.from_bytes(P.data[P.off:end], "big") >> shift) & mask
+
+
+def advance(P: Packet, bits: int, err: int) -> None:  # noqa: N803
+    """`packet.advance(bits)`: move the cursor (whole bytes)."""
+    end = P.off + bits // 8
+    if end > len(P.data):
+        raise ParserFailure(err)
+    P.off = end
+
+
+def reg_read(reg: RegisterState, index: int) -> int:
+    """Data-plane register read; out of range reads 0 (BMv2 logs an error and reads 0)."""
+    return reg.cells[index] if 0 <= index < reg.size else 0
+
+
+def reg_write(reg: RegisterState, index: int, value: int) -> None:
+    """Data-plane register write; out of range writes are ignored."""
+    if 0 <= index < reg.size:
+        reg.cells[index] = value
+
+
+@dataclass
+class Pipeline:
+    """The generated functions of one device, called by `Switch`."""
+
+    parse: Any
+    verify: Any
+    ingress: Any
+    egress: Any
+    compute: Any
+    deparse: Any
+    new_packet: Any
+    copy_field_list: Any
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompiledProgram:
-    """The compiled program: `model` describes tables/externs for P4Info, `instantiate` binds
-    the generated code to one device's RuntimeState."""
+    """The compiled program: `model` describes the control-plane entities (ids assigned),
+    `source` is the generated Python (kept for debugging and `p4sim check --dump`)."""
 
-    model: Any
+    model: ProgramModel
+    source: str
+    code: Any
+    field_lists: dict[int, list[tuple[str, ...]]]
+    blocks: dict[str, str]
+    header_classes: dict[str, str]
 
     def new_state(self) -> RuntimeState:
-        """Fresh control-plane state (const entries installed)."""
-        raise NotImplementedError
+        """Fresh control-plane state, const entries installed."""
+        state = RuntimeState()
+        m = self.model
+        for c in m.counters:
+            state.counters[c.id] = CounterState(counter_id=c.id, name=c.name, size=c.size,
+                                                unit=c.unit)
+        dcs: dict[str, CounterState] = {}
+        for c in m.direct_counters:
+            dcs[c.name] = state.direct_counters[c.id] = CounterState(
+                counter_id=c.id, name=c.name, size=0, unit=c.unit)
+        for r in m.registers:
+            state.registers[r.id] = RegisterState(register_id=r.id, name=r.name, size=r.size,
+                                                  bitwidth=r.bitwidth)
+        for t in m.tables:
+            specs = []
+            for aname, anns in t.actions:
+                a = m.actions[aname]
+                names = {n for n, _ in anns}
+                scope = ("DEFAULT_ONLY" if "defaultonly" in names else
+                         "TABLE_ONLY" if "tableonly" in names else "TABLE_AND_DEFAULT")
+                specs.append(ActionSpec(action_id=a.id, name=a.name,
+                                        param_bitwidths=tuple(w for _, w in a.params),
+                                        scope=scope))  # type: ignore[arg-type]
+            entries = tuple(
+                TableEntry(table_id=t.id, matches=matches, priority=prio,
+                           action=ActionCall(action_id=m.actions[an].id, args=args))
+                for matches, prio, (an, args) in t.const_entries)
+            state.tables[t.id] = TableState(
+                table_id=t.id, name=t.name,
+                keys=tuple(KeySpec(field_id=k.field_id, name=k.name, bitwidth=k.bitwidth,
+                                   match_kind=k.match_kind) for k in t.keys),  # type: ignore[arg-type]
+                actions=tuple(specs), size=max(t.size, len(entries)),
+                default_action=ActionCall(action_id=m.actions[t.default_action[0]].id,
+                                          args=t.default_action[1]),
+                default_is_const=t.default_is_const, is_const=t.is_const, const_entries=entries,
+                direct_counter=dcs.get(t.direct_counter) if t.direct_counter else None)
+        return state
 
-    def instantiate(self, state: RuntimeState) -> Any:
-        """The pipeline functions bound to `state`."""
-        raise NotImplementedError
+    def instantiate(self, state: RuntimeState) -> Pipeline:
+        """Run the generated module against `state`; return the pipeline functions."""
+        ns: dict[str, Any] = {
+            "ParserFailure": ParserFailure, "ExitSignal": ExitSignal,
+            "lookahead": lookahead, "advance": advance, "reg_read": reg_read,
+            "reg_write": reg_write,
+        }
+        for name in ("HeaderStack", "stack_next", "stack_last", "copy_header", "push_front",
+                     "pop_front", "to_signed", "pack_bits", "compute_hash", "hash_result",
+                     "random_between", "log_message"):
+            ns[name] = getattr(dataplane_lib, name)
+        m = self.model
+        ns["_AN"] = {a.id: a.name for a in m.actions.values()}
+        for a in m.actions.values():
+            ns[f"_A_{py(a.name)}"] = a.id
+        for t in m.tables:
+            ns[f"_T_{py(t.name)}"] = state.tables[t.id]
+        for c in m.counters:
+            ns[f"_C_{py(c.name)}"] = state.counters[c.id]
+        for c in m.direct_counters:
+            ns[f"_DC_{py(c.name)}"] = state.direct_counters[c.id]
+        for r in m.registers:
+            ns[f"_R_{py(r.name)}"] = state.registers[r.id]
+        exec(self.code, ns)  # noqa: S102 - our own generated code
+        for t in m.tables:
+            ns[f"_bind_{py(t.name)}"]()
+        b = self.blocks
+        hdr_cls = ns[f"S_{py(m.headers_type)}"]
+        meta_cls = ns[f"S_{py(m.metadata_type)}"]
+        sm_cls = ns["S_standard_metadata_t"]
+
+        def new_packet(data: bytes) -> Packet:
+            return Packet(data, hdr_cls(), meta_cls(), sm_cls())
+
+        def block2(fn: Any) -> Any:
+            return lambda P: _run(fn, P, P.hdr, P.meta)  # noqa: N803
+
+        def block3(fn: Any) -> Any:
+            return lambda P: _run(fn, P, P.hdr, P.meta, P.sm)  # noqa: N803
+
+        lists = self.field_lists
+
+        def copy_field_list(src: Any, dst: Any, index: int) -> None:
+            for path in lists.get(index, ()):
+                s, d = src, dst
+                for part in path[:-1]:
+                    s = getattr(s, "f_" + part)
+                    d = getattr(d, "f_" + part)
+                setattr(d, "f_" + path[-1], getattr(s, "f_" + path[-1]))
+
+        deparse_fn = ns[b["deparse"]]
+        return Pipeline(
+            parse=ns[b["parse"]], verify=block2(ns[b["verify"]]), ingress=block3(ns[b["ingress"]]),
+            egress=block3(ns[b["egress"]]), compute=block2(ns[b["compute"]]),
+            deparse=lambda P: deparse_fn(P, P.hdr), new_packet=new_packet,  # noqa: N803
+            copy_field_list=copy_field_list)
 
     def encode_controller_header(self, name: str, metadata: dict[int, int]) -> bytes:
         """Serialize the @controller_header(name) header from field id → value."""
-        raise NotImplementedError
+        ch = self.model.controller_header(name)
+        parts = [(metadata.get(fid, 0), w) for fid, _n, w in ch.fields]
+        return dataplane_lib.pack_bits(parts)
 
     def decode_controller_header(self, name: str, frame: bytes) -> tuple[bytes, dict[int, int]]:
         """Split a frame into (payload, field id → value) for the @controller_header(name)."""
-        raise NotImplementedError
+        ch = self.model.controller_header(name)
+        total = sum(w for _, _, w in ch.fields)
+        nbytes = total // 8
+        value = int.from_bytes(frame[:nbytes], "big")
+        out = {}
+        shift = total
+        for fid, _n, w in ch.fields:
+            shift -= w
+            out[fid] = (value >> shift) & ((1 << w) - 1)
+        return frame[nbytes:], out
+
+
+def _run(fn: Any, P: Packet, *args: Any) -> None:  # noqa: N803
+    try:
+        fn(P, *args)
+    except ExitSignal:
+        pass
 
 
 def compile_program(tree: Tree, pre: Preprocessed) -> CompiledProgram:
     """Check and compile a parsed program."""
-    file, line = pre.origin(1)
-    raise UnsupportedConstructError("compiler not finished", file=file, line=line,
-                                    construct="program")
+    comp = Compiler(tree, pre)
+    result = comp.run()
+    return result

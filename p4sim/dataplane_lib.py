@@ -1,0 +1,178 @@
+"""Helpers the generated code calls: hash algorithms, checksums, header stacks, logging.
+
+They are plain functions so the generated code stays short; anything per-field is inlined by the
+code generator instead.
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import random as _random
+
+from p4sim.packet import ParserFailure
+
+log = logging.getLogger("p4sim.dataplane")
+
+_CRC16_TABLE: list[int] = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0xA001 if _c & 1 else _c >> 1
+    _CRC16_TABLE.append(_c)
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16 as BMv2's `crc16` computes it: reflected poly 0x8005, init 0, no final xor
+    (CRC-16/ARC; check value for b"123456789" is 0xBB3D)."""
+    crc = 0
+    for b in data:
+        crc = (crc >> 8) ^ _CRC16_TABLE[(crc ^ b) & 0xFF]
+    return crc
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32 (IEEE 802.3, as zlib), BMv2's `crc32`."""
+    return binascii.crc32(data) & 0xFFFFFFFF
+
+
+def csum16(data: bytes) -> int:
+    """The Internet checksum (RFC 1071): ones' complement of the ones' complement sum."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total) & 0xFFFF
+
+
+def xor16(data: bytes) -> int:
+    """XOR of all 16-bit words."""
+    if len(data) % 2:
+        data += b"\x00"
+    out = 0
+    for i in range(0, len(data), 2):
+        out ^= int.from_bytes(data[i : i + 2], "big")
+    return out
+
+
+def pack_bits(parts: list[tuple[int, int]]) -> bytes:
+    """Concatenate (value, width) pairs MSB first; pad with zero bits at the end to a byte."""
+    value = 0
+    width = 0
+    for v, w in parts:
+        value = (value << w) | (v & ((1 << w) - 1))
+        width += w
+    pad = (-width) % 8
+    return (value << pad).to_bytes((width + pad) // 8, "big")
+
+
+def compute_hash(algo: str, data: bytes, width: int) -> int:
+    """The named v1model HashAlgorithm over `data`; `identity` keeps the low `width` bits."""
+    if algo == "crc16":
+        return crc16(data)
+    if algo == "crc32":
+        return crc32(data)
+    if algo == "csum16":
+        return csum16(data)
+    if algo == "xor16":
+        return xor16(data)
+    if algo == "identity":
+        return int.from_bytes(data, "big") & ((1 << width) - 1) if data else 0
+    if algo == "random":
+        return _random.getrandbits(32)
+    raise ValueError(f"hash algorithm {algo} not supported")
+
+
+def hash_result(algo: str, base: int, data: bytes, max_: int, width: int) -> int:
+    """v1model `hash`: base + (hash mod max), truncated to the result width (max 0: no mod)."""
+    h = compute_hash(algo, data, width)
+    value = base + (h % max_ if max_ else h)
+    return value & ((1 << width) - 1)
+
+
+def random_between(lo: int, hi: int) -> int:
+    """v1model `random(out, lo, hi)`, inclusive bounds (hi < lo returns lo)."""
+    return _random.randint(lo, hi) if hi >= lo else lo
+
+
+def log_message(fmt: str, values: tuple[int, ...] = ()) -> None:
+    """v1model `log_msg`: `{}` placeholders are filled in order, as BMv2 does."""
+    parts = fmt.split("{}")
+    text = parts[0]
+    for i, part in enumerate(parts[1:]):
+        text += (str(values[i]) if i < len(values) else "{}") + part
+    log.info("%s", text)
+
+
+class HeaderStack:
+    """A header stack: `a` holds the elements, `nxt` is P4's nextIndex."""
+
+    __slots__ = ("a", "nxt", "size")
+
+    def __init__(self, elems: list[object]) -> None:
+        self.a = elems
+        self.nxt = 0
+        self.size = len(elems)
+
+
+def stack_next(stack: HeaderStack, oob_error: int) -> object:
+    """The element `.next` refers to; StackOutOfBounds when the stack is full."""
+    if stack.nxt >= stack.size:
+        raise ParserFailure(oob_error)
+    return stack.a[stack.nxt]
+
+
+def stack_last(stack: HeaderStack, oob_error: int) -> object:
+    """The element `.last` refers to; StackOutOfBounds when nothing was extracted."""
+    if stack.nxt == 0:
+        raise ParserFailure(oob_error)
+    return stack.a[stack.nxt - 1]
+
+
+def copy_header(dst: object, src: object) -> None:
+    """Header (or struct) assignment: every slot, validity included, deep for nested ones."""
+    for name in type(dst).__slots__:  # type: ignore[attr-defined]
+        value = getattr(src, name)
+        if hasattr(value, "__slots__") and not isinstance(value, HeaderStack):
+            copy_header(getattr(dst, name), value)
+        elif isinstance(value, HeaderStack):
+            mine = getattr(dst, name)
+            for d, s in zip(mine.a, value.a, strict=True):
+                copy_header(d, s)
+            mine.nxt = value.nxt
+        else:
+            setattr(dst, name, value)
+
+
+def reset_header(h: object) -> None:
+    """Invalid and zeroed (the state of a header shifted in by push_front)."""
+    for name in type(h).__slots__:  # type: ignore[attr-defined]
+        setattr(h, name, False if name == "_v" else 0)
+
+
+def push_front(stack: HeaderStack, count: int) -> None:
+    """Shift elements towards the end by `count`; the first `count` become invalid."""
+    a = stack.a
+    for i in range(stack.size - 1, -1, -1):
+        if i >= count:
+            copy_header(a[i], a[i - count])
+        else:
+            reset_header(a[i])
+    stack.nxt = min(stack.nxt + count, stack.size)
+
+
+def pop_front(stack: HeaderStack, count: int) -> None:
+    """Shift elements towards the front by `count`; the last `count` become invalid."""
+    a = stack.a
+    for i in range(stack.size):
+        if i + count < stack.size:
+            copy_header(a[i], a[i + count])
+        else:
+            reset_header(a[i])
+    stack.nxt = max(stack.nxt - count, 0)
+
+
+def to_signed(value: int, width: int) -> int:
+    """Two's complement reading of a `width`-bit pattern."""
+    return value - (1 << width) if value >> (width - 1) & 1 else value
