@@ -1,0 +1,198 @@
+"""Geneve encap and decap on p4src/tunnel_offload.p4, byte for byte against scapy.
+
+Run just these: .venv/bin/python -m pytest tests/p4src/test_geneve.py -q
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import HOST_MAC, NEXT_HOP_MAC, ROUTER_MAC, SWITCH_MAC
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Dot1Q, Ether
+from scapy.layers.vxlan import VXLAN
+from scapy.packet import Raw
+from tunnel_dataplane import C, Ternary, TunnelDataplane, to_int
+from tunnel_packets import GENEVE, GeneveOptions, geneve_source_port, pack_geneve_options
+
+INNER_DST_MAC = "02:00:00:00:0b:01"
+INNER_SRC_MAC = "02:00:00:00:0b:02"
+OUTER_V4 = ("198.51.100.1", "192.0.2.10")
+OUTER_V6 = ("2001:db8::1", "2001:db8:1::10")
+
+
+def plain_udp(dst: str = "10.0.0.2", *, sport: int = 1234, dport: int = 80) -> Ether:
+    return (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src="10.0.0.1", dst=dst, id=7)
+            / UDP(sport=sport, dport=dport) / Raw(b"payload-" * 4))
+
+
+def options_of(count: int, data_len: int) -> list[GeneveOptions]:
+    return [GeneveOptions(classid=0x0100 + i, type=0x80 | i,
+                          data=bytes([0x11 * (i + 1)]) * data_len) for i in range(count)]
+
+
+def add_encap_rule(dp: TunnelDataplane, *, tunnel: int, options: list[GeneveOptions],
+                   v6: bool = False, next_action: str = "NEXT_ACTION_FORWARD",
+                   match: dict | None = None, vni: int = 0x123456, critical: int = 0) -> None:
+    words, blob = pack_geneve_options(options, region_bits=C("GENEVE_OPTION_BITS"))
+    src, dst = OUTER_V6 if v6 else OUTER_V4
+    dp.add_entry("tunnel_rules", "encap_geneve_v6" if v6 else "encap_geneve_v4",
+                 match=match if match is not None else {"ingress_port": 1}, priority=10,
+                 params={"tunnel_index": tunnel, "next_action": C(next_action),
+                         "src_addr": src, "dst_addr": dst, "inner_dst_mac": INNER_DST_MAC,
+                         "inner_src_mac": INNER_SRC_MAC, "vni": vni, "oam": 0,
+                         "critical": critical, "option_words": words, "options": blob})
+
+
+def expected_encap(sent: Ether, options: list[GeneveOptions], *, v6: bool = False,
+                   vni: int = 0x123456, critical: int = 0) -> bytes:
+    """The sent frame with the rule's inner MACs, behind outer Ether/IP/UDP/Geneve."""
+    inner = sent.copy()
+    if Dot1Q in inner:
+        inner = Ether(dst=inner.dst, src=inner.src, type=inner[Dot1Q].type) / inner[Dot1Q].payload
+    inner.dst, inner.src = INNER_DST_MAC, INNER_SRC_MAC
+    ip = inner[IP]
+    sport = geneve_source_port(src=to_int(ip.src), dst=to_int(ip.dst), protocol=ip.proto,
+                               sport=inner[UDP].sport, dport=inner[UDP].dport,
+                               base=C("GENEVE_SRC_PORT_BASE"), span=C("GENEVE_SRC_PORT_RANGE"))
+    src, dst = OUTER_V6 if v6 else OUTER_V4
+    outer_ip = (IPv6(src=src, dst=dst, hlim=64, tc=0, fl=0) if v6
+                else IP(src=src, dst=dst, ttl=64, id=0, flags=0))
+    frame = (Ether(dst=NEXT_HOP_MAC, src=ROUTER_MAC) / outer_ip
+             / UDP(sport=sport, dport=6081, chksum=0)
+             / GENEVE(vni=vni, proto=0x6558, critical=critical, options=options) / inner)
+    return bytes(frame)
+
+
+@pytest.mark.parametrize("count,data_len", [(0, 0), (1, 4), (4, 16)],
+                         ids=["no-options", "one-option", "max-options"])
+def test_encap_ipv4_outer_matches_scapy(dp: TunnelDataplane, count: int, data_len: int) -> None:
+    options = options_of(count, data_len)
+    add_encap_rule(dp, tunnel=7, options=options)
+    dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    sent = plain_udp()
+    out = dp.send(1, sent)
+    assert out == [(2, expected_encap(sent, options))]
+    if count == C("MAX_GENEVE_OPTIONS"):
+        assert GENEVE(out[0][1][42:]).optionlen == C("MAX_GENEVE_OPTION_WORDS")
+
+
+@pytest.mark.parametrize("count,data_len", [(0, 0), (1, 8), (4, 16)])
+def test_encap_ipv6_outer_matches_scapy(dp: TunnelDataplane, count: int, data_len: int) -> None:
+    options = options_of(count, data_len)
+    add_encap_rule(dp, tunnel=7, options=options, v6=True, critical=1)
+    dp.add_route("2001:db8:1::/48", port=3, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    sent = plain_udp()
+    assert dp.send(1, sent) == [(3, expected_encap(sent, options, v6=True, critical=1))]
+
+
+def test_encap_removes_vlan_tag_from_inner_frame(dp: TunnelDataplane) -> None:
+    add_encap_rule(dp, tunnel=7, options=[])
+    dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    plain = plain_udp()
+    sent = Ether(dst=SWITCH_MAC, src=HOST_MAC) / Dot1Q(vlan=12) / plain[IP]
+    assert dp.send(1, sent) == [(2, expected_encap(sent, []))]
+
+
+def test_encap_counts_in_and_out_per_packet(dp: TunnelDataplane) -> None:
+    add_encap_rule(dp, tunnel=7, options=options_of(1, 4))
+    dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    sent = plain_udp()
+    for _ in range(3):
+        assert len(dp.send(1, sent)) == 1
+    assert dp.counter("tunnel_in", 7) == (3, 3 * len(sent))
+    assert dp.counter("tunnel_out", 7)[0] == 3
+    assert dp.counter("tunnel_in", 8) == (0, 0)
+    assert dp.counter("tunnel_drop_in", 7) == (0, 0)
+    assert dp.counter("tunnel_drop_out", 7) == (0, 0)
+
+
+def test_encap_without_route_drops_and_counts_out_side(dp: TunnelDataplane) -> None:
+    add_encap_rule(dp, tunnel=7, options=[])
+    assert dp.send(1, plain_udp()) == []
+    assert dp.counter("tunnel_out", 7)[0] == 1
+    assert dp.counter("tunnel_drop_out", 7)[0] == 1
+    assert dp.counter("drop_reasons", C("DROP_ROUTE_MISS"))[0] == 1
+
+
+def test_encap_option_words_beyond_bound_is_dropped_as_bad_rule(dp: TunnelDataplane) -> None:
+    dp.add_entry("tunnel_rules", "encap_geneve_v4", match={"ingress_port": 1}, priority=1,
+                 params={"tunnel_index": 7, "next_action": C("NEXT_ACTION_FORWARD"),
+                         "src_addr": OUTER_V4[0], "dst_addr": OUTER_V4[1],
+                         "inner_dst_mac": INNER_DST_MAC, "inner_src_mac": INNER_SRC_MAC,
+                         "vni": 1, "oam": 0, "critical": 0,
+                         "option_words": C("MAX_GENEVE_OPTION_WORDS") + 1, "options": 0})
+    dp.add_route("0.0.0.0/0", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    assert dp.send(1, plain_udp()) == []
+    assert dp.counter("drop_reasons", C("DROP_BAD_RULE"))[0] == 1
+    assert dp.counter("tunnel_drop_in", 7)[0] == 1
+
+
+def geneve_packet(vni: int, inner_dst: str = "10.1.0.5", options: list | None = None) -> Ether:
+    inner = (Ether(dst="02:00:00:00:0c:01", src="02:00:00:00:0c:02")
+             / IP(src="10.1.0.1", dst=inner_dst, id=9) / UDP(sport=5000, dport=53) / Raw(b"q" * 12))
+    return (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src="192.0.2.10", dst="198.51.100.1", id=3)
+            / UDP(sport=49999, dport=6081, chksum=0)
+            / GENEVE(vni=vni, proto=0x6558, options=options or []) / inner)
+
+
+def vxlan_packet(vni: int) -> Ether:
+    inner = (Ether(dst="02:00:00:00:0c:01", src="02:00:00:00:0c:02")
+             / IP(src="10.1.0.1", dst="10.1.0.5") / UDP(sport=5000, dport=53) / Raw(b"v" * 12))
+    return (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src="192.0.2.10", dst="198.51.100.1")
+            / UDP(sport=49998, dport=4789, chksum=0) / VXLAN(vni=vni, flags=0x08) / inner)
+
+
+@pytest.mark.parametrize("options", [[], options_of(2, 8)], ids=["plain", "with-options"])
+def test_decap_forwards_inner_frame(dp: TunnelDataplane, options: list) -> None:
+    dp.add_entry("tunnel_rules", "decap_geneve", priority=5,
+                 match={"tunnel_header": C("TUNNEL_HEADER_GENEVE"), "geneve_vni": 0x42},
+                 params={"tunnel_index": 3, "next_action": C("NEXT_ACTION_FORWARD")})
+    dp.add_route("10.1.0.0/16", port=4, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    sent = geneve_packet(0x42, options=options)
+    expected = sent[GENEVE].payload.copy()
+    expected.dst, expected.src = NEXT_HOP_MAC, ROUTER_MAC
+    assert dp.send(1, sent) == [(4, bytes(expected))]
+    assert dp.counter("tunnel_in", 3) == (1, len(sent))
+    assert dp.counter("tunnel_out", 3)[0] == 1
+
+
+def test_decap_rule_on_packet_without_geneve_drops_in(dp: TunnelDataplane) -> None:
+    dp.add_entry("tunnel_rules", "decap_geneve", priority=5, match={"ingress_port": 1},
+                 params={"tunnel_index": 3, "next_action": C("NEXT_ACTION_FORWARD")})
+    dp.add_route("0.0.0.0/0", port=4, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    assert dp.send(1, plain_udp()) == []
+    assert dp.counter("tunnel_drop_in", 3)[0] == 1
+    assert dp.counter("drop_reasons", C("DROP_NOT_GENEVE"))[0] == 1
+
+
+def test_geneve_and_vxlan_vni_match_only_their_own_header(dp: TunnelDataplane) -> None:
+    add_encap_rule(dp, tunnel=11, options=[], vni=1100,
+                   match={"tunnel_header": C("TUNNEL_HEADER_GENEVE"), "geneve_vni": 100})
+    add_encap_rule(dp, tunnel=12, options=[], vni=1200,
+                   match={"tunnel_header": C("TUNNEL_HEADER_VXLAN"), "vxlan_vni": 100})
+    dp.add_route("0.0.0.0/0", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+
+    out = dp.send(1, geneve_packet(100))
+    assert len(out) == 1 and GENEVE(out[0][1][42:]).vni == 1100
+    out = dp.send(1, vxlan_packet(100))
+    assert len(out) == 1 and GENEVE(out[0][1][42:]).vni == 1200
+    # Same VNI value, other header: no rule, routed as it is (MACs rewritten only).
+    sent = geneve_packet(101)
+    expected = sent.copy()
+    expected.dst, expected.src = NEXT_HOP_MAC, ROUTER_MAC
+    assert dp.send(1, sent) == [(2, bytes(expected))]
+    assert dp.counter("tunnel_in", 11)[0] == 1
+    assert dp.counter("tunnel_in", 12)[0] == 1
+
+
+def test_inner_mac_and_ip_keys_match_geneve_payload(dp: TunnelDataplane) -> None:
+    add_encap_rule(dp, tunnel=13, options=[], vni=13,
+                   match={"tunnel_header": C("TUNNEL_HEADER_GENEVE"),
+                          "inner_dst_mac": "02:00:00:00:0c:01",
+                          "inner_ipv4_dst": Ternary("10.1.0.0", "255.255.255.0")})
+    dp.add_route("0.0.0.0/0", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    out = dp.send(1, geneve_packet(7, inner_dst="10.1.0.9"))
+    assert len(out) == 1 and GENEVE(out[0][1][42:]).vni == 13
+    out = dp.send(1, geneve_packet(7, inner_dst="10.2.0.9"))
+    assert len(out) == 1 and GENEVE(out[0][1][42:]).vni == 7   # unmatched: routed unchanged

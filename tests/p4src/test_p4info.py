@@ -1,0 +1,68 @@
+"""The checked-in P4Info must be exactly what the P4 source generates, and say what the
+controller relies on (names, sizes from sizes.p4).
+
+Run just these: .venv/bin/python -m pytest tests/p4src/test_p4info.py -q
+Regenerate after a deliberate change:
+    .venv/bin/python -c "from p4sim.program import load_program; \
+print(load_program('p4src/tunnel_offload.p4').p4info_text(), end='')" \
+    > p4src/tunnel_offload.p4info.txtpb
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from tunnel_dataplane import P4INFO_FILE, C, program
+
+
+def _by_suffix(items, suffix: str):  # noqa: ANN001, ANN202 - protobuf repeated fields
+    (found,) = [i for i in items if i.preamble.name.split(".")[-1] == suffix]
+    return found
+
+
+def test_checked_in_p4info_matches_source() -> None:
+    generated = program().p4info_text()
+    checked_in = P4INFO_FILE.read_text()
+    if generated != checked_in:
+        diff = "".join(difflib.unified_diff(checked_in.splitlines(True),
+                                            generated.splitlines(True),
+                                            "checked-in", "generated", n=2))
+        raise AssertionError(f"{P4INFO_FILE.name} drifted from p4src/; regenerate it:\n{diff}")
+
+
+def test_tunnel_rules_keys_are_the_stable_names() -> None:
+    table = _by_suffix(program().p4info.tables, "tunnel_rules")
+    assert [f.name for f in table.match_fields] == [
+        "ingress_port", "prev_tunnel", "dst_mac", "src_mac", "ip_version", "ipv4_src",
+        "ipv4_dst", "ipv6_src", "ipv6_dst", "tunnel_header", "esp_spi", "geneve_vni",
+        "geneve_protocol", "vxlan_vni", "inner_dst_mac", "inner_src_mac", "inner_ip_version",
+        "inner_ipv4_src", "inner_ipv4_dst", "inner_ipv6_src", "inner_ipv6_dst"]
+    assert table.size == C("TUNNEL_RULES_SIZE")
+
+
+def test_sizes_come_from_sizes_p4() -> None:
+    p4info = program().p4info
+    assert _by_suffix(p4info.tables, "decrypt_sas").size == C("MAX_SAS")
+    assert _by_suffix(p4info.tables, "routes_v4").size == C("ROUTES_V4_SIZE")
+    assert _by_suffix(p4info.tables, "routes_v6").size == C("ROUTES_V6_SIZE")
+    for name in ("tunnel_in", "tunnel_out", "tunnel_drop_in", "tunnel_drop_out"):
+        assert _by_suffix(p4info.counters, name).size == C("MAX_TUNNELS")
+    assert _by_suffix(p4info.counters, "drop_reasons").size == C("DROP_REASON_COUNT")
+    options = _by_suffix(p4info.actions, "encap_geneve_v4")
+    widths = {p.name: p.bitwidth for p in options.params}
+    assert widths["options"] == C("GENEVE_OPTION_BITS") == 32 * C("MAX_GENEVE_OPTION_WORDS")
+    assert C("MAX_GENEVE_OPTION_WORDS") == C("MAX_GENEVE_OPTIONS") * (
+        1 + C("MAX_GENEVE_OPTION_DATA") // 4)
+
+
+def test_reason_codes_fit_their_counters() -> None:
+    drops = [v for k, v in _consts("DROP_")]
+    parser = [v for k, v in _consts("PARSER_ERROR_") if k != "PARSER_ERROR_REASON_COUNT"]
+    assert max(drops) < C("DROP_REASON_COUNT") and len(set(drops)) == len(drops)
+    assert max(parser) < C("PARSER_ERROR_REASON_COUNT") and len(set(parser)) == len(parser)
+
+
+def _consts(prefix: str) -> list[tuple[str, int]]:
+    from tunnel_dataplane import p4_constants
+    return [(k, v) for k, v in p4_constants().items()
+            if k.startswith(prefix) and not k.endswith("_COUNT")]
