@@ -21,7 +21,7 @@ from crypto_worker.headers import (
     ip_packet_end,
 )
 from crypto_worker.sa import Direction, EspMode, SecurityAssociation
-from crypto_worker.shim import CryptoShim, ShimOp
+from crypto_worker.shim import FLAG_NAT_T, FLAG_TUNNEL_MODE, CryptoShim, ShimOp
 
 ESP_HEADER_BYTES = 8
 IPPROTO_IPV4 = 4
@@ -37,6 +37,8 @@ def _malformed(detail: str) -> PacketDropped:
 
 
 def _check_sa_matches_shim(sa: SecurityAssociation, shim: CryptoShim) -> None:
+    if (shim.op, shim.flags & (FLAG_TUNNEL_MODE | FLAG_NAT_T)) == sa.shim_signature:
+        return
     config = sa.config
     wanted = Direction.ENCRYPT if shim.op is ShimOp.ENCRYPT else Direction.DECRYPT
     if config.direction is not wanted:

@@ -10,6 +10,7 @@ from crypto_worker.ciphers import CipherSuite
 from crypto_worker.drops import DropReason, PacketDropped
 from crypto_worker.replay import ReplayWindow
 from crypto_worker.secret import Secret
+from crypto_worker.shim import FLAG_NAT_T, FLAG_TUNNEL_MODE, ShimOp
 
 MAX_SEQUENCE_32 = 0xFFFFFFFF
 MAX_SEQUENCE_64 = 0xFFFFFFFFFFFFFFFF
@@ -83,12 +84,26 @@ class SaCounters:
 class SecurityAssociation:
     """One live SA: its config, its AEAD and its state (next sequence number or replay window)."""
 
-    __slots__ = ("config", "aead", "counters", "_next_sequence", "_max_sequence", "replay")
+    __slots__ = (
+        "config",
+        "aead",
+        "counters",
+        "shim_signature",
+        "_next_sequence",
+        "_max_sequence",
+        "replay",
+    )
 
     def __init__(self, config: SaConfig, keys: SaKeys) -> None:
         self.config = config
         self.aead = EspAead(config.suite, keys.key, keys.salt)
         self.counters = SaCounters()
+        # (op, flags) every shim for this SA must carry; one tuple compare per packet.
+        self.shim_signature = (
+            ShimOp.ENCRYPT if config.direction is Direction.ENCRYPT else ShimOp.DECRYPT,
+            (FLAG_TUNNEL_MODE if config.mode is EspMode.TUNNEL else 0)
+            | (FLAG_NAT_T if config.nat_traversal else 0),
+        )
         self._next_sequence = 1
         self._max_sequence = MAX_SEQUENCE_64 if config.esn else MAX_SEQUENCE_32
         self.replay: ReplayWindow | None = None

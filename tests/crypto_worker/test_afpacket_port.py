@@ -86,6 +86,10 @@ def veth_worker(tmp_path: Path) -> Iterator[tuple[socket.socket, pb_grpc.CryptoW
         _run("ip", "-n", namespace, "link", "add", "cw-switch", "type", "veth",
              "peer", "name", "cw-crypto")
         for name in ("cw-switch", "cw-crypto"):
+            # No IPv6 on the veth: the kernel's own ND/MLD frames would otherwise share the wire.
+            knob = f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"
+            _run("ip", "netns", "exec", namespace, "sh", "-c",
+                 f"if [ -e {knob} ]; then echo 1 > {knob}; fi")
             _run("ip", "-n", namespace, "link", "set", name, "mtu", "9000", "up")
         sa_socket = str(tmp_path / "sa.sock")
         process = subprocess.Popen(
@@ -125,7 +129,7 @@ def _receive(sock: socket.socket, timeout_s: float = 5.0) -> bytes:
         if not readable:
             break
         frame, address = sock.recvfrom(65535)
-        if address[2] != PACKET_OUTGOING:
+        if address[2] != PACKET_OUTGOING and frame[:1] == b"\x01":  # shim version 1
             return frame
     raise AssertionError("no frame came back from the worker")
 
