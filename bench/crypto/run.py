@@ -174,6 +174,25 @@ def _wait_ready(channel: grpc.Channel, process: subprocess.Popen[bytes]) -> None
             time.sleep(0.05)
 
 
+def echo_floor(packets: int, size: int) -> float:
+    """Frames/s per core of the null worker (nn_echo.py): the port I/O alone, no ESP."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"ipc://{tmp}/echo.ipc"
+        switch = Switch(url)
+        process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("nn_echo.py")),
+                                    url])
+        try:
+            message = _encrypt_message(1, 0x1001, size)
+            switch.pump([message] * (packets // 20))  # also waits until it has connected
+            cpu_before = _cpu_seconds(process.pid)
+            switch.pump([message] * packets)
+            return packets / (_cpu_seconds(process.pid) - cpu_before)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            switch.socket.close()
+
+
 def run(packets: int) -> list[Result]:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,6 +255,9 @@ def main() -> None:
     for r in results:
         print(f"{r.op:8} {r.size:>7} {r.worker_per_core:>16,.0f} {r.worker_wall:>16,.0f} "
               f"{r.aead_per_core:>19,.0f} {r.ratio:>6.3f}")
+    for size in (64, 1400):
+        print(f"port I/O floor (null worker, nn_echo.py), payload {size}: "
+              f"{echo_floor(args.packets, size):,.0f} frames/s per core")
     by_case = {(r.op, r.size): r.ratio for r in results}
     print(f"ratio_64={by_case[('encrypt', 64)]:.3f} ratio_1400={by_case[('encrypt', 1400)]:.3f}")
 
