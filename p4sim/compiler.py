@@ -74,7 +74,7 @@ from p4sim.runtime import (
     TableState,
 )
 
-_HIDDEN_TOKENS = frozenset({"GT", "LT", "LOOKAHEAD_LT"})
+_HIDDEN_TOKENS = frozenset({"GT", "LT", "LOOKAHEAD_LT", "SHR_START"})
 _NAME_ALIASES = {"n_apply": "apply", "n_key": "key", "n_actions": "actions",
                  "n_state": "state", "n_entries": "entries", "n_type": "type"}
 _UNSUPPORTED_DECLS = {
