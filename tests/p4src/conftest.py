@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
-from tunnel_dataplane import TunnelDataplane
+
+# The scapy packet builders are shared with the PTF tests (ptf_tests/dataplane/tunnel_packets.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ptf_tests" / "dataplane"))
+
+from tunnel_dataplane import TunnelDataplane  # noqa: E402
 
 # Addresses used across the tests.
 HOST_MAC = "02:00:00:00:00:01"

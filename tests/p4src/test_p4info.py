@@ -3,9 +3,7 @@ controller relies on (names, sizes from sizes.p4).
 
 Run just these: .venv/bin/python -m pytest tests/p4src/test_p4info.py -q
 Regenerate after a deliberate change:
-    .venv/bin/python -c "from p4sim.program import load_program; \
-print(load_program('p4src/tunnel_offload.p4').p4info_text(), end='')" \
-    > p4src/tunnel_offload.p4info.txtpb
+    .venv/bin/python -m p4sim p4info p4src/tunnel_offload.p4 -o p4src/tunnel_offload.p4info.txtpb
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Tables, actions, counters and match fields are addressed by their P4Runtime names (a unique
 suffix is enough, as p4runtime-shell allows), so the tests read like the control plane that will
-program the real thing. Constants come from the P4 source itself (defines.p4, sizes.p4), never
-retyped here.
+program the real thing. Constants come from the P4 source itself (p4_constants, shared with
+the PTF tests), never retyped here.
 """
 
 from __future__ import annotations
@@ -16,35 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from finsy.proto import p4i
+from p4_constants import C, p4_constants
 from scapy.packet import Packet
 
 from p4sim.program import Program, load_program
 from p4sim.runtime import ActionCall, FieldMatch, TableEntry
 from p4sim.switch import Switch
 
+__all__ = ["C", "p4_constants", "P4INFO_FILE", "program", "to_int", "Ternary", "Lpm",
+           "TunnelDataplane"]
+
 REPO = Path(__file__).resolve().parents[2]
 P4_DIR = REPO / "p4src"
 P4_PROGRAM = P4_DIR / "tunnel_offload.p4"
 P4INFO_FILE = P4_DIR / "tunnel_offload.p4info.txtpb"
-
-_CONST = re.compile(r"^\s*const\s+\w+(?:<\d+>)?\s+(\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*;", re.M)
-_DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+|[A-Z_]+)\s*$", re.M)
-
-
-@cache
-def p4_constants() -> dict[str, int]:
-    """Typed `const`s of defines.p4 and numeric `#define`s of sizes.p4, by name."""
-    values: dict[str, int] = {}
-    for name, text in _CONST.findall((P4_DIR / "include" / "defines.p4").read_text()):
-        values[name] = int(text, 0)
-    for name, text in _DEFINE.findall((P4_DIR / "include" / "sizes.p4").read_text()):
-        values[name] = values[text] if text in values else int(text, 0)
-    return values
-
-
-def C(name: str) -> int:  # noqa: N802 - reads like the P4 constant it names
-    """The value of P4 constant `name` (KeyError names it when it does not exist)."""
-    return p4_constants()[name]
 
 
 @cache

@@ -1,5 +1,8 @@
 """Packets for the data-plane tests, built with scapy independently of the P4 source.
 
+Shared by the PTF tests beside this file and the in-process pytest tests in tests/p4src/ (their
+conftest puts this folder on sys.path); it depends on scapy only.
+
 `CryptoShim` is the crypto-port shim written from the contract table in docs/dataplane.md (not
 from headers.p4), so a layout slip on either side fails the tests.
 """
