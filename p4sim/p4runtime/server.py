@@ -184,8 +184,9 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         with self._write_gate:
             controller, notes = self._arbiter.update(stream.controller, message)
         stream.controller = controller
-        logger.info("arbitration: role %r election id %s -> %s", controller.role,
-                    controller.election_id, notes[-1][1].status.code if notes else "-")
+        primary = self._arbiter.is_primary(controller.role, controller.election_id)
+        logger.info("arbitration: role %r election id %s is %s", controller.role,
+                    controller.election_id, "primary" if primary else "backup")
         self._deliver(notes)
 
     def _deliver(self, notes: Notifications) -> None:
