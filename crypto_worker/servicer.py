@@ -156,18 +156,16 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
     def GetCounters(
         self, request: pb.GetCountersRequest, context: grpc.ServicerContext
     ) -> pb.GetCountersResponse:
+        sas = self._table.all()
         if request.sa_indexes:
-            sas = []
+            by_index = {sa.config.sa_index: sa for sa in sas}
             for position, sa_index in enumerate(request.sa_indexes):
-                sa = self._table.get(sa_index)
-                if sa is None:
+                if sa_index not in by_index:
                     context.abort(
                         grpc.StatusCode.NOT_FOUND,
                         f"sa_indexes[{position}]: {sa_index} is not in use",
                     )
-                sas.append(sa)
-        else:
-            sas = self._table.all()
+            sas = [by_index[sa_index] for sa_index in request.sa_indexes]
         return pb.GetCountersResponse(
             sas=[counters_to_pb(sa.counters.snapshot(sa.config.sa_index)) for sa in sas],
             unknown_sa=[

@@ -212,6 +212,10 @@ def test_service_never_returns_keys_and_rejects_bad_requests_without_change(
                                                           GCM.proto_name), key=good.key))
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
     assert stub.ListSas(pb.ListSasRequest()) == before
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetCounters(pb.GetCountersRequest(sa_indexes=[3, 8]))
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert raised.value.details() == "sa_indexes[1]: 8 is not in use"
     stub.RemoveSa(pb.RemoveSaRequest(sa_index=3))
     assert list(stub.ListSas(pb.ListSasRequest()).sas) == []
 
