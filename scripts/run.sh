@@ -195,7 +195,7 @@ run_bmv2() {
   }
   trap down INT TERM EXIT
   # --wait returns once every service's health check passes (and fails if one turns unhealthy).
-  STATE_DIR="$STATE_ABS" "${compose[@]}" up --build --detach --wait \
+  HOST_UID="$(id -u)" HOST_GID="$(id -g)" STATE_DIR="$STATE_ABS" "${compose[@]}" up --build --detach --wait \
     --wait-timeout "$READY_TIMEOUT"
   print_banner "BMv2 simple_switch_grpc in Docker ($COMPOSE_FILE)" \
     "logs:     docker compose -f $COMPOSE_FILE --project-name tunnel-offload logs"

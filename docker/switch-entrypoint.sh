@@ -1,0 +1,39 @@
+#!/bin/sh
+# Switch container entry point: create the veth pairs, then exec BMv2 simple_switch_grpc.
+#
+#   front-panel port N  <->  swN   (switch end)  /  hostN   (where traffic is sent and captured)
+#   crypto port 64      <->  crypto-sw           /  crypto-wk (owned by the crypto worker, which
+#                                                   shares this container's network namespace)
+#
+# The pipeline is not loaded here (--no-p4): the controller pushes the P4Info and the BMv2 JSON
+# with SetForwardingPipelineConfig, and pushes them again if the switch restarts.
+# Extra arguments are passed to simple_switch_grpc before `--` (e.g. --log-console).
+set -eu
+
+FRONT_PORTS="${FRONT_PORTS:-8}"
+CRYPTO_PORT="${CRYPTO_PORT:-64}"
+DEVICE_ID="${DEVICE_ID:-1}"
+GRPC_ADDR="${GRPC_ADDR:-0.0.0.0:9559}"
+
+veth_pair() {  # veth_pair SWITCH_END PEER_END
+  ip link show "$1" >/dev/null 2>&1 || ip link add "$1" type veth peer name "$2"
+  for dev in "$1" "$2"; do
+    ip link set dev "$dev" mtu 9500 up
+    # No IPv6 router solicitations or DAD probes on the data-plane ports (best effort: /proc/sys
+    # may be read-only in the container).
+    sysctl -q -w "net.ipv6.conf.$dev.disable_ipv6=1" 2>/dev/null || true
+  done
+}
+
+ports=""
+i=0
+while [ "$i" -lt "$FRONT_PORTS" ]; do
+  veth_pair "sw$i" "host$i"
+  ports="$ports -i $i@sw$i"
+  i=$((i + 1))
+done
+veth_pair crypto-sw crypto-wk
+
+# shellcheck disable=SC2086  # $ports is a list of words on purpose
+exec simple_switch_grpc --device-id "$DEVICE_ID" --no-p4 $ports -i "$CRYPTO_PORT@crypto-sw" \
+  "$@" -- --grpc-server-addr "$GRPC_ADDR"
