@@ -12,12 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "ptf_tests" / "data
 
 from tunnel_dataplane import TunnelDataplane  # noqa: E402
 
-# Addresses used across the tests.
-HOST_MAC = "02:00:00:00:00:01"
-SWITCH_MAC = "02:00:00:00:00:fe"
-NEXT_HOP_MAC = "02:00:00:00:0a:01"
-ROUTER_MAC = "02:00:00:00:00:aa"
-
 
 @pytest.fixture
 def dp() -> TunnelDataplane:

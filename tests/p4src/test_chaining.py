@@ -5,18 +5,20 @@ Run just these: .venv/bin/python -m pytest tests/p4src/test_chaining.py -q
 
 from __future__ import annotations
 
-from conftest import NEXT_HOP_MAC, ROUTER_MAC
 from scapy.layers.inet import IP
-from test_geneve import (
-    INNER_DST_MAC,
-    INNER_SRC_MAC,
-    OUTER_V4,
-    add_encap_rule,
-    geneve_packet,
-    plain_udp,
-)
+from test_geneve import add_encap_rule
 from tunnel_dataplane import C, Ternary, TunnelDataplane
 from tunnel_packets import GENEVE
+from tunnel_scenarios import (
+    INNER_DST_MAC,
+    INNER_SRC_MAC,
+    NEXT_HOP_MAC,
+    OUTER_V4,
+    ROUTER_MAC,
+    geneve_packet,
+    plain_udp,
+    routed,
+)
 
 
 def add_decap_then_recirculate(dp: TunnelDataplane, *, tunnel: int = 5) -> None:
@@ -67,9 +69,7 @@ def test_chained_rule_does_not_match_on_first_pass(dp: TunnelDataplane) -> None:
     add_encap_rule(dp, tunnel=6, options=[], match={"prev_tunnel": 5})
     dp.add_route("10.0.0.0/8", port=5, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     sent = plain_udp()
-    expected = sent.copy()
-    expected.dst, expected.src = NEXT_HOP_MAC, ROUTER_MAC
-    assert dp.send(1, sent) == [(5, bytes(expected))]
+    assert dp.send(1, sent) == [(5, bytes(routed(sent)))]
     assert dp.counter("tunnel_in", 6) == (0, 0)
 
 

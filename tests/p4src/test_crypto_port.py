@@ -5,9 +5,6 @@ Run just these: .venv/bin/python -m pytest tests/p4src/test_crypto_port.py -q
 
 from __future__ import annotations
 
-import struct
-
-from conftest import HOST_MAC, NEXT_HOP_MAC, ROUTER_MAC, SWITCH_MAC
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
@@ -15,43 +12,37 @@ from scapy.packet import Raw
 from test_geneve import add_encap_rule
 from tunnel_dataplane import C, TunnelDataplane
 from tunnel_packets import GENEVE, CryptoShim
-
-TUNNEL_SRC, TUNNEL_DST = "203.0.113.1", "203.0.113.2"
-SPI_OUT, SPI_IN = 0x1001, 0x2002
-
-
-def inner_tcp() -> Ether:
-    """A TCP segment, rebuilt from its bytes so lengths and checksums are filled in."""
-    frame = (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src="10.0.0.1", dst="10.0.9.9", id=5)
-             / TCP(sport=4000, dport=443, flags="A") / Raw(b"secret" * 5))
-    return Ether(bytes(frame))
-
-
-def esp_header(spi: int, seq: int = 0) -> bytes:
-    return struct.pack("!II", spi, seq)
+from tunnel_scenarios import (
+    HOST_MAC,
+    NEXT_HOP_MAC,
+    ROUTER_MAC,
+    SPI_IN,
+    SPI_OUT,
+    SWITCH_MAC,
+    TUNNEL_DST,
+    TUNNEL_SRC,
+    encrypt_tunnel_params,
+    esp_header,
+    esp_in,
+    expected_encrypt_tunnel,
+    inner_tcp,
+    routed,
+    worker_decrypt_return_tunnel,
+    worker_encrypt_return,
+)
 
 
 def add_encrypt_tunnel(dp: TunnelDataplane, *, nat_t: int = 0,
                        next_action: str = "NEXT_ACTION_FORWARD") -> None:
     dp.add_entry("tunnel_rules", "ipsec_encrypt_tunnel_v4", match={"ingress_port": 1}, priority=3,
-                 params={"tunnel_index": 20, "next_action": C(next_action), "sa_index": 33,
-                         "spi": SPI_OUT, "nat_t": nat_t, "src_addr": TUNNEL_SRC,
-                         "dst_addr": TUNNEL_DST})
+                 params=encrypt_tunnel_params(nat_t=nat_t, next_action=next_action))
 
 
 def test_encrypt_tunnel_mode_sends_built_headers_and_shim(dp: TunnelDataplane) -> None:
     add_encrypt_tunnel(dp)
     sent = inner_tcp()
     out = dp.send(1, sent)
-    ip_in = bytes(sent[IP])
-    expected = (CryptoShim(version=1, op=C("CRYPTO_OP_ENCRYPT"), flags=C("CRYPTO_FLAG_TUNNEL_MODE"),
-                           next_action=C("NEXT_ACTION_FORWARD"), sa_index=33, tunnel_index=20,
-                           pass_=1, next_header=4, l3_offset=14, status=0, esp_offset=34,
-                           ingress_port=1)
-                / Ether(dst=SWITCH_MAC, src=HOST_MAC)
-                / IP(src=TUNNEL_SRC, dst=TUNNEL_DST, ttl=64, id=0, flags=0, proto=50)
-                / Raw(esp_header(SPI_OUT) + ip_in))
-    assert out == [(C("CRYPTO_PORT"), bytes(expected))]
+    assert out == [(C("CRYPTO_PORT"), expected_encrypt_tunnel(sent))]
     assert dp.counter("tunnel_in", 20) == (1, len(sent))
     assert dp.counter("tunnel_out", 20) == (0, 0)   # counted when the worker returns it
 
@@ -94,17 +85,6 @@ def test_encrypt_of_non_ip_frame_drops_in(dp: TunnelDataplane) -> None:
     assert dp.counter("drop_reasons", C("DROP_NOT_IP"))[0] == 1
 
 
-def worker_encrypt_return(frame_to_worker: bytes) -> bytes:
-    """What the worker returns, as far as P4 can tell: same shim, ESP with seq 1 and an opaque
-    'ciphertext', outer lengths fixed."""
-    shim = CryptoShim(frame_to_worker[:16])
-    eth = Ether(frame_to_worker[16:])
-    ip = eth[IP]
-    esp = esp_header(SPI_OUT, 1) + b"\xa5" * 60
-    out_ip = IP(src=ip.src, dst=ip.dst, ttl=ip.ttl, id=0, proto=50) / Raw(esp)
-    return bytes(CryptoShim(bytes(shim)[:16]) / Ether(dst=eth.dst, src=eth.src) / out_ip)
-
-
 def test_encrypt_return_is_counted_and_routed_on_outer_destination(dp: TunnelDataplane) -> None:
     add_encrypt_tunnel(dp)
     dp.add_route("203.0.113.0/24", port=6, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
@@ -130,15 +110,6 @@ def test_encrypt_return_with_recirculate_chains_to_next_rule(dp: TunnelDataplane
     assert geneve.vni == 23
     assert IP(bytes(geneve.payload)[14:]).proto == 50   # the ESP packet went into Geneve
     assert dp.counter("tunnel_in", 23)[0] == 1
-
-
-def esp_in(*, nat_t: bool = False, spi: int = SPI_IN) -> Ether:
-    outer = IP(src=TUNNEL_DST, dst=TUNNEL_SRC, id=11)
-    body = Raw(esp_header(spi, 7) + b"\x5a" * 48)
-    if nat_t:
-        return Ether(dst=SWITCH_MAC, src=HOST_MAC) / outer / UDP(sport=4500, dport=4500) / body
-    return Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src=outer.src, dst=outer.dst, proto=50,
-                                                    id=11) / body
 
 
 def add_decrypt(dp: TunnelDataplane, *, tunnel_mode: int = 1,
@@ -182,9 +153,7 @@ def test_ike_on_4500_is_not_esp(dp: TunnelDataplane) -> None:
     dp.add_route("0.0.0.0/0", port=7, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     sent = (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src=TUNNEL_DST, dst=TUNNEL_SRC)
             / UDP(sport=4500, dport=4500) / Raw(b"\0\0\0\0" + b"ike-message" * 3))
-    expected = sent.copy()
-    expected.dst, expected.src = NEXT_HOP_MAC, ROUTER_MAC
-    assert dp.send(1, sent) == [(7, bytes(expected))]
+    assert dp.send(1, sent) == [(7, bytes(routed(sent)))]
     assert dp.counter("tunnel_in", 21) == (0, 0)
 
 
@@ -193,11 +162,7 @@ def test_decrypt_return_tunnel_mode_routes_inner_packet(dp: TunnelDataplane) -> 
     dp.add_route("10.0.0.0/8", port=5, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     ((_, to_worker),) = dp.send(1, esp_in(nat_t=True))
     plain = IP(src="10.9.0.1", dst="10.0.0.1", id=77) / TCP(sport=443, dport=4000) / Raw(b"hi")
-    shim = CryptoShim(to_worker[:16])
-    shim.next_header = 4
-    returned = (shim / Ether(dst=SWITCH_MAC, src=HOST_MAC)
-                / IP(src=TUNNEL_DST, dst=TUNNEL_SRC, id=11) / UDP(sport=4500, dport=4500, chksum=0)
-                / Raw(esp_header(SPI_IN, 7) + bytes(plain)))
+    returned = worker_decrypt_return_tunnel(to_worker, plain)
     out = dp.send(C("CRYPTO_PORT"), returned)
     assert out == [(5, bytes(Ether(dst=NEXT_HOP_MAC, src=ROUTER_MAC) / plain))]
     assert dp.counter("tunnel_out", 21)[0] == 1

@@ -9,20 +9,21 @@ from __future__ import annotations
 import struct
 
 import pytest
-from conftest import HOST_MAC, NEXT_HOP_MAC, ROUTER_MAC, SWITCH_MAC
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
-from test_geneve import geneve_packet, plain_udp
 from tunnel_dataplane import C, TunnelDataplane
 from tunnel_packets import GENEVE, CryptoShim, GeneveOptions
-
-
-def routed(sent: Ether) -> bytes:
-    expected = sent.copy()
-    expected.dst, expected.src = NEXT_HOP_MAC, ROUTER_MAC
-    return bytes(expected)
+from tunnel_scenarios import (
+    HOST_MAC,
+    NEXT_HOP_MAC,
+    ROUTER_MAC,
+    SWITCH_MAC,
+    geneve_packet,
+    plain_udp,
+    routed,
+)
 
 
 def test_longest_prefix_wins_and_default_route_catches_rest(dp: TunnelDataplane) -> None:
@@ -31,7 +32,7 @@ def test_longest_prefix_wins_and_default_route_catches_rest(dp: TunnelDataplane)
     dp.add_route("10.0.0.0/24", port=3, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     for dst, port in (("10.0.0.2", 3), ("10.7.0.2", 2), ("172.16.0.1", 1)):
         sent = plain_udp(dst)
-        assert dp.send(0, sent) == [(port, routed(sent))]
+        assert dp.send(0, sent) == [(port, bytes(routed(sent)))]
 
 
 def test_ipv6_route_and_vlan_tag_removed(dp: TunnelDataplane) -> None:
@@ -125,7 +126,7 @@ def test_geneve_with_options_at_the_bound_parses(dp: TunnelDataplane) -> None:
             for i in range(C("MAX_GENEVE_OPTIONS"))]
     sent = geneve_packet(0x42, options=opts)
     assert Ether(bytes(sent))[GENEVE].optionlen == C("MAX_GENEVE_OPTION_WORDS")
-    assert dp.send(0, sent) == [(1, routed(sent))]
+    assert dp.send(0, sent) == [(1, bytes(routed(sent)))]
 
 
 def test_bad_ipv4_checksum_is_dropped_and_counted(dp: TunnelDataplane) -> None:

@@ -6,62 +6,34 @@ Run just these: .venv/bin/python -m pytest tests/p4src/test_geneve.py -q
 from __future__ import annotations
 
 import pytest
-from conftest import HOST_MAC, NEXT_HOP_MAC, ROUTER_MAC, SWITCH_MAC
-from scapy.layers.inet import IP, UDP
-from scapy.layers.inet6 import IPv6
+from scapy.layers.inet import IP
 from scapy.layers.l2 import Dot1Q, Ether
-from scapy.layers.vxlan import VXLAN
-from scapy.packet import Raw
-from tunnel_dataplane import C, Ternary, TunnelDataplane, to_int
-from tunnel_packets import GENEVE, GeneveOptions, geneve_source_port, pack_geneve_options
-
-INNER_DST_MAC = "02:00:00:00:0b:01"
-INNER_SRC_MAC = "02:00:00:00:0b:02"
-OUTER_V4 = ("198.51.100.1", "192.0.2.10")
-OUTER_V6 = ("2001:db8::1", "2001:db8:1::10")
-
-
-def plain_udp(dst: str = "10.0.0.2", *, sport: int = 1234, dport: int = 80) -> Ether:
-    return (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src="10.0.0.1", dst=dst, id=7)
-            / UDP(sport=sport, dport=dport) / Raw(b"payload-" * 4))
-
-
-def options_of(count: int, data_len: int) -> list[GeneveOptions]:
-    return [GeneveOptions(classid=0x0100 + i, type=0x80 | i,
-                          data=bytes([0x11 * (i + 1)]) * data_len) for i in range(count)]
+from tunnel_dataplane import C, Ternary, TunnelDataplane
+from tunnel_packets import GENEVE, GeneveOptions
+from tunnel_scenarios import (
+    HOST_MAC,
+    INNER_DST_MAC,
+    INNER_SRC_MAC,
+    NEXT_HOP_MAC,
+    OUTER_V4,
+    ROUTER_MAC,
+    SWITCH_MAC,
+    encap_params,
+    expected_encap,
+    geneve_packet,
+    options_of,
+    plain_udp,
+    vxlan_packet,
+)
 
 
 def add_encap_rule(dp: TunnelDataplane, *, tunnel: int, options: list[GeneveOptions],
                    v6: bool = False, next_action: str = "NEXT_ACTION_FORWARD",
                    match: dict | None = None, vni: int = 0x123456, critical: int = 0) -> None:
-    words, blob = pack_geneve_options(options, region_bits=C("GENEVE_OPTION_BITS"))
-    src, dst = OUTER_V6 if v6 else OUTER_V4
     dp.add_entry("tunnel_rules", "encap_geneve_v6" if v6 else "encap_geneve_v4",
                  match=match if match is not None else {"ingress_port": 1}, priority=10,
-                 params={"tunnel_index": tunnel, "next_action": C(next_action),
-                         "src_addr": src, "dst_addr": dst, "inner_dst_mac": INNER_DST_MAC,
-                         "inner_src_mac": INNER_SRC_MAC, "vni": vni, "oam": 0,
-                         "critical": critical, "option_words": words, "options": blob})
-
-
-def expected_encap(sent: Ether, options: list[GeneveOptions], *, v6: bool = False,
-                   vni: int = 0x123456, critical: int = 0) -> bytes:
-    """The sent frame with the rule's inner MACs, behind outer Ether/IP/UDP/Geneve."""
-    inner = sent.copy()
-    if Dot1Q in inner:
-        inner = Ether(dst=inner.dst, src=inner.src, type=inner[Dot1Q].type) / inner[Dot1Q].payload
-    inner.dst, inner.src = INNER_DST_MAC, INNER_SRC_MAC
-    ip = inner[IP]
-    sport = geneve_source_port(src=to_int(ip.src), dst=to_int(ip.dst), protocol=ip.proto,
-                               sport=inner[UDP].sport, dport=inner[UDP].dport,
-                               base=C("GENEVE_SRC_PORT_BASE"), span=C("GENEVE_SRC_PORT_RANGE"))
-    src, dst = OUTER_V6 if v6 else OUTER_V4
-    outer_ip = (IPv6(src=src, dst=dst, hlim=64, tc=0, fl=0) if v6
-                else IP(src=src, dst=dst, ttl=64, id=0, flags=0))
-    frame = (Ether(dst=NEXT_HOP_MAC, src=ROUTER_MAC) / outer_ip
-             / UDP(sport=sport, dport=6081, chksum=0)
-             / GENEVE(vni=vni, proto=0x6558, critical=critical, options=options) / inner)
-    return bytes(frame)
+                 params=encap_params(tunnel=tunnel, options=options, v6=v6,
+                                     next_action=next_action, vni=vni, critical=critical))
 
 
 @pytest.mark.parametrize("count,data_len", [(0, 0), (1, 4), (4, 16)],
@@ -72,7 +44,7 @@ def test_encap_ipv4_outer_matches_scapy(dp: TunnelDataplane, count: int, data_le
     dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     sent = plain_udp()
     out = dp.send(1, sent)
-    assert out == [(2, expected_encap(sent, options))]
+    assert out == [(2, bytes(expected_encap(sent, options)))]
     if count == C("MAX_GENEVE_OPTIONS"):
         assert GENEVE(out[0][1][42:]).optionlen == C("MAX_GENEVE_OPTION_WORDS")
 
@@ -83,7 +55,7 @@ def test_encap_ipv6_outer_matches_scapy(dp: TunnelDataplane, count: int, data_le
     add_encap_rule(dp, tunnel=7, options=options, v6=True, critical=1)
     dp.add_route("2001:db8:1::/48", port=3, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     sent = plain_udp()
-    assert dp.send(1, sent) == [(3, expected_encap(sent, options, v6=True, critical=1))]
+    assert dp.send(1, sent) == [(3, bytes(expected_encap(sent, options, v6=True, critical=1)))]
 
 
 def test_encap_removes_vlan_tag_from_inner_frame(dp: TunnelDataplane) -> None:
@@ -91,7 +63,7 @@ def test_encap_removes_vlan_tag_from_inner_frame(dp: TunnelDataplane) -> None:
     dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     plain = plain_udp()
     sent = Ether(dst=SWITCH_MAC, src=HOST_MAC) / Dot1Q(vlan=12) / plain[IP]
-    assert dp.send(1, sent) == [(2, expected_encap(sent, []))]
+    assert dp.send(1, sent) == [(2, bytes(expected_encap(sent, [])))]
 
 
 def test_encap_counts_in_and_out_per_packet(dp: TunnelDataplane) -> None:
@@ -126,21 +98,6 @@ def test_encap_option_words_beyond_bound_is_dropped_as_bad_rule(dp: TunnelDatapl
     assert dp.send(1, plain_udp()) == []
     assert dp.counter("drop_reasons", C("DROP_BAD_RULE"))[0] == 1
     assert dp.counter("tunnel_drop_in", 7)[0] == 1
-
-
-def geneve_packet(vni: int, inner_dst: str = "10.1.0.5", options: list | None = None) -> Ether:
-    inner = (Ether(dst="02:00:00:00:0c:01", src="02:00:00:00:0c:02")
-             / IP(src="10.1.0.1", dst=inner_dst, id=9) / UDP(sport=5000, dport=53) / Raw(b"q" * 12))
-    return (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src="192.0.2.10", dst="198.51.100.1", id=3)
-            / UDP(sport=49999, dport=6081, chksum=0)
-            / GENEVE(vni=vni, proto=0x6558, options=options or []) / inner)
-
-
-def vxlan_packet(vni: int) -> Ether:
-    inner = (Ether(dst="02:00:00:00:0c:01", src="02:00:00:00:0c:02")
-             / IP(src="10.1.0.1", dst="10.1.0.5") / UDP(sport=5000, dport=53) / Raw(b"v" * 12))
-    return (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src="192.0.2.10", dst="198.51.100.1")
-            / UDP(sport=49998, dport=4789, chksum=0) / VXLAN(vni=vni, flags=0x08) / inner)
 
 
 @pytest.mark.parametrize("options", [[], options_of(2, 8)], ids=["plain", "with-options"])
