@@ -1,0 +1,88 @@
+"""v1model externs (programs/externs.p4): register, hash, random, log_msg, resubmit,
+update_checksum_with_payload, packet-in/packet-out on the CPU port.
+
+Run just this file: .venv/bin/python -m pytest tests/p4sim/test_externs.py -q
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+
+import pytest
+from p4sim_core_helpers import P4InfoNames, program
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from p4sim.dataplane_lib import crc16, csum16
+from p4sim.switch import Switch
+
+RESULT_LEN = 2 + 4 + 2 + 2 + 4 + 1 + 4 + 1
+
+
+def _frame(ether_type: int = 0x0800) -> bytes:
+    eth = Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01", type=ether_type)
+    if ether_type != 0x0800:
+        return bytes(eth / Raw(b"control plane bound"))
+    return bytes(eth / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=7, dport=9, chksum=0)
+                 / Raw(b"checksummed payload"))
+
+
+def test_hashes_random_register_and_udp_checksum(caplog: pytest.LogCaptureFixture) -> None:
+    sw = Switch(program("externs.p4"))
+    frame = _frame()
+    with caplog.at_level(logging.INFO, logger="p4sim.dataplane"):
+        sw.process(3, frame)
+        out = sw.process(3, frame)
+    assert [p for p, _ in out] == [1]
+    result, rest = out[0][1][:RESULT_LEN], out[0][1][RESULT_LEN:]
+    macs = frame[:12]
+    assert int.from_bytes(result[0:2], "big") == crc16(macs)
+    assert crc16(b"123456789") == 0xBB3D  # CRC-16/ARC, as BMv2's crc16
+    assert int.from_bytes(result[2:6], "big") == zlib.crc32(macs)
+    assert int.from_bytes(result[6:8], "big") == csum16(macs)
+    assert int.from_bytes(result[8:10], "big") == (100 + 0x0800) & 0xFFFF
+    assert int.from_bytes(result[10:14], "big") == 2  # register read after two packets
+    assert result[14] == 7
+    assert int.from_bytes(result[15:19], "big") == 0 and result[19] == 0
+    # the UDP checksum the program computed is the one scapy computes
+    expected = Ether(frame)
+    expected[UDP].chksum = None
+    assert rest == bytes(Ether(bytes(expected)))
+    assert "packet from port 3 seen 2 times" in caplog.text
+    reg = sw.state.registers[P4InfoNames(program("externs.p4")).register("seen_per_port")]
+    assert reg.read(3) == 2
+
+
+def test_resubmit_keeps_field_list_and_sets_instance_type() -> None:
+    sw = Switch(program("externs.p4"))
+    out = sw.process(2, _frame(0x88B6))
+    assert sw.stats.resubmitted == 2
+    result = out[0][1][:RESULT_LEN]
+    assert int.from_bytes(result[15:19], "big") == 6  # RESUBMIT
+    assert result[19] == 2  # meta.resubmits survived both resubmissions
+
+
+def test_packet_in_goes_to_sink_with_metadata() -> None:
+    prog = program("externs.p4")
+    sw = Switch(prog, cpu_port=64)
+    got: list[tuple[bytes, dict[int, int]]] = []
+    sw.packet_in_sink = lambda payload, md: got.append((payload, md))
+    frame = _frame(0x88B5)
+    assert sw.process(5, frame) == []
+    header = next(h for h in prog.p4info.controller_packet_metadata
+                  if h.preamble.name == "packet_in")
+    port_id = next(m.id for m in header.metadata if m.name == "ingress_port")
+    assert got == [(frame, {port_id: 5, port_id + 1: 0})]
+    assert header.preamble.id >> 24 == 0x04
+
+
+def test_packet_out_leaves_on_requested_port() -> None:
+    prog = program("externs.p4")
+    sw = Switch(prog, cpu_port=64)
+    header = next(h for h in prog.p4info.controller_packet_metadata
+                  if h.preamble.name == "packet_out")
+    port_id = next(m.id for m in header.metadata if m.name == "egress_port")
+    frame = _frame(0x1234)
+    assert sw.packet_out(frame, {port_id: 6}) == [(6, frame)]
