@@ -39,15 +39,25 @@ class NanomsgPort:
             recv_buffer_size=queue_frames,
             send_buffer_size=queue_frames,
         )
-        # Non-blocking dial: nng keeps retrying in the background until the switch listens.
-        self._socket.dial(url, block=False)
         self._announced = False
         self._url = url
+        # A new connection (first one, or after the switch restarted) must hear PORT_ADD again.
+        # The callback runs on an nng thread, so it only raises the flag; the loop sends.
+        self._socket.add_post_pipe_connect_cb(self._on_connect)
+        # Non-blocking dial: nng keeps retrying in the background until the switch listens.
+        self._socket.dial(url, block=False)
 
     def __repr__(self) -> str:
         return f"<NanomsgPort {self._url} port {self._port}>"
 
+    def _on_connect(self, _pipe: pynng.Pipe) -> None:
+        self._announced = False
+
     def _announce(self) -> None:
+        """Sends PORT_ADD once connected; a repeat (a connect racing the send) is harmless, the
+        switch ignores PORT_ADD for a port it has."""
+        if not self._socket.pipes:
+            return
         try:
             self._socket.send(_HEADER.pack(MSG_PORT_ADD, self._port, 0))
         except pynng.Timeout:

@@ -122,7 +122,7 @@ def test_encrypt_and_decrypt_round_trip_through_the_port(
                                     nat_t=False)
     switch.send(message)
     encrypted = switch.receive()
-    assert switch.announced_ports == [CRYPTO_PORT]
+    assert set(switch.announced_ports) == {CRYPTO_PORT}  # PORT_ADD (a repeat is harmless)
     assert encrypted[:SHIM_BYTES] == message[:SHIM_BYTES]
     peer = scapy_sa(GCM, out_keys, spi=0x100A, tunnel_header=OUTER, nat_t=False)
     assert bytes(peer.decrypt(ip_of(encrypted[SHIM_BYTES:]))) == bytes(_inner(40))
