@@ -4,12 +4,13 @@ The tests program the tables directly over P4Runtime (the controller is not invo
 real packets on the ports PTF owns, the crypto port included. They use only P4Runtime and PTF's
 packet socket, so the same tests run on p4sim and on BMv2 simple_switch_grpc.
 
-Test parameters (ptf --test-params "name='value';..."):
-    grpcaddr   P4Runtime server address          (default 127.0.0.1:9559)
-    device_id  P4Runtime device id               (default 0)
-    p4info     P4Info text file                  (default p4src/tunnel_offload.p4info.txtpb)
-    config     p4_device_config file: the p4c BMv2 JSON on BMv2; on p4sim empty (or absent)
-               means "the program `p4sim run` was started with"
+Test parameters (ptf --test-params "name='value';..."), named as in ptf_tests/smoke:
+    grpc_addr      P4Runtime server address      (default 127.0.0.1:9559)
+    device_id      P4Runtime device id           (default 1, p4sim's and the Makefile's)
+    p4info         P4Info text file              (default p4src/tunnel_offload.p4info.txtpb)
+    device_config  p4_device_config file: p4c's BMv2 JSON on BMv2; on p4sim empty (or absent)
+                   means "the program `p4sim run` was started with"
+PTF must own the front-panel ports 0-7 and the crypto port 64 (the tests play the worker).
 Entities are encoded by finsy from their P4Runtime names (with "did you mean" errors); each test
 deletes what it inserted, and counter assertions are before/after deltas, so tests do not depend
 on each other or on their order.
@@ -98,9 +99,9 @@ def session() -> P4RuntimeSession:
     global _session
     if _session is None:
         p4info = Path(test_param_get("p4info", str(DEFAULT_P4INFO)))
-        config = test_param_get("config", "")
-        _session = P4RuntimeSession(address=test_param_get("grpcaddr", "127.0.0.1:9559"),
-                                    device_id=int(test_param_get("device_id", 0)),
+        config = test_param_get("device_config", "")
+        _session = P4RuntimeSession(address=test_param_get("grpc_addr", "127.0.0.1:9559"),
+                                    device_id=int(test_param_get("device_id", 1)),
                                     schema=fy.P4Schema(p4info))
         _session.set_pipeline(Path(config).read_bytes() if config else b"")
         atexit.register(_session.close)
