@@ -18,6 +18,21 @@ from p4sim.p4runtime.schema import Schema, TableInfo
 from p4sim.p4runtime.writer import EntryMetadata
 from p4sim.runtime import CounterState, RuntimeState, TableEntry
 
+_NEVER_PRESENT = {
+    "packet_replication_engine_entry": (),
+    "action_profile_member": ("action_profile_id",),
+    "action_profile_group": ("action_profile_id",),
+    "meter_entry": ("meter_id",),
+    "direct_meter_entry": (),
+    "value_set_entry": ("value_set_id",),
+    "digest_entry": ("digest_id",),
+}
+
+
+def _names_an_object(entity: p4r.Entity, kind: str) -> bool:
+    message = getattr(entity, kind)
+    return any(getattr(message, field) for field in _NEVER_PRESENT[kind])
+
 
 class EntityReader:
     """Reads entities; call under the switch lock so each answer is one consistent snapshot."""
@@ -39,6 +54,12 @@ class EntityReader:
             yield from self._register_entries(entity.register_entry)
         elif kind is None:
             raise invalid("read request entity has no type")
+        elif kind in _NEVER_PRESENT:
+            # p4sim has no multicast groups, clone sessions, action profiles, meters, value
+            # sets or digests, so a read finds none (clients such as finsy's delete_all read
+            # them all); a read naming one by id is refused.
+            if _names_an_object(entity, kind):
+                raise invalid(f"{kind}: p4sim has no such object")
         else:
             raise unimplemented(f"reading {kind} is not supported by p4sim")
 

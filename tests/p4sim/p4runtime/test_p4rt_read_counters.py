@@ -178,3 +178,13 @@ def test_writes_land_between_packets_while_traffic_flows(stub, target, programme
         sender.join()
     assert seen and all(len(out) == 1 and out[0][0] in (3, 4, 5) for out in seen)
     assert target.inject(2, FRAME) == [(3, FRAME)]
+
+
+def test_objects_p4sim_never_has_read_as_empty(stub, target, programmed):
+    groups = p4r.Entity(packet_replication_engine_entry=p4r.PacketReplicationEngineEntry(
+        multicast_group_entry=p4r.MulticastGroupEntry()))
+    members = p4r.Entity(action_profile_member=p4r.ActionProfileMember())
+    assert read(stub, target, groups, members) == []
+    with pytest.raises(grpc.RpcError) as caught:
+        read(stub, target, p4r.Entity(meter_entry=p4r.MeterEntry(meter_id=5)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

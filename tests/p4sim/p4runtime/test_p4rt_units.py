@@ -1,0 +1,94 @@
+"""Unit tests of the server's pure parts: byte strings, P4Info diff, device configs, arbiter.
+
+Run: .venv/bin/python -m pytest tests/p4sim/p4runtime/test_p4rt_units.py -q
+"""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from p4sim.p4runtime.arbitration import Arbiter
+from p4sim.p4runtime.codec import decode_uint, encode_uint
+from p4sim.p4runtime.device_config import make_device_config, parse_device_config
+from p4sim.p4runtime.errors import P4RuntimeError
+from p4sim.p4runtime.p4info_diff import first_difference
+from p4sim.p4runtime.proto import p4i, p4r, rpc_code
+from tests.p4sim.p4runtime.fake_switch import fake_p4info
+
+
+@pytest.mark.parametrize(("raw", "width", "value"), [
+    (b"\x63", 8, 99), (b"\x00\x63", 16, 99), (b"\x00\x00\x63", 12, 99), (b"\x0f\xff", 12, 4095),
+    (b"\x00", 1, 0), (b"\x00\x00\x00", 9, 0),
+])
+def test_accepted_byte_strings(raw, width, value):
+    assert decode_uint(raw, width, "f") == value
+
+
+@pytest.mark.parametrize(("raw", "width"), [(b"\x10\x00", 12), (b"\x02", 1), (b"\x01\x00", 8)])
+def test_too_wide_byte_strings_name_the_field(raw, width):
+    with pytest.raises(P4RuntimeError) as caught:
+        decode_uint(raw, width, "table 't' field 'f'")
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"table 't' field 'f': value 0x{raw.hex()} does not fit in {width} bits" == \
+        caught.value.message
+
+
+def test_encoding_is_canonical():
+    assert [encode_uint(v) for v in (0, 1, 255, 256, 0x0A010000)] == [
+        b"\x00", b"\x01", b"\xff", b"\x01\x00", b"\x0a\x01\x00\x00"]
+
+
+def test_p4info_diff_pairs_entities_by_id():
+    a = fake_p4info()
+    b = p4i.P4Info()
+    b.CopyFrom(a)
+    b.tables.reverse()
+    assert first_difference(a, b) is None
+    b.actions[1].params.add(id=9, name="extra", bitwidth=1)
+    assert first_difference(a, b) == "actions[MyIngress.drop].params: expected 0 items, got 1"
+    del b.tables[0]
+    assert first_difference(a, b).startswith("tables[")
+
+
+def test_device_config_round_trip_and_refusals(tmp_path):
+    program = tmp_path / "prog.p4"
+    program.write_text("// p4")
+    named = parse_device_config(make_device_config(program, defines={"A": "1"}))
+    assert (named.program, dict(named.defines)) == (program, {"A": "1"})
+    carried = parse_device_config(make_device_config(program, embed=True))
+    assert carried.program.read_text() == "// p4" and carried.program != program
+    for raw, text in ((b"\xff", "not a p4sim device config"),
+                      (json.dumps({"format": "bmv2"}).encode(), "format is 'bmv2'"),
+                      (json.dumps({"format": "p4sim/1", "program": "/nope.p4"}).encode(),
+                       "is not a file on the switch"),
+                      (json.dumps({"format": "p4sim/1", "main": "a.p4",
+                                   "files": {"a.p4": "", "../x.p4": ""}}).encode(),
+                       "must be a relative path")):
+        with pytest.raises(P4RuntimeError, match=text):
+            parse_device_config(raw)
+
+
+def _update(election_id=None, role=""):
+    message = p4r.MasterArbitrationUpdate(device_id=1)
+    if election_id is not None:
+        message.election_id.low = election_id
+    if role:
+        message.role.name = role
+    return message
+
+
+def test_arbiter_downgrade_and_observers():
+    arbiter = Arbiter(1)
+    high, notes = arbiter.update(None, _update(20))
+    assert [n.status.code for _, n in notes] == [rpc_code.OK]
+    watcher, notes = arbiter.update(None, _update(None))  # no election id: never primary
+    assert [(c is watcher, n.status.code) for c, n in notes] == [(True, rpc_code.ALREADY_EXISTS)]
+    _, notes = arbiter.update(high, _update(5))  # the primary downgrades itself
+    assert {n.status.code for _, n in notes} == {rpc_code.NOT_FOUND}
+    assert len(notes) == 2 and not arbiter.is_primary("", 5) and not arbiter.is_primary("", 20)
+    with pytest.raises(P4RuntimeError) as caught:
+        arbiter.update(high, _update(5, role="other"))
+    assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
