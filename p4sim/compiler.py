@@ -189,6 +189,7 @@ class Compiler:
         self.blocks: dict[str, str] = {}
         self.meta_type: StructT | None = None
         self.hdr_type: StructT | None = None
+        self.used_actions: set[str] = set()
 
     # -- errors ----------------------------------------------------------------------------------
 
@@ -218,6 +219,9 @@ class Compiler:
         source = self.gen.text()
         code = compile(source, f"<p4sim:{self.pre.files[-1] if self.pre.files else 'program'}>",
                        "exec")
+        # like p4c's front end, actions nothing refers to do not reach the P4Info
+        self.model.actions = {n: a for n, a in self.model.actions.items()
+                              if n in self.used_actions}
         IdAllocator(self.model).assign()
         return CompiledProgram(model=self.model, source=source, code=code,
                                field_lists=self.field_lists, blocks=self.blocks,
@@ -888,14 +892,10 @@ class Compiler:
                 g.emit(f"{target} = {v.code}")
             else:
                 g.emit(f"{target} = {self.new_value(t)}")
-        g.emit("try:")
-        g.depth += 1
+        # `exit` raises ExitSignal, caught only around the top-level block (see `_run`), so an
+        # exit inside a nested control or an action ends the whole block as P4 requires.
         self.block(apply_block, Scope(self, cscope, {}), ctx="apply")
         g.emit("pass")
-        g.depth -= 1
-        g.emit("except ExitSignal:")
-        g.emit("    if P.trace is not None: P.trace.append('exit')")
-        g.emit(f"    if {'True' if qname in self.blocks.values() else 'False'}: raise")
         g.depth -= 1
         return inst
 
@@ -1042,6 +1042,7 @@ class Compiler:
                         raise self.fail(DuplicateDeclarationError, aname,
                                         f"action '{an}' listed twice", "table actions")
                     actions.append((an, sym.info[1], self.annotations(aann)))
+                    self.used_actions.add(sym.info[1])
             elif d in ("simple_prop", "const_simple_prop"):
                 pann, pname, pexpr = kids(p)
                 pn = ident(pname)
@@ -1822,6 +1823,7 @@ class Compiler:
         vals = [self.coerce(self.expr(a, scope), pt, a, "action argument").code
                 for a, (_n, _d, pt) in zip(args, plist, strict=True)]
         fn = scope.compiled_action(ident(kids(decl)[1]))
+        self.used_actions.add(full)
         if fn is None:
             raise self.fail(UnsupportedConstructError, node,
                             "calling an action from another action", "action call")

@@ -88,10 +88,7 @@ def build_p4info(model: ProgramModel) -> p4i.P4Info:
         pt.size = t.size
         if t.is_const:
             pt.is_const_table = True
-    used = {a for t in model.tables for a, _ in t.actions}
     for a in sorted(model.actions.values(), key=lambda a: a.id):
-        if a.name not in used:
-            continue
         pa = info.actions.add()
         _preamble(pa.preamble, a.id, a.name, aliases, a.annotations)
         for i, (pname, width) in enumerate(a.params, 1):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from p4sim.errors import AlreadyExistsError, InvalidEntryError, NotFoundError, TableFullError
@@ -62,7 +63,7 @@ class TableEntry:
     priority: int = 0
     action: ActionCall
 
-    @property
+    @cached_property
     def key(self) -> EntryKey:
         """The identity of this entry within its table."""
         return (tuple(sorted(self.matches, key=lambda m: m.field_id)), self.priority)
@@ -220,6 +221,7 @@ class TableState:
 
     def insert(self, entry: TableEntry) -> None:
         """Add an entry. AlreadyExistsError, TableFullError, InvalidEntryError."""
+        self._check_not_const()
         self._validate(entry)
         key = entry.key
         if key in self._entries:
@@ -230,6 +232,7 @@ class TableState:
 
     def modify(self, entry: TableEntry) -> None:
         """Replace the action of an existing entry (its direct counter keeps counting)."""
+        self._check_not_const()
         self._validate(entry)
         key = entry.key
         if key not in self._entries:
@@ -239,6 +242,7 @@ class TableState:
 
     def delete(self, key: EntryKey) -> None:
         """Remove the entry with this key (see `TableEntry.key`)."""
+        self._check_not_const()
         if key not in self._entries:
             raise NotFoundError(f"table {self.name!r}: no such entry")
         del self._entries[key]
@@ -339,6 +343,10 @@ class TableState:
             # larger priority first, then longer prefix, then older entry
             rank = (-(entry.priority * (1 << 16) + prefix), self._order.get(key, 0))
             yield _Compiled(entry=entry, tests=tuple(tests), rank=rank)
+
+    def _check_not_const(self) -> None:
+        if self.is_const:
+            raise InvalidEntryError(f"table {self.name!r} has const entries; it cannot be written")
 
     def _validate(self, entry: TableEntry) -> None:
         if entry.table_id != self.table_id:

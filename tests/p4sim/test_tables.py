@@ -100,3 +100,12 @@ def test_p4info_names_ids_and_scopes() -> None:
     assert [m.match_type for m in acl.match_fields] == [p4i.MatchField.RANGE,
                                                        p4i.MatchField.OPTIONAL]
     assert acl.preamble.alias == "acl"
+
+
+def test_const_table_refuses_writes() -> None:
+    sw, ids = _switch()
+    classes = sw.state.tables[ids.table("classes")]
+    with pytest.raises(InvalidEntryError, match="const entries"):
+        classes.insert(ids.entry("classes", "classify", (9,), priority=1,
+                                 ether_type=("ternary", 0x1234, 0xFFFF)))
+    assert len(list(classes.entries())) == 3

@@ -1,0 +1,65 @@
+"""Control flow across blocks: exit from a nested control ends the whole ingress (egress still
+runs), return ends only the current control, actions called directly from apply.
+
+Run just this file: .venv/bin/python -m pytest tests/p4sim/test_control_flow.py -q
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from p4sim.program import load_program
+from p4sim.switch import Switch
+
+PROGRAM = """#include <core.p4>
+#include <v1model.p4>
+header h_t { bit<8> mode; bit<8> steps; bit<8> egress_ran; }
+struct headers_t { h_t h; }
+struct meta_t { }
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start { pkt.extract(hdr.h); transition accept; }
+}
+control V(inout headers_t hdr, inout meta_t meta) { apply { } }
+control Inner(inout headers_t hdr) {
+    action step() { hdr.h.steps = hdr.h.steps + 1; }
+    apply {
+        step();
+        if (hdr.h.mode == 1) { exit; }
+        if (hdr.h.mode == 2) { return; }
+        step();
+    }
+}
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    Inner() inner;
+    apply {
+        inner.apply(hdr);
+        hdr.h.steps = hdr.h.steps + 0x10;
+        sm.egress_spec = 4;
+    }
+}
+control E(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    apply { hdr.h.egress_ran = 1; }
+}
+control C(inout headers_t hdr, inout meta_t meta) { apply { } }
+control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.h); } }
+V1Switch(P(), V(), I(), E(), C(), D()) main;
+"""
+
+
+def _switch(tmp_path: Path) -> Switch:
+    path = tmp_path / "flow.p4"
+    path.write_text(PROGRAM)
+    return Switch(load_program(path))
+
+
+def test_exit_in_nested_control_ends_ingress_but_not_egress(tmp_path: Path) -> None:
+    # ingress stopped before setting egress_spec: BMv2 sends to port 0
+    assert _switch(tmp_path).process(1, bytes([1, 0, 0])) == [(0, bytes([1, 1, 1]))]
+
+
+def test_return_ends_only_the_nested_control(tmp_path: Path) -> None:
+    assert _switch(tmp_path).process(1, bytes([2, 0, 0])) == [(4, bytes([2, 0x11, 1]))]
+
+
+def test_straight_through(tmp_path: Path) -> None:
+    assert _switch(tmp_path).process(1, bytes([0, 0, 0])) == [(4, bytes([0, 0x12, 1]))]
