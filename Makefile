@@ -84,3 +84,17 @@ BENCH_PACKETS ?= 20000
 .PHONY: bench-crypto
 bench-crypto: proto
 	$(PY) bench/crypto/run.py --packets $(BENCH_PACKETS)
+
+# `make run`: serve the API. BMv2 simple_switch_grpc in Docker when `docker info` works, else the
+# embedded target p4sim; TARGET=bmv2|sim forces one. Polls readiness, prints where the API listens
+# and the certificate to trust; Ctrl-C stops everything it started (scripts/run.sh, docs/docker.md).
+TARGET ?= auto
+run: proto
+	TARGET=$(TARGET) VENV=$(VENV) scripts/run.sh
+
+# The Docker images of docker/Dockerfile (p4c-compiled BMv2 switch; controller + crypto worker).
+IMAGE_TAG ?= dev
+.PHONY: images
+images:
+	docker build --file docker/Dockerfile --target switch --tag tunnel-offload/switch:$(IMAGE_TAG) .
+	docker build --file docker/Dockerfile --target app --tag tunnel-offload/app:$(IMAGE_TAG) .

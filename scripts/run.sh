@@ -98,6 +98,13 @@ wait_ready() {  # wait_ready NAME WHAT CHECK...: poll CHECK until it succeeds or
 
 tcp_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
+port_free() {  # port_free WHAT HOST:PORT: refuse to start beside something already listening
+  # (gRPC servers bind with SO_REUSEPORT, so a second server would start and share the port).
+  if tcp_open "$2"; then
+    die "$2 ($1) is already in use by another process; stop it, or choose another address"
+  fi
+}
+
 require_options() {  # require_options NAME "HELP COMMAND" OPTION...: one clear line if missing
   local name="$1" help_cmd="$2" help option
   shift 2
@@ -154,6 +161,8 @@ run_sim() {
   require_options "the crypto worker" "$PY -m crypto_worker" --sa-socket --nanomsg
   require_options "the controller" "$PY -m controller" --listen --state-dir --p4runtime \
     --device-id --p4info --crypto-sa-socket
+  port_free "the TunnelOffload API, LISTEN" "$LISTEN"
+  port_free "P4Runtime, P4RT_ADDR" "$P4RT_ADDR"
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   chmod 700 "$STATE_DIR"
   rm -f "$SA_SOCKET"
@@ -186,6 +195,7 @@ run_sim() {
 
 run_bmv2() {
   local compose=(docker compose -f "$COMPOSE_FILE" --project-name tunnel-offload)
+  port_free "the TunnelOffload API" "127.0.0.1:3443"
   mkdir -p "$STATE_DIR"
   chmod 700 "$STATE_DIR"
   down() {
