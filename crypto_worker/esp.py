@@ -30,6 +30,7 @@ IPPROTO_NONE = 59  # RFC 4303 §2.6: a dummy (traffic flow confidentiality) pack
 _LOW32 = 0xFFFFFFFF
 # RFC 4303 §2.4: padding bytes are 1, 2, 3, ...; AEAD block size 1, 4-byte alignment needs <= 3.
 _PADDING = tuple(bytes(range(1, n + 1)) for n in range(4))
+_TUNNEL_NEXT_HEADER = {4: IPPROTO_IPV4, 6: IPPROTO_IPV6}  # inner IP version -> next header
 
 
 def _malformed(detail: str) -> PacketDropped:
@@ -83,8 +84,8 @@ def _check_offsets(shim: CryptoShim, frame: bytes, minimum_after_esp: int) -> No
 
 def _check_spi(sa: SecurityAssociation, frame: bytes, esp: int) -> bytes:
     spi_bytes = frame[esp : esp + 4]
-    spi = int.from_bytes(spi_bytes, "big")
-    if spi != sa.config.spi:
+    if spi_bytes != sa.spi_bytes:
+        spi = int.from_bytes(spi_bytes, "big")
         raise PacketDropped(
             DropReason.SPI_MISMATCH,
             f"spi: 0x{spi:08x}, sa_index {sa.config.sa_index} has spi 0x{sa.config.spi:08x}",
@@ -111,7 +112,7 @@ def _protected_end_for_encrypt(shim: CryptoShim, frame: bytes) -> int:
         if esp_payload >= len(frame):
             raise _malformed("tunnel mode: no inner packet after the ESP header")
         version = frame[esp_payload] >> 4
-        expected = {4: IPPROTO_IPV4, 6: IPPROTO_IPV6}.get(version)
+        expected = _TUNNEL_NEXT_HEADER.get(version)
         if expected is None or expected != shim.next_header:
             raise _malformed(
                 f"next_header: {shim.next_header}, inner packet is IP version {version}"

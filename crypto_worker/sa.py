@@ -89,6 +89,7 @@ class SecurityAssociation:
         "aead",
         "counters",
         "shim_signature",
+        "spi_bytes",
         "_next_sequence",
         "_max_sequence",
         "replay",
@@ -104,6 +105,7 @@ class SecurityAssociation:
             (FLAG_TUNNEL_MODE if config.mode is EspMode.TUNNEL else 0)
             | (FLAG_NAT_T if config.nat_traversal else 0),
         )
+        self.spi_bytes = config.spi.to_bytes(4, "big")
         self._next_sequence = 1
         self._max_sequence = MAX_SEQUENCE_64 if config.esn else MAX_SEQUENCE_32
         self.replay: ReplayWindow | None = None
