@@ -39,6 +39,7 @@ test-unit: proto system-deps
 # PTF smoke test of p4sim: start `p4sim run` on the router of ptf_tests/smoke in the background
 # (killed by the trap however the recipe ends), poll until it prints its ready line, then run
 # PTF over BMv2's nanomsg packet protocol; the test programs the tables over P4Runtime.
+# Then the data-plane suite of p4src/ (ptf_tests/dataplane/run.sh, same steps, ports 0-7 and 64).
 PTF_SMOKE_PROGRAM ?= ptf_tests/smoke/router.p4
 PTF_SMOKE_PORTS   ?= 0-7
 .PHONY: test-ptf
@@ -61,6 +62,7 @@ test-ptf: proto
 	  --test-dir ptf_tests/smoke --pypath "$(CURDIR)" --log-file "$$tmp/ptf.log" \
 	  --test-params "grpc_addr='127.0.0.1:$$port';device_id=1;p4info='$$tmp/p4info.txt'" \
 	  || { echo "--- p4sim log"; tail -n 50 "$$tmp/p4sim.log"; exit 1; }
+	VENV=$(VENV) PY=$(PY) ptf_tests/dataplane/run.sh
 
 lint: proto
 	$(VENV)/bin/ruff check controller p4sim crypto_worker tunnelctl tests ptf_tests bench
