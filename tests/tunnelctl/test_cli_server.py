@@ -6,6 +6,7 @@ Run just this file: .venv/bin/python -m pytest tests/tunnelctl/test_cli_server.p
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -248,3 +249,25 @@ def test_console_entry_point_exit_status(server: Controller) -> None:
     assert missing.returncode == 1
     usage = subprocess.run([*base, "get"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2
+
+
+def test_list_pages_and_machine_readable_output(server: Controller) -> None:
+    _create_example(server, "2-four-tunnel-chain.yaml")
+    paged = server.cli("list", "--page-size", "3", "-o", "json")
+    assert paged.status == 0, paged.err
+    shown = json.loads(paged.out)
+    assert [item["tunnelId"] for item in shown] == [20000, 20001, 20002, 20003]
+    assert shown[1]["ipTunnel"]["match_criteria"] == {"tunnelId": 20000, "geneveMatch": {}}
+    stats = server.cli("stats", "--page-size", "1", "-o", "yaml")
+    assert stats.status == 0
+    assert [item["tunnelId"] for item in yaml.safe_load(stats.out)] == [20000, 20001, 20002,
+                                                                        20003]
+
+
+def test_installed_console_script(server: Controller) -> None:
+    """pyproject's [project.scripts] entry: `tunnelctl` in the virtual environment's bin."""
+    script = Path(sys.executable).parent / "tunnelctl"
+    result = subprocess.run([str(script), "--server", server.address, "--state-dir",
+                             str(server.state_dir), "graph"], capture_output=True, text=True,
+                            timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "(no tunnels)\n", "")
