@@ -126,7 +126,11 @@ control Classifier(inout headers_t hdr,
     }
 
     // Programmed by the controller, one entry per tunnel, priorities computed by the controller.
-    // A miss means "no tunnel": the packet goes to forwarding as it is.
+    // A miss means "no tunnel": the packet goes to forwarding as it is. The annotations carry
+    // the sizes Capabilities reports into the P4Info (table and counter sizes are there anyway).
+    @max_geneve_options(MAX_GENEVE_OPTIONS)
+    @max_geneve_option_data(MAX_GENEVE_OPTION_DATA)
+    @max_passes(MAX_PASSES)
     table tunnel_rules {
         key = {
             meta.first_ingress_port    : ternary @name("ingress_port");

@@ -53,6 +53,14 @@ def test_sizes_come_from_sizes_p4() -> None:
         1 + C("MAX_GENEVE_OPTION_DATA") // 4)
 
 
+def test_capability_sizes_are_annotated_on_tunnel_rules() -> None:
+    table = _by_suffix(program().p4info.tables, "tunnel_rules")
+    assert set(table.preamble.annotations) == {
+        f"@max_geneve_options({C('MAX_GENEVE_OPTIONS')})",
+        f"@max_geneve_option_data({C('MAX_GENEVE_OPTION_DATA')})",
+        f"@max_passes({C('MAX_PASSES')})"}
+
+
 def test_reason_codes_fit_their_counters() -> None:
     drops = [v for k, v in _consts("DROP_")]
     parser = [v for k, v in _consts("PARSER_ERROR_") if k != "PARSER_ERROR_REASON_COUNT"]
