@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import NoReturn
 
 import grpc
 
@@ -104,7 +105,8 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
     def __init__(self, table: SaTable) -> None:
         self._table = table
 
-    def _abort(self, context: grpc.ServicerContext, error: Exception) -> None:
+    def _abort(self, context: grpc.ServicerContext, error: Exception) -> NoReturn:
+        """Ends the rpc with the status for `error` (context.abort raises)."""
         if isinstance(error, SaValidationError):
             field = error.field
             if field in ("key", "salt"):
@@ -120,6 +122,7 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
         reference = uuid.uuid4().hex[:12]
         log.error("internal error, reference %s", reference, exc_info=error)
         context.abort(grpc.StatusCode.INTERNAL, f"internal error, reference {reference}")
+        raise AssertionError("unreachable: context.abort raises")
 
     def AddSa(self, request: pb.AddSaRequest, context: grpc.ServicerContext) -> pb.AddSaResponse:
         try:
