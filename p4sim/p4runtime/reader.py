@@ -13,7 +13,7 @@ from p4sim.p4runtime.entities import (
     encode_table_entry,
 )
 from p4sim.p4runtime.errors import invalid, unimplemented
-from p4sim.p4runtime.proto import p4d, p4r
+from p4sim.p4runtime.proto import p4d, p4i, p4r
 from p4sim.p4runtime.schema import Schema, TableInfo
 from p4sim.p4runtime.writer import EntryMetadata
 from p4sim.runtime import CounterState, RuntimeState, TableEntry
@@ -27,6 +27,15 @@ _NEVER_PRESENT = {
     "value_set_entry": ("value_set_id",),
     "digest_entry": ("digest_id",),
 }
+
+
+def counter_data(unit: int, packets: int, nbytes: int) -> p4r.CounterData:
+    """Counter data with only what the counter's unit counts (both for UNSPECIFIED/BOTH)."""
+    if unit == p4i.CounterSpec.PACKETS:
+        nbytes = 0
+    elif unit == p4i.CounterSpec.BYTES:
+        packets = 0
+    return p4r.CounterData(packet_count=packets, byte_count=nbytes)
 
 
 def _names_an_object(entity: p4r.Entity, kind: str) -> bool:
@@ -80,9 +89,9 @@ class EntityReader:
                 continue
             for entry, message in self._matching(info, query):
                 if with_counters and info.direct_counter_id:
-                    packets, nbytes = self._direct_counter(info).read(entry.key)
-                    message.counter_data.packet_count = packets
-                    message.counter_data.byte_count = nbytes
+                    message.counter_data.CopyFrom(counter_data(
+                        self._schema.direct_counter_units[info.direct_counter_id],
+                        *self._direct_counter(info).read(entry.key)))
                 yield p4r.Entity(table_entry=message)
 
     def _default_entry(self, info: TableInfo) -> Iterator[p4r.Entity]:
@@ -121,10 +130,9 @@ class EntityReader:
         for info in infos:
             counter = self._state.counters[info.id]
             for index in self._indices(query, info.size, f"counter {info.name!r}"):
-                packets, nbytes = counter.read(index)
                 yield p4r.Entity(counter_entry=p4r.CounterEntry(
                     counter_id=info.id, index=p4r.Index(index=index),
-                    data=p4r.CounterData(packet_count=packets, byte_count=nbytes)))
+                    data=counter_data(info.unit, *counter.read(index))))
 
     def _direct_counter_entries(self, query: p4r.DirectCounterEntry) -> Iterator[p4r.Entity]:
         selector = query.table_entry
@@ -141,10 +149,9 @@ class EntityReader:
                                    priority=selector.priority)
             for entry, message in self._matching(info, plain if selector.table_id else
                                                   p4r.TableEntry(table_id=info.id)):
-                packets, nbytes = counter.read(entry.key)
+                unit = self._schema.direct_counter_units[info.direct_counter_id]
                 yield p4r.Entity(direct_counter_entry=p4r.DirectCounterEntry(
-                    table_entry=message,
-                    data=p4r.CounterData(packet_count=packets, byte_count=nbytes)))
+                    table_entry=message, data=counter_data(unit, *counter.read(entry.key))))
 
     def _register_entries(self, query: p4r.RegisterEntry) -> Iterator[p4r.Entity]:
         infos = ([self._schema.register(query.register_id)] if query.register_id

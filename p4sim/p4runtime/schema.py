@@ -104,6 +104,7 @@ class Schema:
             for c in p4info.counters
         }
         self.direct_counters = {c.preamble.id: c.direct_table_id for c in p4info.direct_counters}
+        self.direct_counter_units = {c.preamble.id: c.spec.unit for c in p4info.direct_counters}
         self.registers = {
             r.preamble.id: ArrayInfo(id=r.preamble.id, name=r.preamble.name, size=r.size,
                                      bitwidth=r.type_spec.bitstring.bit.bitwidth)

@@ -19,7 +19,7 @@ from p4sim.p4runtime.entities import DecodedEntry, decode_counter_data, decode_t
 from p4sim.p4runtime.errors import P4RuntimeError, denied, from_entry_error, invalid, unimplemented
 from p4sim.p4runtime.proto import p4r
 from p4sim.p4runtime.schema import Schema
-from p4sim.runtime import CounterState, RuntimeState, TableState
+from p4sim.runtime import CounterState, RegisterState, RuntimeState, TableState
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,12 @@ class BatchWriter:
         if counter is not None and decoded.counter_data is not None:
             counter.write(key, *decoded.counter_data)
         self._set_metadata(table.table_id, key, decoded.metadata)
-        return [lambda: (table.delete(key), self._metadata.pop((table.table_id, key), None))]
+
+        def undo() -> None:
+            table.delete(key)
+            self._metadata.pop((table.table_id, key), None)
+
+        return [undo]
 
     def _modify(self, decoded: DecodedEntry, table: TableState) -> list[Undo]:
         key = decoded.key
@@ -221,9 +226,7 @@ class BatchWriter:
         value = decode_uint(message.data.bitstring, info.bitwidth, what)
         undo: list[Undo] = []
         for index in self._indices(message, info.size, what):
-            old = register.read(index)
-            register.write(index, value)
-            undo.append(lambda index=index, old=old: register.write(index, old))
+            undo.append(_write_register(register, index, value))
         return undo
 
     # -- helpers ---------------------------------------------------------------------------
@@ -263,6 +266,12 @@ def _write_cell(counter: CounterState, index: object, data: tuple[int, int]) -> 
     old = counter.read(index)
     counter.write(index, *data)
     return lambda: counter.write(index, *old)
+
+
+def _write_register(register: RegisterState, index: int, value: int) -> Undo:
+    old = register.read(index)
+    register.write(index, value)
+    return lambda: register.write(index, old)
 
 
 def _aborted_around(results: list[P4RuntimeError | None], failed: int,

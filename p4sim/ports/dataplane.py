@@ -127,8 +127,8 @@ class Dataplane:
             for item in batch:
                 if item is _STOP:
                     return
-                port, frame = item  # type: ignore[misc]
-                self._run_one(port, frame)
+                assert isinstance(item, tuple)
+                self._run_one(item[0], item[1])
 
     def _run_one(self, port: int, frame: bytes) -> None:
         with self._counts_lock:

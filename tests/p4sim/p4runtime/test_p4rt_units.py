@@ -92,3 +92,14 @@ def test_arbiter_downgrade_and_observers():
     with pytest.raises(P4RuntimeError) as caught:
         arbiter.update(high, _update(5, role="other"))
     assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_counter_data_reports_only_what_the_unit_counts():
+    from p4sim.p4runtime.reader import counter_data
+
+    spec = p4i.CounterSpec
+    assert (counter_data(spec.PACKETS, 3, 90).byte_count, counter_data(spec.PACKETS, 3, 90)
+            .packet_count) == (0, 3)
+    assert counter_data(spec.BYTES, 3, 90).packet_count == 0
+    both = counter_data(spec.BOTH, 3, 90)
+    assert (both.packet_count, both.byte_count) == (3, 90)
