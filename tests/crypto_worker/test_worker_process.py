@@ -190,6 +190,13 @@ def test_service_never_returns_keys_and_rejects_bad_requests_without_change(
         "params.cipher: unspecified": pb.AddSaRequest(
             params=pb.SaParams(sa_index=4, spi=0x3004, direction=pb.DIRECTION_DECRYPT,
                                mode=pb.MODE_TUNNEL), key=good.key),
+        "params.cipher: 99, not a Cipher value": pb.AddSaRequest(
+            params=pb.SaParams(sa_index=4, spi=0x3004, direction=pb.DIRECTION_DECRYPT,
+                               cipher=99, mode=pb.MODE_TUNNEL), key=good.key),
+        "params.direction: 7, not a Direction value": pb.AddSaRequest(
+            params=pb.SaParams(sa_index=4, spi=0x3004, direction=7,
+                               cipher=pb.Cipher.Value(GCM.proto_name), mode=pb.MODE_TUNNEL),
+            key=good.key),
         "params.replay_window: 5000": pb.AddSaRequest(
             params=_params(4, 0x3004, pb.DIRECTION_DECRYPT, GCM.proto_name, replay_window=5000),
             key=good.key),
