@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
 
-__all__ = ["CreateOutcome", "RequestOutcome", "TunnelClient"]
+__all__ = ["CreateOutcome", "RequestOutcome", "TunnelClient", "error_codes", "outcome_of"]
 
 _ERROR_ENUMS = (
     ("matchError", pb.MatchError),
@@ -68,12 +68,7 @@ class TunnelClient:
     def send(self, requests: Sequence[pb.ipTunnelRequest]) -> CreateOutcome:
         """Send ``requests`` as one createIpTunnel stream and pair each with its result."""
         reply = self._stub.createIpTunnel(iter(requests), timeout=self._timeout)
-        status = pb.ADD_TUNNEL_STATUS.Name(reply.requestStatus)
-        outcomes = []
-        for index, request in enumerate(requests):
-            response = reply.responses[index] if index < len(reply.responses) else None
-            outcomes.append(_outcome(index, request, response, reply, status))
-        return CreateOutcome(status=status, outcomes=tuple(outcomes))
+        return outcome_of(requests, reply)
 
     def get(self, tunnel_id: int) -> pb.ipTunnelResponse:
         return self._stub.getIpTunnel(pb.tunnelId(tunnelId=tunnel_id), timeout=self._timeout)
@@ -92,6 +87,18 @@ class TunnelClient:
             pb.tunnelRequestArgs(tunnelsPerRequest=page_size), timeout=self._timeout)
         for page in pages:
             yield from page.responses
+
+
+def outcome_of(requests: Sequence[pb.ipTunnelRequest],
+               reply: pb.createIpTunnelResponses) -> CreateOutcome:
+    """Pair each request of a stream with what the answer says about it (bit i of errorStatus
+    and/or the i-th response's error; a table-full/unavailable stream fails every request)."""
+    status = pb.ADD_TUNNEL_STATUS.Name(reply.requestStatus)
+    outcomes = []
+    for index, request in enumerate(requests):
+        response = reply.responses[index] if index < len(reply.responses) else None
+        outcomes.append(_outcome(index, request, response, reply, status))
+    return CreateOutcome(status=status, outcomes=tuple(outcomes))
 
 
 def error_codes(error: pb.Error) -> tuple[str, ...]:
