@@ -217,7 +217,7 @@ class Compiler:
                             "package")
         self.compile_main(main.info)
         source = self.gen.text()
-        code = compile(source, f"<p4sim:{self.pre.files[-1] if self.pre.files else 'program'}>",
+        code = compile(source, f"<p4sim:{self.pre.files[0] if self.pre.files else 'program'}>",
                        "exec")
         # like p4c's front end, actions nothing refers to do not reach the P4Info
         self.model.actions = {n: a for n, a in self.model.actions.items()
@@ -717,6 +717,8 @@ class Compiler:
             *body_stmts, trans = stmts
             g.emit(f"def {state_names[ident(sname)]}(P, hdr, meta, sm, L):")
             g.depth += 1
+            g.emit(f"if P.trace is not None: P.trace.append('parser {name}: state "
+                   f"{ident(sname)} at byte ' + str(P.off))")
             sscope = Scope(self, pscope, {})
             for st in body_stmts:
                 self.statement(st, sscope, ctx="parser")
@@ -738,6 +740,8 @@ class Compiler:
         g.emit("        st = st(P, hdr, meta, sm, L)")
         g.emit("except ParserFailure as e:")
         g.emit("    sm.f_parser_error = e.error_code")
+        g.emit("    if P.trace is not None: P.trace.append('parser error ' + "
+               f"{self.errors!r}[e.error_code])")
         g.depth -= 1
         self.blocks["parse"] = f"parser_{py(name)}"
 
@@ -892,7 +896,7 @@ class Compiler:
                 g.emit(f"{target} = {v.code}")
             else:
                 g.emit(f"{target} = {self.new_value(t)}")
-        # `exit` raises ExitSignal, caught only around the top-level block (see `_run`), so an
+        # `exit` raises ExitSignal, caught only around the top-level block (by Switch), so an
         # exit inside a nested control or an action ends the whole block as P4 requires.
         self.block(apply_block, Scope(self, cscope, {}), ctx="apply")
         g.emit("pass")
@@ -2017,8 +2021,18 @@ class Compiler:
             if w == 0:
                 raise self.fail(P4TypeError, node, f"cannot hash a {t.show()}", "hash data")
             parts.append(f"({item.code}, {w})")
-        # headers are already bytes; fields are packed bit by bit
+        # headers are already bytes; fields are packed bit by bit, inline when byte-aligned
         if all(p.startswith("(") for p in parts):
+            widths = [bit_width(item.type) for item in items]
+            total = sum(widths)
+            if total % 8 == 0:
+                terms = []
+                shift = total
+                for item, w in zip(items, widths, strict=True):
+                    shift -= w
+                    code = f"int({item.code})" if isinstance(item.type, BoolT) else item.code
+                    terms.append(f"({code} << {shift})" if shift else code)
+                return f"({' | '.join(terms)}).to_bytes({total // 8}, 'big')"
             return f"pack_bits([{', '.join(parts)}])"
         if all(p.startswith("E_") for p in parts):
             return " + ".join(parts)
@@ -2177,7 +2191,10 @@ def reg_write(reg: RegisterState, index: int, value: int) -> None:
 
 @dataclass
 class Pipeline:
-    """The generated functions of one device, called by `Switch`."""
+    """The generated functions of one device, called by `Switch`: `parse(P)`,
+    `verify(P, hdr, meta)`, `ingress(P, hdr, meta, sm)`, `egress(P, hdr, meta, sm)`,
+    `compute(P, hdr, meta)`, `deparse(P, hdr)`. The controls raise ExitSignal on `exit`; the
+    caller ends the block there."""
 
     parse: Any
     verify: Any
@@ -2274,12 +2291,6 @@ class CompiledProgram:
         def new_packet(data: bytes) -> Packet:
             return Packet(data, hdr_cls(), meta_cls(), sm_cls())
 
-        def block2(fn: Any) -> Any:
-            return lambda P: _run(fn, P, P.hdr, P.meta)  # noqa: N803
-
-        def block3(fn: Any) -> Any:
-            return lambda P: _run(fn, P, P.hdr, P.meta, P.sm)  # noqa: N803
-
         lists = self.field_lists
 
         def copy_field_list(src: Any, dst: Any, index: int) -> None:
@@ -2290,12 +2301,10 @@ class CompiledProgram:
                     d = getattr(d, "f_" + part)
                 setattr(d, "f_" + path[-1], getattr(s, "f_" + path[-1]))
 
-        deparse_fn = ns[b["deparse"]]
         return Pipeline(
-            parse=ns[b["parse"]], verify=block2(ns[b["verify"]]), ingress=block3(ns[b["ingress"]]),
-            egress=block3(ns[b["egress"]]), compute=block2(ns[b["compute"]]),
-            deparse=lambda P: deparse_fn(P, P.hdr), new_packet=new_packet,  # noqa: N803
-            copy_field_list=copy_field_list)
+            parse=ns[b["parse"]], verify=ns[b["verify"]], ingress=ns[b["ingress"]],
+            egress=ns[b["egress"]], compute=ns[b["compute"]], deparse=ns[b["deparse"]],
+            new_packet=new_packet, copy_field_list=copy_field_list)
 
     def encode_controller_header(self, name: str, metadata: dict[int, int]) -> bytes:
         """Serialize the @controller_header(name) header from field id → value."""
@@ -2315,13 +2324,6 @@ class CompiledProgram:
             shift -= w
             out[fid] = (value >> shift) & ((1 << w) - 1)
         return frame[nbytes:], out
-
-
-def _run(fn: Any, P: Packet, *args: Any) -> None:  # noqa: N803
-    try:
-        fn(P, *args)
-    except ExitSignal:
-        pass
 
 
 def compile_program(tree: Tree, pre: Preprocessed) -> CompiledProgram:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import binascii
 import logging
 import random as _random
+import struct
+from functools import lru_cache
 
 from p4sim.packet import ParserFailure
 
@@ -36,11 +38,16 @@ def crc32(data: bytes) -> int:
     return binascii.crc32(data) & 0xFFFFFFFF
 
 
+@lru_cache(maxsize=256)
+def _words(count: int) -> struct.Struct:
+    return struct.Struct(f"!{count}H")
+
+
 def csum16(data: bytes) -> int:
     """The Internet checksum (RFC 1071): ones' complement of the ones' complement sum."""
     if len(data) % 2:
         data += b"\x00"
-    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    total = sum(_words(len(data) // 2).unpack(data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return (~total) & 0xFFFF

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from p4sim.packet import Packet
+from p4sim.packet import ExitSignal, Packet
 from p4sim.program import Program
 from p4sim.runtime import RuntimeState
 
@@ -115,56 +115,93 @@ class Switch:
 
     def _one_pass(self, job: _Pass, out: list[tuple[int, bytes]], pending: list[_Pass]) -> None:
         pipe = self._pipeline
+        tracing = self.trace is not None
         P: Packet = pipe.new_packet(job.frame)  # noqa: N806 - same name as in generated code
-        sm = P.sm
+        hdr, meta, sm = P.hdr, P.meta, P.sm
         sm.f_ingress_port = job.ingress_port
         sm.f_instance_type = job.instance_type
         sm.f_packet_length = len(job.frame)
         if job.preserved is not None and job.field_list is not None:
-            pipe.copy_field_list(job.preserved, P.meta, job.field_list)
-        if self.trace:
-            self.trace(f"pass: port {job.ingress_port} instance_type {job.instance_type} "
-                       f"length {len(job.frame)}")
+            pipe.copy_field_list(job.preserved, meta, job.field_list)
+        if tracing:
+            P.trace = []
+            self._trace(f"pass: port {job.ingress_port} instance_type {job.instance_type} "
+                        f"length {len(job.frame)}")
         pipe.parse(P)
-        pipe.verify(P)
-        pipe.ingress(P)
+        try:
+            pipe.verify(P, hdr, meta)
+        except ExitSignal:
+            pass
+        if tracing:
+            if sm.f_checksum_error:
+                self._trace("verify_checksum: checksum_error = 1")
+            self._flush(P)
+        try:
+            pipe.ingress(P, hdr, meta, sm)
+        except ExitSignal:
+            pass
+        if tracing:
+            self._flush(P)
         if P.resubmit is not None:
+            self._trace(f"resubmit with field list {P.resubmit}")
             self.stats.resubmitted += 1
             pending.append(_Pass(frame=job.frame, ingress_port=job.ingress_port,
-                                 instance_type=INSTANCE_RESUBMIT, preserved=P.meta,
+                                 instance_type=INSTANCE_RESUBMIT, preserved=meta,
                                  field_list=P.resubmit))
             return
         if sm.f_mcast_grp:
             self.stats.dropped["multicast_unsupported"] += 1
+            self._trace("dropped: multicast groups are not supported")
             return
         if sm.f_egress_spec == DROP_PORT:
             self.stats.dropped["ingress_drop"] += 1
             self._trace("dropped in ingress")
             return
         sm.f_egress_port = sm.f_egress_spec
-        pipe.egress(P)
+        if tracing:
+            self._trace(f"egress on port {sm.f_egress_port}")
+        try:
+            pipe.egress(P, hdr, meta, sm)
+        except ExitSignal:
+            pass
+        if tracing:
+            self._flush(P)
         if sm.f_egress_spec == DROP_PORT:
             self.stats.dropped["egress_drop"] += 1
             self._trace("dropped in egress")
             return
-        pipe.compute(P)
-        pipe.deparse(P)
+        try:
+            pipe.compute(P, hdr, meta)
+        except ExitSignal:
+            pass
+        try:
+            pipe.deparse(P, hdr)
+        except ExitSignal:
+            pass
         frame = b"".join(P.emitted) + P.data[P.off:]
         if P.recirculate is not None:
+            self._trace(f"recirculate with field list {P.recirculate}, {len(frame)} bytes")
             self.stats.recirculated += 1
             pending.append(_Pass(frame=frame, ingress_port=job.ingress_port,
-                                 instance_type=INSTANCE_RECIRC, preserved=P.meta,
+                                 instance_type=INSTANCE_RECIRC, preserved=meta,
                                  field_list=P.recirculate))
             return
         port = sm.f_egress_port
+        self.stats.transmitted += 1
         if port == self.cpu_port and self.packet_in_sink is not None:
             payload, metadata = self.program.compiled.decode_controller_header("packet_in", frame)
-            self.stats.transmitted += 1
+            self._trace(f"packet-in to the controller, {len(payload)} bytes")
             self.packet_in_sink(payload, metadata)
             return
-        self.stats.transmitted += 1
-        self._trace(f"transmit on port {port}, {len(frame)} bytes")
+        if tracing:
+            self._trace(f"transmit on port {port}, {len(frame)} bytes")
         out.append((port, frame))
+
+    def _flush(self, P: Packet) -> None:  # noqa: N803
+        if P.trace:
+            for line in P.trace:
+                self._trace(line)
+            P.trace.clear()
 
     def _trace(self, message: str) -> None:
         if self.trace:

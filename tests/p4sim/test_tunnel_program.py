@@ -146,3 +146,21 @@ def test_geneve_option_stack_overflow_sets_parser_error() -> None:
            / GENEVE(vni=1, proto=0x6558, optionlen=6) / Raw(options) / _plain())
     assert sw.process(0, bytes(pkt)) == []
     assert sw.stats.dropped["ingress_drop"] == 1
+
+
+def test_trace_reports_parser_states_tables_and_recirculation() -> None:
+    sw, ids = _switch()
+    lines: list[str] = []
+    sw.trace = lines.append
+    table = sw.state.tables[ids.table("tunnel_rules")]
+    table.insert(ids.entry("tunnel_rules", "decap_and_recirculate", (6,), priority=9,
+                           dst_port=("ternary", 6081, 0xFFFF), passes=("ternary", 0, 0xFF)))
+    outer = (Ether() / IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5000, dport=6081)
+             / GENEVE(vni=42, proto=0x6558) / _plain())
+    sw.process(0, bytes(outer))
+    text = "\n".join(lines)
+    assert "parser TunnelParser: state parse_geneve at byte 42" in text
+    assert ("table TunnelIngress.tunnel_rules: hit -> "
+            "TunnelIngress.decap_and_recirculate") in text
+    assert "recirculate with field list 1" in text
+    assert "table TunnelIngress.tunnel_rules: miss -> TunnelIngress.drop" in text
