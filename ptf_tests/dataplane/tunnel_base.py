@@ -75,7 +75,8 @@ class P4RuntimeSession:
                                                 p4_device_config=device_config)),
             timeout=RPC_TIMEOUT)
 
-    def write(self, update_type: int, entities: list[p4r.Entity]) -> None:
+    def write(self, update_type: p4r.Update.Type.ValueType,
+              entities: list[p4r.Entity]) -> None:
         updates = [p4r.Update(type=update_type, entity=e) for e in entities]
         self._stub.Write(p4r.WriteRequest(device_id=self.device_id,
                                           election_id=self.election_id, updates=updates),

@@ -12,7 +12,7 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
-from scapy.packet import Raw
+from scapy.packet import Packet, Raw
 from tunnel_dataplane import C, TunnelDataplane
 from tunnel_packets import GENEVE, CryptoShim, GeneveOptions
 from tunnel_scenarios import (
@@ -82,7 +82,7 @@ def option(length_words: int) -> bytes:
 
 
 GENEVE_BYTES = bytes(geneve_packet(1))
-MALFORMED = {
+MALFORMED: dict[str, tuple[Packet | bytes, str]] = {
     "truncated-ipv4": (Ether(dst=SWITCH_MAC, src=HOST_MAC, type=0x0800) / Raw(b"\x45" + b"\0" * 9),
                        "PARSER_ERROR_PACKET_TOO_SHORT"),
     "ipv4-options": (Ether(dst=SWITCH_MAC, src=HOST_MAC)
