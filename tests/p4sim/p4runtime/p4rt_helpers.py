@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from p4sim.p4runtime.proto import p4r, rpc_status
-from tests.p4sim.p4runtime.conftest import Ids, Target, election
+from tests.p4sim.p4runtime.p4rt_support import Ids, Target, election
 
 INSERT, MODIFY, DELETE = p4r.Update.INSERT, p4r.Update.MODIFY, p4r.Update.DELETE
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from p4sim.p4runtime.proto import p4i, p4r, rpc_code
-from tests.p4sim.p4runtime.conftest import SET, become_primary, election, set_pipeline
+from tests.p4sim.p4runtime.p4rt_support import SET, become_primary, eid, election, set_pipeline
 
 GET = p4r.GetForwardingPipelineConfigRequest
 
@@ -21,12 +21,12 @@ def test_first_controller_becomes_primary_and_a_lower_one_backup(open_stream, ta
     primary.arbitrate(10)
     update = primary.next_arbitration()
     assert (update.device_id, update.status.code, update.election_id.low) == (
-        target.device_id, rpc_code.OK, 10)
+        target.device_id, rpc_code.OK, eid(10))
     backup = open_stream()
     backup.arbitrate(5)
     update = backup.next_arbitration()
     assert update.status.code == rpc_code.ALREADY_EXISTS
-    assert update.election_id.low == 10  # the primary's id
+    assert update.election_id.low == eid(10)  # the primary's id
 
 
 @pytest.mark.bmv2
@@ -36,7 +36,7 @@ def test_handover_to_a_higher_election_id_is_announced_to_everyone(open_stream):
     new.arbitrate(20)
     assert new.next_arbitration().status.code == rpc_code.OK
     told = old.next_arbitration()
-    assert (told.status.code, told.election_id.low) == (rpc_code.ALREADY_EXISTS, 20)
+    assert (told.status.code, told.election_id.low) == (rpc_code.ALREADY_EXISTS, eid(20))
 
 
 @pytest.mark.bmv2
@@ -47,7 +47,7 @@ def test_primary_leaving_leaves_backups_without_a_primary(open_stream):
     assert backup.next_arbitration().status.code == rpc_code.ALREADY_EXISTS
     primary.close()
     told = backup.next_arbitration()
-    assert (told.status.code, told.election_id.low) == (rpc_code.NOT_FOUND, 10)
+    assert (told.status.code, told.election_id.low) == (rpc_code.NOT_FOUND, eid(10))
     # the backup takes over by bidding the highest id seen, as finsy does
     backup.arbitrate(10)
     assert backup.next_arbitration().status.code == rpc_code.OK
@@ -61,7 +61,7 @@ def test_duplicate_election_id_ends_the_stream_with_invalid_argument(open_stream
     error = twin.next()
     assert isinstance(error, grpc.RpcError)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "election id 10 is already used" in error.details()
+    assert f"election id {eid(10)} is already used" in error.details()
 
 
 @pytest.mark.bmv2

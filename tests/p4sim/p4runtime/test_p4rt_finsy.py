@@ -12,15 +12,18 @@ import finsy as fy
 import pytest
 from finsy.grpcutil import GRPCStatusCode
 
+from tests.p4sim.p4runtime.p4rt_support import eid
+
 FRAME = b"\x0a\x01\x02\x03\x11" + b"finsy"
 DMAC = 0x0A0000000001
 
 
-def options(target, **extra) -> fy.SwitchOptions:
+def options(target, initial_election_id: int = 10, **extra) -> fy.SwitchOptions:
     # With both P4Info and a blob finsy is "authoritative" and sets the pipeline itself. An
     # empty blob makes p4sim use the program it was started with.
     return fy.SwitchOptions(p4info=target.p4info_path, p4blob=target.device_config,
-                            device_id=target.device_id, **extra)
+                            device_id=target.device_id,
+                            initial_election_id=eid(initial_election_id), **extra)
 
 
 def route(prefix: str, port: int) -> fy.P4TableEntry:

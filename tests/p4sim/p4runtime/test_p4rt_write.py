@@ -10,7 +10,6 @@ import grpc
 import pytest
 
 from p4sim.p4runtime.proto import p4r
-from tests.p4sim.p4runtime.conftest import set_pipeline
 from tests.p4sim.p4runtime.p4rt_helpers import (
     CODE,
     DELETE,
@@ -25,6 +24,7 @@ from tests.p4sim.p4runtime.p4rt_helpers import (
     write,
     write_errors,
 )
+from tests.p4sim.p4runtime.p4rt_support import set_pipeline
 
 OK = CODE[grpc.StatusCode.OK]
 INVALID = CODE[grpc.StatusCode.INVALID_ARGUMENT]
