@@ -54,8 +54,10 @@ const bit<16> ESP_LEN      = 8;
 const bit<16> GENEVE_LEN   = 8;
 const bit<16> CRYPTO_SHIM_LEN = 16;
 
-// Outer headers built by P4 (Geneve encap, ESP tunnel mode).
+// Outer headers built by P4 (Geneve encap, ESP tunnel mode): TTL 64, and IPv4 with DF set, so
+// they are atomic datagrams whose identification may be 0 (RFC 6864).
 const bit<8> OUTER_TTL = 64;
+const bit<3> IPV4_FLAGS_DF = 0b010;
 // Geneve source ports come from a hash of the inner flow, in 49152 .. 65535 (RFC 8926 3.3).
 const bit<16> GENEVE_SRC_PORT_BASE  = 49152;
 const bit<32> GENEVE_SRC_PORT_RANGE = 16384;

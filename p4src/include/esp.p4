@@ -85,7 +85,7 @@ control Esp(inout headers_t hdr,
                     hdr.encap_ipv4.ecn = 0;
                     hdr.encap_ipv4.total_len = IPV4_LEN + udp_len + ESP_LEN + payload_len;
                     hdr.encap_ipv4.identification = 0;
-                    hdr.encap_ipv4.flags = 0;
+                    hdr.encap_ipv4.flags = IPV4_FLAGS_DF;   // atomic (RFC 6864): id 0 is fine
                     hdr.encap_ipv4.frag_offset = 0;
                     hdr.encap_ipv4.ttl = OUTER_TTL;
                     hdr.encap_ipv4.protocol = esp_ip_proto;

@@ -21,13 +21,18 @@ control Geneve(inout headers_t hdr,
                 && MAX_GENEVE_OPTION_WORDS < meta.tunnel.option_words) {
             meta.drop_reason = DROP_BAD_RULE;
         } else if (meta.tunnel.kind == TUNNEL_KIND_GENEVE_ENCAP) {
-            // The inner frame: the packet's own Ethernet frame, untagged, MACs from the rule.
+            // The inner frame: the packet's own Ethernet frame, untagged, MACs from the rule
+            // (a zero MAC in the rule keeps the packet's own).
             if (hdr.vlan.isValid()) {
                 hdr.ethernet.ether_type = hdr.vlan.ether_type;
                 hdr.vlan.setInvalid();
             }
-            hdr.ethernet.dst_addr = meta.tunnel.inner_dst_mac;
-            hdr.ethernet.src_addr = meta.tunnel.inner_src_mac;
+            if (meta.tunnel.inner_dst_mac != 0) {
+                hdr.ethernet.dst_addr = meta.tunnel.inner_dst_mac;
+            }
+            if (meta.tunnel.inner_src_mac != 0) {
+                hdr.ethernet.src_addr = meta.tunnel.inner_src_mac;
+            }
 
             hdr.encap_geneve.setValid();
             hdr.encap_geneve.version = 0;
@@ -156,7 +161,7 @@ control Geneve(inout headers_t hdr,
                 hdr.encap_ipv4.ecn = 0;
                 hdr.encap_ipv4.total_len = IPV4_LEN + hdr.encap_udp.length;
                 hdr.encap_ipv4.identification = 0;
-                hdr.encap_ipv4.flags = 0;
+                hdr.encap_ipv4.flags = IPV4_FLAGS_DF;   // atomic: identification 0 is fine
                 hdr.encap_ipv4.frag_offset = 0;
                 hdr.encap_ipv4.ttl = OUTER_TTL;
                 hdr.encap_ipv4.protocol = IP_PROTO_UDP;

@@ -9,7 +9,8 @@ from pathlib import Path
 
 P4_DIR = Path(__file__).resolve().parents[2] / "p4src"
 
-_CONST = re.compile(r"^\s*const\s+\w+(?:<\d+>)?\s+(\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*;", re.M)
+_CONST = re.compile(
+    r"^\s*const\s+\w+(?:<\d+>)?\s+(\w+)\s*=\s*(0x[0-9a-fA-F]+|0b[01]+|\d+)\s*;", re.M)
 _DEFINE = re.compile(r"^\s*#define\s+(\w+)\s+(0x[0-9a-fA-F]+|\d+|[A-Z_]+)\s*$", re.M)
 
 

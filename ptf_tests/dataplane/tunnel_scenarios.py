@@ -85,7 +85,7 @@ def expected_encap(sent: Ether, options: list[GeneveOptions], *, v6: bool = Fals
                                base=C("GENEVE_SRC_PORT_BASE"), span=C("GENEVE_SRC_PORT_RANGE"))
     src, dst = OUTER_V6 if v6 else OUTER_V4
     outer_ip = (IPv6(src=src, dst=dst, hlim=64, tc=0, fl=0) if v6
-                else IP(src=src, dst=dst, ttl=64, id=0, flags=0))
+                else IP(src=src, dst=dst, ttl=64, id=0, flags="DF"))
     return rebuilt(Ether(dst=NEXT_HOP_MAC, src=ROUTER_MAC) / outer_ip
                    / UDP(sport=sport, dport=6081, chksum=0)
                    / GENEVE(vni=vni, proto=0x6558, critical=critical, options=options) / inner)
@@ -145,7 +145,7 @@ def expected_encrypt_tunnel(sent: Ether, *, tunnel: int = 20, ingress_port: int 
                             tunnel_index=tunnel, pass_=1, next_header=4, l3_offset=14, status=0,
                             esp_offset=34, ingress_port=ingress_port)
                  / Ether(dst=sent.dst, src=sent.src)
-                 / IP(src=TUNNEL_SRC, dst=TUNNEL_DST, ttl=64, id=0, flags=0, proto=50)
+                 / IP(src=TUNNEL_SRC, dst=TUNNEL_DST, ttl=64, id=0, flags="DF", proto=50)
                  / Raw(esp_header(SPI_OUT) + bytes(sent[IP])))
 
 

@@ -56,7 +56,7 @@ def test_encrypt_tunnel_mode_nat_t_from_vlan_tagged_ipv6(dp: TunnelDataplane) ->
                            next_action=1, sa_index=33, tunnel_index=20, pass_=1, next_header=41,
                            l3_offset=14, esp_offset=42, ingress_port=1)
                 / Ether(dst=SWITCH_MAC, src=HOST_MAC)
-                / IP(src=TUNNEL_SRC, dst=TUNNEL_DST, ttl=64, id=0, flags=0, proto=17)
+                / IP(src=TUNNEL_SRC, dst=TUNNEL_DST, ttl=64, id=0, flags="DF", proto=17)
                 / UDP(sport=4500, dport=4500, chksum=0) / Raw(esp_header(SPI_OUT) + bytes(ip6)))
     assert out == [(C("CRYPTO_PORT"), bytes(expected))]
 

@@ -66,6 +66,18 @@ def test_encap_removes_vlan_tag_from_inner_frame(dp: TunnelDataplane) -> None:
     assert dp.send(1, sent) == [(2, bytes(expected_encap(sent, [])))]
 
 
+def test_encap_with_zero_inner_macs_keeps_the_packets_macs(dp: TunnelDataplane) -> None:
+    params = encap_params(tunnel=7, options=[])
+    params.update(inner_dst_mac=0, inner_src_mac=0)
+    dp.add_entry("tunnel_rules", "encap_geneve_v4", match={"ingress_port": 1}, priority=1,
+                 params=params)
+    dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    sent = plain_udp()
+    ((_, frame),) = dp.send(1, sent)
+    inner = Ether(frame)[GENEVE].payload
+    assert (inner.dst, inner.src) == (sent.dst, sent.src)
+
+
 def test_encap_counts_in_and_out_per_packet(dp: TunnelDataplane) -> None:
     add_encap_rule(dp, tunnel=7, options=options_of(1, 4))
     dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
