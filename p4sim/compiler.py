@@ -819,7 +819,7 @@ class Compiler:
                     raise self.fail(UnsupportedConstructError, params,
                                     f"control parameter '{pname}': out/inout scalars are not "
                                     "supported", "control parameter")
-                scope.names[pname] = Sym("var", ptype, code)
+                scope.names[pname] = Sym("var", ptype, code, info="in" if d == "in" else None)
             pyparams.append(code)
         scope.ctl = inst
         scope.pyparams = pyparams
@@ -1348,6 +1348,9 @@ class Compiler:
             if sym is not None and sym.kind == "const":
                 raise self.fail(P4TypeError, node, f"cannot assign to constant "
                                 f"'{ident(kids(root)[0])}'", "assignment")
+            if sym is not None and sym.kind == "var" and sym.info == "in":
+                raise self.fail(P4TypeError, node, f"cannot assign to '{ident(kids(root)[0])}': "
+                                "it is an `in` parameter", "assignment")
             if sym is not None and sym.kind == "var" and sym.code.startswith("a_"):
                 raise self.fail(P4TypeError, node, "cannot assign to a directionless action "
                                 "parameter", "assignment")
@@ -1797,10 +1800,13 @@ class Compiler:
                 if m == "isValid":
                     return Val(f"{b.code}._v", BoolT())
                 if m == "setValid":
+                    self.check_lvalue(base_node, scope)
                     return Val(f"{b.code}._v = True", VoidT())
                 if m == "setInvalid":
+                    self.check_lvalue(base_node, scope)
                     return Val(f"{b.code}._v = False", VoidT())
             if isinstance(b.type, StackT) and m in ("push_front", "pop_front"):
+                self.check_lvalue(base_node, scope)
                 self.check_args(args, {1}, node, m)
                 n = self.const_eval(args[0])
                 return Val(f"{m}({b.code}, {n})", VoidT())
@@ -1967,11 +1973,13 @@ class Compiler:
             data = self.expr(args[1], scope)
             return Val(f"log_message({fmt.code}, {data.code})", VoidT())
         if name == "random":
+            self.check_lvalue(norm_expr(args[0]), scope)
             target = self.expr(norm_expr(args[0]), scope)
             lo = self.coerce(self.expr(args[1], scope), target.type, args[1], "random")
             hi = self.coerce(self.expr(args[2], scope), target.type, args[2], "random")
             return Val(f"{target.code} = random_between({lo.code}, {hi.code})", VoidT())
         if name == "hash":
+            self.check_lvalue(norm_expr(args[0]), scope)
             target = self.expr(norm_expr(args[0]), scope)
             algo = self.algo(args[1], scope)
             base = self.expr(args[2], scope)

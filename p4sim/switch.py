@@ -157,7 +157,12 @@ class Switch:
             self.stats.dropped["ingress_drop"] += 1
             self._trace("dropped in ingress")
             return
+        # As simple_switch: the packet is enqueued as NORMAL (so egress never sees RECIRC or
+        # RESUBMIT), and egress_spec is reset (to drop_port + 1, which is 0 in 9 bits) so only
+        # mark_to_drop in egress drops it.
         sm.f_egress_port = sm.f_egress_spec
+        sm.f_instance_type = INSTANCE_NORMAL
+        sm.f_egress_spec = (DROP_PORT + 1) & 0x1FF
         if tracing:
             self._trace(f"egress on port {sm.f_egress_port}")
         try:

@@ -155,6 +155,15 @@ def test_assignment_to_constant_and_action_parameter(tmp_path: Path) -> None:
     assert isinstance(err, P4TypeError) and err.message == "cannot assign to constant 'K'"
 
 
+def test_writing_an_in_parameter(tmp_path: Path) -> None:
+    path = _program(tmp_path)
+    path.write_text(path.read_text().replace("apply { pkt.emit(hdr.h); }",
+                                             "apply { hdr.h.setInvalid(); pkt.emit(hdr.h); }"))
+    err = _error(path)
+    assert isinstance(err, P4TypeError)
+    assert err.message == "cannot assign to 'hdr': it is an `in` parameter"
+
+
 def test_unknown_parser_state(tmp_path: Path) -> None:
     path = _program(tmp_path)
     path.write_text(path.read_text().replace("transition accept;", "transition nowhere;", 1))
