@@ -101,41 +101,35 @@ def _aad(spi_bytes: bytes, sequence: int, esn: bool) -> bytes:
 
 
 def _protected_end_for_encrypt(shim: CryptoShim, frame: bytes) -> int:
-    """Where the payload to protect ends, ignoring any Ethernet padding after it.
+    """Where the payload to protect ends: at the end of the outer IP packet as P4 wrote it.
 
-    Tunnel mode: the inner IP packet's own length. Transport mode: the outer IP length as the
-    original packet had it (P4 keeps the header and changes only the protocol), plus the ESP (and
-    NAT-T UDP) header P4 inserted; a length P4 already grew by that much is accepted too.
+    P4 writes the outer IP (and UDP) lengths of the frame it sends, computed from the packet's
+    own IP length (docs/dataplane.md, notes on the crypto contract), so Ethernet padding after a
+    short packet lies beyond them and is never encrypted. In tunnel mode the inner packet must
+    end exactly there too, and its IP version must agree with `next_header`.
     """
     esp_payload = shim.esp_offset + ESP_HEADER_BYTES
+    end = ip_packet_end(frame, shim.l3_offset)
+    if end > len(frame) or end < esp_payload:
+        raise _malformed(
+            f"IP length: {end - shim.l3_offset}, does not fit ESP at {shim.esp_offset} "
+            f"in the {len(frame)}-byte frame"
+        )
     if shim.tunnel_mode:
-        if esp_payload >= len(frame):
-            raise _malformed("tunnel mode: no inner packet after the ESP header")
+        if esp_payload + MIN_IPV4_HEADER > end:
+            raise _malformed("tunnel mode: inner IP header truncated")
         version = frame[esp_payload] >> 4
         expected = _TUNNEL_NEXT_HEADER.get(version)
         if expected is None or expected != shim.next_header:
             raise _malformed(
                 f"next_header: {shim.next_header}, inner packet is IP version {version}"
             )
-        if esp_payload + MIN_IPV4_HEADER > len(frame):
-            raise _malformed("tunnel mode: inner IP header truncated")
-        end = ip_packet_end(frame, esp_payload)
-        if end > len(frame):
-            raise _malformed(f"inner IP length: {end - esp_payload}, frame ends before")
-        return end
-    inserted = ESP_HEADER_BYTES + (UDP_HEADER if shim.nat_t else 0)
-    original_end = ip_packet_end(frame, shim.l3_offset) + inserted
-    if original_end <= len(frame):
-        end = original_end
-    elif original_end - inserted == len(frame):
-        end = len(frame)
-    else:
-        raise _malformed(
-            f"IP length: {original_end - inserted - shim.l3_offset}, "
-            f"does not fit the {len(frame)}-byte frame"
-        )
-    if end < esp_payload:
-        raise _malformed("transport mode: IP length ends before the ESP header")
+        inner_end = ip_packet_end(frame, esp_payload)
+        if inner_end != end:
+            raise _malformed(
+                f"inner IP length: {inner_end - esp_payload}, outer length leaves "
+                f"{end - esp_payload} bytes for it"
+            )
     return end
 
 

@@ -1,7 +1,7 @@
 """Test support for the crypto worker: SA set-up and frames built the way P4 builds them.
 
-`p4_encrypt_message` does what docs/dataplane.md says P4 does before sending a frame to the
-worker for ENCRYPT (headers built, ESP header with sequence 0, lengths left alone);
+`p4_encrypt_message` does what docs/dataplane.md and p4src/include/esp.p4 do before sending a
+frame to the worker for ENCRYPT (headers built, ESP header with sequence 0, lengths written);
 `p4_decrypt_message` wraps a received ESP frame unchanged, as P4 does for DECRYPT.
 """
 
@@ -120,10 +120,6 @@ def shim_bytes(
     ).pack()
 
 
-def _nat_t_header() -> bytes:
-    return struct.pack("!HHHH", NAT_T_PORT, NAT_T_PORT, 0, 0)
-
-
 def _esp_placeholder(spi: int) -> bytes:
     return struct.pack("!II", spi, 0)
 
@@ -137,42 +133,39 @@ def p4_encrypt_message(
     nat_t: bool,
     eth_padding: bytes = b"",
 ) -> tuple[bytes, int]:
-    """`shim | frame` as P4 sends it for ENCRYPT, and the frame's esp_offset.
+    """`shim | frame` as p4src/include/esp.p4 sends it for ENCRYPT, and the frame's esp_offset.
 
-    Transport: the packet's own IP header with only the protocol changed (length and checksum
-    untouched), then UDP (NAT-T) and the ESP header. Tunnel: the outer header with length 0 and
-    checksum 0 (the worker must fix both), then UDP, ESP and the whole inner packet.
+    Transport: the packet's own IP header with the protocol set to 50 (17 with NAT-T) and its
+    length grown by the inserted UDP and ESP headers. Tunnel: a new outer header whose length
+    covers UDP, ESP and the inner packet. UDP length set, UDP checksum 0, ESP sequence 0; the
+    IPv4 header checksum left stale (the worker must rewrite it anyway).
     """
     esp_proto = 17 if nat_t else 50
-    udp = _nat_t_header() if nat_t else b""
+    inner = bytes(packet)
+    is_v4 = isinstance(tunnel_header if tunnel_header is not None else packet, IP)
+    eth = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02",
+                type=0x0800 if is_v4 else 0x86DD)
     if tunnel_header is not None:
-        inner = bytes(packet)
         next_header = 4 if isinstance(packet, IP) else 41
-        outer = tunnel_header.copy()
-        if isinstance(outer, IP):
-            outer.proto, outer.len, outer.chksum = esp_proto, 0, 0
-            eth = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02", type=0x0800)
-        else:
-            outer.nh, outer.plen = esp_proto, 0
-            eth = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02", type=0x86DD)
-        head = bytes(eth) + bytes(outer)
-        frame = head + udp + _esp_placeholder(spi) + inner
-        esp_offset = len(head) + len(udp)
+        header = bytearray(bytes(tunnel_header))
+        protected = inner
     else:
-        raw = bytearray(bytes(packet))
-        if isinstance(packet, IP):
-            header = (raw[0] & 0x0F) * 4
-            next_header = raw[9]
-            raw[9] = esp_proto
-            eth = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02", type=0x0800)
-        else:
-            header = 40
-            next_header = raw[6]
-            raw[6] = esp_proto
-            eth = Ether(src="00:00:00:00:00:01", dst="00:00:00:00:00:02", type=0x86DD)
-        head = bytes(eth) + bytes(raw[:header])
-        frame = head + udp + _esp_placeholder(spi) + bytes(raw[header:])
-        esp_offset = len(head) + len(udp)
+        raw = bytearray(inner)
+        header_bytes = (raw[0] & 0x0F) * 4 if is_v4 else 40
+        next_header = raw[9] if is_v4 else raw[6]
+        header = raw[:header_bytes]
+        protected = bytes(raw[header_bytes:])
+    udp = struct.pack("!HHHH", NAT_T_PORT, NAT_T_PORT, 8 + 8 + len(protected), 0) if nat_t else b""
+    after_header = len(udp) + 8 + len(protected)
+    if is_v4:
+        header[9] = esp_proto
+        header[2:4] = (len(header) + after_header).to_bytes(2, "big")
+    else:
+        header[6] = esp_proto
+        header[4:6] = (len(header) - 40 + after_header).to_bytes(2, "big")
+    head = bytes(eth) + bytes(header)
+    frame = head + udp + _esp_placeholder(spi) + protected
+    esp_offset = len(head) + len(udp)
     shim = shim_bytes(
         op=ShimOp.ENCRYPT,
         sa_index=sa_index,

@@ -24,6 +24,7 @@ from cw_support import (
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.ipsec import ESP
+from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
 from crypto_worker.ciphers import SUITE_BY_ENC_TYPE_NAME, SUITES
@@ -156,16 +157,24 @@ def test_ethernet_padding_is_not_encrypted(tunnel: bool) -> None:
         keying, tunnel=tunnel)[1].process(padded)
 
 
-def test_transport_length_already_grown_by_p4_is_accepted() -> None:
+@pytest.mark.parametrize("tunnel", [True, False])
+def test_outer_length_must_describe_the_frame(tunnel: bool) -> None:
+    """P4 writes the outer IP length; one past the frame, or (tunnel) one that disagrees with
+    the inner packet, is malformed, and no sequence number is used up."""
     keying = Keying.random(GCM16)
-    message, esp_offset = p4_encrypt_message(_inner(), sa_index=1, spi=SPI, tunnel_header=None,
-                                             nat_t=False)
-    grown = bytearray(message)
+    table, processor = _encryptor(keying, tunnel=tunnel)
+    outer = OUTER if tunnel else None
+    message, _ = p4_encrypt_message(_inner(), sa_index=1, spi=SPI, tunnel_header=outer,
+                                    nat_t=False)
     ip_start = SHIM_BYTES + 14
-    total = int.from_bytes(grown[ip_start + 2 : ip_start + 4], "big") + 8
-    grown[ip_start + 2 : ip_start + 4] = total.to_bytes(2, "big")
-    expected = _encryptor(keying, tunnel=False)[1].process(message)
-    assert _encryptor(keying, tunnel=False)[1].process(bytes(grown)) == expected
+    total = int.from_bytes(message[ip_start + 2 : ip_start + 4], "big")
+    for wrong in (total + 8, total - 4 if tunnel else 20 + 4):
+        bad = bytearray(message)
+        bad[ip_start + 2 : ip_start + 4] = wrong.to_bytes(2, "big")
+        assert processor.process(bytes(bad)) is None
+    assert table.get(1).counters.drops == {DropReason.MALFORMED: 2}
+    reply = processor.process(message)
+    assert reply is not None and ip_of(reply[SHIM_BYTES:])[ESP].seq == 1
 
 
 def test_decrypt_ignores_trailing_ethernet_padding() -> None:
@@ -176,6 +185,22 @@ def test_decrypt_ignores_trailing_ethernet_padding() -> None:
                                              tunnel=True, nat_t=False)
     reply = processor.process(message + b"\x00" * 12)
     assert reply is not None and reply[SHIM_BYTES + esp_offset + 8 :] == bytes(_inner())
+
+
+def test_decrypt_of_a_vlan_tagged_frame_keeps_the_tag() -> None:
+    """On DECRYPT P4 forwards the frame unchanged, tag included: l3_offset is 18."""
+    keying = Keying.random(GCM16)
+    table, processor = _decryptor(keying)
+    peer = scapy_sa(GCM16, keying, spi=SPI, tunnel_header=OUTER, nat_t=False)
+    tagged = bytes(Ether(src="00:00:00:00:00:03", dst="00:00:00:00:00:04") / Dot1Q(vlan=5)
+                   / peer.encrypt(_inner(), seq_num=1))
+    shim = shim_bytes(op=ShimOp.DECRYPT, sa_index=2, tunnel=True, nat_t=False, next_header=0,
+                      esp_offset=18 + 20, l3_offset=18)
+    reply = processor.process(shim + tagged)
+    assert reply is not None
+    assert reply[SHIM_BYTES : SHIM_BYTES + 18] == tagged[:18]
+    assert reply[SHIM_BYTES + 18 + 20 + 8 :] == bytes(_inner())
+    assert int.from_bytes(reply[SHIM_BYTES + 20 : SHIM_BYTES + 22], "big") == len(reply) - 16 - 18
 
 
 # --- padding, next header ---------------------------------------------------------------------
