@@ -46,7 +46,7 @@ control TunnelIngress(inout headers_t hdr,
             meta.drop_reason = DROP_PARSER_ERROR;
         } else if (standard_metadata.checksum_error == 1) {
             meta.drop_reason = DROP_BAD_IPV4_CHECKSUM;
-        } else if (MAX_PASSES < meta.pass) {
+        } else if (meta.pass > MAX_PASSES) {
             meta.drop_reason = DROP_PASS_LIMIT;
         } else if (hdr.crypto_shim.isValid()) {
             crypto_return.apply(hdr, meta, standard_metadata);

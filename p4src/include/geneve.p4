@@ -18,7 +18,7 @@ control Geneve(inout headers_t hdr,
 
     apply {
         if (meta.tunnel.kind == TUNNEL_KIND_GENEVE_ENCAP
-                && MAX_GENEVE_OPTION_WORDS < meta.tunnel.option_words) {
+                && meta.tunnel.option_words > MAX_GENEVE_OPTION_WORDS) {
             meta.drop_reason = DROP_BAD_RULE;
         } else if (meta.tunnel.kind == TUNNEL_KIND_GENEVE_ENCAP) {
             // The inner frame: the packet's own Ethernet frame, untagged, MACs from the rule
@@ -46,83 +46,83 @@ control Geneve(inout headers_t hdr,
             // Options: the rule's option region, left-aligned words packed by the controller
             // (per option a header word — class 16, type 8, reserved 3, length 5 — then
             // `length` data words); option_words is their total, the Geneve opt_len.
-            if (meta.tunnel.option_words >= 1) {
+            if (meta.tunnel.option_words > 0) {
                 hdr.encap_geneve_options[0].setValid();
                 hdr.encap_geneve_options[0].data = meta.tunnel.options[639:608];
             }
-            if (meta.tunnel.option_words >= 2) {
+            if (meta.tunnel.option_words > 1) {
                 hdr.encap_geneve_options[1].setValid();
                 hdr.encap_geneve_options[1].data = meta.tunnel.options[607:576];
             }
-            if (meta.tunnel.option_words >= 3) {
+            if (meta.tunnel.option_words > 2) {
                 hdr.encap_geneve_options[2].setValid();
                 hdr.encap_geneve_options[2].data = meta.tunnel.options[575:544];
             }
-            if (meta.tunnel.option_words >= 4) {
+            if (meta.tunnel.option_words > 3) {
                 hdr.encap_geneve_options[3].setValid();
                 hdr.encap_geneve_options[3].data = meta.tunnel.options[543:512];
             }
-            if (meta.tunnel.option_words >= 5) {
+            if (meta.tunnel.option_words > 4) {
                 hdr.encap_geneve_options[4].setValid();
                 hdr.encap_geneve_options[4].data = meta.tunnel.options[511:480];
             }
-            if (meta.tunnel.option_words >= 6) {
+            if (meta.tunnel.option_words > 5) {
                 hdr.encap_geneve_options[5].setValid();
                 hdr.encap_geneve_options[5].data = meta.tunnel.options[479:448];
             }
-            if (meta.tunnel.option_words >= 7) {
+            if (meta.tunnel.option_words > 6) {
                 hdr.encap_geneve_options[6].setValid();
                 hdr.encap_geneve_options[6].data = meta.tunnel.options[447:416];
             }
-            if (meta.tunnel.option_words >= 8) {
+            if (meta.tunnel.option_words > 7) {
                 hdr.encap_geneve_options[7].setValid();
                 hdr.encap_geneve_options[7].data = meta.tunnel.options[415:384];
             }
-            if (meta.tunnel.option_words >= 9) {
+            if (meta.tunnel.option_words > 8) {
                 hdr.encap_geneve_options[8].setValid();
                 hdr.encap_geneve_options[8].data = meta.tunnel.options[383:352];
             }
-            if (meta.tunnel.option_words >= 10) {
+            if (meta.tunnel.option_words > 9) {
                 hdr.encap_geneve_options[9].setValid();
                 hdr.encap_geneve_options[9].data = meta.tunnel.options[351:320];
             }
-            if (meta.tunnel.option_words >= 11) {
+            if (meta.tunnel.option_words > 10) {
                 hdr.encap_geneve_options[10].setValid();
                 hdr.encap_geneve_options[10].data = meta.tunnel.options[319:288];
             }
-            if (meta.tunnel.option_words >= 12) {
+            if (meta.tunnel.option_words > 11) {
                 hdr.encap_geneve_options[11].setValid();
                 hdr.encap_geneve_options[11].data = meta.tunnel.options[287:256];
             }
-            if (meta.tunnel.option_words >= 13) {
+            if (meta.tunnel.option_words > 12) {
                 hdr.encap_geneve_options[12].setValid();
                 hdr.encap_geneve_options[12].data = meta.tunnel.options[255:224];
             }
-            if (meta.tunnel.option_words >= 14) {
+            if (meta.tunnel.option_words > 13) {
                 hdr.encap_geneve_options[13].setValid();
                 hdr.encap_geneve_options[13].data = meta.tunnel.options[223:192];
             }
-            if (meta.tunnel.option_words >= 15) {
+            if (meta.tunnel.option_words > 14) {
                 hdr.encap_geneve_options[14].setValid();
                 hdr.encap_geneve_options[14].data = meta.tunnel.options[191:160];
             }
-            if (meta.tunnel.option_words >= 16) {
+            if (meta.tunnel.option_words > 15) {
                 hdr.encap_geneve_options[15].setValid();
                 hdr.encap_geneve_options[15].data = meta.tunnel.options[159:128];
             }
-            if (meta.tunnel.option_words >= 17) {
+            if (meta.tunnel.option_words > 16) {
                 hdr.encap_geneve_options[16].setValid();
                 hdr.encap_geneve_options[16].data = meta.tunnel.options[127:96];
             }
-            if (meta.tunnel.option_words >= 18) {
+            if (meta.tunnel.option_words > 17) {
                 hdr.encap_geneve_options[17].setValid();
                 hdr.encap_geneve_options[17].data = meta.tunnel.options[95:64];
             }
-            if (meta.tunnel.option_words >= 19) {
+            if (meta.tunnel.option_words > 18) {
                 hdr.encap_geneve_options[18].setValid();
                 hdr.encap_geneve_options[18].data = meta.tunnel.options[63:32];
             }
-            if (meta.tunnel.option_words >= 20) {
+            if (meta.tunnel.option_words > 19) {
                 hdr.encap_geneve_options[19].setValid();
                 hdr.encap_geneve_options[19].data = meta.tunnel.options[31:0];
             }
