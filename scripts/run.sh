@@ -139,15 +139,18 @@ choose_target() {
 }
 
 print_banner() {  # print_banner TARGET_TEXT EXTRA_LINES...
-  local target_text="$1"
+  local target_text="$1" tunnelctl="$VENV/bin/tunnelctl"
   shift
+  # The options tunnelctl needs only when this run left its defaults (localhost:3443, ./state).
+  [ "$LISTEN" = localhost:3443 ] || tunnelctl+=" --server $LISTEN"
+  [ "$STATE_DIR" = state ] || tunnelctl+=" --state-dir $STATE_DIR"
   cat <<EOF
 
 TunnelOffload is serving on $LISTEN (tunneloffload.v1alpha1 and tunneloffload.v2), TLS
   target:   $target_text
   trust:    $STATE_DIR/tls/server.crt   (tunnelctl trusts it by default)
-  try:      $VENV/bin/tunnelctl capabilities
-            $VENV/bin/tunnelctl create -f examples/1-ipsec-geneve.yaml && $VENV/bin/tunnelctl graph
+  try:      $tunnelctl capabilities
+            $tunnelctl create -f examples/1-ipsec-geneve.yaml && $tunnelctl graph
 EOF
   local line
   for line in "$@"; do printf '  %s\n' "$line"; done
@@ -187,9 +190,12 @@ run_sim() {
     "logs:     $LOG_DIR/{switch,crypto-worker,controller}.log"
 
   # Stay in the foreground until Ctrl-C or until one of the processes exits on its own.
-  local status=0
+  local status=0 i
   wait -n "${PIDS[@]}" || status=$?
-  say "a process exited (status $status); stopping the others"
+  for i in "${!PIDS[@]}"; do
+    kill -0 "${PIDS[$i]}" 2>/dev/null || say "${NAMES[$i]} exited (status $status)"
+  done
+  say "stopping the others"
   exit "$status"
 }
 
