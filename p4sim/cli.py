@@ -20,10 +20,19 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf import json_format, text_format
+from google.protobuf.message import Message
 
 from p4sim.errors import P4Error
+
+if TYPE_CHECKING:  # imported lazily at run time so `--help` and `check` start fast
+    import grpc
+
+    from p4sim.p4runtime.device import Device
+    from p4sim.ports import Dataplane
+    from p4sim.program import Program
 
 logger = logging.getLogger("p4sim")
 
@@ -152,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _write_p4info(program.p4info, args.format, args.output)
 
 
-def _load(path: Path, defines: dict[str, str]):  # type: ignore[no-untyped-def]
+def _load(path: Path, defines: dict[str, str]) -> Program | None:
     from p4sim.program import load_program
 
     if not path.is_file():
@@ -165,7 +174,7 @@ def _load(path: Path, defines: dict[str, str]):  # type: ignore[no-untyped-def]
         return None
 
 
-def _write_p4info(p4info, fmt: str, output: Path | None) -> int:  # type: ignore[no-untyped-def]
+def _write_p4info(p4info: Message, fmt: str, output: Path | None) -> int:
     if fmt == "binary":
         data = p4info.SerializeToString()
     elif fmt == "json":
@@ -190,14 +199,15 @@ def _configure_logging(args: argparse.Namespace) -> None:
 class SwitchRunner:
     """The running pieces of ``p4sim run``: device, packet ports, P4Runtime server."""
 
-    def __init__(self, device, dataplane, server, grpc_port: int | None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, device: Device, dataplane: Dataplane, server: grpc.Server | None,
+                 grpc_port: int | None) -> None:
         self.device = device
         self.dataplane = dataplane
         self.server = server
         self.grpc_port = grpc_port
 
     @classmethod
-    def start(cls, args: argparse.Namespace, program) -> SwitchRunner:  # type: ignore[no-untyped-def]
+    def start(cls, args: argparse.Namespace, program: Program | None) -> SwitchRunner:
         from p4sim.p4runtime.device import Device
         from p4sim.p4runtime.server import ServerSettings, create_server
         from p4sim.ports import AfPacketPort, Dataplane, NnPacketSocket
@@ -252,6 +262,14 @@ class SwitchRunner:
             self.server.stop(grace=1).wait()
         self.dataplane.stop()
         logger.info("stopped; dataplane %s", self.dataplane.stats())
+        running = self.device.running
+        if running is not None:
+            stats = running.switch.stats
+            logger.info("switch: received %d, transmitted %d, dropped %s", stats.received,
+                        stats.transmitted, dict(stats.dropped))
+        if self.device.frames_without_pipeline:
+            logger.info("frames dropped while no pipeline was set: %d",
+                        self.device.frames_without_pipeline)
 
 
 def _run(args: argparse.Namespace) -> int:

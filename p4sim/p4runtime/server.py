@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import any_pb2
 
 from p4sim.p4runtime.arbitration import Arbiter, Controller, Notifications, election_id_of
-from p4sim.p4runtime.device import Device
+from p4sim.p4runtime.device import Device, Running
 from p4sim.p4runtime.errors import P4RuntimeError
 from p4sim.p4runtime.packet_io import packet_in_message, packet_out_metadata
 from p4sim.p4runtime.proto import P4RUNTIME_API_VERSION, p4r, p4r_grpc, rpc_code, rpc_status
@@ -250,7 +250,7 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
                                  f"election id {election_id} is not the primary of role "
                                  f"{role!r}")
 
-    def _running(self):  # type: ignore[no-untyped-def]
+    def _running(self) -> Running:
         running = self._device.running
         if running is None:
             raise P4RuntimeError(grpc.StatusCode.FAILED_PRECONDITION,
