@@ -79,9 +79,11 @@ def _inner_packet(size: int) -> bytes:
 
 
 def _encrypt_message(sa_index: int, spi: int, size: int) -> bytes:
+    """`shim | frame` as p4src sends it for ENCRYPT in tunnel mode (outer length covers ESP)."""
     eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x0800)
-    head = bytes(eth) + bytes(IP(src="203.0.113.1", dst="203.0.113.2", proto=50))
-    frame = head + struct.pack("!II", spi, 0) + _inner_packet(size)
+    inner = _inner_packet(size)
+    outer = IP(src="203.0.113.1", dst="203.0.113.2", proto=50, len=OUTER_BYTES + 8 + len(inner))
+    frame = bytes(eth) + bytes(outer) + struct.pack("!II", spi, 0) + inner
     return _shim(ShimOp.ENCRYPT, sa_index, 4) + frame
 
 
