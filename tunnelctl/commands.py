@@ -58,6 +58,8 @@ def cmd_update(args: argparse.Namespace, client: TunnelClient | None, out: TextI
 def cmd_delete(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
                err: TextIO) -> Exit:
     client = _need(client)
+    if sum((bool(args.tunnel_ids), bool(args.file), bool(args.all))) > 1:
+        raise InputError("delete", "give tunnel ids, -f FILE or --all, not more than one")
     if args.file:
         # Reverse file order: the tunnels chained from others come later in a file, and must go
         # first, because the server refuses to delete a tunnel others still chain from.
@@ -66,7 +68,7 @@ def cmd_delete(args: argparse.Namespace, client: TunnelClient | None, out: TextI
         if 0 in ids:
             raise InputError(args.file, "every tunnel needs a tunnelId to be deleted by file")
     elif args.all:
-        ids = _children_first([response.ipTunnel for response in client.all_tunnels()])
+        ids = _children_first(_server_rules(client))
         if not ids:
             out.write("no tunnels to delete\n")
             return Exit.OK
@@ -188,12 +190,7 @@ def cmd_graph(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
     if args.file:
         rules = parse_requests(load_documents(args.file), operation=pb._CREATE)
     else:
-        rules = []
-        for response in _need(client).all_tunnels():
-            rule = pb.ipTunnelRequest()
-            rule.CopyFrom(response.ipTunnel)
-            rule.tunnelId = response.tunnelId or rule.tunnelId
-            rules.append(rule)
+        rules = _server_rules(_need(client))
     chain = graph.build_graph(rules)
     render = {"text": graph.render_text, "dot": graph.render_dot,
               "mermaid": graph.render_mermaid}[args.format]
@@ -361,6 +358,17 @@ def _report_error(response: pb.ipTunnelResponse | pb.ipTunnelStatsResponse, tunn
         err.write(f"error: tunnel {tunnel_id}: {response.error.errorString}{suffix}\n")
         return True
     return False
+
+
+def _server_rules(client: TunnelClient) -> list[pb.ipTunnelRequest]:
+    """Every tunnel the server holds, as rules whose ``tunnelId`` is the tunnel's id."""
+    rules = []
+    for response in client.all_tunnels():
+        rule = pb.ipTunnelRequest()
+        rule.CopyFrom(response.ipTunnel)
+        rule.tunnelId = response.tunnelId or rule.tunnelId
+        rules.append(rule)
+    return rules
 
 
 def _children_first(rules: Sequence[pb.ipTunnelRequest]) -> list[int]:

@@ -271,3 +271,16 @@ def test_installed_console_script(server: Controller) -> None:
                              str(server.state_dir), "graph"], capture_output=True, text=True,
                             timeout=60)
     assert (result.returncode, result.stdout, result.stderr) == (0, "(no tunnels)\n", "")
+
+
+def test_delete_takes_one_way_of_naming_tunnels(server: Controller) -> None:
+    _create_example(server, "3-rematch-chain.yaml")
+    both = server.cli("delete", "30000", "--all")
+    assert both.status == 2
+    assert both.err == "error: delete: give tunnel ids, -f FILE or --all, not more than one\n"
+    assert sorted(server.tunnels()) == [30000, 30001]
+    everything = server.cli("delete", "--all")
+    assert everything.status == 0, everything.err
+    assert sorted(everything.out.splitlines()) == ["deleted tunnel 30000", "deleted tunnel 30001"]
+    assert server.tunnels() == {}
+    assert server.cli("delete", "--all").out == "no tunnels to delete\n"
