@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _output_option(stats, ("table", "yaml", "json"), "table")
     stats.add_argument("--page-size", type=int, default=0,
                        help="tunnelsPerRequest of getAllIpTunnelsStats (0 = one page)")
-    stats.add_argument("-w", "--watch", type=float, nargs="?", const=2.0, default=None,
+    stats.add_argument("-w", "--watch", type=_seconds, nargs="?", const=2.0, default=None,
                        metavar="SECONDS", help="refresh every SECONDS (default 2) until Ctrl-C")
     stats.add_argument("--count", type=int, default=0,
                        help="with --watch: stop after this many refreshes")
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "--new-key-file)")
     rekey.add_argument("--new-key-file", dest="new_key_file",
                        help="file holding the new key as hex text")
-    rekey.add_argument("--grace", type=float, default=30.0,
+    rekey.add_argument("--grace", type=_seconds, default=30.0,
                        help="decrypt: seconds both SAs stay live before the old is removed "
                             "(default 30)")
     rekey.add_argument("--keep-old", action="store_true",
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("-f", "--file", help="draw the tunnels of a file instead of the server's")
 
     health = commands.add_parser("health", help="wait until the controller reports SERVING")
-    health.add_argument("--wait", type=float, default=0.0,
+    health.add_argument("--wait", type=_seconds, default=0.0,
                         help="keep polling up to SECONDS (default: ask once)")
     health.add_argument("--service", default="",
                         help="health service name to check (default: the whole server)")
@@ -186,6 +186,16 @@ def _tunnel_id(text: str) -> int:
     value = _uint(text, 0xFFFFFFFFFFFFFFFF)
     if value == 0:
         raise argparse.ArgumentTypeError("tunnel id 0 means 'allocate one'; name a real id")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value < 1e6:
+        raise argparse.ArgumentTypeError(f"{value:g} seconds is out of range 0..1e6")
     return value
 
 

@@ -131,6 +131,16 @@ def cmd_stats(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
 def cmd_rekey(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
               err: TextIO) -> Exit:
     client = _need(client)
+    # Arguments first: nothing is read or sent when the command line is incomplete.
+    key = b""
+    if args.retire_spi:
+        if args.new_spi is not None or args.new_key or args.new_key_file:
+            raise InputError("--retire-spi", "retiring old SAs is a step of its own; drop "
+                                             "--new-spi/--new-key")
+    else:
+        if args.new_spi is None:
+            raise InputError("--new-spi", "the new SPI is required (or use --retire-spi)")
+        key = _read_key(args)
     response = _per_tunnel(client.get, args.tunnel_id, err)
     if response is None or _report_error(response, args.tunnel_id, err):
         return Exit.REJECTED
@@ -140,9 +150,6 @@ def cmd_rekey(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
             raise InputError("--retire-spi", f"tunnel {args.tunnel_id} is {kind}; only a decrypt "
                                              "tunnel holds several SAs")
         return _retire(client, args.tunnel_id, args.retire_spi, out, err)
-    if args.new_spi is None:
-        raise InputError("--new-spi", "the new SPI is required (or use --retire-spi)")
-    key = _read_key(args)
     sa = pb.IPSecSAParams(spi=args.new_spi, encryptionKey=key)
     if kind == "ipsec-encrypt":
         # One UPDATE swaps the SA; mode, cipher and tunnel IPs stay as they are.

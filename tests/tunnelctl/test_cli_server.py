@@ -284,3 +284,19 @@ def test_delete_takes_one_way_of_naming_tunnels(server: Controller) -> None:
     assert sorted(everything.out.splitlines()) == ["deleted tunnel 30000", "deleted tunnel 30001"]
     assert server.tunnels() == {}
     assert server.cli("delete", "--all").out == "no tunnels to delete\n"
+
+
+def test_rekey_arguments_are_checked_before_anything_is_sent(server: Controller) -> None:
+    _create_example(server, "1-ipsec-geneve.yaml")
+    no_spi = server.cli("rekey", "10000", "--new-key", NEW_KEY)
+    assert (no_spi.status, no_spi.err) == (
+        2, "error: --new-spi: the new SPI is required (or use --retire-spi)\n")
+    mixed = server.cli("rekey", "10000", "--retire-spi", "780", "--new-spi", "1030")
+    assert mixed.status == 2 and "step of its own" in mixed.err
+    negative = server.cli("rekey", "10000", "--new-spi", "1030", "--new-key", NEW_KEY,
+                          "--grace", "-1")
+    assert negative.status == 2
+    unknown = server.cli("rekey", "424242", "--new-spi", "1030", "--new-key", NEW_KEY)
+    assert (unknown.status, unknown.err) == (
+        1, "error: tunnel 424242: tunnelId 424242 does not exist [NOT_FOUND]\n")
+    assert [sa.spi for sa in server.tunnels()[10000].ipsecTunnel.ipsecDec.ipsecSAs] == [780]
