@@ -232,6 +232,9 @@ def run(packets: int) -> list[Result]:
                     cpu_before = _cpu_seconds(process.pid)
                     wall = switch.pump(messages)
                     cpu = _cpu_seconds(process.pid) - cpu_before
+                    if cpu <= 0:
+                        raise SystemExit(f"--packets {packets}: too few to measure CPU time "
+                                         f"(clock tick {1 / CLOCK_TICKS:.3f} s)")
                     counters = stub.GetCounters(pb.GetCountersRequest(sa_indexes=[sa_index]))
                     assert counters.sas[0].packets == packets + packets // 20, counters
                     results.append(Result(op=op, size=size, worker_per_core=packets / cpu,
