@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from controller.sealing import SealingError
 from controller.server import serve
 from controller.settings import parse_settings
 
@@ -20,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("controller.wire").setLevel(logging.DEBUG)
     try:
         asyncio.run(serve(settings))
-    except (OSError, ValueError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError, SealingError) as error:
         logging.getLogger("controller").error("cannot start: %s", error)
         return 1
     return 0

@@ -71,7 +71,8 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     service = TunnelService(store=store, dataplane=dataplane, capabilities=capabilities)
     servicer = IpTunnelServicer(service, log_wire=settings.log_wire)
 
-    server = grpc.aio.server()
+    # No SO_REUSEPORT: a second controller on the same port must fail, not share the traffic.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_ipTunnelServiceServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((v2_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
@@ -80,12 +81,16 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
         (*SERVED_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
 
-    credentials, cert_path = server_credentials(settings)
-    address = _bind_address(settings.listen)
-    if credentials is None:
-        port = server.add_insecure_port(address)
-    else:
-        port = server.add_secure_port(address, credentials)
+    try:
+        credentials, cert_path = server_credentials(settings)
+        address = _bind_address(settings.listen)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except BaseException:
+        store.close()
+        raise
     return ControllerServer(server=server, port=port, store=store, service=service,
                             health_servicer=health_servicer, cert_path=cert_path,
                             dataplane=dataplane)

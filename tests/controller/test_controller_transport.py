@@ -116,6 +116,15 @@ async def test_tls_client_must_trust_the_server(controller) -> None:
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+async def test_a_taken_port_fails_instead_of_being_shared(controller, tmp_path: Path) -> None:
+    from controller.server import create_server
+    from controller.settings import Settings
+
+    with pytest.raises(RuntimeError, match="bind"):
+        await create_server(Settings(listen=f"127.0.0.1:{controller.port}",
+                                     state_dir=tmp_path / "second"))
+
+
 async def test_insecure_is_plaintext_only_when_asked(start_controller) -> None:
     controller = await start_controller(insecure=True)
     assert controller.cert_path is None
