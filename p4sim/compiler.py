@@ -278,8 +278,7 @@ class Compiler:
             ann, name_node, names = kids(decl)
             name = ident(name_node)
             self.dup(self.types, name, name_node, "type")
-            members = tuple(ident(n) for n in kids(names))
-            self.types[name] = EnumT(name, members)
+            self.types[name] = EnumT(name, tuple(ident(n) for n in kids(names)))
             return
         if kind == "ser_enum_decl":
             ann, bt, name_node, *rest = [c for c in kids(decl) if c is not None]
@@ -287,12 +286,13 @@ class Compiler:
             self.dup(self.types, name, name_node, "type")
             under = self.resolve_type(bt)
             assert isinstance(under, BitT)
-            members, values = [], []
+            member_names: list[str] = []
+            values: list[int] = []
             for m in rest:
                 mname, mexpr = kids(m)
-                members.append(ident(mname))
+                member_names.append(ident(mname))
                 values.append(self.const_eval(mexpr) & ((1 << under.width) - 1))
-            self.types[name] = EnumT(name, tuple(members), under, tuple(values))
+            self.types[name] = EnumT(name, tuple(member_names), under, tuple(values))
             return
         if kind == "error_decl":
             for n in kids(kids(decl)[0]):
@@ -574,6 +574,7 @@ class Compiler:
         g.emit(f"o = P.off; e = o + {nbytes}")
         if varbit:
             hts = self.error_code("HeaderTooShort")
+            assert isinstance(varbit.type, VarbitT)
             g.emit(f"if vbits > {varbit.type.max_width} or vbits % 8: raise ParserFailure({hts})")
             g.emit("ve = e + vbits // 8")
             g.emit(f"if ve > len(P.data): raise ParserFailure({too_short})")
@@ -1099,7 +1100,8 @@ class Compiler:
                     matches.append(m)
             call = self.action_call_parts(ename, eargs, scope, actions, en)
             prio_ann = self.ann_get(self.annotations(eann), "priority")
-            priority = int(prio_ann[0]) if prio_ann else len(entries_nodes) - idx  # type: ignore[arg-type]
+            priority = (prio_ann[0] if prio_ann and isinstance(prio_ann[0], int)
+                        else len(entries_nodes) - idx)
             if all(k.match_kind in ("exact", "lpm") for k in keys):
                 priority = 0
             entries.append((tuple(matches), priority, call))
@@ -1114,7 +1116,8 @@ class Compiler:
             explicit_id=_int_or_none(self.ann_get(anns, "id"))))
         g = self.gen
         fn = f"tbl_{pyname}"
-        amap = ", ".join(f"_A_{py(q)}: {scope.compiled_actions[a]}" for a, q, _ in actions)
+        compiled = scope.compiled_actions or {}
+        amap = ", ".join(f"_A_{py(q)}: {compiled[a]}" for a, q, _ in actions)
         g.emit(f"_AM_{pyname} = {{}}  # filled at instantiate: action id -> function")
         g.emit(f"def _bind_{pyname}():")
         g.emit(f"    _AM_{pyname}.update({{{amap}}})")
@@ -1387,7 +1390,9 @@ class Compiler:
         return method(node, scope)  # type: ignore[no-any-return]
 
     def e_int_lit(self, node: Tree, scope: Scope) -> Val:
-        v, t = self.parse_int(node.children[0])
+        tok = node.children[0]
+        assert isinstance(tok, Token)
+        v, t = self.parse_int(tok)
         return Val(repr(v), t or InfIntT(), v)
 
     def e_true_lit(self, node: Tree, scope: Scope) -> Val:
@@ -1605,6 +1610,9 @@ class Compiler:
             return Val(repr(const), t, const)
         if pyop in ("&", "|", "^"):
             return Val(f"({a.code} {pyop} {b.code})", t)
+        if pyop in ("//", "%"):
+            # a zero divisor at run time gives 0 rather than stopping the switch
+            return Val(f"((({a.code} {pyop} {b.code}) if {b.code} else 0) & {m:#x})", t)
         return Val(f"(({a.code} {pyop} {b.code}) & {m:#x})", t)
 
     def e_add(self, n: Tree, s: Scope) -> Val:
@@ -1983,22 +1991,22 @@ class Compiler:
             target = self.expr(norm_expr(args[0]), scope)
             algo = self.algo(args[1], scope)
             base = self.expr(args[2], scope)
-            data = self.data_bytes(args[3], scope)
+            hash_data = self.data_bytes(args[3], scope)
             mx = self.expr(args[4], scope)
             w = bit_width(target.type)
-            return Val(f"{target.code} = hash_result({algo!r}, {base.code}, {data}, {mx.code}, "
-                       f"{w})", VoidT())
+            return Val(f"{target.code} = hash_result({algo!r}, {base.code}, {hash_data}, "
+                       f"{mx.code}, {w})", VoidT())
         if name in ("verify_checksum", "update_checksum", "update_checksum_with_payload"):
             cond = self.expr(args[0], scope)
             if not isinstance(cond.type, BoolT):
                 raise self.fail(P4TypeError, args[0], f"{name}: condition must be bool", name)
-            data = self.data_bytes(args[1], scope)
+            data_code = self.data_bytes(args[1], scope)
             target = self.expr(norm_expr(args[2]), scope)
             algo = self.algo(args[3], scope)
             w = bit_width(target.type)
             if name == "update_checksum_with_payload":
-                data = f"({data} + P.data[P.off:])"
-            value = f"compute_hash({algo!r}, {data}, {w})"
+                data_code = f"({data_code} + P.data[P.off:])"
+            value = f"compute_hash({algo!r}, {data_code}, {w})"
             if name == "verify_checksum":
                 return Val(f"if {cond.code} and {value} != {target.code}: "
                            "P.sm.f_checksum_error = 1", VoidT())

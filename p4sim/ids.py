@@ -8,6 +8,8 @@ on by one (linear probing) while the id is taken.
 
 from __future__ import annotations
 
+from typing import Any
+
 from p4sim.model import ProgramModel
 
 PREFIX_ACTION = 0x01
@@ -40,7 +42,7 @@ class IdAllocator:
 
     def assign(self) -> None:
         m = self.model
-        groups = [
+        groups: list[tuple[int, list[Any]]] = [
             (PREFIX_ACTION, list(m.actions.values())),
             (PREFIX_TABLE, m.tables),
             (PREFIX_CONTROLLER_HEADER, m.controller_headers),

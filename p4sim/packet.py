@@ -8,6 +8,8 @@ deparser wrote.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ParserFailure(Exception):  # noqa: N818 - a control-flow signal, not a bug report
     """Raised inside generated parser code to stop parsing with an error (e.g. PacketTooShort)."""
@@ -29,7 +31,7 @@ class Packet:
         "payload_start",
     )
 
-    def __init__(self, data: bytes, hdr: object, meta: object, sm: object) -> None:
+    def __init__(self, data: bytes, hdr: Any, meta: Any, sm: Any) -> None:
         self.data = data
         self.off = 0
         self.emitted: list[bytes] = []

@@ -275,7 +275,7 @@ class Preprocessor:
                 )
             values = {p: self._expand(a.strip(), display, lineno, active)
                       for p, a in zip(macro.params, args, strict=False)}
-            body = _IDENT.sub(lambda mm, v=values: v.get(mm.group(0), mm.group(0)), macro.body)
+            body = _substitute(macro.body, values)
             out.append(self._expand(body, display, lineno, active | {word}))
         return "".join(out)
 
@@ -305,6 +305,11 @@ class Preprocessor:
             cur.append(c)
             i += 1
         raise self._error("unterminated macro arguments", display, lineno)
+
+
+def _substitute(body: str, values: dict[str, str]) -> str:
+    """Replace macro parameters in a body by their argument texts."""
+    return _IDENT.sub(lambda m: values.get(m.group(0), m.group(0)), body)
 
 
 def preprocess(

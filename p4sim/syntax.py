@@ -93,7 +93,8 @@ def parse_source(pre: Preprocessed) -> Tree:
             what = "end of file" if token.type == "$END" else f"{token.value!r}"
             message = f"syntax error: unexpected {what}"
         elif isinstance(exc, UnexpectedCharacters):
-            message = f"syntax error: unexpected character {pre.text[exc.pos_in_stream]!r}"
+            char = pre.text[exc.pos_in_stream] if exc.pos_in_stream is not None else "?"
+            message = f"syntax error: unexpected character {char!r}"
         elif isinstance(exc, UnexpectedEOF):
             message = "syntax error: unexpected end of file"
         else:
