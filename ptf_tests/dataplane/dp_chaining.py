@@ -110,7 +110,8 @@ class RecirculationPassLimitTest(ChainBase):
         before = {n: self.counter(n, tunnel)[0] for n in names}
         limit_before = self.counter("drop_reasons", C("DROP_PASS_LIMIT"))[0]
         tu.send_packet(self, IN_PORT, plain_udp(dst=OUTER_V4[1]))
-        tu.verify_no_other_packets(self, timeout=1)
+        self.counter_after("drop_reasons", C("DROP_PASS_LIMIT"), packets=limit_before + 1)
+        tu.verify_no_other_packets(self)
         delta = {n: self.counter(n, tunnel)[0] - before[n] for n in names}
         self.assertEqual(delta, {"tunnel_in": C("MAX_PASSES"), "tunnel_out": C("MAX_PASSES"),
                                  "tunnel_drop_out": 1})

@@ -160,5 +160,6 @@ class CryptoSaMissDropTest(CryptoBase):
                                "tunnel_mode": 1})
         before = self.counter("tunnel_drop_in", DECRYPT_TUNNEL)[0]
         tu.send_packet(self, IN_PORT, esp_in(spi=0x9999))
+        after = self.counter_after("tunnel_drop_in", DECRYPT_TUNNEL, packets=before + 1)
         tu.verify_no_other_packets(self)
-        self.assertEqual(self.counter("tunnel_drop_in", DECRYPT_TUNNEL)[0] - before, 1)
+        self.assertEqual(after[0] - before, 1)

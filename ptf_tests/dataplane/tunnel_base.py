@@ -22,6 +22,7 @@ import atexit
 import logging
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_P4INFO = REPO / "p4src" / "tunnel_offload.p4info.txtpb"
 RPC_TIMEOUT = 30.0
+COUNTER_TIMEOUT = 10.0
 
 
 class P4RuntimeSession:
@@ -149,3 +151,14 @@ class TunnelOffloadTest(BaseTest):
         (reply,) = self.p4rt.read(entity)
         data = reply.counter_entry.data
         return data.packet_count, data.byte_count
+
+    def counter_after(self, name: str, index: int, *, packets: int) -> tuple[int, int]:
+        """The counter once it has counted at least `packets` packets, or as it is after
+        COUNTER_TIMEOUT. A dropped packet leaves no frame to wait for, and the switch processes
+        what PTF sends asynchronously, so drop counters are polled rather than read once."""
+        deadline = time.monotonic() + COUNTER_TIMEOUT
+        value = self.counter(name, index)
+        while value[0] < packets and time.monotonic() < deadline:
+            time.sleep(0.02)
+            value = self.counter(name, index)
+        return value
