@@ -2,13 +2,16 @@
 
 Used for veth setups: the other end of the veth belongs to an external process (the crypto
 worker on BMv2-like deployments, or a test). Frames the kernel reports as our own outgoing
-frames are skipped, so what we send is never received back as ingress.
+frames are skipped, so what we send is never received back as ingress. A VLAN tag the kernel
+took off the frame (rx VLAN offload, reported in PACKET_AUXDATA) is put back, so the program
+sees the frame as it was on the wire.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 
 from p4sim.ports.transport import Deliver
@@ -19,6 +22,28 @@ ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # sll_pkttype of frames sent by this host
 MAX_FRAME = 65535
 RECEIVE_POLL_S = 0.1
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+TP_STATUS_VLAN_VALID = 1 << 4
+TP_STATUS_VLAN_TPID_VALID = 1 << 6
+ETH_P_8021Q = 0x8100
+# struct tpacket_auxdata: status, len, snaplen, mac, net, vlan_tci, vlan_tpid
+AUXDATA = struct.Struct("=IIIHHHH")
+
+
+def restore_vlan_tag(frame: bytes, ancillary: list[tuple[int, int, bytes]]) -> bytes:
+    """The frame with the VLAN tag the kernel reported in PACKET_AUXDATA put back after the
+    MAC addresses; unchanged when there is none."""
+    for level, kind, data in ancillary:
+        if level != SOL_PACKET or kind != PACKET_AUXDATA or len(data) < AUXDATA.size:
+            continue
+        status, _, _, _, _, tci, tpid = AUXDATA.unpack_from(data)
+        if not status & TP_STATUS_VLAN_VALID and not tci:
+            return frame
+        if not status & TP_STATUS_VLAN_TPID_VALID:
+            tpid = ETH_P_8021Q
+        return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+    return frame
 
 
 class AfPacketPort:
@@ -39,6 +64,7 @@ class AfPacketPort:
         except OSError as exc:
             self._socket.close()
             raise OSError(f"cannot bind to interface {interface!r}: {exc.strerror}") from exc
+        self._socket.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         self._socket.settimeout(RECEIVE_POLL_S)
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -71,7 +97,8 @@ class AfPacketPort:
     def _receive_loop(self, deliver: Deliver) -> None:
         while not self._closed.is_set():
             try:
-                frame, address = self._socket.recvfrom(MAX_FRAME)
+                frame, ancillary, _, address = self._socket.recvmsg(
+                    MAX_FRAME, socket.CMSG_SPACE(AUXDATA.size))
             except TimeoutError:
                 continue
             except OSError:
@@ -80,4 +107,4 @@ class AfPacketPort:
                 raise
             if address[2] == PACKET_OUTGOING:
                 continue
-            deliver(self.port, frame)
+            deliver(self.port, restore_vlan_tag(frame, ancillary))

@@ -31,9 +31,14 @@ SCRIPT = textwrap.dedent(
         subprocess.run(cmd.split(), check=True)
 
     ETHERTYPE = b"\\x88\\xb5"
+    VLAN = b"\\x81\\x00\\x00\\x2a"
     seen = []
+    tagged_seen = []
     class Reflect:
         def process(self, port, frame):
+            if frame[12:16] == VLAN and frame[16:18] == ETHERTYPE:
+                tagged_seen.append(frame.hex())
+                return []
             if frame[12:14] != ETHERTYPE:
                 return []
             seen.append(port)
@@ -53,9 +58,16 @@ SCRIPT = textwrap.dedent(
         if address[2] != socket.PACKET_OUTGOING:
             reply = data
             break
+    tagged = b"\\x02" * 6 + b"\\x04" * 6 + VLAN + ETHERTYPE + b"tagged" + bytes(40)
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    raw.bind(("p4b", 0))
+    raw.send(tagged)
+    deadline = time.monotonic() + 3
+    while not tagged_seen and time.monotonic() < deadline:
+        time.sleep(0.01)
     dataplane.stop()
     print(json.dumps({"reply": reply.hex() if reply else None, "seen": seen,
-                      "frames_in": dataplane.stats().frames_in}))
+                      "tagged": tagged_seen, "sent_tagged": tagged.hex()}))
     """
 )
 
@@ -76,3 +88,5 @@ def test_frames_cross_a_veth_pair_and_our_own_sends_are_not_ingress():
     assert bytes.fromhex(result["reply"]) == sent[6:12] + sent[0:6] + sent[12:] + b"!"
     # The reflected frame went out of p4a; had it been taken as ingress, seen would be [5, 5].
     assert result["seen"] == [5]
+    # The kernel strips the 802.1Q tag on receive; the port puts it back from PACKET_AUXDATA.
+    assert result["tagged"] == [result["sent_tagged"]]
