@@ -99,7 +99,13 @@ class Switch:
                     log.warning("packet dropped after %s passes (recirculation loop?)",
                                 self.max_passes)
                     break
-                self._one_pass(job, out, pending)
+                try:
+                    self._one_pass(job, out, pending)
+                except Exception:
+                    # A run-time fault the front end could not rule out (e.g. a header stack
+                    # index out of range): drop and count this packet, keep the switch running.
+                    log.exception("packet dropped: run-time error in the pipeline")
+                    self.stats.dropped["runtime_error"] += 1
             return out
 
     def packet_out(self, payload: bytes, metadata: dict[int, int]) -> list[tuple[int, bytes]]:

@@ -63,3 +63,21 @@ def test_return_ends_only_the_nested_control(tmp_path: Path) -> None:
 
 def test_straight_through(tmp_path: Path) -> None:
     assert _switch(tmp_path).process(1, bytes([0, 0, 0])) == [(4, bytes([0, 0x12, 1]))]
+
+
+RUNTIME_FAULT = PROGRAM.replace(
+    "header h_t { bit<8> mode; bit<8> steps; bit<8> egress_ran; }",
+    "header h_t { bit<8> mode; bit<8> steps; bit<8> egress_ran; }\n"
+    "header e_t { bit<8> v; }\n").replace(
+    "struct headers_t { h_t h; }", "struct headers_t { h_t h; e_t[2] e; }").replace(
+    "        hdr.h.steps = hdr.h.steps + 0x10;",
+    "        hdr.e[hdr.h.mode].v = 1;\n        hdr.h.steps = hdr.h.steps + 0x10;")
+
+
+def test_run_time_fault_drops_and_counts_the_packet(tmp_path: Path) -> None:
+    path = tmp_path / "fault.p4"
+    path.write_text(RUNTIME_FAULT)
+    sw = Switch(load_program(path))
+    assert sw.process(1, bytes([9, 0, 0])) == []  # index 9 of a 2-element stack
+    assert sw.stats.dropped["runtime_error"] == 1
+    assert sw.process(1, bytes([0, 0, 0])) == [(4, bytes([0, 0x12, 1]))]
