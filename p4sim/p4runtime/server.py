@@ -340,7 +340,8 @@ def _stream_error(code: grpc.StatusCode, message: str,
 
 
 def create_server(device: Device, settings: ServerSettings) -> tuple[grpc.Server, int]:
-    """A started-not gRPC server for ``device``; returns it and the bound port (0 picks one)."""
+    """A gRPC server for ``device``, not yet started, and the port it bound (address port 0
+    picks a free one)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers,
                                                     thread_name_prefix="p4rt"))
     p4r_grpc.add_P4RuntimeServicer_to_server(P4RuntimeServicer(device), server)
