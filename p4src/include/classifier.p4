@@ -121,7 +121,7 @@ control Classifier(inout headers_t hdr,
     }
 
     @defaultonly
-    action no_tunnel() {
+    action skip_tunnel() {
         meta.tunnel.kind = TUNNEL_KIND_NONE;
     }
 
@@ -163,9 +163,9 @@ control Classifier(inout headers_t hdr,
             ipsec_encrypt_tunnel_v4;
             ipsec_encrypt_tunnel_v6;
             ipsec_decrypt;
-            @defaultonly no_tunnel;
+            @defaultonly skip_tunnel;
         }
-        const default_action = no_tunnel();
+        const default_action = skip_tunnel();
         counters = tunnel_rule_hits;
         size = TUNNEL_RULES_SIZE;
     }

@@ -22,7 +22,7 @@ control Esp(inout headers_t hdr,
     }
 
     @defaultonly
-    action sa_miss() {
+    action reject_unknown_spi() {
         meta.drop_reason = DROP_SA_MISS;
     }
 
@@ -36,9 +36,9 @@ control Esp(inout headers_t hdr,
         }
         actions = {
             set_decrypt_sa;
-            @defaultonly sa_miss;
+            @defaultonly reject_unknown_spi;
         }
-        const default_action = sa_miss();
+        const default_action = reject_unknown_spi();
         size = DECRYPT_SAS_SIZE;
     }
 

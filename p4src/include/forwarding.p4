@@ -22,7 +22,7 @@ control Forwarding(inout headers_t hdr,
     }
 
     @defaultonly
-    action route_miss() {
+    action reject_no_route() {
         meta.drop_reason = DROP_ROUTE_MISS;
     }
 
@@ -34,9 +34,9 @@ control Forwarding(inout headers_t hdr,
         }
         actions = {
             set_next_hop;
-            @defaultonly route_miss;
+            @defaultonly reject_no_route;
         }
-        const default_action = route_miss();
+        const default_action = reject_no_route();
         size = ROUTES_V4_SIZE;
     }
 
@@ -47,24 +47,31 @@ control Forwarding(inout headers_t hdr,
         }
         actions = {
             set_next_hop;
-            @defaultonly route_miss;
+            @defaultonly reject_no_route;
         }
-        const default_action = route_miss();
+        const default_action = reject_no_route();
         size = ROUTES_V6_SIZE;
     }
 
     apply {
+        // The outermost IP destination; each table is applied in one place only.
         if (hdr.encap_ipv4.isValid()) {
+            meta.route.ip_version = 4;
             meta.route.ipv4_dst = hdr.encap_ipv4.dst_addr;
-            routes_v4.apply();
         } else if (hdr.encap_ipv6.isValid()) {
+            meta.route.ip_version = 6;
             meta.route.ipv6_dst = hdr.encap_ipv6.dst_addr;
-            routes_v6.apply();
         } else if (hdr.ipv4.isValid()) {
+            meta.route.ip_version = 4;
             meta.route.ipv4_dst = hdr.ipv4.dst_addr;
-            routes_v4.apply();
         } else if (hdr.ipv6.isValid()) {
+            meta.route.ip_version = 6;
             meta.route.ipv6_dst = hdr.ipv6.dst_addr;
+        }
+
+        if (meta.route.ip_version == 4) {
+            routes_v4.apply();
+        } else if (meta.route.ip_version == 6) {
             routes_v6.apply();
         } else {
             meta.drop_reason = DROP_NOT_IP;

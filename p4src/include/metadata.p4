@@ -70,6 +70,7 @@ struct flow_t {
 
 // The route lookup of Forwarding.
 struct route_t {
+    bit<4>      ip_version;     // of the outermost IP header: 4, 6, or 0 when there is none
     ipv4_addr_t ipv4_dst;
     ipv6_addr_t ipv6_dst;
     bool        hit;
