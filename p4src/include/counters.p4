@@ -37,31 +37,30 @@ control TunnelCounters(inout headers_t hdr,
         if (meta.drop_reason != DROP_NONE) {
             drop_reasons.count((bit<32>) meta.drop_reason);
             if (meta.drop_reason == DROP_PARSER_ERROR) {
-                error e = standard_metadata.parser_error;
                 bit<32> reason = PARSER_ERROR_OTHER;
-                if (e == error.PacketTooShort) {
+                if (standard_metadata.parser_error == error.PacketTooShort) {
                     reason = PARSER_ERROR_PACKET_TOO_SHORT;
-                } else if (e == error.NoMatch) {
+                } else if (standard_metadata.parser_error == error.NoMatch) {
                     reason = PARSER_ERROR_NO_MATCH;
-                } else if (e == error.StackOutOfBounds) {
+                } else if (standard_metadata.parser_error == error.StackOutOfBounds) {
                     reason = PARSER_ERROR_STACK_OUT_OF_BOUNDS;
-                } else if (e == error.HeaderTooShort) {
+                } else if (standard_metadata.parser_error == error.HeaderTooShort) {
                     reason = PARSER_ERROR_HEADER_TOO_SHORT;
-                } else if (e == error.IpVersion) {
+                } else if (standard_metadata.parser_error == error.IpVersion) {
                     reason = PARSER_ERROR_IP_VERSION;
-                } else if (e == error.Ipv4HeaderLength) {
+                } else if (standard_metadata.parser_error == error.Ipv4HeaderLength) {
                     reason = PARSER_ERROR_IPV4_HEADER_LENGTH;
-                } else if (e == error.Ipv4Options) {
+                } else if (standard_metadata.parser_error == error.Ipv4Options) {
                     reason = PARSER_ERROR_IPV4_OPTIONS;
-                } else if (e == error.GeneveVersion) {
+                } else if (standard_metadata.parser_error == error.GeneveVersion) {
                     reason = PARSER_ERROR_GENEVE_VERSION;
-                } else if (e == error.GeneveOptionsTooLong) {
+                } else if (standard_metadata.parser_error == error.GeneveOptionsTooLong) {
                     reason = PARSER_ERROR_GENEVE_OPTIONS_TOO_LONG;
-                } else if (e == error.GeneveOptionTooLong) {
+                } else if (standard_metadata.parser_error == error.GeneveOptionTooLong) {
                     reason = PARSER_ERROR_GENEVE_OPTION_TOO_LONG;
-                } else if (e == error.GeneveOptionLength) {
+                } else if (standard_metadata.parser_error == error.GeneveOptionLength) {
                     reason = PARSER_ERROR_GENEVE_OPTION_LENGTH;
-                } else if (e == error.CryptoShimVersion) {
+                } else if (standard_metadata.parser_error == error.CryptoShimVersion) {
                     reason = PARSER_ERROR_CRYPTO_SHIM;
                 }
                 parser_errors.count(reason);
