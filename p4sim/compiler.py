@@ -190,6 +190,7 @@ class Compiler:
         self.meta_type: StructT | None = None
         self.hdr_type: StructT | None = None
         self.used_actions: set[str] = set()
+        self.applied_tables: set[str] = set()
 
     # -- errors ----------------------------------------------------------------------------------
 
@@ -1855,9 +1856,15 @@ class Compiler:
         if not sym.code:
             raise self.fail(UnsupportedConstructError, node, "table applied from an action",
                             "table apply")
+        model = next(t for t in self.model.tables if sym.code == f"tbl_{py(t.name)}")
+        if sym.code in self.applied_tables:
+            raise self.fail(UnsupportedConstructError, node,
+                            f"table {model.name} is applied more than once; p4c's BMv2 back end "
+                            "rejects that (\"requires a cycle\"), use one apply or a copy of "
+                            "the table", "table apply")
+        self.applied_tables.add(sym.code)
         cparams = ", ".join(scope.find_pyparams())
         v = Val(f"{sym.code}(P, {cparams}, L)", VoidT())
-        model = next(t for t in self.model.tables if sym.code == f"tbl_{py(t.name)}")
         v.info_table = {a.rsplit(".", 1)[-1]: a for a, _ in model.actions}  # type: ignore[attr-defined]
         for a, _ in model.actions:
             v.info_table.setdefault(a, a)  # type: ignore[attr-defined]

@@ -107,6 +107,15 @@ def test_unknown_action_in_table(tmp_path: Path) -> None:
     assert err.line == LOCALS_LINE and err.message == "unknown action 'missing'"
 
 
+def test_table_applied_twice_is_refused_like_p4c(tmp_path: Path) -> None:
+    table = "table t { key = { hdr.h.a: exact; } actions = { set; } }"
+    err = _error(_program(tmp_path, locals_=table,
+                          body="if (hdr.h.a == 1) { t.apply(); } else { t.apply(); }"))
+    assert isinstance(err, UnsupportedConstructError)
+    assert err.message.startswith("table I.t is applied more than once")
+    assert (err.line, err.column) == (BODY_LINE, 49)
+
+
 def test_default_action_argument_count(tmp_path: Path) -> None:
     table = "table t { key = { hdr.h.a: exact; } actions = { set; } default_action = set(); }"
     err = _error(_program(tmp_path, locals_=table, body="t.apply();"))

@@ -96,10 +96,11 @@ control TIngress(inout headers_t hdr, inout metadata_t meta, inout standard_meta
         } else {
             sm.egress_spec = 8;
         }
-        if (helper.apply().hit) {
+        bool helper_hit = helper.apply().hit;
+        if (helper_hit) {
             hdr.trace.branch = hdr.trace.branch + 0x10;
         }
-        if (helper.apply().miss) {
+        if (!helper_hit) {
             hdr.trace.branch = hdr.trace.branch + 0x20;
         }
     }
