@@ -166,3 +166,39 @@ async def test_dataplane_gets_full_before_and_after(start_controller) -> None:
     assert [sa.spi for sa in remove.after.security_associations] == [1030]
     assert removal.operation is Operation.DELETE and removal.after is None
     assert removal.before == remove.after
+
+
+async def test_real_capacity_of_1023_tunnels(v1) -> None:
+    requests = [geneve_encap(0, vni=i + 1, match=match_ipv4(source=f"10.{i // 256}.{i % 256}.0",
+                                                             prefix=24))
+                for i in range(1024)]
+    over = await create(v1, *requests)
+    assert over.requestStatus == pb._TUNNEL_TABLE_FULL
+    assert await _ids(v1) == []
+    exact = await create(v1, *requests[:1023])
+    assert (exact.requestStatus, exact.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
+    assert (await create(v1, geneve_encap(5000))).requestStatus == pb._TUNNEL_TABLE_FULL
+    assert len(await _ids(v1)) == 1023
+
+
+class _BrokenDataPlane(RecordingDataPlane):
+    async def apply(self, change) -> None:
+        raise RuntimeError("driver detail that must not reach the client")
+
+
+async def test_unexpected_fault_is_internal_with_a_reference(start_controller, caplog) -> None:
+    import grpc
+    import pytest
+
+    controller = await start_controller(dataplane=_BrokenDataPlane())
+    async with tls_channel(controller) as channel:
+        await wait_serving(channel)
+        stub = pb_grpc.ipTunnelServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await create(stub, geneve_encap(1))
+        assert raised.value.code() == grpc.StatusCode.INTERNAL
+        details = raised.value.details()
+        assert "internal error (reference " in details and "driver detail" not in details
+        reference = details.split("reference ")[1].split(",")[0]
+        assert reference in caplog.text and "driver detail" in caplog.text  # traceback logged
+        assert await _ids(stub) == []  # rolled back

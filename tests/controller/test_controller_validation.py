@@ -24,7 +24,7 @@ from ctl_builders import (
 from ctl_client import all_tunnels, create
 
 from controller.capabilities import Capabilities
-from controller.model import Cipher
+from controller.model import Cipher, TunnelMode
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
 # The base state every case starts from: decrypt 100 (spi 780) → Geneve encap 101 chained from
@@ -226,7 +226,8 @@ async def test_capabilities_restrict_matches_and_ciphers(start_controller) -> No
     from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
 
     caps = Capabilities(vxlan_matching=False,
-                        ciphers=frozenset(c for c in Cipher if c.aead == "gcm"))
+                        ciphers=frozenset(c for c in Cipher if c.aead == "gcm"),
+                        tunnel_modes=frozenset({TunnelMode.TUNNEL, TunnelMode.TRANSPORT}))
     controller = await start_controller(capabilities=caps)
     async with tls_channel(controller) as channel:
         await wait_serving(channel)
@@ -237,7 +238,7 @@ async def test_capabilities_restrict_matches_and_ciphers(start_controller) -> No
 
         vxlan = geneve_encap(200)
         vxlan.match_criteria.vxlanMatch.vni = 7
-        ccm = ipsec_enc(201, spi=6000, cipher=pb._aes256ccm64)
+        ccm = ipsec_enc(201, spi=6000, cipher=pb._aes256ccm64, mode=pb.TUNNEL)
         response = await create(stub, vxlan, ccm)
         assert response.errorStatus == 0b11
         first, second = (item.error for item in response.responses)
@@ -245,4 +246,8 @@ async def test_capabilities_restrict_matches_and_ciphers(start_controller) -> No
         assert "match_criteria.vxlanMatch" in first.errorString
         assert second.errorMessage.ipsecError == pb.nonSupportedEncryption
         assert "_aes256ccm64" in second.errorString
+        nat_t = await create(stub, ipsec_enc(202, spi=6001, mode=pb.TUNNEL_NAT_TRAVERSAL))
+        assert nat_t.responses[0].error.errorMessage.ipsecError == pb.nonSupportedTunnelType
+        assert "TUNNEL_NAT_TRAVERSAL is not supported" in nat_t.responses[0].error.errorString
+        assert list(reported.ipsecCapabilities.tunnelTypeSupported) == [pb.TRANSPORT, pb.TUNNEL]
         assert await all_tunnels(stub) == []
