@@ -6,8 +6,10 @@ Run just these: .venv/bin/python -m pytest tests/p4src/test_geneve.py -q
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
+from scapy.packet import Raw
 from tunnel_dataplane import C, Ternary, TunnelDataplane
 from tunnel_packets import GENEVE, GeneveOptions
 from tunnel_scenarios import (
@@ -23,6 +25,7 @@ from tunnel_scenarios import (
     geneve_packet,
     options_of,
     plain_udp,
+    routed,
     vxlan_packet,
 )
 
@@ -165,3 +168,18 @@ def test_inner_mac_and_ip_keys_match_geneve_payload(dp: TunnelDataplane) -> None
     assert len(out) == 1 and GENEVE(out[0][1][42:]).vni == 13
     out = dp.send(1, geneve_packet(7, inner_dst="10.2.0.9"))
     assert len(out) == 1 and GENEVE(out[0][1][42:]).vni == 7   # unmatched: routed unchanged
+
+
+def test_decap_of_ipv6_inner_over_ipv6_outer(dp: TunnelDataplane) -> None:
+    dp.add_entry("tunnel_rules", "decap_geneve", priority=5,
+                 match={"tunnel_header": C("TUNNEL_HEADER_GENEVE"), "inner_ip_version": 6,
+                        "inner_ipv6_dst": Ternary("2001:db8:9::", "ffff:ffff:ffff::")},
+                 params={"tunnel_index": 4, "next_action": C("NEXT_ACTION_FORWARD")})
+    dp.add_route("2001:db8:9::/48", port=4, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    inner = (Ether(dst="02:00:00:00:0c:01", src="02:00:00:00:0c:02")
+             / IPv6(src="2001:db8:8::1", dst="2001:db8:9::1") / UDP(sport=1, dport=2)
+             / Raw(b"inner six"))
+    sent = (Ether(dst=SWITCH_MAC, src=HOST_MAC) / IPv6(src="2001:db8::a", dst="2001:db8::b")
+            / UDP(sport=50000, dport=6081) / GENEVE(vni=9, proto=0x6558) / inner)
+    assert dp.send(1, sent) == [(4, bytes(routed(Ether(bytes(inner)))))]
+    assert dp.counter("tunnel_out", 4)[0] == 1

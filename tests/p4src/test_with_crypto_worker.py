@@ -14,9 +14,10 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.ipsec import ESP
 from scapy.layers.ipsec import SecurityAssociation as ScapySA
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 from tunnel_dataplane import C, TunnelDataplane
+from tunnel_packets import CryptoShim
 from tunnel_scenarios import (
     HOST_MAC,
     NEXT_HOP_MAC,
@@ -166,3 +167,51 @@ def test_encrypt_ipv6_tunnel_of_ipv6_packet_decrypts_with_scapy(dp: TunnelDatapl
     assert outer[UDP].chksum == IPv6(bytes(recomputed))[UDP].chksum != 0
     decrypted = scapy_sa(key_salt, tunnel=True, nat_t=True, v6=True).decrypt(IPv6(bytes(outer)))
     assert bytes(decrypted) == bytes(inner)
+
+
+def test_ipv6_transport_mode_round_trip_both_ways(dp: TunnelDataplane) -> None:
+    enc, key_salt = worker(direction=Direction.ENCRYPT, tunnel=False, nat_t=False)
+    dp.add_entry("tunnel_rules", "ipsec_encrypt_transport", priority=1,
+                 match={"ingress_port": 1, "ip_version": 6},
+                 params={"tunnel_index": TUNNEL, "next_action": 1, "sa_index": SA_INDEX,
+                         "spi": SPI, "nat_t": 0})
+    dp.add_route("2001:db8:7::/48", port=OUT_PORT, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    packet = IPv6(bytes(IPv6(src="2001:db8:7::1", dst="2001:db8:7::2", hlim=33)
+                        / UDP(sport=9, dport=10) / Raw(b"transport six")))
+    ((_, frame),) = round_trip(dp, enc, 1, bytes(Ether(dst=SWITCH_MAC, src=HOST_MAC) / packet))
+    outer = Ether(frame)[IPv6]
+    assert (outer.nh, outer.hlim, outer.src) == (50, 33, packet.src)
+    decrypted = scapy_sa(key_salt, tunnel=False, nat_t=False).decrypt(IPv6(bytes(outer)))
+    assert bytes(decrypted) == bytes(packet)
+
+    # The other direction: scapy encrypts, the switch and the worker give the packet back.
+    dec = TunnelDataplane()
+    processor, key_salt = worker(direction=Direction.DECRYPT, tunnel=False, nat_t=False)
+    dec.add_entry("tunnel_rules", "ipsec_decrypt", priority=1,
+                  match={"tunnel_header": C("TUNNEL_HEADER_ESP"), "esp_spi": SPI},
+                  params={"tunnel_index": TUNNEL, "next_action": 1, "tunnel_mode": 0})
+    dec.add_entry("decrypt_sas", "set_decrypt_sa", match={"tunnel_index": TUNNEL, "spi": SPI},
+                  params={"sa_index": SA_INDEX})
+    dec.add_route("2001:db8:7::/48", port=OUT_PORT, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    encrypted = scapy_sa(key_salt, tunnel=False, nat_t=False).encrypt(packet)
+    out = round_trip(dec, processor, 1, bytes(Ether(dst=SWITCH_MAC, src=HOST_MAC) / encrypted))
+    assert out == [(OUT_PORT, bytes(Ether(dst=NEXT_HOP_MAC, src=ROUTER_MAC) / packet))]
+
+
+def test_vlan_tagged_esp_decrypts_and_leaves_untagged(dp: TunnelDataplane) -> None:
+    processor, key_salt = worker(direction=Direction.DECRYPT, tunnel=True, nat_t=True)
+    dp.add_entry("tunnel_rules", "ipsec_decrypt", priority=1,
+                 match={"tunnel_header": C("TUNNEL_HEADER_ESP"), "esp_spi": SPI},
+                 params={"tunnel_index": TUNNEL, "next_action": 1, "tunnel_mode": 1})
+    dp.add_entry("decrypt_sas", "set_decrypt_sa", match={"tunnel_index": TUNNEL, "spi": SPI},
+                 params={"sa_index": SA_INDEX})
+    dp.add_route("10.0.0.0/8", port=OUT_PORT, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    inner = IP(bytes(IP(src="10.9.0.1", dst="10.0.0.1") / UDP(sport=1, dport=2) / Raw(b"tag")))
+    encrypted = scapy_sa(key_salt, tunnel=True, nat_t=True).encrypt(inner)
+    frame = Ether(dst=SWITCH_MAC, src=HOST_MAC) / Dot1Q(vlan=7) / encrypted
+    out = dp.send(1, bytes(frame))
+    assert CryptoShim(out[0][1][:16]).l3_offset == 18
+    returned = processor.process(out[0][1])
+    assert returned is not None
+    assert dp.send(C("CRYPTO_PORT"), returned) == [
+        (OUT_PORT, bytes(Ether(dst=NEXT_HOP_MAC, src=ROUTER_MAC) / inner))]
