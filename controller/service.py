@@ -64,7 +64,13 @@ class StreamResult:
 
 
 def _usage(tunnels: Mapping[int, Tunnel]) -> tuple[int, int]:
+    """(tunnels, SAs) the given tunnels occupy in the data plane."""
     return len(tunnels), sum(len(t.security_associations) for t in tunnels.values())
+
+
+def _footprint(tunnel: Tunnel | None) -> tuple[int, int]:
+    """(tunnels, SAs) one tunnel occupies; (0, 0) for none."""
+    return (0, 0) if tunnel is None else (1, len(tunnel.security_associations))
 
 
 class TunnelService:
@@ -95,10 +101,10 @@ class TunnelService:
                              if request.operation in pb.OPERATION.values() else "?",
                              request.tunnelId, error)
                     continue
-                before_usage = _usage({0: change.before}) if change.before else (0, 0)
-                after_usage = _usage({0: change.after}) if change.after else (0, 0)
-                tunnels += after_usage[0] - before_usage[0]
-                sas += after_usage[1] - before_usage[1]
+                (tunnels_before, sas_before), (tunnels_after, sas_after) = (
+                    _footprint(change.before), _footprint(change.after))
+                tunnels += tunnels_after - tunnels_before
+                sas += sas_after - sas_before
                 peak_tunnels, peak_sas = max(peak_tunnels, tunnels), max(peak_sas, sas)
                 if change.after is None:
                     del view[change.tunnel_id]
@@ -181,9 +187,9 @@ class TunnelService:
             raise NotFound(f"tunnelId {tunnel_id} does not exist")
         return tunnel
 
-    def list(self) -> list[Tunnel]:
+    def list_tunnels(self) -> list[Tunnel]:
         """All tunnels, by ascending id (the paging order)."""
-        return [tunnels for _, tunnels in sorted(self._store.tunnels.items())]
+        return [tunnel for _, tunnel in sorted(self._store.tunnels.items())]
 
     async def counters(self, tunnel_ids: Sequence[int]) -> Mapping[int, TunnelCounters]:
         """Data-plane counters for the given ids."""

@@ -167,7 +167,7 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     async def getAllIpTunnels(self, request: pb.tunnelRequestArgs,
                               context: grpc.aio.ServicerContext
                               ) -> AsyncIterator[pb.ipTunnelResponses]:
-        for page in _pages(self._service.list(), request.tunnelsPerRequest):
+        for page in _pages(self._service.list_tunnels(), request.tunnelsPerRequest):
             counters = await self._service.counters([tunnel.tunnel_id for tunnel in page])
             message = pb.ipTunnelResponses()
             for tunnel in page:
@@ -180,7 +180,7 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     async def getAllIpTunnelsStats(self, request: pb.tunnelRequestArgs,
                                    context: grpc.aio.ServicerContext
                                    ) -> AsyncIterator[pb.ipTunnelStatsResponses]:
-        for page in _pages(self._service.list(), request.tunnelsPerRequest):
+        for page in _pages(self._service.list_tunnels(), request.tunnelsPerRequest):
             counters = await self._service.counters([tunnel.tunnel_id for tunnel in page])
             message = pb.ipTunnelStatsResponses()
             for tunnel in page:

@@ -24,7 +24,7 @@ from typing import Any
 from controller import model
 from controller.dataplane import TunnelChange
 from controller.keys import Secret
-from controller.sealing import KeySealer
+from controller.sealing import KeySealer, SealingError
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,10 @@ class TunnelStore:
             tunnel_id = int(tunnel_id_text)
 
             def secret_for(spi: int, tunnel_id: int = tunnel_id) -> Secret:
-                return self._sealer.open(sealed[(tunnel_id, spi)], tunnel_id=tunnel_id, spi=spi)
+                blob = sealed.get((tunnel_id, spi))
+                if blob is None:
+                    raise SealingError(f"no sealed key for tunnel {tunnel_id} spi {spi}")
+                return self._sealer.open(blob, tunnel_id=tunnel_id, spi=spi)
 
             tunnel = _from_json(json.loads(definition), secret_for)
             tunnels[tunnel_id] = tunnel

@@ -134,3 +134,16 @@ def test_store_key_file_is_private(tmp_path: Path) -> None:
     path.chmod(0o644)
     with pytest.raises(PermissionError, match="chmod 600"):
         load_or_create_store_key(tmp_path)
+
+
+async def test_a_moved_sealed_key_stops_the_start(start_controller, state_dir: Path) -> None:
+    first = await start_controller()
+    async with tls_channel(first) as channel:
+        await wait_serving(channel)
+        await _populate(pb_grpc.ipTunnelServiceStub(channel))
+    await first.stop(grace=None)
+    with sqlite3.connect(state_dir / DATABASE_FILE) as db:
+        [blob] = db.execute("SELECT sealed FROM sealed_keys WHERE tunnel_id = '1'").fetchone()
+        db.execute("UPDATE sealed_keys SET sealed = ? WHERE tunnel_id = '4'", (blob,))
+    with pytest.raises(SealingError, match="tunnel 4 spi 4587"):
+        await start_controller()

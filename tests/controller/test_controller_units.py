@@ -76,3 +76,12 @@ def test_cipher_properties() -> None:
 
 def test_every_error_code_has_an_api_mapping() -> None:
     assert set(API_ERRORS) == set(ErrorCode)
+
+
+@pytest.mark.parametrize("listen", ["localhost", "localhost:", ":3443", "localhost:https"])
+async def test_bad_listen_address_is_refused(tmp_path, listen: str) -> None:
+    from controller.server import create_server
+    from controller.settings import Settings
+
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        await create_server(Settings(listen=listen, state_dir=tmp_path))
