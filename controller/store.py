@@ -126,7 +126,11 @@ class TunnelStore:
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
-        self._tunnels: dict[int, model.Tunnel] = self._load()
+        try:
+            self._tunnels: dict[int, model.Tunnel] = self._load()
+        except BaseException:
+            self._db.close()
+            raise
         log.info("store %s: %d tunnel(s) loaded", path, len(self._tunnels))
 
     def _load(self) -> dict[int, model.Tunnel]:
