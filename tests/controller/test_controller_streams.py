@@ -202,3 +202,17 @@ async def test_unexpected_fault_is_internal_with_a_reference(start_controller, c
         reference = details.split("reference ")[1].split(",")[0]
         assert reference in caplog.text and "driver detail" in caplog.text  # traceback logged
         assert await _ids(stub) == []  # rolled back
+
+
+async def test_oversized_stream_is_refused_whole(v1) -> None:
+    import grpc
+    import pytest
+
+    from controller.servicer import MAX_STREAM_REQUESTS
+
+    requests = [geneve_encap(i + 1) for i in range(MAX_STREAM_REQUESTS + 1)]
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await create(v1, *requests)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "at most 4096 requests" in raised.value.details()
+    assert await _ids(v1) == []
