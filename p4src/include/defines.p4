@@ -36,6 +36,7 @@ const bit<16> ETHERTYPE_VLAN = 0x8100;
 const bit<16> ETHERTYPE_TEB  = 0x6558;   // transparent Ethernet bridging: Geneve inner frame
 
 const bit<8> IP_PROTO_IPV4 = 4;
+const bit<8> IP_PROTO_TCP  = 6;
 const bit<8> IP_PROTO_UDP  = 17;
 const bit<8> IP_PROTO_IPV6 = 41;
 const bit<8> IP_PROTO_ESP  = 50;

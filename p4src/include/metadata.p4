@@ -14,6 +14,7 @@ struct parser_metadata_t {
     bit<8>  words_left;         // option words still to parse
     bit<8>  data_words_left;    // data words of the current option still to parse
     bit<8>  decrypted_next;     // decrypted tunnel-mode frame from CRYPTO_PORT: inner IP protocol
+    bit<32> l4_ports;           // lookahead of a TCP header's source and destination ports
 }
 
 // The lookup key of tunnel_rules, copied out of the headers by the classifier so that absent

@@ -79,6 +79,7 @@ parser TunnelParser(packet_in packet,
         transition select(hdr.ipv4.frag_offset, hdr.ipv4.protocol) {
             (0, IP_PROTO_UDP): parse_udp;
             (0, IP_PROTO_ESP): parse_esp;
+            (0, IP_PROTO_TCP): parse_tcp_ports;
             default: accept;
         }
     }
@@ -89,8 +90,17 @@ parser TunnelParser(packet_in packet,
         transition select(hdr.ipv6.next_hdr) {
             IP_PROTO_UDP: parse_udp;
             IP_PROTO_ESP: parse_esp;
+            IP_PROTO_TCP: parse_tcp_ports;
             default: accept;
         }
+    }
+
+    // TCP stays payload; only its ports are read, for the Geneve source-port hash.
+    state parse_tcp_ports {
+        meta.parsing.l4_ports = packet.lookahead<bit<32>>();
+        meta.flow.l4_src_port = meta.parsing.l4_ports[31:16];
+        meta.flow.l4_dst_port = meta.parsing.l4_ports[15:0];
+        transition accept;
     }
 
     state parse_udp {

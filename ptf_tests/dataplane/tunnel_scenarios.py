@@ -79,9 +79,10 @@ def expected_encap(sent: Ether, options: list[GeneveOptions], *, v6: bool = Fals
         inner = Ether(dst=inner.dst, src=inner.src, type=inner[Dot1Q].type) / inner[Dot1Q].payload
     inner.dst, inner.src = INNER_DST_MAC, INNER_SRC_MAC
     ip = inner[IP]
+    l4 = inner[UDP] if UDP in inner else inner[TCP] if TCP in inner else None
     sport = geneve_source_port(src=int(ipaddress.ip_address(ip.src)),
                                dst=int(ipaddress.ip_address(ip.dst)), protocol=ip.proto,
-                               sport=inner[UDP].sport, dport=inner[UDP].dport,
+                               sport=l4.sport if l4 else 0, dport=l4.dport if l4 else 0,
                                base=C("GENEVE_SRC_PORT_BASE"), span=C("GENEVE_SRC_PORT_RANGE"))
     src, dst = OUTER_V6 if v6 else OUTER_V4
     outer_ip = (IPv6(src=src, dst=dst, hlim=64, tc=0, fl=0) if v6

@@ -6,7 +6,7 @@ Run just these: .venv/bin/python -m pytest tests/p4src/test_geneve.py -q
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
@@ -59,6 +59,19 @@ def test_encap_ipv6_outer_matches_scapy(dp: TunnelDataplane, count: int, data_le
     dp.add_route("2001:db8:1::/48", port=3, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     sent = plain_udp()
     assert dp.send(1, sent) == [(3, bytes(expected_encap(sent, options, v6=True, critical=1)))]
+
+
+def test_encap_source_port_hashes_tcp_ports_too(dp: TunnelDataplane) -> None:
+    add_encap_rule(dp, tunnel=7, options=[])
+    dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    ports = set()
+    for sport in (40000, 40001, 40002):
+        sent = Ether(bytes(Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src="10.0.0.1", dst="10.0.0.2")
+                           / TCP(sport=sport, dport=443) / Raw(b"t")))
+        ((_, frame),) = dp.send(1, sent)
+        assert frame == bytes(expected_encap(sent, []))
+        ports.add(Ether(frame)[UDP].sport)
+    assert len(ports) == 3
 
 
 def test_encap_removes_vlan_tag_from_inner_frame(dp: TunnelDataplane) -> None:
