@@ -1471,6 +1471,9 @@ class Compiler:
             return Val(f"{b.code}.f_{m}", f.type)
         if isinstance(t, StackT):
             oob = self.error_code("StackOutOfBounds")
+            if m in ("next", "last", "lastIndex") and not scope.find_states():
+                raise self.fail(P4TypeError, member, f"'{m}' of a header stack can only be used "
+                                "in a parser (as p4c requires)", "header stack")
             if m == "next":
                 return Val(f"stack_next({b.code}, {oob})", t.elem)
             if m == "last":

@@ -116,6 +116,15 @@ def test_table_applied_twice_is_refused_like_p4c(tmp_path: Path) -> None:
     assert (err.line, err.column) == (BODY_LINE, 49)
 
 
+def test_stack_next_outside_a_parser(tmp_path: Path) -> None:
+    decls = "header i_t { bit<8> v; }\nstruct more_t { i_t[2] items; }"
+    err = _error(_program(tmp_path, decls=decls, locals_="more_t m;",
+                          body="m.items.last.v = 1;"))
+    assert isinstance(err, P4TypeError)
+    assert err.message == ("'last' of a header stack can only be used in a parser "
+                           "(as p4c requires)")
+
+
 def test_default_action_argument_count(tmp_path: Path) -> None:
     table = "table t { key = { hdr.h.a: exact; } actions = { set; } default_action = set(); }"
     err = _error(_program(tmp_path, locals_=table, body="t.apply();"))

@@ -1,6 +1,6 @@
 // Parser constructs: select with masks, ranges, tuples and default; header stacks with
-// .next/.last/.lastIndex; lookahead; advance; varbit with a computed length; verify with a
-// program-declared error; reject. Ingress reports what the parser saw in a `report` header.
+// .next/.last/.lastIndex (parser only); lookahead; advance; varbit with a computed length;
+// verify with a program-declared error; reject. Ingress reports what the parser saw in a `report` header.
 #include <core.p4>
 #include <v1model.p4>
 
@@ -22,7 +22,7 @@ struct headers_t {
     ipv4_t ipv4;
     ipv4_options_t ipv4_options;
 }
-struct metadata_t { bit<8> path; }
+struct metadata_t { bit<8> path; bit<8> vlans; bit<8> last_pcp; }
 
 parser ConstructParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
                        inout standard_metadata_t sm) {
@@ -37,6 +37,8 @@ parser ConstructParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
     }
     state parse_vlan {
         pkt.extract(hdr.vlan.next);
+        meta.vlans = (bit<8>)hdr.vlan.lastIndex + 1;
+        meta.last_pcp = (bit<8>)hdr.vlan.last.pcp;
         transition select(hdr.vlan.last.etherType) {
             0x8100: parse_vlan;
             0x0800: parse_ip;
@@ -97,10 +99,8 @@ control ReportIngress(inout headers_t hdr, inout metadata_t meta,
         } else {
             hdr.report.err = 0xff;
         }
-        if (hdr.vlan[0].isValid()) {
-            hdr.report.vlans = (bit<8>)hdr.vlan.lastIndex + 1;
-            hdr.report.last_pcp = (bit<8>)hdr.vlan.last.pcp;
-        }
+        hdr.report.vlans = meta.vlans;
+        hdr.report.last_pcp = meta.last_pcp;
         sm.egress_spec = 1;
     }
 }

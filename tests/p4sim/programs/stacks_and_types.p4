@@ -14,7 +14,7 @@ header facts_t {
 }
 struct pair_t { byte_t a; byte_t b; }
 struct headers_t { op_t op; facts_t facts; item_t[3] items; }
-struct metadata_t { pair_t first; pair_t second; }
+struct metadata_t { pair_t first; pair_t second; byte_t last_index; }
 
 parser SParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
                inout standard_metadata_t sm) {
@@ -30,6 +30,7 @@ parser SParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
     }
     state item {
         pkt.extract(hdr.items.next);
+        meta.last_index = (byte_t)hdr.items.lastIndex;
         transition items;
     }
 }
@@ -55,8 +56,14 @@ control SIngress(inout headers_t hdr, inout metadata_t meta, inout standard_meta
             hdr.facts.copied = meta.second.a + meta.second.b;
         }
         hdr.facts.stack_size = (byte_t)hdr.items.size;
+        // lastIndex is parser-only: the parser recorded it; push/pop move it by one
+        if (op == Op.PUSH && meta.last_index < 2 && hdr.items[1].isValid()) {
+            meta.last_index = meta.last_index + 1;
+        } else if (op == Op.POP && meta.last_index > 0) {
+            meta.last_index = meta.last_index - 1;
+        }
         if (hdr.items[0].isValid()) {
-            hdr.facts.last_index = (byte_t)hdr.items.lastIndex;
+            hdr.facts.last_index = meta.last_index;
         } else {
             hdr.facts.last_index = 0xff;
         }
