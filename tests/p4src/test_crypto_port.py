@@ -99,7 +99,8 @@ def test_encrypt_return_is_counted_and_routed_on_outer_destination(dp: TunnelDat
 
 def test_encrypt_return_with_recirculate_chains_to_next_rule(dp: TunnelDataplane) -> None:
     add_encrypt_tunnel(dp, next_action="NEXT_ACTION_RECIRCULATE")
-    add_encap_rule(dp, tunnel=23, options=[], vni=23, match={"prev_tunnel": 20})
+    # ingress_port still means where the packet entered the switch, not CRYPTO_PORT.
+    add_encap_rule(dp, tunnel=23, options=[], vni=23, match={"prev_tunnel": 20, "ingress_port": 1})
     dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     ((_, to_worker),) = dp.send(1, inner_tcp())
     assert CryptoShim(to_worker[:16]).next_action == C("NEXT_ACTION_RECIRCULATE")

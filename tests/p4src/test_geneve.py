@@ -107,6 +107,18 @@ def test_encap_counts_in_and_out_per_packet(dp: TunnelDataplane) -> None:
     assert dp.counter("tunnel_drop_out", 7) == (0, 0)
 
 
+def test_rule_hits_count_per_entry(dp: TunnelDataplane) -> None:
+    dp.add_route("0.0.0.0/0", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    first = dp.add_entry("tunnel_rules", "encap_geneve_v4", match={"ipv4_dst": "10.0.0.2"},
+                         priority=2, params=encap_params(tunnel=7, options=[]))
+    second = dp.add_entry("tunnel_rules", "encap_geneve_v4", match={"ingress_port": 1},
+                          priority=1, params=encap_params(tunnel=8, options=[]))
+    for dst in ("10.0.0.2", "10.0.0.2", "10.0.0.3"):
+        assert len(dp.send(1, plain_udp(dst))) == 1
+    assert dp.rule_hits("tunnel_rules", first) == (2, 2 * len(plain_udp()))
+    assert dp.rule_hits("tunnel_rules", second)[0] == 1
+
+
 def test_encap_without_route_drops_and_counts_out_side(dp: TunnelDataplane) -> None:
     add_encap_rule(dp, tunnel=7, options=[])
     assert dp.send(1, plain_udp()) == []

@@ -138,6 +138,13 @@ class TunnelDataplane:
         with self.switch.lock:
             return self.switch.state.counters[cinfo.preamble.id].read(index)
 
+    def rule_hits(self, table: str, entry: TableEntry) -> tuple[int, int]:
+        """(packets, bytes) of the direct counter of `table` for `entry`."""
+        tinfo = _unique(self.p4info.tables, table, "table")
+        (counter_id,) = tinfo.direct_resource_ids
+        with self.switch.lock:
+            return self.switch.state.direct_counters[counter_id].read(entry.key)
+
     # -- data plane ------------------------------------------------------------------------------
 
     def send(self, port: int, frame: Packet | bytes) -> list[tuple[int, bytes]]:
