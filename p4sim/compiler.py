@@ -716,7 +716,7 @@ class Compiler:
                                 f"{loc.data} in a parser is not supported", loc.data)
         for s in states:
             sann, sname, *stmts = kids(s)
-            *body_stmts, trans = stmts
+            *body_stmts, trans = stmts  # trans is None: no transition means reject (P4 spec)
             g.emit(f"def {state_names[ident(sname)]}(P, hdr, meta, sm, L):")
             g.depth += 1
             g.emit(f"if P.trace is not None: P.trace.append('parser {name}: state "
@@ -724,7 +724,10 @@ class Compiler:
             sscope = Scope(self, pscope, {})
             for st in body_stmts:
                 self.statement(st, sscope, ctx="parser")
-            self.transition(trans, sscope)
+            if trans is None:
+                g.emit("return None")
+            else:
+                self.transition(trans, sscope)
             g.depth -= 1
         g.emit(f"def parser_{py(name)}(P):")
         g.depth += 1
@@ -1255,6 +1258,8 @@ class Compiler:
         elif d == "const_decl":
             self.declare_const(st, scope.names)
         elif d == "exit_statement":
+            if ctx == "parser":
+                raise self.fail(P4TypeError, st, "exit is not allowed in a parser", "exit")
             g.emit("raise ExitSignal()")
         elif d == "return_statement":
             if ctx == "parser":
@@ -1975,6 +1980,9 @@ class Compiler:
             v = self.expr(args[0], scope)
             return Val(f"{v.code}.f_egress_spec = 511; {v.code}.f_mcast_grp = 0", VoidT())
         if name == "verify":
+            if not scope.find_states():
+                raise self.fail(P4TypeError, node, "verify can only be called in a parser",
+                                "verify")
             c = self.expr(args[0], scope)
             e = self.expr(args[1], scope)
             if not isinstance(c.type, BoolT) or not isinstance(e.type, ErrorT):

@@ -2,15 +2,17 @@
 
 p4c (control-plane/p4RuntimeSymbolTable.cpp): an `@id` annotation wins (the 8-bit type prefix is
 added when missing); every other entity of a type gets, in sorted name order, the prefix in the
-top 8 bits and the low 24 bits of Jenkins' one-at-a-time hash of its fully qualified name, moving
-on by one (linear probing) while the id is taken.
+top 8 bits and the low 24 bits of Jenkins' one-at-a-time hash of its fully qualified name (for a
+`@controller_header` header: its type name), moving on by one (linear probing) while the id is
+taken. Checked against a p4c-generated P4Info: NoAction 21257015, a nested table, a counter, a
+direct counter, an action and both controller headers give p4c's ids.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from p4sim.model import ProgramModel
+from p4sim.model import ControllerHeaderModel, ProgramModel
 
 PREFIX_ACTION = 0x01
 PREFIX_TABLE = 0x02
@@ -31,6 +33,14 @@ def jenkins_one_at_a_time(data: bytes) -> int:
     h ^= h >> 11
     h = (h + (h << 15)) & 0xFFFFFFFF
     return h
+
+
+def _symbol_name(item: Any) -> str:
+    """The name p4c hashes: the fully qualified name, except for controller headers, which p4c
+    registers under their header type's name (the P4Info shows the annotation's name)."""
+    if isinstance(item, ControllerHeaderModel):
+        return item.header_type
+    return str(item.name)
 
 
 class IdAllocator:
@@ -57,10 +67,10 @@ class IdAllocator:
                     item.id = explicit | (prefix << 24)
                     self.taken.add(item.id)
         for prefix, items in groups:
-            for item in sorted(items, key=lambda i: i.name):
+            for item in sorted(items, key=_symbol_name):
                 if getattr(item, "explicit_id", None) is not None:
                     continue
-                h = jenkins_one_at_a_time(item.name.encode())
+                h = jenkins_one_at_a_time(_symbol_name(item).encode())
                 while True:
                     candidate = (prefix << 24) | (h & 0xFFFFFF)
                     if candidate not in self.taken:

@@ -125,6 +125,27 @@ def test_stack_next_outside_a_parser(tmp_path: Path) -> None:
                            "(as p4c requires)")
 
 
+def test_verify_outside_a_parser(tmp_path: Path) -> None:
+    err = _error(_program(tmp_path, body="verify(true, error.NoMatch);"))
+    assert isinstance(err, P4TypeError)
+    assert err.message == "verify can only be called in a parser"
+
+
+def test_exit_in_a_parser(tmp_path: Path) -> None:
+    path = _program(tmp_path)
+    path.write_text(path.read_text().replace("transition accept;", "exit; transition accept;", 1))
+    err = _error(path)
+    assert isinstance(err, P4TypeError) and err.message == "exit is not allowed in a parser"
+
+
+def test_state_without_transition_rejects(tmp_path: Path) -> None:
+    from p4sim.switch import Switch
+
+    path = _program(tmp_path, body="hdr.h.a = 9;")
+    path.write_text(path.read_text().replace(" transition accept; }", " }", 1))
+    assert Switch(load_program(path)).process(0, b"\x01\x02\x03") == [(0, b"\x09\x02\x03")]
+
+
 def test_default_action_argument_count(tmp_path: Path) -> None:
     table = "table t { key = { hdr.h.a: exact; } actions = { set; } default_action = set(); }"
     err = _error(_program(tmp_path, locals_=table, body="t.apply();"))
