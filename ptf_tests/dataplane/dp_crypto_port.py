@@ -93,13 +93,13 @@ class CryptoEncryptReturnTest(CryptoBase):
 @group("crypto")
 class CryptoReturnRecirculateTest(CryptoBase):
     """A RECIRCULATE encrypt rule: the returned ESP packet is matched again by the rule chained
-    on its tunnel index, here a Geneve encap."""
+    on its tunnel index and first ingress port, here a Geneve encap."""
 
     def runTest(self) -> None:  # noqa: N802
         self.add_encrypt(next_action="NEXT_ACTION_RECIRCULATE")
         self.add_entry("tunnel_rules", "encap_geneve_v4", priority=10,
-                       match={"prev_tunnel": 20}, params=encap_params(tunnel=23, options=[],
-                                                                       vni=23))
+                       match={"prev_tunnel": 20, "ingress_port": IN_PORT},
+                       params=encap_params(tunnel=23, options=[], vni=23))
         self.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
         tu.send_packet(self, IN_PORT, inner_tcp())
         to_worker = self.receive_one(self.crypto_port())
