@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
@@ -117,8 +118,9 @@ def cmd_stats(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
               err: TextIO) -> Exit:
     client = _need(client)
     refreshes = 0
+    previous: _Sample | None = None
     while True:
-        status = _print_stats(args, client, out, err)
+        status, previous = _print_stats(args, client, out, err, previous)
         refreshes += 1
         if args.watch is None or (args.count and refreshes >= args.count):
             return status
@@ -280,8 +282,17 @@ def _send_file(args: argparse.Namespace, client: TunnelClient | None, out: TextI
     return Exit.OK if outcome.ok else Exit.REJECTED
 
 
-def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO,
-                 err: TextIO) -> Exit:
+@dataclass(frozen=True, kw_only=True)
+class _Sample:
+    """One stats refresh: when it was taken and each tunnel's (in, out) packet counts."""
+
+    taken: float
+    packets: dict[int, tuple[int, int]]
+
+
+def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO, err: TextIO,
+                 previous: _Sample | None) -> tuple[Exit, _Sample]:
+    """Print one refresh; with --watch, add packets/s since ``previous`` (the counters moving)."""
     status = Exit.OK
     responses: list[pb.ipTunnelStatsResponse] = []
     if args.tunnel_ids:
@@ -293,24 +304,39 @@ def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO,
                 responses.append(response)
     else:
         responses = list(client.all_stats(args.page_size))
+    sample = _Sample(taken=time.monotonic(), packets={
+        r.tunnelId: (r.tunnelCounters.inPackets, r.tunnelCounters.outPackets) for r in responses})
     if args.output != "table":
         dump(readable_list(responses), args.output, out)
         out.flush()
-        return status
+        return status, sample
+    headers = ["ID", "IN_PKTS", "IN_BYTES", "OUT_PKTS", "OUT_BYTES", "IN_DROPS", "OUT_DROPS"]
     if args.watch is not None:
+        headers += ["IN_PPS", "OUT_PPS"]
         if out.isatty():
             out.write("\x1b[H\x1b[2J")
         out.write(f"every {args.watch:g}s  {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC\n")
-    rows = []
+    rows: list[list[object]] = []
     for response in responses:
         counters = response.tunnelCounters
-        rows.append([response.tunnelId, counters.inPackets, counters.inBytes,
-                     counters.outPackets, counters.outBytes, counters.inPacketsDrops,
-                     counters.outPacketsDrops])
-    out.write(render_table(["ID", "IN_PKTS", "IN_BYTES", "OUT_PKTS", "OUT_BYTES", "IN_DROPS",
-                            "OUT_DROPS"], rows))
+        row: list[object] = [response.tunnelId, counters.inPackets, counters.inBytes,
+                             counters.outPackets, counters.outBytes, counters.inPacketsDrops,
+                             counters.outPacketsDrops]
+        if args.watch is not None:
+            row += _rates(response.tunnelId, sample, previous)
+        rows.append(row)
+    out.write(render_table(headers, rows))
     out.flush()
-    return status
+    return status, sample
+
+
+def _rates(tunnel_id: int, now: _Sample, before: _Sample | None) -> list[object]:
+    """Packets per second in and out since the last refresh; "-" when there is none to compare."""
+    if before is None or tunnel_id not in before.packets or now.taken <= before.taken:
+        return ["-", "-"]
+    elapsed = now.taken - before.taken
+    return [f"{(new - old) / elapsed:.1f}" for new, old in
+            zip(now.packets[tunnel_id], before.packets[tunnel_id], strict=True)]
 
 
 def _retire(client: TunnelClient, tunnel_id: int, spis: Sequence[int], out: TextIO,
