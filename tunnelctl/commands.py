@@ -118,7 +118,7 @@ def cmd_stats(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
               err: TextIO) -> Exit:
     client = _need(client)
     refreshes = 0
-    previous: _Sample | None = None
+    previous: StatsSample | None = None
     while True:
         status, previous = _print_stats(args, client, out, err, previous)
         refreshes += 1
@@ -283,7 +283,7 @@ def _send_file(args: argparse.Namespace, client: TunnelClient | None, out: TextI
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Sample:
+class StatsSample:
     """One stats refresh: when it was taken and each tunnel's (in, out) packet counts."""
 
     taken: float
@@ -291,7 +291,7 @@ class _Sample:
 
 
 def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO, err: TextIO,
-                 previous: _Sample | None) -> tuple[Exit, _Sample]:
+                 previous: StatsSample | None) -> tuple[Exit, StatsSample]:
     """Print one refresh; with --watch, add packets/s since ``previous`` (the counters moving)."""
     status = Exit.OK
     responses: list[pb.ipTunnelStatsResponse] = []
@@ -304,7 +304,7 @@ def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO, er
                 responses.append(response)
     else:
         responses = list(client.all_stats(args.page_size))
-    sample = _Sample(taken=time.monotonic(), packets={
+    sample = StatsSample(taken=time.monotonic(), packets={
         r.tunnelId: (r.tunnelCounters.inPackets, r.tunnelCounters.outPackets) for r in responses})
     if args.output != "table":
         dump(readable_list(responses), args.output, out)
@@ -323,14 +323,14 @@ def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO, er
                              counters.outPackets, counters.outBytes, counters.inPacketsDrops,
                              counters.outPacketsDrops]
         if args.watch is not None:
-            row += _rates(response.tunnelId, sample, previous)
+            row += packet_rates(response.tunnelId, sample, previous)
         rows.append(row)
     out.write(render_table(headers, rows))
     out.flush()
     return status, sample
 
 
-def _rates(tunnel_id: int, now: _Sample, before: _Sample | None) -> list[object]:
+def packet_rates(tunnel_id: int, now: StatsSample, before: StatsSample | None) -> list[object]:
     """Packets per second in and out since the last refresh; "-" when there is none to compare."""
     if before is None or tunnel_id not in before.packets or now.taken <= before.taken:
         return ["-", "-"]

@@ -69,3 +69,13 @@ def test_server_allocated_id_is_reported() -> None:
     outcome = _pair(requests, reply)
     assert outcome.ok
     assert _report(outcome) == ("created tunnels[0] tunnel 501\n", "")
+
+
+def test_watch_rates_are_packets_per_second_since_the_last_refresh() -> None:
+    from tunnelctl.commands import StatsSample, packet_rates
+
+    before = StatsSample(taken=10.0, packets={7: (100, 50)})
+    now = StatsSample(taken=12.0, packets={7: (160, 50), 8: (5, 5)})
+    assert packet_rates(7, now, before) == ["30.0", "0.0"]
+    assert packet_rates(8, now, before) == ["-", "-"]  # new tunnel: nothing to compare with
+    assert packet_rates(7, now, None) == ["-", "-"]
