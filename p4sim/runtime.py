@@ -209,6 +209,15 @@ class TableState:
         self.default_action = default_action
         self._position = {k.field_id: i for i, k in enumerate(keys)}
         self._exact_only = all(k.match_kind == "exact" for k in keys)
+        lpm_positions = [i for i, k in enumerate(keys) if k.match_kind == "lpm"]
+        # one lpm key, the rest exact: a dict per prefix length, longest first
+        self._lpm_position = (
+            lpm_positions[0]
+            if len(lpm_positions) == 1
+            and all(k.match_kind in ("exact", "lpm") for k in keys)
+            else None
+        )
+        self._lpm_index: list[tuple[int, int, dict[tuple[int, ...], TableEntry]]] = []
         self._const_entries = const_entries
         self._entries: dict[EntryKey, TableEntry] = {}
         self._exact_index: dict[tuple[int, ...], TableEntry] = {}
@@ -286,6 +295,15 @@ class TableState:
         """The matching entry of highest precedence, or None on a miss."""
         if self._exact_only:
             return self._exact_index.get(values)
+        pos = self._lpm_position
+        if pos is not None:
+            for _plen, mask, index in self._lpm_index:
+                masked = list(values)
+                masked[pos] &= mask
+                found = index.get(tuple(masked))
+                if found is not None:
+                    return found
+            return None
         if self._sorted is None:
             self._sorted = sorted(self._compile_all(), key=lambda c: c.rank)
         for compiled in self._sorted:
@@ -311,6 +329,26 @@ class TableState:
 
     def _reindex(self) -> None:
         self._sorted = None
+        pos = self._lpm_position
+        if pos is not None:
+            width = self.keys[pos].bitwidth
+            full = (1 << width) - 1
+            by_length: dict[int, dict[tuple[int, ...], TableEntry]] = {}
+            for entry in self._entries.values():
+                values = [0] * len(self.keys)
+                plen = 0  # an omitted lpm field is a /0 wildcard
+                for m in entry.matches:
+                    i = self._position[m.field_id]
+                    values[i] = m.value
+                    if i == pos:
+                        plen = m.prefix_len if m.prefix_len is not None else width
+                mask = full ^ ((1 << (width - plen)) - 1)
+                values[pos] &= mask
+                by_length.setdefault(plen, {})[tuple(values)] = entry
+            self._lpm_index = sorted(
+                ((plen, full ^ ((1 << (width - plen)) - 1), index)
+                 for plen, index in by_length.items()),
+                key=lambda item: -item[0])
         if self._exact_only:
             index: dict[tuple[int, ...], TableEntry] = {}
             for entry in self._entries.values():

@@ -103,3 +103,30 @@ def test_counter_and_register() -> None:
     assert r.read(3) == 0xFF
     with pytest.raises(NotFoundError):
         r.write(4, 1)
+
+
+def test_lpm_with_exact_key_uses_longest_prefix_and_wildcard_entry() -> None:
+    keys = (KeySpec(field_id=1, name="vrf", bitwidth=8, match_kind="exact"),
+            KeySpec(field_id=2, name="dst", bitwidth=32, match_kind="lpm"))
+    t = TableState(table_id=7, name="routes", keys=keys, actions=(FWD, MISS), size=8,
+                   default_action=ActionCall(action_id=2), default_is_const=False,
+                   is_const=False)
+
+    def route(vrf: int, prefix: int, plen: int | None, port: int) -> TableEntry:
+        matches = [FieldMatch(field_id=1, kind="exact", value=vrf)]
+        if plen is not None:
+            matches.append(FieldMatch(field_id=2, kind="lpm", value=prefix, prefix_len=plen))
+        return _entry(tuple(matches), port)
+
+    default_route = route(1, 0, None, 9)  # lpm field omitted: /0
+    t.insert(default_route)
+    t.insert(route(1, 0x0A000000, 8, 1))
+    t.insert(route(1, 0x0A010000, 16, 2))
+    t.insert(route(2, 0x0A010000, 16, 3))
+    assert t.lookup((1, 0x0A010203)).action.args == (2,)  # type: ignore[union-attr]
+    assert t.lookup((1, 0x0A020203)).action.args == (1,)  # type: ignore[union-attr]
+    assert t.lookup((1, 0x0B000000)) == default_route
+    assert t.lookup((2, 0x0A010203)).action.args == (3,)  # type: ignore[union-attr]
+    assert t.lookup((2, 0x0B000000)) is None
+    t.delete(route(1, 0x0A010000, 16, 2).key)
+    assert t.lookup((1, 0x0A010203)).action.args == (1,)  # type: ignore[union-attr]
