@@ -731,7 +731,7 @@ class Compiler:
             g.depth -= 1
         g.emit(f"def parser_{py(name)}(P):")
         g.depth += 1
-        g.emit(f"L = PL_{py(name)}()")
+        g.emit(f"L = PL_{py(name)}()" if init_lines else "L = None  # no parser-level variables")
         g.emit("hdr = P.hdr; meta = P.meta; sm = P.sm")
         for target, t, vinit, sc in init_lines:
             if vinit is not None:
@@ -894,7 +894,7 @@ class Compiler:
                 sym.code = self.compile_table(sym.info, cscope, qname, cparams)
         g.emit(f"def {inst.pyname}(P, {cparams}):")
         g.depth += 1
-        g.emit(f"L = CL_{py(qname)}()")
+        g.emit(f"L = CL_{py(qname)}()" if init_lines else "L = None  # no control-level variables")
         for target, t, vinit, sc in init_lines:
             if vinit is not None:
                 v = self.coerce(self.expr(vinit, sc), t, vinit, "initializer")
@@ -1212,11 +1212,8 @@ class Compiler:
         g = self.gen
         d = st.data
         if d == "block":
-            g.emit("if True:")
-            g.depth += 1
+            # a nested block only opens a scope; Python needs no statement for that
             self.block(st, scope, ctx)
-            g.emit("pass")
-            g.depth -= 1
         elif d == "assignment":
             lhs, rhs = kids(st)
             self.assign(norm(lhs), rhs, scope, st)
@@ -2024,7 +2021,8 @@ class Compiler:
             w = bit_width(target.type)
             if name == "update_checksum_with_payload":
                 data_code = f"({data_code} + P.data[P.off:])"
-            value = f"compute_hash({algo!r}, {data_code}, {w})"
+            value = (f"{algo}({data_code})" if algo in ("csum16", "crc16", "crc32")
+                     else f"compute_hash({algo!r}, {data_code}, {w})")
             if name == "verify_checksum":
                 return Val(f"if {cond.code} and {value} != {target.code}: "
                            "P.sm.f_checksum_error = 1", VoidT())
@@ -2300,7 +2298,7 @@ class CompiledProgram:
         }
         for name in ("HeaderStack", "stack_next", "stack_last", "copy_header", "push_front",
                      "pop_front", "to_signed", "pack_bits", "compute_hash", "hash_result",
-                     "random_between", "log_message"):
+                     "random_between", "log_message", "csum16", "crc16", "crc32"):
             ns[name] = getattr(dataplane_lib, name)
         m = self.model
         ns["_AN"] = {a.id: a.name for a in m.actions.values()}

@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from p4sim.packet import ExitSignal, Packet
 from p4sim.program import Program
@@ -38,8 +39,9 @@ class SwitchStats:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Pass:
+class _Pass(NamedTuple):
+    """One trip through the pipeline (a NamedTuple: cheap to create per packet)."""
+
     frame: bytes
     ingress_port: int
     instance_type: int
