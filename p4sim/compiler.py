@@ -178,6 +178,7 @@ class Compiler:
         self.match_kinds: list[str] = []
         self.externs: dict[str, ExternDecl] = {}
         self.extern_funcs: dict[str, set[int]] = {}
+        self.extern_sigs: dict[str, list[list[tuple[str, str, P4Type]]]] = {}
         self.parsers: dict[str, Tree] = {}
         self.controls: dict[str, Tree] = {}
         self.global_actions: dict[str, Tree] = {}
@@ -327,6 +328,8 @@ class Compiler:
             ann, proto = kids(decl)
             fname, nparams = self.proto_shape(proto)
             self.extern_funcs.setdefault(fname, set()).add(nparams)
+            if proto.data != "lookahead_proto":
+                self.extern_sigs.setdefault(fname, []).append(self.param_types(kids(proto)[3]))
             return
         if kind == "action_decl":
             name = ident(kids(decl)[1])
@@ -1838,7 +1841,26 @@ class Compiler:
         if name not in self.extern_funcs:
             raise self.fail(UnknownNameError, callee, f"unknown function '{name}'", "call")
         self.check_args(args, self.extern_funcs[name], node, name)
+        self.check_extern_arguments(name, args, scope)
         return self.extern_function(name, args, scope, node)
+
+    def check_extern_arguments(self, name: str, args: list[Any], scope: Scope) -> None:
+        """Check arguments against the declaration in <core.p4>/<v1model.p4>: declared types
+        (generic parameters accept anything) and writable arguments for out/inout."""
+        for sig in self.extern_sigs.get(name, []):
+            if len(sig) != len(args):
+                continue
+            for arg, (pname, direction, ptype) in zip(args, sig, strict=True):
+                if direction in ("out", "inout"):
+                    self.check_lvalue(norm_expr(arg), scope)
+                if isinstance(ptype, TypeParamT):
+                    continue
+                value = self.expr(arg, scope)
+                if isinstance(ptype, StructLikeT) and value.type != ptype:
+                    raise self.fail(P4TypeError, arg, f"{name}: argument '{pname}' must be "
+                                    f"{ptype.show()}, got {value.type.show()}", "call")
+                self.coerce(value, ptype, arg, "call", what=f"{name}'s parameter '{pname}'")
+            return
 
     def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
         decl, full, anns = sym.info
