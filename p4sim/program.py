@@ -19,7 +19,8 @@ from pathlib import Path
 from finsy.proto import p4i
 from google.protobuf import text_format
 
-from p4sim.compiler import CompiledProgram, compile_program
+from p4sim.compiled import CompiledProgram
+from p4sim.compiler import compile_program
 from p4sim.p4info import build_p4info
 from p4sim.preprocess import preprocess
 from p4sim.syntax import parse_source
