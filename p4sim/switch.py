@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class Switch:
         self.packet_in_sink: Callable[[bytes, dict[int, int]], None] | None = None
         self.trace: Callable[[str], None] | None = None
         self._pipeline = program.compiled.instantiate(self.state)
+        self._started_ns = time.monotonic_ns()
 
     def reset_state(self) -> None:
         """Empty tables (const entries stay), zero counters and registers (pipeline reload)."""
@@ -129,6 +131,8 @@ class Switch:
         sm.f_ingress_port = job.ingress_port
         sm.f_instance_type = job.instance_type
         sm.f_packet_length = len(job.frame)
+        # microseconds since the switch started, as simple_switch's get_ts()
+        sm.f_ingress_global_timestamp = (time.monotonic_ns() - self._started_ns) // 1000
         if job.preserved is not None and job.field_list is not None:
             pipe.copy_field_list(job.preserved, meta, job.field_list)
         if tracing:
@@ -171,6 +175,7 @@ class Switch:
         sm.f_egress_port = sm.f_egress_spec
         sm.f_instance_type = INSTANCE_NORMAL
         sm.f_egress_spec = (DROP_PORT + 1) & 0x1FF
+        sm.f_egress_global_timestamp = (time.monotonic_ns() - self._started_ns) // 1000
         if tracing:
             self._trace(f"egress on port {sm.f_egress_port}")
         try:

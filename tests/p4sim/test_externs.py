@@ -86,3 +86,19 @@ def test_packet_out_leaves_on_requested_port() -> None:
     port_id = next(m.id for m in header.metadata if m.name == "egress_port")
     frame = _frame(0x1234)
     assert sw.packet_out(frame, {port_id: 6}) == [(6, frame)]
+
+
+def test_timestamps_count_microseconds_since_start() -> None:
+    sw = Switch(program("externs.p4"))
+    seen: list[tuple[int, int]] = []
+    original = sw._pipeline.egress
+
+    def spy(P, hdr, meta, sm):  # type: ignore[no-untyped-def]  # noqa: ANN001, N803
+        seen.append((sm.f_ingress_global_timestamp, sm.f_egress_global_timestamp))
+        return original(P, hdr, meta, sm)
+
+    sw._pipeline.egress = spy
+    sw.process(3, _frame())
+    sw.process(3, _frame())
+    (i1, e1), (i2, e2) = seen
+    assert 0 <= i1 <= e1 <= i2 <= e2 < 60_000_000
