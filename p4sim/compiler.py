@@ -321,7 +321,15 @@ class Compiler:
             ann, tnode, args, name_node = kids(decl)
             name = ident(name_node)
             self.dup(self.globals, name, name_node, "instance")
-            self.globals[name] = Sym("package_inst", info=decl)
+            tname = (str(tnode.children[0])
+                     if tnode.data in ("named_type", "specialized_type") else "")
+            if tname in self.externs:
+                # a program-level extern instance (e.g. a register shared by controls): its
+                # control-plane name is unqualified, as in p4c
+                self.globals[name] = self.instantiate_extern(
+                    decl, "", name, tname, tnode, args, Scope(self, None, {}))
+            else:
+                self.globals[name] = Sym("package_inst", info=decl)
             return
         raise self.fail(UnsupportedConstructError, decl, f"{kind} is not supported", kind)
 

@@ -81,3 +81,25 @@ def test_run_time_fault_drops_and_counts_the_packet(tmp_path: Path) -> None:
     assert sw.process(1, bytes([9, 0, 0])) == []  # index 9 of a 2-element stack
     assert sw.stats.dropped["runtime_error"] == 1
     assert sw.process(1, bytes([0, 0, 0])) == [(4, bytes([0, 0x12, 1]))]
+
+
+GLOBAL_REGISTER = PROGRAM.replace(
+    "control V(inout headers_t hdr, inout meta_t meta) { apply { } }",
+    "register<bit<8>>(4) shared;\n"
+    "control V(inout headers_t hdr, inout meta_t meta) { apply { } }").replace(
+    "        sm.egress_spec = 4;",
+    "        sm.egress_spec = 4;\n"
+    "        bit<8> n;\n"
+    "        shared.read(n, 1);\n"
+    "        shared.write(1, n + 1);\n"
+    "        hdr.h.mode = n;")
+
+
+def test_program_level_register_is_shared_and_unqualified(tmp_path: Path) -> None:
+    path = tmp_path / "global.p4"
+    path.write_text(GLOBAL_REGISTER)
+    program = load_program(path)
+    assert [r.preamble.name for r in program.p4info.registers] == ["shared"]
+    sw = Switch(program)
+    sw.process(1, bytes([0, 0, 0]))
+    assert sw.process(1, bytes([0, 0, 0])) == [(4, bytes([1, 0x12, 1]))]
