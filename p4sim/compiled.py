@@ -31,6 +31,17 @@ def lookahead(P: Packet, nbytes: int, shift: int, mask: int, err: int) -> int:  
     return (int.from_bytes(P.data[P.off:end], "big") >> shift) & mask
 
 
+def lookahead_header(P: Packet, cls: Any, extract: Any) -> Any:  # noqa: N803
+    """`packet.lookahead<H>()` for a header type H: a valid copy, the cursor unchanged."""
+    header = cls()
+    off = P.off
+    try:
+        extract(P, header)
+    finally:
+        P.off = off
+    return header
+
+
 def advance(P: Packet, bits: int, err: int) -> None:  # noqa: N803
     """`packet.advance(bits)`: move the cursor (whole bytes)."""
     end = P.off + bits // 8
@@ -122,8 +133,8 @@ class CompiledProgram:
         """Run the generated module against `state`; return the pipeline functions."""
         ns: dict[str, Any] = {
             "ParserFailure": ParserFailure, "ExitSignal": ExitSignal,
-            "lookahead": lookahead, "advance": advance, "reg_read": reg_read,
-            "reg_write": reg_write,
+            "lookahead": lookahead, "lookahead_header": lookahead_header, "advance": advance,
+            "reg_read": reg_read, "reg_write": reg_write,
         }
         for name in ("HeaderStack", "stack_next", "stack_last", "copy_header", "push_front",
                      "pop_front", "to_signed", "pack_bits", "compute_hash", "hash_result",

@@ -1508,10 +1508,13 @@ class Compiler:
             raise self.fail(P4TypeError, node, "lookahead is a packet_in method", "lookahead")
         t = self.resolve_type(tnode)
         w = bit_width(t)
+        if isinstance(t, HeaderT) and not any(isinstance(f.type, VarbitT) for f in t.fields):
+            # a header peeked at: extracted into a fresh instance, cursor put back
+            return Val(f"lookahead_header(P, H_{py(t.name)}, X_{py(t.name)})", t)
         if not isinstance(t, BitT):
             raise self.fail(UnsupportedConstructError, tnode,
-                            f"lookahead<{t.show()}>: p4sim supports lookahead of bit<W>",
-                            "lookahead")
+                            f"lookahead<{t.show()}>: p4sim supports lookahead of bit<W> and of "
+                            "fixed-size headers", "lookahead")
         nb = (w + 7) // 8
         err = self.error_code("PacketTooShort")
         return Val(f"lookahead(P, {nb}, {nb * 8 - w}, {(1 << w) - 1:#x}, {err})", t)

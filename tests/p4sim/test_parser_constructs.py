@@ -81,6 +81,7 @@ def test_verify_raises_program_error(ihl: int, err: int) -> None:
     raw[14] = 0x40 | ihl
     report, _ = _run(bytes(raw))
     assert report[1] == err
+    assert report[0] == 6  # the lookahead<ipv4_t>() select saw the short IHL first
 
 
 def test_truncated_header_sets_packet_too_short() -> None:

@@ -47,10 +47,15 @@ parser ConstructParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
     }
     state parse_ip {
         meta.path = 1;
-        transition select(pkt.lookahead<bit<4>>()) {
-            4: parse_ipv4;
+        transition select(pkt.lookahead<bit<4>>(), pkt.lookahead<ipv4_t>().ihl) {
+            (4, 0 .. 4): short_ihl;
+            (4, _): parse_ipv4;
             default: reject;
         }
+    }
+    state short_ihl {
+        meta.path = 6;   // seen through lookahead<ipv4_t>; verify in parse_ipv4 then fails
+        transition parse_ipv4;
     }
     state parse_ipv4 {
         pkt.extract(hdr.ipv4);
