@@ -165,6 +165,24 @@ def test_unsupported_match_kind(tmp_path: Path) -> None:
     assert err.message == "match kind 'selector' is not supported"
 
 
+def test_extern_method_arguments(tmp_path: Path) -> None:
+    locals_ = "counter(4, CounterType.packets) c; register<bit<8>>(4) r;"
+    err = _error(_program(tmp_path, locals_=locals_, body="c.count();"))
+    assert isinstance(err, ArgumentCountError)
+    assert err.message == "counter.count takes 1 arguments, got 0"
+    err = _error(_program(tmp_path, locals_=locals_, body="r.write(0, hdr.h.b);"))
+    assert isinstance(err, P4TypeError)
+    assert err.message == "cannot use bit<16> as bit<8> without a cast"
+    err = _error(_program(tmp_path, locals_=locals_, body="r.frob(1);"))
+    assert isinstance(err, UnknownNameError) and err.message == "register has no method 'frob'"
+
+
+def test_register_without_type_argument(tmp_path: Path) -> None:
+    err = _error(_program(tmp_path, locals_="register(4) r;"))
+    assert isinstance(err, P4TypeError)
+    assert (err.line, err.message) == (LOCALS_LINE, "register needs a type: register<bit<W>>")
+
+
 def test_meter_is_refused(tmp_path: Path) -> None:
     err = _error(_program(tmp_path, locals_="meter(8, MeterType.packets) m;"))
     assert isinstance(err, UnsupportedConstructError)
