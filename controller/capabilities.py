@@ -1,8 +1,9 @@
 """What this device supports — the single source the validator checks against and the
 Capabilities rpc reports, so the two can never disagree.
 
-Issue 7 derives a :class:`Capabilities` from the P4Info and the crypto worker; until then
-:data:`DEFAULT_CAPABILITIES` states the sizes of docs/dataplane.md.
+With the P4Runtime data plane, :func:`capabilities_for_pipeline` derives them from the loaded
+P4Info (sizes) and the crypto worker's protocol (ciphers); :data:`DEFAULT_CAPABILITIES` (the
+sizes of docs/dataplane.md) serves the detached data plane.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.model import Cipher, TunnelMode
+from controller.pipeline import PipelineSizes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,3 +34,17 @@ class Capabilities:
 
 
 DEFAULT_CAPABILITIES = Capabilities()
+
+
+def capabilities_for_pipeline(sizes: PipelineSizes, *,
+                              ciphers: frozenset[Cipher]) -> Capabilities:
+    """What the loaded pipeline and the crypto worker support (no worker: no ciphers, so every
+    IPsec request is refused as unsupported instead of failing in the data plane)."""
+    return Capabilities(
+        ciphers=ciphers,
+        tunnel_modes=frozenset(TunnelMode) if ciphers else frozenset(),
+        max_geneve_options=sizes.max_geneve_options,
+        max_geneve_option_data=sizes.max_geneve_option_data,
+        max_tunnels=sizes.max_tunnels,
+        max_sas=sizes.max_sas,
+    )

@@ -12,8 +12,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controller.capabilities import DEFAULT_CAPABILITIES, Capabilities
+from controller.capabilities import (
+    DEFAULT_CAPABILITIES,
+    Capabilities,
+    capabilities_for_pipeline,
+)
+from controller.crypto_client import CryptoWorkerClient, worker_ciphers
 from controller.dataplane import DataPlane, DetachedDataPlane
+from controller.p4rt.connection import SwitchTarget
+from controller.p4runtime_dataplane import DataPlaneStatus, P4RuntimeDataPlane
+from controller.pipeline import Pipeline
+from controller.routes import load_routes
 from controller.sealing import KeySealer, load_or_create_store_key
 from controller.service import TunnelService
 from controller.servicer import V1ALPHA1_SERVICE, V2_SERVICE, IpTunnelServicer, v2_handler
@@ -40,17 +49,41 @@ class ControllerServer:
         self.cert_path = cert_path
         self.dataplane = dataplane
         self._health = health_servicer
+        self._stopping = False
 
     async def start(self) -> None:
-        """Start serving and mark every service SERVING in the health service."""
+        """Start serving. Health is SERVING at once with a detached data plane; with the
+        P4Runtime data plane only while the switch and the worker are reconciled."""
         await self.server.start()
+        if isinstance(self.dataplane, P4RuntimeDataPlane):
+            await self._set_health(False)
+            self.dataplane.on_status(self._on_dataplane_status)
+            await self.dataplane.start()
+        else:
+            await self._set_health(True)
+
+    async def _set_health(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
         for name in ("", *SERVED_SERVICES):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self._health.set(name, status)
+
+    async def _on_dataplane_status(self, status: DataPlaneStatus) -> None:
+        if self._stopping:
+            return
+        log.info("data plane %s (switch %s, crypto worker %s)",
+                 "available" if status.available else "UNAVAILABLE",
+                 "ready" if status.switch_ready else "not ready",
+                 "ready" if status.worker_ready else "not ready")
+        await self._set_health(status.available)
 
     async def stop(self, grace: float | None = 1.0) -> None:
         """Report NOT_SERVING, drain calls for ``grace`` seconds, close the store."""
+        self._stopping = True
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if isinstance(self.dataplane, P4RuntimeDataPlane):
+            await self.dataplane.stop()
         self.store.close()
 
 
@@ -67,7 +100,12 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = TunnelStore(settings.state_dir / DATABASE_FILE,
                         KeySealer(load_or_create_store_key(settings.state_dir)))
-    dataplane = dataplane if dataplane is not None else DetachedDataPlane()
+    try:
+        if dataplane is None:
+            dataplane, capabilities = _build_dataplane(settings, store, capabilities)
+    except BaseException:
+        store.close()
+        raise
     service = TunnelService(store=store, dataplane=dataplane, capabilities=capabilities)
     servicer = IpTunnelServicer(service, log_wire=settings.log_wire)
 
@@ -96,6 +134,31 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
                             dataplane=dataplane)
 
 
+def _build_dataplane(settings: Settings, store: TunnelStore,
+                     capabilities: Capabilities) -> tuple[DataPlane, Capabilities]:
+    """The data plane the settings ask for, and the Capabilities it supports."""
+    if settings.data_plane == "detached":
+        return DetachedDataPlane(), capabilities
+    pipeline = Pipeline.load(settings.p4info)
+    routes = load_routes(settings.routes) if settings.routes is not None else []
+    device_config = (settings.p4_device_config.read_bytes()
+                     if settings.p4_device_config is not None else b"")
+    worker = (CryptoWorkerClient(str(settings.crypto_worker_socket))
+              if settings.crypto_worker_socket is not None else None)
+    target = SwitchTarget(address=settings.switch_addr, device_id=settings.device_id,
+                          p4info=settings.p4info, device_config=device_config)
+    dataplane = P4RuntimeDataPlane(pipeline=pipeline, target=target, worker=worker,
+                                   routes=routes, book=store, tunnels=lambda: store.tunnels,
+                                   worker_poll=settings.worker_poll)
+    caps = capabilities_for_pipeline(
+        pipeline.sizes, ciphers=worker_ciphers() if worker is not None else frozenset())
+    log.info("data plane: P4Runtime %s device %d, P4Info %s (%d tunnels, %d SAs), crypto "
+             "worker %s, %d route(s)", settings.switch_addr, settings.device_id,
+             settings.p4info, caps.max_tunnels, caps.max_sas,
+             settings.crypto_worker_socket or "none (no IPsec)", len(routes))
+    return dataplane, caps
+
+
 async def serve(settings: Settings) -> None:
     """Run the controller until SIGINT or SIGTERM."""
     controller = await create_server(settings)
@@ -110,7 +173,8 @@ async def serve(settings: Settings) -> None:
     log.info("services: %s, grpc.health.v1.Health, server reflection",
              ", ".join(SERVED_SERVICES))
     if isinstance(controller.dataplane, DetachedDataPlane):
-        log.warning("data plane: detached — changes are validated and stored but not "
+        log.warning("data plane: detached (--data-plane detached) — changes are validated "
+                    "and stored but not "
                     "programmed, and every counter reads 0 until the P4Runtime data plane is "
                     "attached")
     stop = asyncio.Event()

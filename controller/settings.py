@@ -9,6 +9,9 @@ from pathlib import Path
 
 DEFAULT_LISTEN = "localhost:3443"
 DEFAULT_STATE_DIR = Path("state")
+DEFAULT_SWITCH_ADDR = "127.0.0.1:9559"
+DEFAULT_P4INFO = Path("p4src/tunnel_offload.p4info.txtpb")
+DATA_PLANES = ("p4runtime", "detached")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,8 +26,21 @@ class Settings:
     insecure: bool = False
     log_level: str = "INFO"
     log_wire: bool = False
+    data_plane: str = "p4runtime"
+    switch_addr: str = DEFAULT_SWITCH_ADDR
+    device_id: int = 1
+    p4info: Path = DEFAULT_P4INFO
+    p4_device_config: Path | None = None
+    crypto_worker_socket: Path | None = None
+    routes: Path | None = None
+    worker_poll: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.data_plane not in DATA_PLANES:
+            raise ValueError(f"--data-plane {self.data_plane!r}: choose one of "
+                             f"{', '.join(DATA_PLANES)}")
+        if self.device_id < 1:
+            raise ValueError(f"--device-id {self.device_id}: P4Runtime device ids start at 1")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.insecure and (self.tls_cert or self.tls_client_ca):
@@ -60,6 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-wire", action="store_true",
                         help="log every request and response message (keys redacted) to the "
                              "'controller.wire' logger at DEBUG")
+    dataplane = parser.add_argument_group("data plane")
+    dataplane.add_argument("--data-plane", choices=DATA_PLANES, default="p4runtime",
+                           help="p4runtime: program the switch and the crypto worker "
+                                "(default); detached: validate and store only, counters 0")
+    dataplane.add_argument("--switch-addr", default=DEFAULT_SWITCH_ADDR, metavar="HOST:PORT",
+                           help="the switch's P4Runtime server (default: %(default)s)")
+    dataplane.add_argument("--device-id", type=int, default=1, metavar="N",
+                           help="P4Runtime device id (default: %(default)s)")
+    dataplane.add_argument("--p4info", type=Path, default=DEFAULT_P4INFO, metavar="FILE",
+                           help="P4Info text file of the pipeline (default: %(default)s)")
+    dataplane.add_argument("--p4-device-config", type=Path, metavar="FILE",
+                           help="p4_device_config sent with the pipeline: for p4sim its JSON "
+                                "(p4sim device-config), for BMv2 p4c's JSON (default: empty, "
+                                "which p4sim reads as 'the program given to p4sim run')")
+    dataplane.add_argument("--crypto-worker-socket", type=Path, metavar="PATH",
+                           help="the crypto worker's SA service Unix socket (without it no "
+                                "IPsec is offered)")
+    dataplane.add_argument("--routes", type=Path, metavar="FILE",
+                           help="routes file for the forwarding tables (docs/operations.md)")
     return parser
 
 
@@ -71,6 +106,9 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
         return Settings(listen=args.listen, state_dir=args.state_dir, tls_cert=args.tls_cert,
                         tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
                         insecure=args.insecure, log_level=args.log_level,
-                        log_wire=args.log_wire)
+                        log_wire=args.log_wire, data_plane=args.data_plane,
+                        switch_addr=args.switch_addr, device_id=args.device_id,
+                        p4info=args.p4info, p4_device_config=args.p4_device_config,
+                        crypto_worker_socket=args.crypto_worker_socket, routes=args.routes)
     except ValueError as error:
         parser.error(str(error))

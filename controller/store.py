@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from controller import model
+from controller.allocation import Allocation
 from controller.dataplane import TunnelChange
 from controller.keys import Secret
 from controller.sealing import KeySealer, SealingError
@@ -41,6 +42,11 @@ CREATE TABLE IF NOT EXISTS sealed_keys (
     spi INTEGER NOT NULL,
     sealed BLOB NOT NULL,                -- controller.sealing: nonce || AES-GCM ciphertext
     PRIMARY KEY (tunnel_id, spi)
+);
+CREATE TABLE IF NOT EXISTS allocations (  -- data-plane indices (controller.allocation)
+    tunnel_id TEXT PRIMARY KEY,
+    tunnel_index INTEGER NOT NULL,
+    sa_indexes TEXT NOT NULL             -- JSON [[spi, sa_index], ...]
 );
 """
 
@@ -191,6 +197,23 @@ class TunnelStore:
     def _rollback(self) -> None:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+
+    def load_allocations(self) -> dict[int, Allocation]:
+        """The data-plane indices of every tunnel that has them."""
+        return {int(tunnel_id): Allocation(tunnel_index=index, sa_pairs=tuple(
+                    (int(spi), int(sa_index)) for spi, sa_index in json.loads(pairs)))
+                for tunnel_id, index, pairs in self._db.execute(
+                    "SELECT tunnel_id, tunnel_index, sa_indexes FROM allocations")}
+
+    def save_allocation(self, tunnel_id: int, allocation: Allocation | None) -> None:
+        """Record (or forget) a tunnel's indices — inside the request's open transaction when
+        called from the data plane during :meth:`stage` … commit, so both commit together."""
+        key = str(tunnel_id)
+        self._db.execute("DELETE FROM allocations WHERE tunnel_id = ?", (key,))
+        if allocation is not None:
+            self._db.execute("INSERT INTO allocations VALUES (?, ?, ?)", (
+                key, allocation.tunnel_index,
+                json.dumps([list(pair) for pair in allocation.sa_pairs])))
 
     def close(self) -> None:
         """Close the database (the next start reloads everything from disk)."""

@@ -35,7 +35,8 @@ async def start_controller(state_dir: Path) -> AsyncIterator[StartController]:
         dataplane = overrides.pop("dataplane", None)
         kwargs = {"capabilities": overrides.pop("capabilities")} if (
             "capabilities" in overrides) else {}
-        settings = Settings(**{"listen": "127.0.0.1:0", "state_dir": state_dir, **overrides})
+        settings = Settings(**{"listen": "127.0.0.1:0", "state_dir": state_dir,
+                               "data_plane": "detached", **overrides})
         controller = await create_server(settings, dataplane=dataplane, **kwargs)
         await controller.start()
         started.append(controller)

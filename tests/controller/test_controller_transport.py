@@ -169,7 +169,8 @@ def test_help_documents_every_option() -> None:
 async def test_entry_point_serves_and_stops_cleanly(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "controller", "--listen", "127.0.0.1:0", "--state-dir",
-        str(tmp_path / "state"), cwd=REPO_ROOT, stderr=asyncio.subprocess.PIPE)
+        str(tmp_path / "state"), "--data-plane", "detached", cwd=REPO_ROOT,
+        stderr=asyncio.subprocess.PIPE)
     assert process.stderr is not None
     log_lines: list[str] = []
     try:

@@ -1,0 +1,141 @@
+"""Client of the crypto worker's SA service (proto/tunneloffload/crypto/v1/worker.proto).
+
+Turns the controller's SAs into AddSa/RemoveSa/ListSas/GetCounters calls on the worker's Unix
+socket. Keys are unwrapped from :class:`controller.keys.Secret` only here, straight into the
+request message. Every failure becomes :class:`WorkerUnavailable` (the worker could not be
+reached) or :class:`WorkerRefused` (it answered with an error), without key material.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import grpc
+
+from controller.model import Cipher, IpsecDecrypt, IpsecEncrypt, SecurityAssociation, Tunnel
+from tunneloffload.crypto.v1 import worker_pb2 as wpb
+from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
+
+log = logging.getLogger(__name__)
+
+CALL_TIMEOUT = 3.0
+
+
+class WorkerError(Exception):
+    """The worker could not do what was asked."""
+
+
+class WorkerUnavailable(WorkerError):
+    """The worker's socket does not answer."""
+
+
+class WorkerRefused(WorkerError):
+    """The worker answered with an error status."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSa:
+    """One SA as the controller wants it on the worker (``secret`` stays wrapped)."""
+
+    sa_index: int
+    tunnel_id: int
+    encrypt: bool
+    cipher: Cipher
+    tunnel_mode: bool
+    nat_traversal: bool
+    sa: SecurityAssociation
+
+    @property
+    def params(self) -> wpb.SaParams:
+        """The worker's SaParams (no key)."""
+        return wpb.SaParams(
+            sa_index=self.sa_index, spi=self.sa.spi,
+            direction=wpb.DIRECTION_ENCRYPT if self.encrypt else wpb.DIRECTION_DECRYPT,
+            cipher=int(self.cipher) + 1,  # worker Cipher = ENC_TYPE + 1 (worker.proto)
+            mode=wpb.MODE_TUNNEL if self.tunnel_mode else wpb.MODE_TRANSPORT,
+            nat_traversal=self.nat_traversal)
+
+
+def worker_sas(tunnel: Tunnel, sa_indexes: Mapping[int, int]) -> list[WorkerSa]:
+    """The worker SAs of one tunnel, given its SPI → SA index map."""
+    body = tunnel.body
+    if isinstance(body, IpsecEncrypt | IpsecDecrypt):
+        return [WorkerSa(sa_index=sa_indexes[sa.spi], tunnel_id=tunnel.tunnel_id,
+                         encrypt=isinstance(body, IpsecEncrypt), cipher=body.cipher,
+                         tunnel_mode=body.mode.is_tunnel,
+                         nat_traversal=body.mode.nat_traversal, sa=sa)
+                for sa in tunnel.security_associations]
+    return []
+
+
+def worker_ciphers() -> frozenset[Cipher]:
+    """The ENC_TYPEs the worker's protocol names (worker Cipher = ENC_TYPE + 1)."""
+    known = {int(cipher) for cipher in Cipher}
+    return frozenset(Cipher(number - 1) for number in wpb.Cipher.values()
+                     if number != wpb.CIPHER_UNSPECIFIED and number - 1 in known)
+
+
+def _fault(error: grpc.aio.AioRpcError, what: str) -> WorkerError:
+    if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                        grpc.StatusCode.CANCELLED):
+        return WorkerUnavailable(f"crypto worker unavailable ({what}): {error.code().name}")
+    return WorkerRefused(f"crypto worker refused {what}: {error.code().name} "
+                         f"{error.details()}")
+
+
+class CryptoWorkerClient:
+    """An async gRPC channel to ``unix:<socket>``; reconnects by itself (gRPC backoff)."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
+        self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}")
+        self._stub = wpb_grpc.CryptoWorkerStub(self._channel)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()
+
+    async def add(self, sa: WorkerSa) -> None:
+        """AddSa (the key goes only into this request)."""
+        secret = sa.sa.secret
+        try:
+            await self._stub.AddSa(wpb.AddSaRequest(
+                params=sa.params,
+                key=wpb.SaKey(key=secret.reveal_key(), salt=secret.reveal_salt())),
+                timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            raise _fault(error, f"AddSa index {sa.sa_index} spi {sa.sa.spi}") from None
+
+    async def remove(self, sa_index: int, *, missing_ok: bool = False) -> None:
+        """RemoveSa; ``missing_ok`` treats NOT_FOUND as done."""
+        try:
+            await self._stub.RemoveSa(wpb.RemoveSaRequest(sa_index=sa_index),
+                                      timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            if missing_ok and error.code() is grpc.StatusCode.NOT_FOUND:
+                return
+            raise _fault(error, f"RemoveSa index {sa_index}") from None
+
+    async def list(self) -> dict[int, wpb.SaParams]:
+        """The worker's SAs by index (parameters only)."""
+        try:
+            response = await self._stub.ListSas(wpb.ListSasRequest(), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            raise _fault(error, "ListSas") from None
+        return {info.params.sa_index: info.params for info in response.sas}
+
+    async def drops(self, sa_indexes: Iterable[int]) -> dict[int, int]:
+        """Dropped packets per SA index (all reasons summed); unknown indices read 0."""
+        wanted = sorted(set(sa_indexes))
+        if not wanted:
+            return {}
+        try:
+            response = await self._stub.GetCounters(wpb.GetCountersRequest(),
+                                                    timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            raise _fault(error, "GetCounters") from None
+        counts = {counters.sa_index: sum(drop.packets for drop in counters.drops)
+                  for counters in response.sas}
+        return {index: counts.get(index, 0) for index in wanted}

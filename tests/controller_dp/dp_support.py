@@ -1,0 +1,180 @@
+"""Real processes for the data-plane tests: ``p4sim run p4src/tunnel_offload.p4``, the crypto
+worker, a P4Runtime reader (plain Read RPCs, no arbitration) and a packet port on the switch's
+nanomsg socket (BMv2's packet-in message format)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import struct
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import finsy as fy
+import grpc
+import pynng
+from finsy.proto import p4r, p4r_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM = REPO / "p4src" / "tunnel_offload.p4"
+P4INFO = REPO / "p4src" / "tunnel_offload.p4info.txtpb"
+BIN = REPO / ".venv" / "bin"
+READY_TIMEOUT = 30.0
+PACKET_IN, PACKET_OUT = 3, 4
+CRYPTO_PORT = 64
+
+
+class SwitchProcess:
+    """``p4sim run`` on a free P4Runtime port; front-panel ports on one socket, port 64 on its
+    own (for the worker). :meth:`restart` keeps the addresses (the pipeline state is lost)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.packet_url = f"ipc://{workdir}/switch.ipc"
+        self.crypto_url = f"ipc://{workdir}/crypto.ipc"
+        self.grpc_port = 0
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(BIN / "p4sim"), "run", str(PROGRAM), "--grpc-addr",
+             f"127.0.0.1:{self.grpc_port}", "--packet-socket", self.packet_url,
+             "--port", f"{CRYPTO_PORT}@{self.crypto_url}"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"p4sim exited with {self.process.wait()}")
+            found = re.search(r"p4sim ready: .* grpc-port=(\d+)", line)
+            if found:
+                self.grpc_port = int(found.group(1))
+                return
+        raise RuntimeError("p4sim did not get ready")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+class WorkerProcess:
+    """``tunnel-offload-crypto-worker`` dialing the switch's crypto-port socket."""
+
+    def __init__(self, workdir: Path, crypto_url: str) -> None:
+        self.socket = workdir / "worker.sock"
+        self.crypto_url = crypto_url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(BIN / "tunnel-offload-crypto-worker"), "--sa-socket", str(self.socket),
+             "--nanomsg", self.crypto_url, "--log-level", "WARNING"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        channel = grpc.insecure_channel(f"unix:{self.socket}")
+        try:
+            health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=READY_TIMEOUT,
+                wait_for_ready=True)
+        finally:
+            channel.close()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+class SwitchReader:
+    """Reads the switch's tables and counters over P4Runtime (Read needs no arbitration)."""
+
+    def __init__(self, switch: SwitchProcess) -> None:
+        self.switch = switch
+        self.schema = fy.P4Schema(P4INFO)
+
+    def _read(self, entity: p4r.Entity) -> list[p4r.Entity]:
+        with grpc.insecure_channel(self.switch.address) as channel:
+            stub = p4r_grpc.P4RuntimeStub(channel)
+            request = p4r.ReadRequest(device_id=1, entities=[entity])
+            return [e for response in stub.Read(request, timeout=10) for e in response.entities]
+
+    def entries(self, table: str) -> list[fy.P4TableEntry]:
+        table_id = self.schema.tables[table].id
+        entities = self._read(p4r.Entity(table_entry=p4r.TableEntry(table_id=table_id)))
+        return [fy.P4TableEntry.decode(e, self.schema) for e in entities]
+
+    def snapshot(self) -> dict[str, list[bytes]]:
+        """Every managed table's entries as sorted canonical bytes (for "untouched" checks)."""
+        result = {}
+        for table in ("tunnel_rules", "decrypt_sas", "routes_v4", "routes_v6"):
+            table_id = self.schema.tables[table].id
+            entities = self._read(p4r.Entity(table_entry=p4r.TableEntry(table_id=table_id)))
+            result[table] = sorted(e.SerializeToString(deterministic=True) for e in entities)
+        return result
+
+    def counter(self, name: str, index: int) -> tuple[int, int]:
+        counter_id = self.schema.counters[name].id
+        [entity] = self._read(p4r.Entity(counter_entry=p4r.CounterEntry(
+            counter_id=counter_id, index=p4r.Index(index=index))))
+        data = entity.counter_entry.data
+        return data.packet_count, data.byte_count
+
+
+@dataclass
+class PacketPort:
+    """The PTF side of the switch's device socket: send frames in, receive frames out."""
+
+    url: str
+
+    def __post_init__(self) -> None:
+        self.socket = pynng.Pair0(dial=self.url, recv_timeout=3000)
+
+    def send(self, port: int, frame: bytes) -> None:
+        self.socket.send(struct.pack("<iii", PACKET_IN, port, len(frame)) + frame)
+
+    def receive(self, timeout: float = 3.0) -> tuple[int, bytes] | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                message = self.socket.recv()
+            except pynng.Timeout:
+                return None
+            kind, port, _ = struct.unpack_from("<iii", message)
+            if kind == PACKET_OUT:
+                return port, message[12:]
+        return None
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll ``check()`` until it returns a truthy value (never sleep-and-hope)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
+
+
+def free_env() -> dict[str, str]:
+    return dict(os.environ)
