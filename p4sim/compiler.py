@@ -1043,8 +1043,15 @@ class Compiler:
                         raise self.fail(P4TypeError, pexpr, "counters = needs a direct_counter",
                                         "table")
                     direct_counter = sym.info
-                elif pn in ("support_timeout",):
-                    continue
+                elif pn == "support_timeout":
+                    flag = self.expr(pexpr, scope)
+                    if not isinstance(flag.type, BoolT) or flag.const is None:
+                        raise self.fail(P4TypeError, pexpr, "support_timeout must be true or "
+                                        "false", "table property")
+                    if flag.const:
+                        raise self.fail(UnsupportedConstructError, p,
+                                        "support_timeout = true (entry idle timeouts) is not "
+                                        "supported", "table property")
                 else:
                     raise self.fail(UnsupportedConstructError, p,
                                     f"table property '{pn}' is not supported", "table property")

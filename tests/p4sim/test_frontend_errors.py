@@ -183,6 +183,14 @@ def test_register_without_type_argument(tmp_path: Path) -> None:
     assert (err.line, err.message) == (LOCALS_LINE, "register needs a type: register<bit<W>>")
 
 
+def test_idle_timeout_is_refused_not_ignored(tmp_path: Path) -> None:
+    table = "table t { key = { hdr.h.a: exact; } actions = { set; } support_timeout = {}; }"
+    load_program(_program(tmp_path, locals_=table.format("false"), body="t.apply();"))
+    err = _error(_program(tmp_path, locals_=table.format("true"), body="t.apply();"))
+    assert isinstance(err, UnsupportedConstructError)
+    assert err.message == "support_timeout = true (entry idle timeouts) is not supported"
+
+
 def test_meter_is_refused(tmp_path: Path) -> None:
     err = _error(_program(tmp_path, locals_="meter(8, MeterType.packets) m;"))
     assert isinstance(err, UnsupportedConstructError)
