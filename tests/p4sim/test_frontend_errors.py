@@ -184,9 +184,9 @@ def test_register_without_type_argument(tmp_path: Path) -> None:
 
 
 def test_idle_timeout_is_refused_not_ignored(tmp_path: Path) -> None:
-    table = "table t { key = { hdr.h.a: exact; } actions = { set; } support_timeout = {}; }"
-    load_program(_program(tmp_path, locals_=table.format("false"), body="t.apply();"))
-    err = _error(_program(tmp_path, locals_=table.format("true"), body="t.apply();"))
+    table = "table t { key = { hdr.h.a: exact; } actions = { set; } support_timeout = FLAG; }"
+    load_program(_program(tmp_path, locals_=table.replace("FLAG", "false"), body="t.apply();"))
+    err = _error(_program(tmp_path, locals_=table.replace("FLAG", "true"), body="t.apply();"))
     assert isinstance(err, UnsupportedConstructError)
     assert err.message == "support_timeout = true (entry idle timeouts) is not supported"
 
