@@ -64,6 +64,14 @@ test-ptf: proto
 	  || { echo "--- p4sim log"; tail -n 50 "$$tmp/p4sim.log"; exit 1; }
 	VENV=$(VENV) PY=$(PY) ptf_tests/dataplane/run.sh
 
+# End-to-end PTF suite (ptf_tests/e2e/run.sh): p4sim, the crypto worker and the controller on
+# free ports with a temporary state directory; the tests are TunnelOffload API clients that send
+# and check real packets. E2E_TESTS picks tests, e.g. `make test-e2e E2E_TESTS=e2e_rekey`.
+E2E_TESTS ?=
+.PHONY: test-e2e
+test-e2e: proto
+	VENV=$(VENV) PY=$(PY) ptf_tests/e2e/run.sh $(E2E_TESTS)
+
 lint: proto
 	$(VENV)/bin/ruff check controller p4sim crypto_worker tunnelctl tests ptf_tests bench
 
