@@ -1073,6 +1073,7 @@ class Compiler:
             assert na is not None
             if all(a[0] != "NoAction" for a in actions):
                 actions.append(("NoAction", na.info[1], (("defaultonly", ()), ("hidden", ()))))
+                self.used_actions.add(na.info[1])
         entries = []
         for idx, en in enumerate(entries_nodes):
             eann, ks, ename, eargs = kids(en)

@@ -276,3 +276,18 @@ def test_defines_and_conditionals(tmp_path: Path) -> None:
     narrow = Switch(load_program(path)).process(0, b"\x00\x00\x00")
     wide = Switch(load_program(path, defines={"WIDE": "1"})).process(0, b"\x00\x00\x00")
     assert narrow[0][1][0] == 3 and wide[0][1][0] == 4
+
+
+def test_table_without_default_action_misses_to_no_action(tmp_path: Path) -> None:
+    from finsy.proto import p4i
+
+    from p4sim.switch import Switch
+
+    table = "table t { key = { hdr.h.a: exact; } actions = { set; } }"
+    program = load_program(_program(tmp_path, locals_=table, body="t.apply();"))
+    (info,) = program.p4info.tables
+    no_action = next(a for a in program.p4info.actions if a.preamble.name == "NoAction")
+    scopes = {ref.id: ref.scope for ref in info.action_refs}
+    assert scopes[no_action.preamble.id] == p4i.ActionRef.DEFAULT_ONLY
+    assert not info.const_default_action_id
+    assert Switch(program).process(0, b"\x05\x00\x00") == [(0, b"\x05\x00\x00")]
