@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from e2e_topology import HOST_MAC, ROUTER_MAC, SWITCH_MAC, next_hop_mac
+from e2e_topology import HOST_MAC, SWITCH_MAC, next_hop_mac, router_mac
 from p4_constants import C
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.ipsec import ESP, SecurityAssociation
@@ -77,7 +77,7 @@ def rebuilt(frame: Packet) -> Packet:
 def routed(frame: Packet, port: int) -> Ether:
     """`frame` as Forwarding emits it towards `port`'s next hop: its MACs, nothing else."""
     out = Ether(bytes(frame))
-    out.dst, out.src = next_hop_mac(port), ROUTER_MAC
+    out.dst, out.src = next_hop_mac(port), router_mac(port)
     return out
 
 

@@ -8,6 +8,7 @@ Run just these: ptf_tests/e2e/run.sh e2e_rekey
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -21,6 +22,8 @@ from e2e_tunnels import ipv4_match, key_for
 from ptf.testutils import group
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
+
+log = logging.getLogger(__name__)
 
 SUITE = SUITES["_aes256gcm128"]
 AFTER = 15          # packets the sender still sends after each API call returned
@@ -63,9 +66,20 @@ class Sender(threading.Thread):
         self.join(timeout=60)
 
 
+class RekeyTest(E2eTest):
+    def under_traffic(self, sender: Sender, call: Callable[[], object]) -> None:
+        """Run the API `call` while `sender` keeps sending; at least one packet must have been
+        sent while it was in flight (else this would not be a rekey under traffic)."""
+        before = sender.count()
+        call()
+        during = sender.count() - before
+        log.info("%d packets sent while the rekey call was in flight", during)
+        self.assertGreater(during, 0, "no packet was sent during the rekey call")
+
+
 @group("e2e")
 @group("rekey")
-class RekeyEncryptUnderTrafficTest(E2eTest):
+class RekeyEncryptUnderTrafficTest(RekeyTest):
     """An encrypt SA UPDATE while packets flow: every packet comes out, the old SPI's sequence
     numbers run 1 … a and then the new SPI's 1 … b, with no gap and no packet lost."""
 
@@ -79,9 +93,10 @@ class RekeyEncryptUnderTrafficTest(E2eTest):
         sender = Sender(self, lambda n: udp_packet("172.16.50.1", "172.16.51.1", ident=n))
         sender.start()
         sender.wait_sent(AFTER)
-        self.update({"tunnelId": 53000, "ipsecTunnel": {"ipsecEnc": {
-            "tunnelType": "TUNNEL", "encryptionType": SUITE.enc_type,
-            "ipsecSA": {"spi": 9001, "encryptionKey": key_for(SUITE, "b")}}}})
+        self.under_traffic(sender, lambda: self.update({
+            "tunnelId": 53000, "ipsecTunnel": {"ipsecEnc": {
+                "tunnelType": "TUNNEL", "encryptionType": SUITE.enc_type,
+                "ipsecSA": {"spi": 9001, "encryptionKey": key_for(SUITE, "b")}}}}))
         sender.stop_after(AFTER)
 
         sas = {9000: old, 9001: new}
@@ -105,7 +120,7 @@ class RekeyEncryptUnderTrafficTest(E2eTest):
 
 @group("e2e")
 @group("rekey")
-class RekeyDecryptUnderTrafficTest(E2eTest):
+class RekeyDecryptUnderTrafficTest(RekeyTest):
     """A decrypt rekey while packets flow: add the new SA, the peer switches to it, delete the
     old SA; every packet sent under either SA comes out decrypted, and after the delete the old
     SPI is dropped while the new one still works."""
@@ -126,20 +141,21 @@ class RekeyDecryptUnderTrafficTest(E2eTest):
             plain = udp_packet("172.16.60.1", "172.16.61.1", ident=n)[IP]
             return esp_frame(sas[spi], plain, seq=seqs[spi])
 
-        def rekey(tunnel_type_sas: list[dict]) -> None:
+        def rekey(sa_changes: list[dict]) -> None:
             self.update({"tunnelId": 53100, "ipsecTunnel": {"ipsecDec": {
                 "tunnelType": "TUNNEL", "encryptionType": SUITE.enc_type,
-                "ipsecSAs": tunnel_type_sas}}})
+                "ipsecSAs": sa_changes}}})
 
         sender = Sender(self, make)
         sender.start()
         sender.wait_sent(AFTER)
-        rekey([{"spi": 9101, "encryptionKey": keys[9101], "operation": "_CREATE"}])
+        self.under_traffic(sender, lambda: rekey(
+            [{"spi": 9101, "encryptionKey": keys[9101], "operation": "_CREATE"}]))
         sender.wait_sent(sender.count() + AFTER)
         with sender.progress:
             current["spi"] = 9101           # the peer switches to the new SA
         sender.wait_sent(sender.count() + AFTER)
-        rekey([{"spi": 9100, "operation": "_DELETE"}])
+        self.under_traffic(sender, lambda: rekey([{"spi": 9100, "operation": "_DELETE"}]))
         sender.stop_after(AFTER)
 
         out_port = port_of("172.16.0.0/16")

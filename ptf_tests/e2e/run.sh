@@ -28,6 +28,7 @@ PORTS="${PORTS:-0-7}"
 CRYPTO_PORT="${CRYPTO_PORT:-64}"
 DEVICE_ID="${DEVICE_ID:-1}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
+KEEP_LOGS="${KEEP_LOGS:-}"          # a directory to copy the four logs into when the run ends
 
 tmp=$(mktemp -d)
 pids=()
@@ -40,6 +41,7 @@ cleanup() {
             [ -s "$tmp/$log.log" ] && { echo "--- $log log (last 40 lines)"; tail -n 40 "$tmp/$log.log"; }
         done
     fi
+    if [ -n "$KEEP_LOGS" ]; then mkdir -p "$KEEP_LOGS" && cp "$tmp"/*.log "$KEEP_LOGS"/ || true; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
