@@ -8,9 +8,20 @@ Run just these: ptf_tests/e2e/run.sh e2e_esp
 
 from __future__ import annotations
 
+import time
+
 import ptf.testutils as tu
 from e2e_base import E2eTest, drops
-from e2e_packets import SUITES, decrypt, esp_frame, esp_sa, expected_esp, routed, udp_packet
+from e2e_packets import (
+    SUITES,
+    decrypt,
+    esp_frame,
+    esp_sa,
+    esp_spi_seq,
+    expected_esp,
+    routed,
+    udp_packet,
+)
 from e2e_topology import SEND_PORT, port_of
 from e2e_tunnels import decrypt as decrypt_tunnel
 from e2e_tunnels import encrypt as encrypt_tunnel
@@ -102,3 +113,62 @@ class EspScapyEncryptPipelineDecryptTest(E2eTest):
                 self.assertEqual(after.outPackets, before.outPackets)
                 tu.verify_no_other_packets(self)
                 self.delete(tunnel_id)
+
+
+# An SA must keep its state for its whole life. The pause below is part of the scenario (an SA
+# in use across time, past periodic background work such as reconciliation), not a wait for
+# readiness: nothing is polled for, the packets are simply sent that far apart.
+SA_LIFETIME_PAUSE = 1.5
+
+
+@group("e2e")
+@group("esp")
+class EspSequenceNeverRestartsTest(E2eTest):
+    """Packets sent under one encrypt SA seconds apart get sequence numbers 1, 2, 3 (a restart
+    under the same key would reuse the AES-GCM nonce) and each decrypts with scapy."""
+
+    def runTest(self) -> None:  # noqa: N802
+        suite = SUITES["_aes256gcm128"]
+        key = key_for(suite, "c")
+        self.create(encrypt_tunnel(55000, match={"ipv4Match": ipv4_match("172.16.43.1")},
+                                   suite=suite, tunnel_type="TUNNEL", spi=7100, key=key,
+                                   outer=OUTER))
+        sa = esp_sa(suite, spi=7100, key_hex=key, tunnel=OUTER)
+        out_port = port_of("198.51.100.0/24")
+        for seq in (1, 2, 3):
+            if seq > 1:
+                time.sleep(SA_LIFETIME_PAUSE)
+            sent = udp_packet("172.16.43.1", "198.51.100.20", ident=seq)
+            tu.send_packet(self, SEND_PORT, sent)
+            received = self.receive(out_port)
+            self.assertEqual(esp_spi_seq(received), (7100, seq))
+            self.assertEqual(bytes(decrypt(sa, received)), bytes(sent[IP]))
+        tu.verify_no_other_packets(self)
+
+
+@group("e2e")
+@group("esp")
+class EspReplayRejectedOverTimeTest(E2eTest):
+    """A decrypt SA keeps its anti-replay window: a packet replayed seconds after it was
+    accepted is dropped and counted (a reset window would accept it again)."""
+
+    def runTest(self) -> None:  # noqa: N802
+        suite = SUITES["_aes256gcm128"]
+        key = key_for(suite, "d")
+        peer = ("198.51.100.31", "172.16.44.2")
+        self.create(decrypt_tunnel(55100, match={"ipv4Match": ipv4_match(*peer)}, suite=suite,
+                                   tunnel_type="TUNNEL", sas=[(7200, key)],
+                                   next_action="FORWARD"))
+        sa = esp_sa(suite, spi=7200, key_hex=key, tunnel=peer)
+        sent = esp_frame(sa, udp_packet("172.16.44.1", "172.16.44.2")[IP], seq=1)
+        tu.send_packet(self, SEND_PORT, sent)
+        decrypted = Ether(dst=sent.dst, src=sent.src) / sa.decrypt(IP(bytes(sent[IP])))
+        self.verify(routed(decrypted, port_of("172.16.0.0/16")), port_of("172.16.0.0/16"))
+
+        time.sleep(SA_LIFETIME_PAUSE)
+        before = self.counters(55100)
+        tu.send_packet(self, SEND_PORT, sent)
+        after = self.counters_until(55100, lambda c: drops(c) > drops(before))
+        self.assertEqual(drops(after) - drops(before), 1, "the replay is not counted")
+        self.assertEqual(after.outPackets, before.outPackets)
+        tu.verify_no_other_packets(self)

@@ -131,10 +131,13 @@ def four_tunnel_packet() -> tuple[Ether, Ether]:
 class ReferenceFourTunnelChainTest(E2eTest):
     """ESP (tunnel) SPI 980 is decrypted (20000), the Geneve inside it decapsulated (20001), the
     inner frame re-encapsulated in Geneve 7.7.7.7 -> 8.8.8.8 (20002) and that ESP-encrypted in
-    transport mode with SPI 45888 (20003): five passes, one frame out."""
+    transport mode with SPI 45888 (20003): one frame out, and each tunnel counted it once in and
+    once out."""
 
     def runTest(self) -> None:  # noqa: N802
         self.create(*four_tunnel_chain({"tunnelId": 20002}))
+        chain = (20000, 20001, 20002, 20003)
+        before = {tunnel_id: self.counters(tunnel_id) for tunnel_id in chain}
         sent, inner = four_tunnel_packet()
         encap = Encap(src="7.7.7.7", dst="8.8.8.8", vni=700, options=(OPTION,), **RULE_MACS)
         sa_out = esp_sa(SUITE, spi=45888, key_hex=KEYS["d"])
@@ -147,6 +150,11 @@ class ReferenceFourTunnelChainTest(E2eTest):
         self.assertEqual(bytes(decrypt(sa_out, received)), bytes(regeneve))
         self.assertEqual(received, bytes(expected_esp(sa_out, regeneve, seq=1, port=out_port)))
         tu.verify_no_other_packets(self)
+        for tunnel_id in chain:    # each tunnel of the chain took the packet in and put it out
+            after = self.counters(tunnel_id)
+            self.assertEqual((after.inPackets - before[tunnel_id].inPackets,
+                              after.outPackets - before[tunnel_id].outPackets), (1, 1),
+                             f"tunnel {tunnel_id}")
 
 
 @group("e2e")

@@ -81,7 +81,8 @@ class RekeyTest(E2eTest):
 @group("rekey")
 class RekeyEncryptUnderTrafficTest(RekeyTest):
     """An encrypt SA UPDATE while packets flow: every packet comes out, the old SPI's sequence
-    numbers run 1 … a and then the new SPI's 1 … b, with no gap and no packet lost."""
+    numbers run 1 … a and then the new SPI's 1 … b, with no gap and no packet lost, and the
+    tunnel's counters count every packet once."""
 
     def runTest(self) -> None:  # noqa: N802
         outer = ("198.51.100.1", "198.51.100.2")
@@ -90,6 +91,7 @@ class RekeyEncryptUnderTrafficTest(RekeyTest):
         self.create(encrypt_tunnel(53000, match={"ipv4Match": ipv4_match("172.16.50.0/24")},
                                    suite=SUITE, tunnel_type="TUNNEL", spi=9000,
                                    key=key_for(SUITE, "a"), outer=outer))
+        before = self.counters(53000)
         sender = Sender(self, lambda n: udp_packet("172.16.50.1", "172.16.51.1", ident=n))
         sender.start()
         sender.wait_sent(AFTER)
@@ -116,6 +118,9 @@ class RekeyEncryptUnderTrafficTest(RekeyTest):
         self.assertEqual(seen[9001], list(range(1, len(seen[9001]) + 1)))
         self.assertGreaterEqual(len(seen[9000]), AFTER)
         self.assertGreaterEqual(len(seen[9001]), AFTER)
+        after = self.counters(53000)    # the counters span both SAs
+        self.assertEqual(after.inPackets - before.inPackets, len(sender.sent))
+        self.assertEqual(after.outPackets - before.outPackets, len(sender.sent))
 
 
 @group("e2e")
