@@ -91,6 +91,13 @@ def _full(entity: Any, pipeline: Pipeline) -> bytes:
     return message.SerializeToString(deterministic=True)
 
 
+def _same_sa(wanted: Any, actual: Any) -> bool:
+    """The fields the controller sets agree (the worker fills in defaults such as the replay
+    window; keys cannot be compared, the worker never returns them)."""
+    return all(getattr(wanted, name) == getattr(actual, name) for name in (
+        "sa_index", "spi", "direction", "cipher", "mode", "nat_traversal"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class DataPlaneStatus:
     """What health reporting needs."""
@@ -468,9 +475,9 @@ class P4RuntimeDataPlane:
             actual = await self._worker.list()
             desired = self.desired_sas()
             stray = [index for index, params in actual.items()
-                     if index not in desired or desired[index].params != params]
+                     if index not in desired or not _same_sa(desired[index].params, params)]
             missing = [sa for index, sa in desired.items()
-                       if index not in actual or actual[index] != sa.params]
+                       if index not in actual or not _same_sa(sa.params, actual[index])]
             for index in stray:
                 await self._worker.remove(index, missing_ok=True)
             for sa in missing:

@@ -10,6 +10,7 @@ import re
 import signal
 import struct
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +46,13 @@ class SwitchProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self) -> None:
+        # DP_P4SIM_SRC: run the p4sim package of another checkout (e.g. a clean export).
+        source = os.environ.get("DP_P4SIM_SRC", str(REPO))
         self.process = subprocess.Popen(
-            [str(BIN / "p4sim"), "run", str(PROGRAM), "--grpc-addr",
+            [sys.executable, "-m", "p4sim", "run", str(PROGRAM), "--grpc-addr",
              f"127.0.0.1:{self.grpc_port}", "--packet-socket", self.packet_url,
              "--port", f"{CRYPTO_PORT}@{self.crypto_url}"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            cwd=source, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.process.stdout is not None
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -176,5 +179,11 @@ async def eventually(check: Any, timeout: float = 15.0, interval: float = 0.05) 
         await asyncio.sleep(interval)
 
 
-def free_env() -> dict[str, str]:
-    return dict(os.environ)
+def worker_sas(socket: Path) -> dict[int, Any]:
+    """The worker's SAs by index (ListSas over its Unix socket)."""
+    from tunneloffload.crypto.v1 import worker_pb2 as wpb
+    from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
+
+    with grpc.insecure_channel(f"unix:{socket}") as channel:
+        response = wpb_grpc.CryptoWorkerStub(channel).ListSas(wpb.ListSasRequest(), timeout=5)
+    return {info.params.sa_index: info.params for info in response.sas}

@@ -1,0 +1,119 @@
+"""Faults: a worker or switch that fails mid-request, dies or restarts; controller restarts."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from conftest import health
+from ctl_builders import geneve_encap, hex_key, ipsec_dec, ipsec_enc
+from ctl_client import all_tunnels, create
+from dp_support import eventually, worker_sas
+from grpc_health.v1 import health_pb2
+
+from tunneloffload.crypto.v1 import worker_pb2 as wpb
+from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
+from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
+from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def plant_sa(socket, sa_index: int, spi: int) -> None:
+    """Install an SA behind the controller's back (to make its next AddSa fail)."""
+    with grpc.insecure_channel(f"unix:{socket}") as channel:
+        wpb_grpc.CryptoWorkerStub(channel).AddSa(wpb.AddSaRequest(
+            params=wpb.SaParams(sa_index=sa_index, spi=spi, direction=wpb.DIRECTION_DECRYPT,
+                                cipher=wpb.CIPHER_AES256_GCM_ICV8, mode=wpb.MODE_TRANSPORT),
+            key=wpb.SaKey(key=b"\x01" * 32, salt=b"\0" * 4)), timeout=5)
+
+
+def channel_for(controller) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(f"127.0.0.1:{controller.port}")
+
+
+async def test_worker_failing_mid_request_rolls_back_the_first_sa(start_dp_controller, reader,
+                                                                  worker) -> None:
+    controller = await start_dp_controller(worker_poll=3600)  # no repair during the test
+    async with channel_for(controller) as channel:
+        v1 = pb_grpc.ipTunnelServiceStub(channel)
+        await create(v1, geneve_encap(1))
+        before = reader.snapshot()
+        plant_sa(worker.socket, 2, 9999)  # the index the second SA below will get
+        request = ipsec_dec(2, spi=780)
+        request.ipsecTunnel.ipsecDec.ipsecSAs.add(spi=781, encryptionKey=hex_key(),
+                                                  operation=pb._CREATE)
+        answer = await create(v1, request)
+        assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+        assert "ALREADY_EXISTS" in answer.responses[0].error.errorString
+        # SA 1 was added, then removed again; the switch never saw the tunnel.
+        assert {i: p.spi for i, p in worker_sas(worker.socket).items()} == {2: 9999}
+        assert reader.snapshot() == before
+        assert [t.tunnelId for t in await all_tunnels(v1)] == [1]
+
+
+async def test_dead_worker_refuses_requests_then_gets_its_sas_back(controller, v1, reader,
+                                                                   worker) -> None:
+    await create(v1, ipsec_dec(1, spi=780))
+    before = reader.snapshot()
+    worker.kill()
+    await eventually(lambda: _is(health(controller.port), NOT_SERVING))
+    answer = await create(v1, ipsec_enc(2, spi=4587))
+    assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+    assert reader.snapshot() == before
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await v1.getIpTunnelStats(pb.tunnelId(tunnelId=1), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    worker.start()  # a fresh worker: no SAs until the controller re-installs them
+    await eventually(lambda: _is(health(controller.port), SERVING))
+    assert {i: p.spi for i, p in worker_sas(worker.socket).items()} == {1: 780}
+    answer = await create(v1, ipsec_enc(2, spi=4587))
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+
+
+async def test_switch_restart_repushes_pipeline_and_state(controller, v1, reader,
+                                                          switch) -> None:
+    await create(v1, ipsec_dec(1, spi=780), geneve_encap(2))
+    before = reader.snapshot()
+    assert len(before["tunnel_rules"]) == 2
+    switch.kill()
+    await eventually(lambda: _is(health(controller.port), NOT_SERVING))
+    answer = await create(v1, geneve_encap(3))
+    assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+    assert "not connected" in answer.responses[0].error.errorString
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await v1.getIpTunnel(pb.tunnelId(tunnelId=2), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    switch.start()  # same P4Runtime port, empty tables
+    await eventually(lambda: _is(health(controller.port), SERVING), timeout=30)
+    assert reader.snapshot() == before
+    assert [t.tunnelId for t in await all_tunnels(v1)] == [1, 2]
+
+
+async def test_startup_reads_back_and_repairs(start_dp_controller, reader, tmp_path) -> None:
+    first = await start_dp_controller()
+    async with channel_for(first) as channel:
+        answer = await create(pb_grpc.ipTunnelServiceStub(channel), geneve_encap(7),
+                              ipsec_dec(8, spi=780))
+        assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+    programmed = reader.snapshot()
+    await first.stop(grace=None)
+
+    # A controller with no tunnels finds them on the switch and removes them.
+    empty = await start_dp_controller(state_dir=tmp_path / "other")
+    assert reader.snapshot()["tunnel_rules"] == []
+    assert reader.snapshot()["decrypt_sas"] == []
+    await empty.stop(grace=None)
+
+    # The first state dir again: the same entries (same tunnel and SA indices) come back.
+    await start_dp_controller()
+    assert reader.snapshot() == programmed
+
+
+async def _is(status_coroutine, wanted: int) -> bool:
+    try:
+        return await status_coroutine == wanted
+    except grpc.aio.AioRpcError:
+        return False

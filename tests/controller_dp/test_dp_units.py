@@ -1,0 +1,132 @@
+"""Offline checks: names resolved against the P4Info, sizes, the routes file, allocation."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+from dp_support import P4INFO
+
+from controller.allocation import Allocation, allocate
+from controller.capabilities import capabilities_for_pipeline
+from controller.crypto_client import worker_ciphers
+from controller.keys import Secret
+from controller.model import (
+    Cipher,
+    IpsecDecrypt,
+    Match,
+    NextAction,
+    SecurityAssociation,
+    Tunnel,
+    TunnelMode,
+)
+from controller.pipeline import Pipeline, PipelineMismatch
+from controller.routes import RoutesFileError, parse_routes
+from controller.settings import parse_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_sizes_and_capabilities_come_from_the_p4info() -> None:
+    sizes = Pipeline.load(P4INFO).sizes
+    assert (sizes.max_tunnels, sizes.max_sas) == (1023, 2047)
+    assert (sizes.max_geneve_options, sizes.max_geneve_option_data, sizes.max_passes) == (
+        4, 16, 8)
+    assert sizes.tunnel_rules == 4096
+    caps = capabilities_for_pipeline(sizes, ciphers=worker_ciphers())
+    assert caps.ciphers == frozenset(Cipher) and caps.tunnel_modes == frozenset(TunnelMode)
+    assert capabilities_for_pipeline(sizes, ciphers=frozenset()).tunnel_modes == frozenset()
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('name: "TunnelIngress.classifier.tunnel_rules"', 'name: "TunnelIngress.classifier.rules"',
+     "no table 'TunnelIngress.classifier.tunnel_rules'; did you mean "
+     "'TunnelIngress.classifier.rules'?"),
+    ('name: "esp_spi"', 'name: "spi_esp"', "no match field in "
+     "TunnelIngress.classifier.tunnel_rules: 'esp_spi'"),
+    ('name: "TunnelIngress.counters.tunnel_in"', 'name: "TunnelIngress.counters.tun_in"',
+     "no counter 'TunnelIngress.counters.tunnel_in'; did you mean"),
+    ('annotations: "@max_passes(8)"', 'annotations: "@passes(8)"',
+     "no annotation on TunnelIngress.classifier.tunnel_rules: 'max_passes'"),
+])
+def test_p4info_drift_is_a_clear_start_up_error(tmp_path: Path, old: str, new: str,
+                                                message: str) -> None:
+    text = P4INFO.read_text()
+    assert old in text
+    drifted = tmp_path / "drifted.p4info.txtpb"
+    drifted.write_text(text.replace(old, new, 1))
+    with pytest.raises(PipelineMismatch, match=message.replace("(", r"\(").replace(
+            ")", r"\)").replace("?", r"\?")):
+        Pipeline.load(drifted)
+
+
+def test_tunnel_header_codes_match_defines_p4() -> None:
+    from controller import pipeline
+    defines = (REPO / "p4src" / "include" / "defines.p4").read_text()
+    for name in ("ESP", "GENEVE", "VXLAN"):
+        value = getattr(pipeline, f"TUNNEL_HEADER_{name}")
+        assert f"TUNNEL_HEADER_{name}" in defines
+        line = next(line for line in defines.splitlines()
+                    if f"TUNNEL_HEADER_{name} " in line and "const" in line)
+        assert line.rstrip(";").split("=")[1].strip().rstrip(";") == str(value)
+
+
+def test_routes_file_parses_and_names_bad_lines() -> None:
+    routes = parse_routes("# c\n10.0.0.0/8 2 02:00:00:00:00:01 02:00:00:00:01:02\n\n"
+                          "::/0 5 02:00:00:00:00:01 02:00:00:00:01:05  # default v6\n")
+    assert [(str(r.address), r.length, r.port) for r in routes] == [
+        ("10.0.0.0", 8, 2), ("::", 0, 5)]
+    assert routes[0].dst_mac == bytes.fromhex("020000000102")
+    for text, error in [
+        ("10.0.0.1/8 2 02:00:00:00:00:01 02:00:00:00:01:02", "routes:1: prefix '10.0.0.1/8'"),
+        ("10.0.0.0/8 600 02:00:00:00:00:01 02:00:00:00:01:02", "routes:1: port '600'"),
+        ("10.0.0.0/8 2 02:00:00:00:00 02:00:00:00:01:02", "is not a MAC address"),
+        ("10.0.0.0/8 2", "routes:1: 2 fields"),
+        ("10.0.0.0/8 1 02:00:00:00:00:01 02:00:00:00:01:02\n"
+         "10.0.0.0/8 2 02:00:00:00:00:01 02:00:00:00:01:02", "routes:2: prefix 10.0.0.0/8 is "
+                                                               "listed twice"),
+    ]:
+        with pytest.raises(RoutesFileError, match=error):
+            parse_routes(text)
+
+
+def _decrypt(tunnel_id: int, *spis: int) -> Tunnel:
+    sas = tuple(SecurityAssociation(spi=spi, secret=Secret(key=bytes([spi % 250 + 1]) * 32,
+                                                           salt=b"\0" * 4)) for spi in spis)
+    return Tunnel(tunnel_id=tunnel_id, match=Match(), next_action=NextAction.FORWARD,
+                  body=IpsecDecrypt(mode=TunnelMode.TRANSPORT, cipher=Cipher.AES256_GCM64,
+                                    sas=sas))
+
+
+def test_allocation_keeps_indices_and_never_reuses_a_live_sa_index() -> None:
+    others = {7: Allocation(tunnel_index=1, sa_pairs=((700, 1),))}
+    first = allocate(_decrypt(9, 780), previous=None, keep_spis=[], others=others,
+                     max_tunnels=1023, max_sas=2047)
+    assert first == Allocation(tunnel_index=2, sa_pairs=((780, 2),))
+    # Rekey: the kept SA keeps its index, the new one skips the old tunnel's indices.
+    second = allocate(_decrypt(9, 780, 781), previous=first, keep_spis=[780],
+                      others={**others, 9: first}, max_tunnels=1023, max_sas=2047)
+    assert second == Allocation(tunnel_index=2, sa_pairs=((780, 2), (781, 3)))
+
+
+def test_data_plane_flags() -> None:
+    settings = parse_settings(["--switch-addr", "10.0.0.1:9559", "--device-id", "3",
+                               "--p4info", "x.txtpb", "--p4-device-config", "d.json",
+                               "--crypto-worker-socket", "/run/w.sock", "--routes", "r.txt"])
+    assert (settings.data_plane, settings.switch_addr, settings.device_id) == (
+        "p4runtime", "10.0.0.1:9559", 3)
+    assert settings.p4info == Path("x.txtpb") and settings.routes == Path("r.txt")
+    assert parse_settings(["--data-plane", "detached"]).data_plane == "detached"
+    with pytest.raises(SystemExit):
+        parse_settings(["--device-id", "0"])
+
+
+def test_rule_priorities_are_unique_per_tunnel() -> None:
+    pipe = Pipeline.load(P4INFO)
+    match = {"ip_version": 4, "ipv4_src": (int(IPv4Address("10.0.0.0")), 0xFF000000)}
+    assert pipe.priority(match, 1) > pipe.priority(match, 2)
+    assert pipe.priority({"prev_tunnel": 5}, 1023) > pipe.priority(match, 1)
+    longer = {"ip_version": 4, "ipv4_src": (int(IPv4Address("10.1.0.0")), 0xFFFF0000)}
+    assert pipe.priority(longer, 1023) > pipe.priority(match, 1)
+    assert pipe.priority({}, 1023) >= 1
