@@ -53,7 +53,8 @@ class WorkerSa:
         return wpb.SaParams(
             sa_index=self.sa_index, spi=self.sa.spi,
             direction=wpb.DIRECTION_ENCRYPT if self.encrypt else wpb.DIRECTION_DECRYPT,
-            cipher=int(self.cipher) + 1,  # worker Cipher = ENC_TYPE + 1 (worker.proto)
+            # worker Cipher = ENC_TYPE + 1 (worker.proto)
+            cipher=wpb.Cipher.Name(int(self.cipher) + 1),
             mode=wpb.MODE_TUNNEL if self.tunnel_mode else wpb.MODE_TRANSPORT,
             nat_traversal=self.nat_traversal)
 

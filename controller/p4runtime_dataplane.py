@@ -7,7 +7,8 @@ because BMv2 has no atomic multi-entry writes:
 2. one WriteRequest adds what is new on the switch: counter resets for a new tunnel index,
    ``decrypt_sas`` entries, ``tunnel_rules`` entries (INSERT, or MODIFY when the key is the same);
 3. one WriteRequest removes what is gone (old rule and SA-index entries);
-4. the worker drops the old SAs.
+4. after a short drain (``sa_drain``, default 0.1 s: frames already sent to the worker with the
+   old SA index come back first), the worker drops the old SAs.
 
 A CREATE therefore is one WriteRequest, a DELETE one, an UPDATE at most two. An encrypt rekey
 adds the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the
@@ -27,8 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +66,7 @@ from controller.pipeline import (
 log = logging.getLogger(__name__)
 
 WORKER_POLL_SECONDS = 0.5
+SA_DRAIN_SECONDS = 0.1
 FEW_TUNNELS = 16  # up to this many, counters are read by index, else whole
 
 
@@ -119,22 +122,24 @@ class P4RuntimeDataPlane:
     def __init__(self, *, pipeline: Pipeline, target: SwitchTarget,
                  worker: CryptoWorkerClient | None, routes: Sequence[Route],
                  book: AllocationBook, tunnels: Callable[[], Mapping[int, Tunnel]],
-                 worker_poll: float = WORKER_POLL_SECONDS) -> None:
+                 worker_poll: float = WORKER_POLL_SECONDS,
+                 sa_drain: float = SA_DRAIN_SECONDS) -> None:
         self.pipeline = pipeline
         self._worker = worker
         self._routes = tuple(routes)
         self._book = book
         self._tunnels = tunnels
         self._worker_poll = worker_poll
+        self._sa_drain = sa_drain
         self._alloc: dict[int, Allocation] = book.load_allocations()
         self._lock = asyncio.Lock()
         self._switch_ready = False
         self._worker_ready = worker is None
-        self._listeners: list[Callable[[DataPlaneStatus], Awaitable[None]]] = []
+        self._listeners: list[Callable[[DataPlaneStatus], Coroutine[Any, Any, None]]] = []
         self.connection = SwitchConnection(target, on_ready=self._switch_up,
                                            on_down=self._switch_down)
         self._monitor: asyncio.Task[None] | None = None
-        self._notify_tasks: set[asyncio.Task[None]] = set()
+        self._notify_tasks: set[asyncio.Task[Any]] = set()
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -143,7 +148,8 @@ class P4RuntimeDataPlane:
         """Switch and worker readiness."""
         return DataPlaneStatus(switch_ready=self._switch_ready, worker_ready=self._worker_ready)
 
-    def on_status(self, listener: Callable[[DataPlaneStatus], Awaitable[None]]) -> None:
+    def on_status(self, listener: Callable[[DataPlaneStatus], Coroutine[Any, Any, None]]
+                  ) -> None:
         """Call ``listener`` whenever readiness changes (the server drives health with it)."""
         self._listeners.append(listener)
 
@@ -293,12 +299,14 @@ class P4RuntimeDataPlane:
         try:
             for sa in add_sas:
                 await self._worker_call(self._worker_add(sa))
-                undo.append(lambda sa=sa: self._worker_remove(sa.sa_index))
+                undo.append(functools.partial(self._worker_remove, sa.sa_index))
             await self._switch_write(make, undo_make, undo)
             await self._switch_write(brk, undo_brk, undo)
+            if remove_sas and after is not None:
+                await asyncio.sleep(self._sa_drain)  # in-flight frames of the old SA return
             for sa in remove_sas:
                 await self._worker_call(self._worker_remove(sa.sa_index))
-                undo.append(lambda sa=sa: self._worker_add(sa))
+                undo.append(functools.partial(self._worker_add, sa))
         except DataPlaneUnavailable as error:
             log.warning("tunnel %d: %s failed (%s); undoing %d step(s)", tunnel_id,
                         change.operation.name, error, len(undo))
@@ -374,8 +382,8 @@ class P4RuntimeDataPlane:
                 await self._switch_up(self.connection)
 
         task = asyncio.get_running_loop().create_task(resync())
-        self._notify_tasks.add(task)  # type: ignore[arg-type]
-        task.add_done_callback(self._notify_tasks.discard)  # type: ignore[arg-type]
+        self._notify_tasks.add(task)
+        task.add_done_callback(self._notify_tasks.discard)
 
     async def _worker_call(self, call: Awaitable[None]) -> None:
         try:

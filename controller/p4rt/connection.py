@@ -150,7 +150,7 @@ class SwitchConnection:
         """One ReadRequest; every entity read back, decoded by finsy."""
         switch = self._live()
         try:
-            return [entity async for entity in switch.read(list(entities))]
+            return [entity async for entity in switch.read(list(entities))]  # type: ignore[attr-defined]
         except fy.P4ClientError as error:
             raise SwitchUnavailable(f"switch {self.target.address}: read failed: "
                                     f"{error.code.name} {error.message}") from None

@@ -3,6 +3,7 @@ real frames on the switch's packet socket and read them back through the API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -78,3 +79,37 @@ async def test_worker_drops_are_added_to_the_tunnel_in_drops(controller, v1, por
     await eventually(dropped, timeout=5)
     counters = await stats(v1, 9)
     assert counters.inPackets == 1 and counters.outPackets == 0
+
+
+async def test_encrypt_rekey_under_traffic_loses_nothing(controller, v1, port) -> None:
+    from ctl_builders import update_enc_sa
+
+    await create(v1, ipsec_enc(6, spi=4587, match=match_ipv4(source="10.0.0.1")))
+    frame = bytes(Ether(**HOST_MACS) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"rk")
+    sent, spis = 0, []
+    stop = asyncio.Event()
+
+    async def traffic() -> None:
+        nonlocal sent
+        while not stop.is_set():
+            port.send(1, frame)
+            sent += 1
+            await asyncio.sleep(0.005)  # pacing, not waiting for readiness
+
+    task = asyncio.create_task(traffic())
+    await eventually(lambda: sent >= 20)
+    answer = await create(v1, update_enc_sa(6, spi=4590))
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+    await eventually(lambda: sent >= 60)
+    stop.set()
+    await task
+    for _ in range(sent):
+        received = port.receive()
+        assert received is not None, f"lost a frame: {len(spis)} of {sent} came out"
+        spis.append(Ether(received[1])[ESP].spi if Ether(received[1]).haslayer(ESP)
+                    else int.from_bytes(bytes(Ether(received[1])[UDP].payload)[:4], "big"))
+    assert spis[0] == 4587 and spis[-1] == 4590
+    assert spis == sorted(spis)  # old SPI, then only the new one
+    counters = await stats(v1, 6)
+    assert counters.inPackets == counters.outPackets == sent
+    assert counters.inPacketsDrops == 0

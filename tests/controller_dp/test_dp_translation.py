@@ -160,3 +160,16 @@ async def test_update_of_the_match_replaces_the_rule(controller, v1, reader) -> 
     [rule] = reader.entries("tunnel_rules")
     assert rule.match["ipv4_src"] == (int(IPv4Address("198.51.100.7")), 0xFFFFFFFF)
     assert rule.action.args["tunnel_index"] == 1
+
+
+async def test_many_tunnels_read_whole_counters_in_one_request(controller, v1, reader) -> None:
+    requests = [geneve_encap(100 + i, match=match_ipv4(source=f"10.7.0.{i + 1}"))
+                for i in range(20)]
+    answer = await create(v1, *requests)
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+    assert len(reader.entries("tunnel_rules")) == 20
+    pages = [page async for page in v1.getAllIpTunnelsStats(
+        pb.tunnelRequestArgs(tunnelsPerRequest=0), timeout=10)]
+    [page] = pages
+    assert [item.tunnelId for item in page.responses] == list(range(100, 120))
+    assert all(item.tunnelCounters.inPackets == 0 for item in page.responses)
