@@ -71,6 +71,9 @@ _UNSUPPORTED_EXTERN_CALLS = {
     "clone": "clone", "clone_preserving_field_list": "clone_preserving_field_list",
     "digest": "digest", "truncate": "truncate", "assert": "assert", "assume": "assume",
     "verify_checksum_with_payload": "verify_checksum_with_payload",
+    "resubmit": "resubmit (deprecated; use resubmit_preserving_field_list)",
+    "recirculate": "recirculate (deprecated; use recirculate_preserving_field_list)",
+    "clone3": "clone3",
 }
 
 
@@ -93,15 +96,19 @@ class Sym:
     code: str = ""
     value: int | None = None
     info: Any = None
+    bindings: dict[str, P4Type] = field(default_factory=dict)  # extern type parameters
 
 
 @dataclass
 class ExternDecl:
-    """An extern type from <core.p4>/<v1model.p4> (or the program): method arities."""
+    """An extern type from <core.p4>/<v1model.p4> (or the program): its type parameters,
+    method arities and signatures, constructor arities."""
 
     name: str
     methods: dict[str, set[int]]
     ctor_arities: set[int]
+    type_params: tuple[str, ...] = ()
+    signatures: dict[str, list[list[tuple[str, str, P4Type]]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -278,7 +285,9 @@ class Compiler:
         if kind == "extern_decl":
             ann, tname, tparams, *methods = kids(decl)
             name = str(tname)
-            ext = ExternDecl(name, {}, set())
+            type_params = tuple(
+                str(kids(t)[0]) for t in kids(kids(tparams)[0])) if tparams is not None else ()
+            ext = ExternDecl(name, {}, set(), type_params)
             for m in methods:
                 if m.data == "constructor_proto":
                     _, _, params = kids(m)
@@ -287,6 +296,9 @@ class Compiler:
                     _, proto = kids(m)
                     mname, nparams = self.proto_shape(proto)
                     ext.methods.setdefault(mname, set()).add(nparams)
+                    if proto.data != "lookahead_proto":
+                        ext.signatures.setdefault(mname, []).append(
+                            self.param_types(kids(proto)[3]))
             self.externs[name] = ext
             self.types[name] = ExternT(name)
             return
@@ -861,11 +873,16 @@ class Compiler:
         cparams = ", ".join(pyparams)
         g.emit(f"class CL_{py(qname)}:")
         g.emit("    pass")
+        # names first, so an action may call another action declared after it
         compiled_actions: dict[str, str] = {}
+        to_compile: list[Sym] = []
         for n, sym in list(cscope.names.items()) + list(scope.names.items()):
             if sym.kind == "action" and n not in compiled_actions:
-                compiled_actions[n] = self.compile_action(sym, cscope, qname, cparams)
+                compiled_actions[n] = f"act_{py(qname)}__{py(sym.info[1])}"
+                to_compile.append(sym)
         cscope.compiled_actions = compiled_actions
+        for sym in to_compile:
+            self.compile_action(sym, cscope, qname, cparams)
         for sym in list(cscope.names.values()):
             if sym.kind == "table":
                 sym.code = self.compile_table(sym.info, cscope, qname, cparams)
@@ -910,6 +927,22 @@ class Compiler:
                             f"got {len(arglist)}", "instantiation")
         pyname = py(full)
         explicit_id = self.ann_get(anns, "id")
+        bindings: dict[str, P4Type] = {}
+        if tnode.data == "specialized_type":
+            targ_nodes = kids(kids(tnode)[1])
+            if len(targ_nodes) != len(ext.type_params):
+                raise self.fail(P4TypeError, tnode,
+                                f"{tname} takes {len(ext.type_params)} type arguments, got "
+                                f"{len(targ_nodes)} (v1model's API depends on V1MODEL_VERSION)",
+                                "instantiation")
+            bindings = {p: self.resolve_type(a)
+                        for p, a in zip(ext.type_params, targ_nodes, strict=True)}
+        sym = self._extern_sym(loc, tname, tnode, arglist, full, pyname, explicit_id, scope)
+        sym.bindings = bindings
+        return sym
+
+    def _extern_sym(self, loc: Tree, tname: str, tnode: Tree, arglist: list[Any], full: str,
+                    pyname: str, explicit_id: tuple[object, ...] | None, scope: Scope) -> Sym:
         if tname == "counter":
             size = self.const_eval(arglist[0])
             unit = self.counter_unit(arglist[1], scope)
@@ -1257,46 +1290,68 @@ class Compiler:
             raise self.fail(UnsupportedConstructError, st, f"statement {d} is not supported", d)
 
     def switch(self, st: Tree, scope: Scope, ctx: str) -> None:
+        """`switch (t.apply().action_run)` with action labels, or `switch (expr)` over a bit<W>
+        or serializable-enum value with constant labels; fall-through labels join the next
+        case, `default` must come last."""
         g = self.gen
         expr_node, *cases = kids(st)
         e = norm_expr(expr_node)
-        if not (e.data == "member" and ident(kids(e)[1]) == "action_run"):
-            raise self.fail(UnsupportedConstructError, st,
-                            "switch over anything but table.apply().action_run", "switch")
-        call = kids(e)[0]
-        v = self.call(kids(call)[0], kids(call)[1], scope, call, statement=False)
-        assert v is not None and v.info_table is not None  # type: ignore[attr-defined]
-        table_actions = v.info_table  # type: ignore[attr-defined]
-        r = g.tmp("run")
-        g.emit(f"{r} = {v.code}[1]")
+        table_actions: dict[str, str] | None = None
+        value_type: P4Type | None = None
+        r = g.tmp("sw")
+        if e.data == "member" and ident(kids(e)[1]) == "action_run":
+            call = kids(e)[0]
+            v = self.call(kids(call)[0], kids(call)[1], scope, call, statement=False)
+            assert v is not None and v.info_table is not None  # type: ignore[attr-defined]
+            table_actions = v.info_table  # type: ignore[attr-defined]
+            g.emit(f"{r} = {v.code}[1]")
+        else:
+            v = self.expr(e, scope)
+            if not isinstance(v.type, BitT | EnumT) or (
+                    isinstance(v.type, EnumT) and v.type.underlying is None):
+                raise self.fail(UnsupportedConstructError, expr_node,
+                                f"switch over {v.type.show()}: p4sim switches over action_run, "
+                                "bit<W> and serializable enums", "switch")
+            value_type = v.type
+            g.emit(f"{r} = {v.code}")
         pending: list[str] = []
         first = True
-        seen: set[str] = set()
+        seen: set[object] = set()
         for case in cases:
             label = kids(case)[0]
-            if label.data == "default_label":
-                lab = None
-            else:
-                lab = ident(kids(label)[0])
-                if lab in seen:
-                    raise self.fail(DuplicateDeclarationError, label,
-                                    f"duplicate switch label '{lab}'", "switch")
-                seen.add(lab)
-                q = table_actions.get(lab)
-                if q is None:
-                    raise self.fail(UnknownNameError, label,
-                                    f"'{lab}' is not an action of the table", "switch")
-                pending.append(f"_A_{py(q)}")
-            if case.data == "fallthrough_case":
-                continue
-            if lab is None and not pending:
-                g.emit("else:" if not first else "if True:")
-            else:
-                cond = f"{r} in ({', '.join(pending)},)"
-                if lab is None:
-                    g.emit("else:" if not first else "if True:")
+            is_default = label.data == "default_label"
+            if not is_default:
+                if table_actions is not None:
+                    if label.data != "name_ref":
+                        raise self.fail(P4TypeError, label, "switch on action_run needs action "
+                                        "names as labels", "switch")
+                    key: object = ident(kids(label)[0])
+                    q = table_actions.get(str(key))
+                    if q is None:
+                        raise self.fail(UnknownNameError, label,
+                                        f"'{key}' is not an action of the table", "switch")
+                    code = f"_A_{py(q)}"
                 else:
-                    g.emit(f"{'if' if first else 'elif'} {cond}:")
+                    assert value_type is not None
+                    lv = self.coerce(self.expr(label, scope), value_type, label, "switch")
+                    if lv.const is None:
+                        raise self.fail(P4TypeError, label, "switch labels must be constants",
+                                        "switch")
+                    key = lv.const
+                    code = repr(lv.const)
+                if key in seen:
+                    raise self.fail(DuplicateDeclarationError, label,
+                                    f"duplicate switch label '{source_text(label)}'", "switch")
+                seen.add(key)
+                pending.append(code)
+            if case.data == "fallthrough_case":
+                if is_default:
+                    raise self.fail(P4TypeError, label, "default cannot fall through", "switch")
+                continue
+            if is_default:
+                g.emit("if True:" if first else "else:")
+            else:
+                g.emit(f"{'if' if first else 'elif'} {r} in ({', '.join(pending)},):")
             first = False
             pending = []
             g.depth += 1
@@ -1822,7 +1877,7 @@ class Compiler:
             return self.direct_action_call(sym, args, scope, node)
         if name in _UNSUPPORTED_EXTERN_CALLS:
             raise self.fail(UnsupportedConstructError, node,
-                            f"{name} is not supported by p4sim", _UNSUPPORTED_EXTERN_CALLS[name])
+                            f"{_UNSUPPORTED_EXTERN_CALLS[name]} is not supported by p4sim", name)
         if name not in self.extern_funcs:
             raise self.fail(UnknownNameError, callee, f"unknown function '{name}'", "call")
         self.check_args(args, self.extern_funcs[name], node, name)
@@ -1830,16 +1885,25 @@ class Compiler:
         return self.extern_function(name, args, scope, node)
 
     def check_extern_arguments(self, name: str, args: list[Any], scope: Scope) -> None:
+        """Check an extern function call against its declaration."""
+        self.check_signature(name, self.extern_sigs.get(name, []), args, scope, {})
+
+    def check_signature(self, name: str, sigs: list[list[tuple[str, str, P4Type]]],
+                        args: list[Any], scope: Scope, bindings: dict[str, P4Type]) -> None:
         """Check arguments against the declaration in <core.p4>/<v1model.p4>: declared types
-        (generic parameters accept anything) and writable arguments for out/inout."""
-        for sig in self.extern_sigs.get(name, []):
+        (type parameters bound by the instance, e.g. register<bit<32>>'s T; unbound ones accept
+        anything) and writable arguments for out/inout."""
+        for sig in sigs:
             if len(sig) != len(args):
                 continue
             for arg, (pname, direction, ptype) in zip(args, sig, strict=True):
                 if direction in ("out", "inout"):
                     self.check_lvalue(norm_expr(arg), scope)
                 if isinstance(ptype, TypeParamT):
-                    continue
+                    bound = bindings.get(ptype.name)
+                    if bound is None:
+                        continue
+                    ptype = bound
                 value = self.expr(arg, scope)
                 if isinstance(ptype, StructLikeT) and value.type != ptype:
                     raise self.fail(P4TypeError, arg, f"{name}: argument '{pname}' must be "
@@ -1956,6 +2020,8 @@ class Compiler:
         if m not in ext.methods:
             raise self.fail(UnknownNameError, node, f"{ext.name} has no method '{m}'", "call")
         self.check_args(args, ext.methods[m], node, f"{ext.name}.{m}")
+        self.check_signature(f"{ext.name}.{m}", ext.signatures.get(m, []), args, scope,
+                             sym.bindings)
         name = sym.type.name  # type: ignore[attr-defined]
         if name == "counter" and m == "count":
             i = self.expr(args[0], scope)
@@ -1981,8 +2047,8 @@ class Compiler:
 
     def extern_function(self, name: str, args: list[Any], scope: Scope, node: Any) -> Val:
         if name == "mark_to_drop":
-            v = self.expr(args[0], scope)
-            return Val(f"{v.code}.f_egress_spec = 511; {v.code}.f_mcast_grp = 0", VoidT())
+            sm_code = self.expr(args[0], scope).code if args else "P.sm"  # () is deprecated
+            return Val(f"{sm_code}.f_egress_spec = 511; {sm_code}.f_mcast_grp = 0", VoidT())
         if name == "verify":
             if not scope.find_states():
                 raise self.fail(P4TypeError, node, "verify can only be called in a parser",

@@ -1,12 +1,16 @@
 // p4sim's <v1model.p4>: the v1model architecture as BMv2 simple_switch implements it, declared
-// for p4sim. Signatures follow p4c's v1model so programs written for p4c compile unchanged; the
-// behaviour lives in p4sim (see docs/p4sim.md for what is implemented and where it differs).
+// for p4sim. Signatures follow p4c's v1model so programs written for p4c compile unchanged,
+// including its two API versions: define V1MODEL_VERSION as 20200408 (or later) before the
+// #include for the newer one (PortId_t, counter<I>, register<T, I>); the default is 20180101.
+// The behaviour lives in p4sim (see docs/p4sim.md for what is implemented and where it differs).
 #ifndef P4SIM_V1MODEL_P4
 #define P4SIM_V1MODEL_P4
 
 #include <core.p4>
 
-#define V1MODEL_VERSION 20200408
+#ifndef V1MODEL_VERSION
+#define V1MODEL_VERSION 20180101
+#endif
 
 match_kind {
     range,
@@ -14,12 +18,22 @@ match_kind {
     selector
 }
 
+const bit<32> __v1model_version = V1MODEL_VERSION;
+
+#if V1MODEL_VERSION >= 20200408
 typedef bit<9> PortId_t;
+#endif
 
 struct standard_metadata_t {
+#if V1MODEL_VERSION >= 20200408
     PortId_t ingress_port;
     PortId_t egress_spec;
     PortId_t egress_port;
+#else
+    bit<9> ingress_port;
+    bit<9> egress_spec;
+    bit<9> egress_port;
+#endif
     bit<32> instance_type;
     bit<32> packet_length;
     bit<32> enq_timestamp;
@@ -46,32 +60,57 @@ enum MeterType {
     bytes
 }
 
+#if V1MODEL_VERSION >= 20200408
 extern counter<I> {
     counter(bit<32> size, CounterType type);
     void count(in I index);
 }
+#else
+extern counter {
+    counter(bit<32> size, CounterType type);
+    void count(in bit<32> index);
+}
+#endif
 
 extern direct_counter {
     direct_counter(CounterType type);
     void count();
 }
 
+#define V1MODEL_METER_COLOR_GREEN  0
+#define V1MODEL_METER_COLOR_YELLOW 1
+#define V1MODEL_METER_COLOR_RED    2
+
+#if V1MODEL_VERSION >= 20200408
 extern meter<I> {
     meter(bit<32> size, MeterType type);
     void execute_meter<T>(in I index, out T result);
 }
+#else
+extern meter {
+    meter(bit<32> size, MeterType type);
+    void execute_meter<T>(in bit<32> index, out T result);
+}
+#endif
 
 extern direct_meter<T> {
     direct_meter(MeterType type);
     void read(out T result);
 }
 
+#if V1MODEL_VERSION >= 20200408
 extern register<T, I> {
     register(bit<32> size);
-    T read(in I index);
     void read(out T result, in I index);
     void write(in I index, in T value);
 }
+#else
+extern register<T> {
+    register(bit<32> size);
+    void read(out T result, in bit<32> index);
+    void write(in bit<32> index, in T value);
+}
+#endif
 
 extern action_profile {
     action_profile(bit<32> size);
@@ -91,30 +130,43 @@ enum HashAlgorithm {
     xor16
 }
 
+@deprecated("Please use mark_to_drop(standard_metadata) instead.")
+extern void mark_to_drop();
 extern void mark_to_drop(inout standard_metadata_t standard_metadata);
 extern void hash<O, T, D, M>(out O result, in HashAlgorithm algo, in T base, in D data, in M max);
+
+extern action_selector {
+    action_selector(HashAlgorithm algorithm, bit<32> size, bit<32> outputWidth);
+}
 
 enum CloneType {
     I2E,
     E2E
 }
 
-extern void resubmit_preserving_field_list(bit<8> index);
-extern void recirculate_preserving_field_list(bit<8> index);
+extern void verify_checksum<T, O>(in bool condition, in T data, in O checksum, HashAlgorithm algo);
+extern void update_checksum<T, O>(in bool condition, in T data, inout O checksum,
+                                  HashAlgorithm algo);
+extern void verify_checksum_with_payload<T, O>(in bool condition, in T data, in O checksum,
+                                               HashAlgorithm algo);
+extern void update_checksum_with_payload<T, O>(in bool condition, in T data, inout O checksum,
+                                               HashAlgorithm algo);
+
 extern void clone(in CloneType type, in bit<32> session);
+@deprecated("Please use 'resubmit_preserving_field_list' instead")
+extern void resubmit<T>(in T data);
+extern void resubmit_preserving_field_list(bit<8> index);
+@deprecated("Please use 'recirculate_preserving_field_list' instead")
+extern void recirculate<T>(in T data);
+extern void recirculate_preserving_field_list(bit<8> index);
+@deprecated("Please use 'clone_preserving_field_list' instead")
+extern void clone3<T>(in CloneType type, in bit<32> session, in T data);
 extern void clone_preserving_field_list(in CloneType type, in bit<32> session, bit<8> index);
 extern void truncate(in bit<32> length);
 extern void assert(in bool check);
 extern void assume(in bool check);
 extern void log_msg(string msg);
 extern void log_msg<T>(string msg, in T data);
-
-extern void verify_checksum<T, O>(in bool condition, in T data, in O checksum, HashAlgorithm algo);
-extern void update_checksum<T, O>(in bool condition, in T data, inout O checksum, HashAlgorithm algo);
-extern void verify_checksum_with_payload<T, O>(in bool condition, in T data, in O checksum,
-                                               HashAlgorithm algo);
-extern void update_checksum_with_payload<T, O>(in bool condition, in T data, inout O checksum,
-                                               HashAlgorithm algo);
 
 parser Parser<H, M>(packet_in b, out H parsedHdr, inout M meta,
                     inout standard_metadata_t standard_metadata);

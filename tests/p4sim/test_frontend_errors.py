@@ -80,8 +80,8 @@ def test_skeleton_is_valid(tmp_path: Path) -> None:
         ("hdr.h.c = 1;", UnknownNameError, 15, "h_t has no field 'c'", "member"),
         ("x = 1;", UnknownNameError, 9, "unknown name 'x'", "expression"),
         ("set();", ArgumentCountError, 9, "action set takes 1 arguments, got 0", "call"),
-        ("mark_to_drop();", ArgumentCountError, 9, "mark_to_drop takes 1 arguments, got 0",
-         "call"),
+        ("mark_to_drop(sm, sm);", ArgumentCountError, 9,
+         "mark_to_drop takes 0 or 1 arguments, got 2", "call"),
         ("bit<8> x = 1; bit<8> x = 2;", DuplicateDeclarationError, 30,
          "duplicate declaration of variable 'x'", "variable"),
         ("mark_to_drop(meta);", P4TypeError, 22,
@@ -172,9 +172,26 @@ def test_extern_method_arguments(tmp_path: Path) -> None:
     assert err.message == "counter.count takes 1 arguments, got 0"
     err = _error(_program(tmp_path, locals_=locals_, body="r.write(0, hdr.h.b);"))
     assert isinstance(err, P4TypeError)
-    assert err.message == "cannot use bit<16> as bit<8> without a cast"
+    assert err.message == ("cannot use bit<16> as bit<8> to register.write's parameter 'value' "
+                           "without a cast")
+    err = _error(_program(tmp_path, locals_=locals_, body="c.count(hdr.h.a);"))
+    assert isinstance(err, P4TypeError)  # v1model 20180101: counter.count(in bit<32> index)
+    assert err.message == ("cannot use bit<8> as bit<32> to counter.count's parameter 'index' "
+                           "without a cast")
     err = _error(_program(tmp_path, locals_=locals_, body="r.frob(1);"))
     assert isinstance(err, UnknownNameError) and err.message == "register has no method 'frob'"
+
+
+def test_v1model_version_selects_the_extern_api(tmp_path: Path) -> None:
+    new_api = "register<bit<8>, bit<8>>(4) r;"
+    err = _error(_program(tmp_path, locals_=new_api))
+    assert isinstance(err, P4TypeError)
+    assert err.message == ("register takes 1 type arguments, got 2 (v1model's API depends on "
+                           "V1MODEL_VERSION)")
+    path = _program(tmp_path, locals_=new_api + " counter<bit<8>>(4, CounterType.packets) c;",
+                    body="r.write(hdr.h.a, 1); c.count(hdr.h.a); sm.egress_spec = (PortId_t)2;")
+    path.write_text("#define V1MODEL_VERSION 20200408\n" + path.read_text())
+    load_program(path)
 
 
 def test_register_without_type_argument(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-// v1model externs: register (both read forms), hash (crc16, crc32, csum16, identity), random,
+// v1model externs: register read/write, hash (crc16, crc32, csum16, identity), random,
 // log_msg, resubmit with a field list, update_checksum_with_payload (UDP checksum), packet-in
 // and packet-out through @controller_header headers on CPU port 64.
 #include <core.p4>
@@ -75,7 +75,7 @@ control XIngress(inout headers_t hdr, inout metadata_t meta, inout standard_meta
         seen = seen + 1;
         seen_per_port.write((bit<32>)sm.ingress_port, seen);
         hdr.result.setValid();
-        hdr.result.seen = seen_per_port.read((bit<32>)sm.ingress_port);
+        seen_per_port.read(hdr.result.seen, (bit<32>)sm.ingress_port);
         hash(hdr.result.crc16, HashAlgorithm.crc16, 16w0,
              { hdr.ethernet.dst, hdr.ethernet.src }, 32w65536);
         hash(hdr.result.crc32, HashAlgorithm.crc32, 32w0,
