@@ -103,3 +103,27 @@ def test_program_level_register_is_shared_and_unqualified(tmp_path: Path) -> Non
     sw = Switch(program)
     sw.process(1, bytes([0, 0, 0]))
     assert sw.process(1, bytes([0, 0, 0])) == [(4, bytes([1, 0x12, 1]))]
+
+
+SWITCH_ON_VALUES = PROGRAM.replace(
+    "header h_t { bit<8> mode; bit<8> steps; bit<8> egress_ran; }",
+    "header h_t { bit<8> mode; bit<8> steps; bit<8> egress_ran; }\n"
+    "enum bit<8> Mode_t { ONE = 1, TWO = 2, THREE = 3 }").replace(
+    "        inner.apply(hdr);\n",
+    "        switch ((Mode_t)hdr.h.mode) {\n"
+    "            Mode_t.ONE: { hdr.h.steps = 0x40; }\n"
+    "            Mode_t.TWO:\n"
+    "            Mode_t.THREE: { hdr.h.steps = 0x50; }\n"
+    "            default: { hdr.h.steps = 0x60; }\n"
+    "        }\n"
+    "        switch (hdr.h.mode) {\n"
+    "            7: { hdr.h.steps = 0x70; }\n"
+    "        }\n")
+
+
+def test_switch_on_values_with_fall_through_and_default(tmp_path: Path) -> None:
+    path = tmp_path / "switch.p4"
+    path.write_text(SWITCH_ON_VALUES)
+    sw = Switch(load_program(path))
+    results = {mode: sw.process(1, bytes([mode, 0, 0]))[0][1][1] for mode in (1, 2, 3, 4, 7)}
+    assert results == {1: 0x50, 2: 0x60, 3: 0x60, 4: 0x70, 7: 0x80}
