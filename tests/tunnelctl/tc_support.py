@@ -72,7 +72,7 @@ def start_controller(state_dir: Path, *extra: str) -> tuple[subprocess.Popen[byt
     with log.open("wb") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "controller", "--listen", address, "--state-dir",
-             str(state_dir), *extra],
+             str(state_dir), "--data-plane", "detached", *extra],
             cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return process, Controller(address=address, state_dir=state_dir, log=log)
