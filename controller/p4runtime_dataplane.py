@@ -140,6 +140,7 @@ class P4RuntimeDataPlane:
                                            on_down=self._switch_down)
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
+        self._last_status: DataPlaneStatus | None = None
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -155,6 +156,9 @@ class P4RuntimeDataPlane:
 
     def _notify(self) -> None:
         status = self.status
+        if status == self._last_status:
+            return
+        self._last_status = status
         for listener in self._listeners:
             task = asyncio.get_running_loop().create_task(listener(status))
             self._notify_tasks.add(task)

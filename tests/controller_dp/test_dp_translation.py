@@ -15,7 +15,9 @@ from ctl_builders import (
     update_enc_sa,
 )
 from ctl_client import create
-from dp_support import worker_sas
+from dp_support import PacketPort, worker_sas
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
 from tunneloffload.crypto.v1 import worker_pb2 as wpb
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
@@ -162,14 +164,22 @@ async def test_update_of_the_match_replaces_the_rule(controller, v1, reader) -> 
     assert rule.action.args["tunnel_index"] == 1
 
 
-async def test_many_tunnels_read_whole_counters_in_one_request(controller, v1, reader) -> None:
+async def test_many_tunnels_read_whole_counters_in_one_request(controller, v1, reader,
+                                                               switch) -> None:
     requests = [geneve_encap(100 + i, match=match_ipv4(source=f"10.7.0.{i + 1}"))
                 for i in range(20)]
     answer = await create(v1, *requests)
     assert answer.requestStatus == pb._TUNNEL_ACCEPTED
     assert len(reader.entries("tunnel_rules")) == 20
+    port = PacketPort(switch.packet_url)
+    try:
+        port.send(1, bytes(Ether() / IP(src="10.7.0.5", dst="10.9.9.9") / UDP()))
+        assert port.receive() is not None
+    finally:
+        port.close()
     pages = [page async for page in v1.getAllIpTunnelsStats(
         pb.tunnelRequestArgs(tunnelsPerRequest=0), timeout=10)]
     [page] = pages
     assert [item.tunnelId for item in page.responses] == list(range(100, 120))
-    assert all(item.tunnelCounters.inPackets == 0 for item in page.responses)
+    assert [item.tunnelCounters.inPackets for item in page.responses] == [
+        1 if item.tunnelId == 104 else 0 for item in page.responses]
