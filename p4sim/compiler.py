@@ -68,7 +68,6 @@ _UNSUPPORTED_DECLS = {
     "value_set_decl": "value_set", "newtype_decl": "type (new type) declaration",
 }
 _UNSUPPORTED_EXTERN_CALLS = {
-    "clone": "clone", "clone_preserving_field_list": "clone_preserving_field_list",
     "digest": "digest", "truncate": "truncate", "assert": "assert", "assume": "assume",
     "verify_checksum_with_payload": "verify_checksum_with_payload",
     "resubmit": "resubmit (deprecated; use resubmit_preserving_field_list)",
@@ -2058,6 +2057,10 @@ class Compiler:
             if not isinstance(c.type, BoolT) or not isinstance(e.type, ErrorT):
                 raise self.fail(P4TypeError, node, "verify(bool, error)", "verify")
             return Val(f"if not {c.code}: raise ParserFailure({e.code})", VoidT())
+        if name in ("clone", "clone_preserving_field_list"):
+            session = self.expr(args[1], scope)
+            index = self.const_eval(args[2]) if len(args) == 3 else None
+            return Val(f"P.clone = ({session.code}, {index!r})", VoidT())
         if name in ("recirculate_preserving_field_list", "resubmit_preserving_field_list"):
             idx = self.const_eval(args[0])
             attr = "recirculate" if name.startswith("recirculate") else "resubmit"

@@ -27,8 +27,8 @@ class Packet:
     """Mutable per-pass packet context (slots for speed)."""
 
     __slots__ = (
-        "data", "off", "emitted", "hdr", "meta", "sm", "recirculate", "resubmit", "trace",
-        "payload_start",
+        "data", "off", "emitted", "hdr", "meta", "sm", "recirculate", "resubmit", "clone",
+        "trace", "payload_start",
     )
 
     def __init__(self, data: bytes, hdr: Any, meta: Any, sm: Any) -> None:
@@ -40,5 +40,6 @@ class Packet:
         self.sm = sm
         self.recirculate: int | None = None
         self.resubmit: int | None = None
+        self.clone: tuple[int, int | None] | None = None  # (session, field list) once cloned
         self.trace: list[str] | None = None
         self.payload_start = 0

@@ -434,18 +434,48 @@ class TableState:
             )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Replica:
+    """One copy made by the packet replication engine: the port it leaves on and its instance
+    number (`standard_metadata.egress_rid`), as in P4Runtime's Replica."""
+
+    egress_port: int
+    instance: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloneSession:
+    """A clone (mirror) session as P4Runtime's CloneSessionEntry sets it: the copies to make.
+    `packet_length_bytes` > 0 truncates each copy to that many bytes."""
+
+    session_id: int
+    replicas: tuple[Replica, ...]
+    class_of_service: int = 0
+    packet_length_bytes: int = 0
+
+
 @dataclass
 class RuntimeState:
-    """All control-plane visible state of a device, keyed by P4Info id."""
+    """All control-plane visible state of a device, keyed by P4Info id.
+
+    `multicast_groups` (group id -> replicas) and `clone_sessions` (session id -> CloneSession)
+    are the packet replication engine, written by P4Runtime PacketReplicationEngineEntry
+    updates; replace a value whole to change a group (the data plane reads them per packet).
+    """
 
     tables: dict[int, TableState] = field(default_factory=dict)
     counters: dict[int, CounterState] = field(default_factory=dict)
     direct_counters: dict[int, CounterState] = field(default_factory=dict)
     registers: dict[int, RegisterState] = field(default_factory=dict)
+    multicast_groups: dict[int, tuple[Replica, ...]] = field(default_factory=dict)
+    clone_sessions: dict[int, CloneSession] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def reset(self) -> None:
-        """Empty tables (const entries stay), zero counters and registers."""
+        """Empty tables (const entries stay), zero counters and registers, no multicast groups
+        or clone sessions."""
+        self.multicast_groups.clear()
+        self.clone_sessions.clear()
         for table in self.tables.values():
             table.reset()
         for counter in self.counters.values():

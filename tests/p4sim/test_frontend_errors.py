@@ -89,8 +89,8 @@ def test_skeleton_is_valid(tmp_path: Path) -> None:
          "call"),
         ("hash(hdr.h.a, 5, 8w0, { hdr.h.b }, 8w4);", P4TypeError, 23,
          "cannot use int as HashAlgorithm to hash's parameter 'algo' without a cast", "call"),
-        ("clone(CloneType.I2E, 5);", UnsupportedConstructError, 9,
-         "clone is not supported by p4sim", "clone"),
+        ("digest(32w1, hdr.h.a);", UnsupportedConstructError, 9,
+         "digest is not supported by p4sim", "digest"),
         ("hdr.h.a = 1", P4SyntaxError, 5, "syntax error: unexpected '}'", "syntax"),
     ],
 )
