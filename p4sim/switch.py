@@ -110,10 +110,15 @@ class Switch:
         with self.lock:
             self.stats.received += 1
             out: list[tuple[int, bytes]] = []
-            pending: deque[_Pass | _EgressJob] = deque([_Pass(
-                frame=bytes(frame), ingress_port=ingress_port, instance_type=INSTANCE_NORMAL,
-                preserved=None, field_list=None)])
-            passes = 0
+            pending: deque[_Pass | _EgressJob] = deque()
+            try:
+                self._ingress_pass(_Pass(frame=bytes(frame), ingress_port=ingress_port,
+                                         instance_type=INSTANCE_NORMAL, preserved=None,
+                                         field_list=None), out, pending)
+            except Exception:
+                log.exception("packet dropped: run-time error in the pipeline")
+                self.stats.dropped["runtime_error"] += 1
+            passes = 1
             copies = 0
             while pending:
                 job = pending.popleft()
