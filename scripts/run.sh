@@ -20,6 +20,7 @@ P4RT_ADDR="${P4RT_ADDR:-127.0.0.1:9559}"
 DEVICE_ID="${DEVICE_ID:-1}"
 PROGRAM="${PROGRAM:-p4src/tunnel_offload.p4}"
 P4INFO="${P4INFO:-p4src/tunnel_offload.p4info.txtpb}"
+ROUTES="${ROUTES:-examples/routes.txt}"
 CRYPTO_PORT="${CRYPTO_PORT:-64}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 COMPOSE_FILE="${COMPOSE_FILE:-docker/compose.yaml}"
@@ -160,10 +161,12 @@ EOF
 run_sim() {
   [ -x "$PY" ] || die "no $PY: run 'make proto' first (make run does)"
   [ -f "$PROGRAM" ] || die "no P4 program at $PROGRAM"
+  [ -f "$ROUTES" ] || die "no routes file at $ROUTES"
   require_options "p4sim" "$PY -m p4sim run" --packet-socket --port --grpc-addr --device-id
+  require_options "p4sim" "$PY -m p4sim" device-config
   require_options "the crypto worker" "$PY -m crypto_worker" --sa-socket --nanomsg
-  require_options "the controller" "$PY -m controller" --listen --state-dir --p4runtime \
-    --device-id --p4info --crypto-sa-socket
+  require_options "the controller" "$PY -m controller" --listen --state-dir --data-plane \
+    --switch-addr --device-id --p4info --p4-device-config --crypto-worker-socket --routes
   port_free "the TunnelOffload API, LISTEN" "$LISTEN"
   port_free "P4Runtime, P4RT_ADDR" "$P4RT_ADDR"
   mkdir -p "$RUN_DIR" "$LOG_DIR"
@@ -171,22 +174,30 @@ run_sim() {
   rm -f "$SA_SOCKET"
 
   trap stop_all INT TERM EXIT
+  # The pipeline the controller pushes (and pushes again if the switch restarts).
+  "$PY" -m p4sim device-config "$PROGRAM" >"$RUN_DIR/device-config.json" ||
+    die "'p4sim device-config $PROGRAM' failed"
+
   start switch "$PY" -m p4sim run "$PROGRAM" --packet-socket "$PACKET_SOCKET" \
     --port "$CRYPTO_PORT@$CRYPTO_SOCKET" --grpc-addr "$P4RT_ADDR" --device-id "$DEVICE_ID"
   wait_ready switch "P4Runtime on $P4RT_ADDR" tcp_open "$P4RT_ADDR"
 
   start crypto-worker "$PY" -m crypto_worker --sa-socket "$SA_SOCKET" --nanomsg "$CRYPTO_SOCKET"
-  wait_ready crypto-worker "SA service on $SA_SOCKET" test -S "$SA_SOCKET"
+  wait_ready crypto-worker "gRPC health SERVING on unix:$SA_SOCKET" \
+    "$PY" -m tunnelctl --server "unix:$SA_SOCKET" --insecure --timeout 2 health
 
+  # Health turns SERVING once the controller has the switch and the worker (issue 7).
   start controller "$PY" -m controller --listen "$LISTEN" --state-dir "$STATE_DIR" \
-    --p4runtime "$P4RT_ADDR" --device-id "$DEVICE_ID" --p4info "$P4INFO" \
-    --crypto-sa-socket "$SA_SOCKET"
+    --data-plane p4runtime --switch-addr "$P4RT_ADDR" --device-id "$DEVICE_ID" \
+    --p4info "$P4INFO" --p4-device-config "$RUN_DIR/device-config.json" \
+    --crypto-worker-socket "$SA_SOCKET" --routes "$ROUTES"
   wait_ready controller "gRPC health SERVING on $LISTEN" \
     "$PY" -m tunnelctl --server "$LISTEN" --state-dir "$STATE_DIR" --timeout 2 health
 
   print_banner "p4sim (embedded v1model target) running $PROGRAM, P4Runtime $P4RT_ADDR" \
     "packets:  front-panel ports on $PACKET_SOCKET (PTF nanomsg);" \
     "          crypto port $CRYPTO_PORT on $CRYPTO_SOCKET, owned by the crypto worker" \
+    "routes:   $ROUTES" \
     "logs:     $LOG_DIR/{switch,crypto-worker,controller}.log"
 
   # Stay in the foreground until Ctrl-C or until one of the processes exits on its own.

@@ -1,0 +1,84 @@
+"""`make run`'s launcher on the embedded target, end to end: scripts/run.sh TARGET=sim brings up
+p4sim, the crypto worker and the controller; tunnelctl creates an example; packets sent with
+examples/send_traffic.py come out encrypted and Geneve-encapsulated and move the counters; Ctrl-C
+(SIGINT to the launcher's process group) stops every process it started.
+
+Run just this file: .venv/bin/python -m pytest tests/tunnelctl/test_run_script.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tc_support import REPO, Controller, free_port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_run_sim_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    listen = f"localhost:{free_port()}"
+    env = {**os.environ, "TARGET": "sim", "STATE_DIR": str(state), "LISTEN": listen,
+           "P4RT_ADDR": f"127.0.0.1:{free_port()}", "READY_TIMEOUT": "90"}
+    output = tmp_path / "run.out"
+    with output.open("wb") as sink:
+        launcher = subprocess.Popen([str(REPO / "scripts" / "run.sh")], cwd=REPO, env=env,
+                                    stdout=sink, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "stop:" not in output.read_text():
+            assert launcher.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.2)
+        text = output.read_text()
+        pids = {name: int(pid) for name, pid in
+                re.findall(r"run: started (\S+) \(pid (\d+)\)", text)}
+        assert set(pids) == {"switch", "crypto-worker", "controller"}
+        assert f"TunnelOffload is serving on {listen}" in text
+        assert f"trust:    {state}/tls/server.crt" in text
+
+        server = Controller(address=listen, state_dir=state, log=state / "logs/controller.log")
+        created = server.cli("create", "-f", str(REPO / "examples" / "3-rematch-chain.yaml"))
+        assert created.status == 0, created.err
+        assert sorted(server.tunnels()) == [30000, 30001]
+
+        sent = subprocess.run(
+            [sys.executable, str(REPO / "examples" / "send_traffic.py"), "--socket",
+             f"ipc://{state}/run/ports.ipc", "--count", "3", "--listen", "5"],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert sent.returncode == 0, sent.stderr
+        frames = [line for line in sent.stdout.splitlines() if line.startswith("out port ")]
+        # examples/routes.txt sends 10.10.10.10 (the Geneve outer destination) out of port 4.
+        assert frames == ["out port 4: Ether / IP / UDP / GENEVE / Ether / 14.0.0.2 > 14.0.0.1 "
+                          "esp / Raw"] * 3, sent.stdout
+
+        stats = server.cli("stats", "30000", "30001", "-o", "json")
+        assert stats.status == 0, stats.err
+        counters = {item["tunnelId"]: item["tunnelCounters"] for item in json.loads(stats.out)}
+        assert counters[30000]["inPackets"] == counters[30000]["outPackets"] == 3
+        assert counters[30001]["inPackets"] == counters[30001]["outPackets"] == 3
+
+        os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        launcher.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [name for name, pid in pids.items() if _alive(pid)], output.read_text()
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
