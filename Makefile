@@ -31,7 +31,7 @@ $(GEN_STAMP): $(STAMP) $(PROTOS)
 
 proto: $(GEN_STAMP)
 
-test: test-unit test-ptf
+test: test-unit test-ptf test-e2e
 
 test-unit: proto system-deps
 	$(PY) -m pytest -q
