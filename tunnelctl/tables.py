@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+
+# Cells of a numeric column: numbers, and "-" for "no value yet" (a rate before its second sample).
+_NUMBER = re.compile(r"^(-|\d+(\.\d+)?)$")
 
 __all__ = ["render_table"]
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Columns as wide as their widest cell, two spaces apart; ints are right-aligned."""
+    """Columns as wide as their widest cell, two spaces apart; numeric columns right-aligned."""
     cells = [[str(value) for value in row] for row in rows]
     widths = [len(header) for header in headers]
     for row in cells:
         for column, text in enumerate(row):
             widths[column] = max(widths[column], len(text))
-    numeric = [bool(rows) and all(isinstance(row[column], int) for row in rows)
+    numeric = [bool(cells) and all(_NUMBER.match(row[column]) for row in cells)
                for column in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:

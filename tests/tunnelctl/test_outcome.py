@@ -79,3 +79,12 @@ def test_watch_rates_are_packets_per_second_since_the_last_refresh() -> None:
     assert packet_rates(7, now, before) == ["30.0", "0.0"]
     assert packet_rates(8, now, before) == ["-", "-"]  # new tunnel: nothing to compare with
     assert packet_rates(7, now, None) == ["-", "-"]
+
+
+def test_tables_right_align_numeric_columns_only() -> None:
+    from tunnelctl.tables import render_table
+
+    table = render_table(["ID", "KIND", "PPS"], [[7, "geneve-encap", "-"], [10000, "nat", "12.5"]])
+    assert table == ("   ID  KIND           PPS\n"
+                     "    7  geneve-encap     -\n"
+                     "10000  nat           12.5\n")
