@@ -93,7 +93,10 @@ class SwitchConnection:
             try:
                 async with switch:
                     down = asyncio.Event()
-                    switch.ee.on(SwitchEvent.CHANNEL_DOWN, lambda *_, event=down: event.set())
+                    # Losing the primary role is as good as losing the channel: writes would
+                    # be refused, so reconnect (and reconcile once primary again).
+                    for event in (SwitchEvent.CHANNEL_DOWN, SwitchEvent.BECOME_BACKUP):
+                        switch.ee.on(event, lambda *_, flag=down: flag.set())
                     if not switch.is_primary:
                         raise SwitchUnavailable("another controller is primary")
                     self._switch = switch
@@ -104,7 +107,8 @@ class SwitchConnection:
                     await self._on_ready(self)
                     backoff = INITIAL_BACKOFF
                     await down.wait()
-                    log.warning("P4Runtime channel to %s went down", self.target.address)
+                    log.warning("P4Runtime channel to %s went down (or lost the primary "
+                                "role)", self.target.address)
             except asyncio.CancelledError:
                 self._switch = None
                 self._on_down()

@@ -117,3 +117,41 @@ async def _is(status_coroutine, wanted: int) -> bool:
         return await status_coroutine == wanted
     except grpc.aio.AioRpcError:
         return False
+
+
+async def test_switch_refusing_part_of_a_write_reverts_the_rest(controller, v1, reader,
+                                                                worker, monkeypatch) -> None:
+    """A rekey whose WriteRequest the real switch refuses in part: the applied updates and the
+    new worker SA are undone. The fault is a DELETE of an entry that does not exist, appended to
+    the request's first WriteRequest — the switch applies the rest and reports that one."""
+    import finsy as fy
+    from ctl_builders import update_enc_sa
+
+    from controller.p4rt.connection import delete as delete_update
+
+    await create(v1, ipsec_enc(1, spi=4587))
+    before, sas_before = reader.snapshot(), worker_sas(worker.socket)
+    connection = controller.dataplane.connection
+    real_write = connection.write
+    missing = fy.P4TableEntry("TunnelIngress.esp.decrypt_sas",
+                              match=fy.P4TableMatch(tunnel_index=999, spi=999),
+                              action=fy.P4TableAction("TunnelIngress.esp.set_decrypt_sa",
+                                                      sa_index=1))
+    calls = []
+
+    async def write_with_a_bad_update(updates):
+        calls.append(len(updates))
+        if len(calls) == 1:
+            updates = [*updates, delete_update(missing)]
+        await real_write(updates)
+
+    monkeypatch.setattr(connection, "write", write_with_a_bad_update)
+    answer = await create(v1, update_enc_sa(1, spi=4590))
+    assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+    assert "update 1" in answer.responses[0].error.errorString  # the appended DELETE
+    assert calls == [1, 1]  # the MODIFY (refused in part), then its undo
+    assert reader.snapshot() == before
+    assert {i: p.spi for i, p in worker_sas(worker.socket).items()} == {
+        i: p.spi for i, p in sas_before.items()}
+    tunnel = await v1.getIpTunnel(pb.tunnelId(tunnelId=1), timeout=5)
+    assert tunnel.ipTunnel.ipsecTunnel.ipsecEnc.ipsecSA.spi == 4587
