@@ -15,6 +15,7 @@ from p4sim.runtime import (
     ActionSpec,
     CounterState,
     KeySpec,
+    MeterState,
     RegisterState,
     RuntimeState,
     TableEntry,
@@ -104,6 +105,13 @@ class CompiledProgram:
         for r in m.registers:
             state.registers[r.id] = RegisterState(register_id=r.id, name=r.name, size=r.size,
                                                   bitwidth=r.bitwidth)
+        for mm in m.meters:
+            state.meters[mm.id] = MeterState(meter_id=mm.id, name=mm.name, size=mm.size,
+                                             unit=mm.unit)
+        dms: dict[str, MeterState] = {}
+        for mm in m.direct_meters:
+            dms[mm.name] = state.direct_meters[mm.id] = MeterState(
+                meter_id=mm.id, name=mm.name, size=0, unit=mm.unit)
         for t in m.tables:
             specs = []
             for aname, anns in t.actions:
@@ -126,7 +134,8 @@ class CompiledProgram:
                 default_action=ActionCall(action_id=m.actions[t.default_action[0]].id,
                                           args=t.default_action[1]),
                 default_is_const=t.default_is_const, is_const=t.is_const, const_entries=entries,
-                direct_counter=dcs.get(t.direct_counter) if t.direct_counter else None)
+                direct_counter=dcs.get(t.direct_counter) if t.direct_counter else None,
+                direct_meter=dms.get(t.direct_meter) if t.direct_meter else None)
         return state
 
     def instantiate(self, state: RuntimeState) -> Pipeline:
@@ -152,6 +161,10 @@ class CompiledProgram:
             ns[f"_DC_{py(c.name)}"] = state.direct_counters[c.id]
         for r in m.registers:
             ns[f"_R_{py(r.name)}"] = state.registers[r.id]
+        for mm in m.meters:
+            ns[f"_M_{py(mm.name)}"] = state.meters[mm.id]
+        for mm in m.direct_meters:
+            ns[f"_DM_{py(mm.name)}"] = state.direct_meters[mm.id]
         exec(self.code, ns)  # noqa: S102 - our own generated code
         for t in m.tables:
             ns[f"_bind_{py(t.name)}"]()

@@ -34,6 +34,7 @@ from p4sim.model import (
     ControllerHeaderModel,
     CounterModel,
     KeyModel,
+    MeterModel,
     ProgramModel,
     RegisterModel,
     TableModel,
@@ -968,8 +969,25 @@ class Compiler:
             self.model.registers.append(RegisterModel(name=full, size=size, bitwidth=vt.width,
                                                       explicit_id=_int_or_none(explicit_id)))
             return Sym("extern", ExternT("register"), f"_R_{pyname}", info=(full, vt, it))
+        if tname == "meter":
+            size = self.const_eval(arglist[0])
+            unit = self.meter_unit(arglist[1], scope)
+            self.model.meters.append(MeterModel(name=full, size=size, unit=unit,
+                                                explicit_id=_int_or_none(explicit_id)))
+            return Sym("extern", ExternT("meter"), f"_M_{pyname}", info=full)
+        if tname == "direct_meter":
+            unit = self.meter_unit(arglist[0], scope)
+            self.model.direct_meters.append(MeterModel(name=full, size=0, unit=unit,
+                                                       explicit_id=_int_or_none(explicit_id)))
+            return Sym("extern", ExternT("direct_meter"), f"_DM_{pyname}", info=full)
         raise self.fail(UnsupportedConstructError, loc, f"extern {tname} is not supported",
                         tname)
+
+    def meter_unit(self, node: Any, scope: Scope) -> str:
+        v = self.expr(node, scope)
+        if not isinstance(v.type, EnumT) or v.type.name != "MeterType" or v.const is None:
+            raise self.fail(P4TypeError, node, "expected a MeterType", "meter")
+        return ["PACKETS", "BYTES"][v.const]
 
     def counter_unit(self, node: Any, scope: Scope) -> str:
         v = self.expr(node, scope)
@@ -1025,6 +1043,7 @@ class Compiler:
         entries_nodes: list[Tree] = []
         const_entries = False
         direct_counter = None
+        direct_meter = None
         for p in props:
             d = p.data
             if d == "key_prop":
@@ -1075,6 +1094,12 @@ class Compiler:
                         raise self.fail(P4TypeError, pexpr, "counters = needs a direct_counter",
                                         "table")
                     direct_counter = sym.info
+                elif pn == "meters":
+                    sym = scope.lookup(ident(kids(pexpr)[0])) if pexpr.data == "name_ref" else None
+                    if sym is None or sym.type != ExternT("direct_meter"):
+                        raise self.fail(P4TypeError, pexpr, "meters = needs a direct_meter",
+                                        "table")
+                    direct_meter = sym.info
                 elif pn == "support_timeout":
                     flag = self.expr(pexpr, scope)
                     if not isinstance(flag.type, BoolT) or flag.const is None:
@@ -1133,7 +1158,7 @@ class Compiler:
             default_is_const=default_const, is_const=const_entries, const_entries=tuple(
                 (m, p, (scope.lookup(c[0]).info[1], c[1]))  # type: ignore[union-attr]
                 for m, p, c in entries),
-            direct_counter=direct_counter, annotations=anns,
+            direct_counter=direct_counter, direct_meter=direct_meter, annotations=anns,
             explicit_id=_int_or_none(self.ann_get(anns, "id"))))
         g = self.gen
         fn = f"tbl_{pyname}"
@@ -1152,6 +1177,9 @@ class Compiler:
         g.emit("    a = e.action; hit = True")
         if direct_counter:
             g.emit(f"    _DC_{py(direct_counter)}.count(e.key, len(P.data))")
+        if direct_meter:
+            # BMv2 executes a table's direct meter on every hit; read() returns that color
+            g.emit(f"    P.meter_color = _DM_{py(direct_meter)}.execute(e.key, len(P.data))")
         g.emit(f"if P.trace is not None: P.trace.append('table {full}: ' + "
                f"('hit' if hit else 'miss') + ' -> ' + _AN[a.action_id])")
         g.emit(f"_AM_{pyname}[a.action_id](P, {cparams}, L, *a.args)")
@@ -2027,6 +2055,19 @@ class Compiler:
             return Val(f"{sym.code}.count({i.code}, len(P.data))", VoidT())
         if name == "direct_counter":
             return Val("pass", VoidT())  # counted on every hit of its table, as BMv2 does
+        if name == "meter" and m == "execute_meter":
+            i = self.expr(args[0], scope)
+            target = self.expr(norm_expr(args[1]), scope)
+            if not isinstance(target.type, BitT) or target.type.width < 2:
+                raise self.fail(P4TypeError, args[1], "execute_meter needs a bit<W> result "
+                                "with W >= 2", "meter")
+            return Val(f"{target.code} = {sym.code}.execute({i.code}, len(P.data))", VoidT())
+        if name == "direct_meter" and m == "read":
+            target = self.expr(norm_expr(args[0]), scope)
+            if not isinstance(target.type, BitT) or target.type.width < 2:
+                raise self.fail(P4TypeError, args[0], "direct_meter.read needs a bit<W> result "
+                                "with W >= 2", "meter")
+            return Val(f"{target.code} = P.meter_color", VoidT())
         if name == "register":
             full, vt, it = sym.info
             if m == "write":

@@ -19,6 +19,8 @@ PREFIX_TABLE = 0x02
 PREFIX_CONTROLLER_HEADER = 0x04
 PREFIX_COUNTER = 0x12
 PREFIX_DIRECT_COUNTER = 0x13
+PREFIX_METER = 0x14
+PREFIX_DIRECT_METER = 0x15
 PREFIX_REGISTER = 0x16
 
 
@@ -59,6 +61,8 @@ class IdAllocator:
             (PREFIX_COUNTER, m.counters),
             (PREFIX_DIRECT_COUNTER, m.direct_counters),
             (PREFIX_REGISTER, m.registers),
+            (PREFIX_METER, m.meters),
+            (PREFIX_DIRECT_METER, m.direct_meters),
         ]
         for prefix, items in groups:
             for item in items:

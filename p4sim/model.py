@@ -44,6 +44,7 @@ class TableModel:
     annotations: Annotations = ()
     explicit_id: int | None = None
     id: int = 0
+    direct_meter: str | None = None
 
 
 @dataclass
@@ -51,6 +52,15 @@ class CounterModel:
     name: str
     size: int
     unit: str
+    explicit_id: int | None = None
+    id: int = 0
+
+
+@dataclass
+class MeterModel:
+    name: str
+    size: int
+    unit: str  # "BYTES" or "PACKETS"
     explicit_id: int | None = None
     id: int = 0
 
@@ -79,6 +89,8 @@ class ProgramModel:
     counters: list[CounterModel] = field(default_factory=list)
     direct_counters: list[CounterModel] = field(default_factory=list)
     registers: list[RegisterModel] = field(default_factory=list)
+    meters: list[MeterModel] = field(default_factory=list)
+    direct_meters: list[MeterModel] = field(default_factory=list)
     controller_headers: list[ControllerHeaderModel] = field(default_factory=list)
     headers_type: str = ""
     metadata_type: str = ""

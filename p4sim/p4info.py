@@ -13,6 +13,7 @@ _MATCH = {
 }
 _UNIT = {"PACKETS": p4i.CounterSpec.PACKETS, "BYTES": p4i.CounterSpec.BYTES,
          "BOTH": p4i.CounterSpec.BOTH}
+_METER_UNIT = {"BYTES": p4i.MeterSpec.BYTES, "PACKETS": p4i.MeterSpec.PACKETS}
 _SKIPPED_ANNOTATIONS = {"name", "id", "defaultonly", "tableonly", "hidden", "field_list",
                         "controller_header"}
 
@@ -56,9 +57,11 @@ def build_p4info(model: ProgramModel) -> p4i.P4Info:
                      if any(n == "hidden" for n, _ in t.annotations)}
     names = [t.name for t in model.tables] + list(model.actions) + [
         c.name for c in model.counters + model.direct_counters] + [
-        r.name for r in model.registers] + [h.name for h in model.controller_headers]
+        r.name for r in model.registers] + [h.name for h in model.controller_headers] + [
+        m.name for m in model.meters + model.direct_meters]
     aliases = _Aliases(names)
     direct_by_name = {c.name: c for c in model.direct_counters}
+    direct_meters_by_name = {m.name: m for m in model.direct_meters}
     for t in sorted(model.tables, key=lambda t: t.id):
         if t.name in hidden_tables:
             continue
@@ -85,6 +88,8 @@ def build_p4info(model: ProgramModel) -> p4i.P4Info:
             pt.const_default_action_id = model.actions[t.default_action[0]].id
         if t.direct_counter:
             pt.direct_resource_ids.append(direct_by_name[t.direct_counter].id)
+        if t.direct_meter:
+            pt.direct_resource_ids.append(direct_meters_by_name[t.direct_meter].id)
         pt.size = t.size
         if t.is_const:
             pt.is_const_table = True
@@ -109,6 +114,19 @@ def build_p4info(model: ProgramModel) -> p4i.P4Info:
         table = tables_by_counter.get(c.name)
         if table is not None:
             pd.direct_table_id = table.id
+    for m in sorted(model.meters, key=lambda m: m.id):
+        pm = info.meters.add()
+        _preamble(pm.preamble, m.id, m.name, aliases)
+        pm.spec.unit = _METER_UNIT[m.unit]
+        pm.size = m.size
+    tables_by_meter = {t.direct_meter: t for t in model.tables if t.direct_meter}
+    for m in sorted(model.direct_meters, key=lambda m: m.id):
+        pdm = info.direct_meters.add()
+        _preamble(pdm.preamble, m.id, m.name, aliases)
+        pdm.spec.unit = _METER_UNIT[m.unit]
+        metered = tables_by_meter.get(m.name)
+        if metered is not None:
+            pdm.direct_table_id = metered.id
     for r in sorted(model.registers, key=lambda r: r.id):
         pr = info.registers.add()
         _preamble(pr.preamble, r.id, r.name, aliases)

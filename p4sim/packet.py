@@ -28,7 +28,7 @@ class Packet:
 
     __slots__ = (
         "data", "off", "emitted", "hdr", "meta", "sm", "recirculate", "resubmit", "clone",
-        "trace", "payload_start",
+        "trace", "payload_start", "meter_color",
     )
 
     def __init__(self, data: bytes, hdr: Any, meta: Any, sm: Any) -> None:
@@ -41,5 +41,6 @@ class Packet:
         self.recirculate: int | None = None
         self.resubmit: int | None = None
         self.clone: tuple[int, int | None] | None = None  # (session, field list) once cloned
+        self.meter_color = 0  # the color a table's direct meter gave the entry it hit
         self.trace: list[str] | None = None
         self.payload_start = 0

@@ -15,10 +15,11 @@ table size. A failed write raises an `EntryError` and leaves the state exactly a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from p4sim.errors import AlreadyExistsError, InvalidEntryError, NotFoundError, TableFullError
 
@@ -168,6 +169,94 @@ class RegisterState:
             )
 
 
+GREEN, YELLOW, RED = 0, 1, 2  # v1model meter colors (V1MODEL_METER_COLOR_*)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeterConfig:
+    """A two-rate three-color meter configuration (RFC 2698), as P4Runtime's MeterConfig:
+    rates in units per second, bursts in units; the unit is the meter's (bytes or packets)."""
+
+    cir: int
+    cburst: int
+    pir: int
+    pburst: int
+
+
+class MeterState:
+    """The cells of a `meter` (int index) or `direct_meter` (index = `EntryKey`).
+
+    A cell without a configuration marks every packet GREEN, as BMv2 does for an unconfigured
+    meter. Each configured cell is a color-blind trTCM (RFC 2698): a packet that does not fit
+    the peak bucket is RED, one that does not fit the committed bucket is YELLOW (and takes peak
+    tokens), otherwise GREEN (and takes both)."""
+
+    def __init__(self, *, meter_id: int, name: str, size: int, unit: str) -> None:
+        self.meter_id = meter_id
+        self.name = name
+        self.size = size
+        self.unit = unit  # "BYTES" or "PACKETS", as in P4Info MeterSpec
+        self._configs: dict[object, MeterConfig] = {}
+        self._buckets: dict[object, list[float]] = {}  # [committed, peak, last time]
+        self.clock: Any = time.monotonic
+
+    def set_config(self, index: object, config: MeterConfig | None) -> None:
+        """Configure a cell (None: back to unconfigured, all GREEN); buckets start full."""
+        self._check(index)
+        if config is None:
+            self._configs.pop(index, None)
+            self._buckets.pop(index, None)
+            return
+        if config.pir < config.cir or config.pburst < 0 or config.cburst < 0:
+            raise InvalidEntryError(
+                f"meter {self.name!r}: pir {config.pir} must be >= cir {config.cir} and "
+                "bursts >= 0")
+        self._configs[index] = config
+        self._buckets[index] = [float(config.cburst), float(config.pburst), self.clock()]
+
+    def config(self, index: object) -> MeterConfig | None:
+        """The configuration of a cell, None when unconfigured."""
+        self._check(index)
+        return self._configs.get(index)
+
+    def execute(self, index: object, nbytes: int) -> int:
+        """Data plane: the color of one packet of `nbytes` bytes at `index`."""
+        config = self._configs.get(index)
+        if config is None:
+            return GREEN
+        bucket = self._buckets[index]
+        now = self.clock()
+        elapsed = max(now - bucket[2], 0.0)
+        bucket[2] = now
+        bucket[0] = min(bucket[0] + elapsed * config.cir, float(config.cburst))
+        bucket[1] = min(bucket[1] + elapsed * config.pir, float(config.pburst))
+        amount = nbytes if self.unit == "BYTES" else 1
+        if bucket[1] < amount:
+            return RED
+        bucket[1] -= amount
+        if bucket[0] < amount:
+            return YELLOW
+        bucket[0] -= amount
+        return GREEN
+
+    def reset(self) -> None:
+        """Every cell unconfigured."""
+        self._configs.clear()
+        self._buckets.clear()
+
+    def indices(self) -> Iterator[object]:
+        """Configured cells."""
+        return iter(list(self._configs))
+
+    def _forget(self, index: object) -> None:
+        self._configs.pop(index, None)
+        self._buckets.pop(index, None)
+
+    def _check(self, index: object) -> None:
+        if isinstance(index, int) and not 0 <= index < self.size:
+            raise NotFoundError(f"meter {self.name!r}: index {index} outside 0..{self.size - 1}")
+
+
 @dataclass
 class _Compiled:
     """An entry reduced to (value, mask) per key position, or (low, high) for ranges."""
@@ -196,6 +285,7 @@ class TableState:
         is_const: bool,
         const_entries: tuple[TableEntry, ...] = (),
         direct_counter: CounterState | None = None,
+        direct_meter: MeterState | None = None,
     ) -> None:
         self.table_id = table_id
         self.name = name
@@ -205,6 +295,7 @@ class TableState:
         self.is_const = is_const
         self.default_is_const = default_is_const
         self.direct_counter = direct_counter
+        self.direct_meter = direct_meter
         self._initial_default = default_action
         self.default_action = default_action
         self._position = {k.field_id: i for i, k in enumerate(keys)}
@@ -258,6 +349,8 @@ class TableState:
         self._order.pop(key, None)
         if self.direct_counter is not None:
             self.direct_counter._forget(key)
+        if self.direct_meter is not None:
+            self.direct_meter._forget(key)
         self._reindex()
 
     def entries(self) -> Iterable[TableEntry]:
@@ -286,6 +379,8 @@ class TableState:
         self.default_action = self._initial_default
         if self.direct_counter is not None:
             self.direct_counter.reset()
+        if self.direct_meter is not None:
+            self.direct_meter.reset()
         for entry in self._const_entries:
             self._store(entry)
 
@@ -467,6 +562,8 @@ class RuntimeState:
     counters: dict[int, CounterState] = field(default_factory=dict)
     direct_counters: dict[int, CounterState] = field(default_factory=dict)
     registers: dict[int, RegisterState] = field(default_factory=dict)
+    meters: dict[int, MeterState] = field(default_factory=dict)
+    direct_meters: dict[int, MeterState] = field(default_factory=dict)
     multicast_groups: dict[int, tuple[Replica, ...]] = field(default_factory=dict)
     clone_sessions: dict[int, CloneSession] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -484,3 +581,5 @@ class RuntimeState:
             counter.reset()
         for register in self.registers.values():
             register.reset()
+        for meter in (*self.meters.values(), *self.direct_meters.values()):
+            meter.reset()

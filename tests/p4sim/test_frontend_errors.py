@@ -208,12 +208,6 @@ def test_idle_timeout_is_refused_not_ignored(tmp_path: Path) -> None:
     assert err.message == "support_timeout = true (entry idle timeouts) is not supported"
 
 
-def test_meter_is_refused(tmp_path: Path) -> None:
-    err = _error(_program(tmp_path, locals_="meter(8, MeterType.packets) m;"))
-    assert isinstance(err, UnsupportedConstructError)
-    assert (err.line, err.construct) == (LOCALS_LINE, "meter")
-
-
 @pytest.mark.parametrize(
     ("decls", "cls", "message"),
     [
