@@ -19,13 +19,15 @@ from e2e_packets import (
     esp_sa,
     esp_spi_seq,
     expected_esp,
+    ip_layer,
     routed,
+    udp6_packet,
     udp_packet,
 )
 from e2e_topology import SEND_PORT, port_of
 from e2e_tunnels import decrypt as decrypt_tunnel
 from e2e_tunnels import encrypt as encrypt_tunnel
-from e2e_tunnels import ipv4_match, key_for
+from e2e_tunnels import ipv4_match, ipv6_match, key_for
 from ptf.testutils import group
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
@@ -172,3 +174,54 @@ class EspReplayRejectedOverTimeTest(E2eTest):
         self.assertEqual(drops(after) - drops(before), 1, "the replay is not counted")
         self.assertEqual(after.outPackets, before.outPackets)
         tu.verify_no_other_packets(self)
+
+
+@group("e2e")
+@group("esp")
+@group("ipv6")
+class EspIpv6InteropTest(E2eTest):
+    """IPv6 both ways: an IPv4 packet in an IPv6 NAT-T tunnel and an IPv6 packet in transport
+    mode leave as ESP that scapy decrypts (byte for byte scapy's own encryption), and an IPv6
+    packet scapy encrypts in an IPv6 tunnel is decrypted and routed on its inner address."""
+
+    def runTest(self) -> None:  # noqa: N802
+        gcm, ccm = SUITES["_aes256gcm128"], SUITES["_aes256ccm64"]
+        outer = ("2001:db8:e2e::1", "2001:db8:e2e::2")
+        out_port, plain_port = port_of("2001:db8:e2e::/48"), port_of("2001:db8:172::/48")
+        cases = (
+            ("v4-in-v6 tunnel NAT-T", gcm, "TUNNEL_NAT_TRAVERSAL", outer,
+             {"ipv4Match": ipv4_match("172.16.45.1")}, udp_packet("172.16.45.1", "172.16.45.2")),
+            ("v6 transport", ccm, "TRANSPORT", None,
+             {"ipv6Match": ipv6_match("2001:db8:172::1")},
+             udp6_packet("2001:db8:172::1", "2001:db8:e2e::20")),
+        )
+        for index, (name, suite, tunnel_type, tunnel, match, sent) in enumerate(cases):
+            with self.subTest(case=name):
+                spi, key = 7300 + index, key_for(suite, "ab"[index])
+                self.create(encrypt_tunnel(56000 + index, match=match, suite=suite,
+                                           tunnel_type=tunnel_type, spi=spi, key=key,
+                                           outer=tunnel))
+                sa = esp_sa(suite, spi=spi, key_hex=key, tunnel=tunnel,
+                            nat_t=tunnel_type.endswith("NAT_TRAVERSAL"))
+                tu.send_packet(self, SEND_PORT, sent)
+                received = self.receive(out_port)
+                self.assertEqual(bytes(decrypt(sa, received)), bytes(ip_layer(sent)))
+                self.assertEqual(received, bytes(expected_esp(sa, ip_layer(sent), seq=1,
+                                                              port=out_port)))
+                tu.verify_no_other_packets(self)
+                self.delete(56000 + index)
+
+        with self.subTest(case="v6-in-v6 decrypt"):
+            peer = ("2001:db8:e2e::30", "2001:db8:e2e::31")
+            key = key_for(gcm, "c")
+            self.create(decrypt_tunnel(56010, match={"ipv6Match": ipv6_match(*peer)},
+                                       suite=gcm, tunnel_type="TUNNEL", sas=[(7310, key)],
+                                       next_action="FORWARD"))
+            sa = esp_sa(gcm, spi=7310, key_hex=key, tunnel=peer)
+            plain = ip_layer(udp6_packet("2001:db8:172::1", "2001:db8:172::2"))
+            sent = esp_frame(sa, plain, seq=1)
+            tu.send_packet(self, SEND_PORT, sent)
+            decrypted = Ether(dst=sent.dst, src=sent.src) / decrypt(sa, bytes(sent))
+            self.assertEqual(bytes(decrypted.payload), bytes(plain))
+            self.verify(routed(decrypted, plain_port), plain_port)
+            tu.verify_no_other_packets(self)

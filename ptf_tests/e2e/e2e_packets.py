@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from e2e_topology import HOST_MAC, SWITCH_MAC, next_hop_mac, router_mac
 from p4_constants import C
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.ipsec import ESP, SecurityAssociation
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
@@ -88,6 +89,19 @@ def udp_packet(src: str, dst: str, *, sport: int = 40000, dport: int = 5001,
                    / UDP(sport=sport, dport=dport) / Raw(payload))
 
 
+def udp6_packet(src: str, dst: str, *, sport: int = 40000, dport: int = 5001,
+                payload: bytes = b"e2e-payload-v6-" * 4) -> Ether:
+    """A plain IPv6/UDP frame from the host to the switch."""
+    return rebuilt(Ether(dst=SWITCH_MAC, src=HOST_MAC) / IPv6(src=src, dst=dst)
+                   / UDP(sport=sport, dport=dport) / Raw(payload))
+
+
+def ip_layer(frame: Packet) -> Packet:
+    """The outermost IP packet (IPv4 or IPv6) of an Ethernet frame, as a packet of its own."""
+    payload = Ether(bytes(frame)).payload
+    return payload.__class__(bytes(payload))
+
+
 def geneve_encapped(inner: Ether, encap: Encap) -> Ether:
     """`inner` with the rule's inner MACs behind outer Ether / IPv4 (TTL 64, DF, id 0) / UDP
     (entropy source port, checksum 0) / Geneve, before routing (outer MACs zero)."""
@@ -118,8 +132,11 @@ def esp_sa(suite: EspSuite, *, spi: int, key_hex: str, tunnel: tuple[str, str] |
     mode with the outer header P4 builds (TTL 64, DF, id 0)."""
     key = bytes.fromhex(key_hex)
     assert len(key) == suite.key_bytes + suite.salt_bytes, "give the key with its salt"
-    header = (IP(src=tunnel[0], dst=tunnel[1], ttl=64, id=0, flags="DF", tos=0)
-              if tunnel else None)
+    header: Packet | None = None
+    if tunnel and ":" in tunnel[0]:
+        header = IPv6(src=tunnel[0], dst=tunnel[1], hlim=64, tc=0, fl=0)
+    elif tunnel:
+        header = IP(src=tunnel[0], dst=tunnel[1], ttl=64, id=0, flags="DF", tos=0)
     return SecurityAssociation(ESP, spi=spi, crypt_algo=suite.scapy_algo, crypt_key=key,
                                crypt_icv_size=suite.icv_bytes, tunnel_header=header,
                                nat_t_header=UDP(sport=NAT_T_PORT, dport=NAT_T_PORT)
@@ -131,28 +148,36 @@ def _iv(seq: int) -> bytes:
     return seq.to_bytes(8, "big")
 
 
-def esp_frame(sa: SecurityAssociation, plain: IP, *, seq: int, dst_mac: str = SWITCH_MAC,
+def esp_frame(sa: SecurityAssociation, plain: Packet, *, seq: int, dst_mac: str = SWITCH_MAC,
               src_mac: str = HOST_MAC) -> Ether:
-    """The ESP frame a peer sends: scapy encrypts `plain` with `sa`, sequence number `seq`."""
+    """The ESP frame a peer sends: scapy encrypts the IP packet `plain` with `sa`, sequence
+    number `seq`."""
     return rebuilt(Ether(dst=dst_mac, src=src_mac)
-                   / sa.encrypt(IP(bytes(plain)), seq_num=seq, iv=_iv(seq)))
+                   / sa.encrypt(plain.__class__(bytes(plain)), seq_num=seq, iv=_iv(seq)))
 
 
-def expected_esp(sa: SecurityAssociation, plain: IP, *, seq: int, port: int) -> Ether:
-    """The ESP frame the pipeline must emit on `port` for `plain` with sequence number `seq`."""
-    return routed(esp_frame(sa, plain, seq=seq), port)
+def expected_esp(sa: SecurityAssociation, plain: Packet, *, seq: int, port: int) -> Ether:
+    """The ESP frame the pipeline must emit on `port` for `plain` with sequence number `seq`.
+    NAT-T over IPv6 carries a real UDP checksum (RFC 8200 forbids 0; scapy's NAT-T header
+    always writes 0, so it is recomputed here); over IPv4 it stays 0 (RFC 3948)."""
+    frame = esp_frame(sa, plain, seq=seq)
+    if isinstance(frame.payload, IPv6) and isinstance(frame.payload.payload, UDP):
+        del frame[UDP].chksum
+        frame = rebuilt(frame)
+    return routed(frame, port)
 
 
-def decrypt(sa: SecurityAssociation, frame: bytes) -> IP:
+def decrypt(sa: SecurityAssociation, frame: bytes) -> Packet:
     """The inner IP packet of an ESP frame (scapy checks the ICV and raises when it fails)."""
-    ip = Ether(frame)[IP]
-    return IP(bytes(sa.decrypt(ip)))
+    ip = Ether(frame).payload
+    plain = sa.decrypt(ip.__class__(bytes(ip)))
+    return plain.__class__(bytes(plain))
 
 
 def esp_spi_seq(frame: bytes) -> tuple[int, int]:
-    """(SPI, sequence number) of an Ether/IPv4/[UDP 4500/]ESP frame."""
-    ip = Ether(frame)[IP]
+    """(SPI, sequence number) of an Ether/IPv4|IPv6/[UDP 4500/]ESP frame."""
+    ip = Ether(frame).payload
     payload = bytes(ip.payload)
-    if ip.proto == 17:
+    if (ip.proto if ip.version == 4 else ip.nh) == 17:
         payload = payload[8:]
     return int.from_bytes(payload[:4], "big"), int.from_bytes(payload[4:8], "big")

@@ -36,6 +36,15 @@ def ipv4_match(src: str | None = None, dst: str | None = None) -> dict[str, str]
     return match
 
 
+def ipv6_match(src: str | None = None, dst: str | None = None) -> dict[str, str]:
+    match = {}
+    if src:
+        match["sourceIp"] = src if "/" in src else f"{src}/128"
+    if dst:
+        match["destinationIp"] = dst if "/" in dst else f"{dst}/128"
+    return match
+
+
 def decrypt(tunnel_id: int, *, match: dict[str, Any], suite: EspSuite, tunnel_type: str,
             sas: list[tuple[int, str]], next_action: str = "RECIRCULATE") -> Tunnel:
     """An IPsec decrypt tunnel with SAs [(spi, key hex)]."""
@@ -53,7 +62,8 @@ def encrypt(tunnel_id: int, *, match: dict[str, Any], suite: EspSuite, tunnel_ty
     enc: dict[str, Any] = {"tunnelType": tunnel_type, "encryptionType": suite.enc_type,
                            "ipsecSA": {"spi": spi, "encryptionKey": key}}
     if outer:
-        enc["ipv4_tunnel"] = {"sourceIp": outer[0], "destinationIp": outer[1]}
+        family = "ipv6_tunnel" if ":" in outer[0] else "ipv4_tunnel"
+        enc[family] = {"sourceIp": outer[0], "destinationIp": outer[1]}
     return {"tunnelId": tunnel_id, "match_criteria": match, "nextAction": next_action,
             "ipsecTunnel": {"ipsecEnc": enc}}
 
