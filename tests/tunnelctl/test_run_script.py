@@ -11,13 +11,26 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from tc_support import REPO, Controller, free_port
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short directory: the run's Unix and ipc sockets live under it, and socket paths are
+    limited to about 100 bytes (pytest's tmp_path can be longer)."""
+    path = Path(tempfile.mkdtemp(prefix="tcrun-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
@@ -28,12 +41,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_run_sim_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
+    state = short_tmp / "state"
     listen = f"localhost:{free_port()}"
     env = {**os.environ, "TARGET": "sim", "STATE_DIR": str(state), "LISTEN": listen,
            "P4RT_ADDR": f"127.0.0.1:{free_port()}", "READY_TIMEOUT": "90"}
-    output = tmp_path / "run.out"
+    output = short_tmp / "run.out"
     with output.open("wb") as sink:
         launcher = subprocess.Popen([str(REPO / "scripts" / "run.sh")], cwd=REPO, env=env,
                                     stdout=sink, stderr=subprocess.STDOUT,
