@@ -128,7 +128,8 @@ class CryptoWorkerClient:
         return {info.params.sa_index: info.params for info in response.sas}
 
     async def drops(self, sa_indexes: Iterable[int]) -> dict[int, int]:
-        """Dropped packets per SA index (all reasons summed); unknown indices read 0."""
+        """Dropped packets per SA index: all reasons summed, plus frames the worker dropped
+        because no SA had that index (a lost SA); indices never seen read 0."""
         wanted = sorted(set(sa_indexes))
         if not wanted:
             return {}
@@ -139,4 +140,6 @@ class CryptoWorkerClient:
             raise _fault(error, "GetCounters") from None
         counts = {counters.sa_index: sum(drop.packets for drop in counters.drops)
                   for counters in response.sas}
+        for unknown in response.unknown_sa:  # frames for an index whose SA the worker lost
+            counts[unknown.sa_index] = counts.get(unknown.sa_index, 0) + unknown.packets
         return {index: counts.get(index, 0) for index in wanted}

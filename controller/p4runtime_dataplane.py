@@ -19,9 +19,11 @@ the switch and the worker stay equal to the controller's state, and the request 
 
 Reconciliation: whenever the P4Runtime channel comes up (start-up, switch restart — finsy
 re-pushes the pipeline when its cookie differs — or a reconnect) the managed tables are read
-back and repaired to the desired entries; a monitor lists the worker's SAs periodically and
-re-installs missing ones (worker restart) and removes strays. Until both are reconciled, the
-data plane is unavailable: requests are refused untouched, reads fail, health is NOT_SERVING.
+back and repaired to the desired entries; a monitor lists the worker's SAs periodically,
+removes strays and re-installs missing decrypt SAs (worker restart) — never encrypt SAs, whose
+sequence numbers (the AEAD IVs) would restart under a used key; those wait for a rekey. Until
+both are reconciled, the data plane is unavailable: requests are refused untouched, reads
+fail, health is NOT_SERVING.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class P4RuntimeDataPlane:
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
         self._last_status: DataPlaneStatus | None = None
+        self._lost_encrypt: set[int] = set()  # encrypt SA indices the worker lost
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -481,7 +484,13 @@ class P4RuntimeDataPlane:
         self._notify()
 
     async def reconcile_worker(self) -> None:
-        """List the worker's SAs; add missing, remove stray or changed ones."""
+        """List the worker's SAs; remove stray or changed ones, re-install missing decrypt SAs.
+
+        A missing *encrypt* SA is never re-installed: the worker would start its sequence
+        numbers — the AES-GCM/CCM IVs — at 1 again under a key that already protected traffic
+        (nonce reuse). It is reported once and stays out until the client rekeys the tunnel
+        (UPDATE with a new ``ipsecSA``); its packets are dropped and counted meanwhile.
+        """
         assert self._worker is not None
         async with self._lock:
             actual = await self._worker.list()
@@ -492,11 +501,22 @@ class P4RuntimeDataPlane:
                        if index not in actual or not _same_sa(sa.params, actual[index])]
             for index in stray:
                 await self._worker.remove(index, missing_ok=True)
+            reinstall = [sa for sa in missing if not sa.encrypt]
             for sa in missing:
+                if sa.encrypt and sa.sa_index not in self._lost_encrypt:
+                    self._lost_encrypt.add(sa.sa_index)
+                    log.error("tunnel %d: encrypt SA spi %d (index %d) is gone from the crypto "
+                              "worker; not re-installed (its sequence numbers would restart "
+                              "under the same key: AES-GCM/CCM nonce reuse); rekey the tunnel "
+                              "(UPDATE with a new ipsecSA) — its packets are dropped until "
+                              "then", sa.tunnel_id, sa.sa.spi, sa.sa_index)
+            for sa in reinstall:
                 await self._worker.add(sa)
-            if stray or missing:
-                log.info("crypto worker reconciled: %d SA(s) removed, %d installed",
-                         len(stray), len(missing))
+            self._lost_encrypt &= {sa.sa_index for sa in missing if sa.encrypt}
+            if stray or reinstall:
+                log.info("crypto worker reconciled: %d SA(s) removed, %d decrypt SA(s) "
+                         "re-installed (anti-replay windows start afresh)",
+                         len(stray), len(reinstall))
             changed = not self._worker_ready
             self._worker_ready = True
         if changed:

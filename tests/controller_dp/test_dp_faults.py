@@ -5,10 +5,18 @@ from __future__ import annotations
 import grpc
 import pytest
 from conftest import health
-from ctl_builders import geneve_encap, hex_key, ipsec_dec, ipsec_enc
+from ctl_builders import (
+    geneve_encap,
+    hex_key,
+    ipsec_dec,
+    ipsec_enc,
+    update_enc_sa,
+)
 from ctl_client import all_tunnels, create
-from dp_support import eventually, worker_sas
+from dp_support import PacketPort, eventually, worker_sas
 from grpc_health.v1 import health_pb2
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
 from tunneloffload.crypto.v1 import worker_pb2 as wpb
 from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
@@ -53,12 +61,12 @@ async def test_worker_failing_mid_request_rolls_back_the_first_sa(start_dp_contr
 
 
 async def test_dead_worker_refuses_requests_then_gets_its_sas_back(controller, v1, reader,
-                                                                   worker) -> None:
-    await create(v1, ipsec_dec(1, spi=780))
+                                                                   worker, switch) -> None:
+    await create(v1, ipsec_dec(1, spi=780), ipsec_enc(3, spi=4587))
     before = reader.snapshot()
     worker.kill()
     await eventually(lambda: _is(health(controller.port), NOT_SERVING))
-    answer = await create(v1, ipsec_enc(2, spi=4587))
+    answer = await create(v1, ipsec_enc(2, spi=4600))
     assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
     assert reader.snapshot() == before
     with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -67,8 +75,27 @@ async def test_dead_worker_refuses_requests_then_gets_its_sas_back(controller, v
 
     worker.start()  # a fresh worker: no SAs until the controller re-installs them
     await eventually(lambda: _is(health(controller.port), SERVING))
+    # The decrypt SA is back; the encrypt SA is not (same key, sequence from 1 = nonce reuse).
     assert {i: p.spi for i, p in worker_sas(worker.socket).items()} == {1: 780}
-    answer = await create(v1, ipsec_enc(2, spi=4587))
+    port = PacketPort(switch.packet_url)
+    try:
+        port.send(1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"x"))
+        assert port.receive(timeout=1.0) is None
+
+        async def dropped() -> bool:
+            stats = await v1.getIpTunnelStats(pb.tunnelId(tunnelId=3), timeout=5)
+            return stats.tunnelCounters.inPacketsDrops == 1
+
+        await eventually(dropped, timeout=5)
+        # The client rekeys: a fresh SA at a new index, traffic flows again.
+        answer = await create(v1, update_enc_sa(3, spi=4588))
+        assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+        assert {p.spi for p in worker_sas(worker.socket).values()} == {780, 4588}
+        port.send(1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"x"))
+        assert port.receive() is not None
+    finally:
+        port.close()
+    answer = await create(v1, ipsec_enc(2, spi=4600))
     assert answer.requestStatus == pb._TUNNEL_ACCEPTED
 
 
