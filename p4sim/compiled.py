@@ -9,7 +9,7 @@ from typing import Any
 
 from p4sim import dataplane_lib
 from p4sim.model import ProgramModel
-from p4sim.packet import ExitSignal, Packet, ParserFailure
+from p4sim.packet import ExitSignal, P4AssertionFailure, Packet, ParserFailure
 from p4sim.runtime import (
     ActionCall,
     ActionSpec,
@@ -142,6 +142,7 @@ class CompiledProgram:
         """Run the generated module against `state`; return the pipeline functions."""
         ns: dict[str, Any] = {
             "ParserFailure": ParserFailure, "ExitSignal": ExitSignal,
+            "P4AssertionFailure": P4AssertionFailure,
             "lookahead": lookahead, "lookahead_header": lookahead_header, "advance": advance,
             "reg_read": reg_read, "reg_write": reg_write,
         }

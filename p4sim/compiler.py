@@ -69,7 +69,7 @@ _UNSUPPORTED_DECLS = {
     "value_set_decl": "value_set", "newtype_decl": "type (new type) declaration",
 }
 _UNSUPPORTED_EXTERN_CALLS = {
-    "digest": "digest", "truncate": "truncate", "assert": "assert", "assume": "assume",
+    "digest": "digest",
     "verify_checksum_with_payload": "verify_checksum_with_payload",
     "resubmit": "resubmit (deprecated; use resubmit_preserving_field_list)",
     "recirculate": "recirculate (deprecated; use recirculate_preserving_field_list)",
@@ -2098,6 +2098,14 @@ class Compiler:
             if not isinstance(c.type, BoolT) or not isinstance(e.type, ErrorT):
                 raise self.fail(P4TypeError, node, "verify(bool, error)", "verify")
             return Val(f"if not {c.code}: raise ParserFailure({e.code})", VoidT())
+        if name == "truncate":
+            length = self.expr(args[0], scope)
+            return Val(f"P.truncate_to = {length.code}", VoidT())
+        if name in ("assert", "assume"):
+            cond = self.expr(args[0], scope)
+            file, line, _col = self.where(node)
+            where = f"{name} failed at {file}:{line}"
+            return Val(f"if not {cond.code}: raise P4AssertionFailure({where!r})", VoidT())
         if name in ("clone", "clone_preserving_field_list"):
             session = self.expr(args[1], scope)
             index = self.const_eval(args[2]) if len(args) == 3 else None

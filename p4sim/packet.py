@@ -19,6 +19,10 @@ class ParserFailure(Exception):  # noqa: N818 - a control-flow signal, not a bug
         self.error_code = error_code
 
 
+class P4AssertionFailure(Exception):  # noqa: N818 - named after the P4 extern
+    """An `assert`/`assume` that failed: BMv2 stops the switch; p4sim drops the packet."""
+
+
 class ExitSignal(Exception):  # noqa: N818 - a control-flow signal
     """Raised by `exit;`: ends the current top-level control block."""
 
@@ -28,7 +32,7 @@ class Packet:
 
     __slots__ = (
         "data", "off", "emitted", "hdr", "meta", "sm", "recirculate", "resubmit", "clone",
-        "trace", "payload_start", "meter_color",
+        "trace", "payload_start", "meter_color", "truncate_to",
     )
 
     def __init__(self, data: bytes, hdr: Any, meta: Any, sm: Any) -> None:
@@ -42,5 +46,6 @@ class Packet:
         self.resubmit: int | None = None
         self.clone: tuple[int, int | None] | None = None  # (session, field list) once cloned
         self.meter_color = 0  # the color a table's direct meter gave the entry it hit
+        self.truncate_to = 0  # truncate(n): transmit at most n bytes
         self.trace: list[str] | None = None
         self.payload_start = 0

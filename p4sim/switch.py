@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from p4sim.dataplane_lib import copy_header
-from p4sim.packet import ExitSignal, Packet
+from p4sim.packet import ExitSignal, P4AssertionFailure, Packet
 from p4sim.program import Program
 from p4sim.runtime import Replica, RuntimeState
 
@@ -115,6 +115,9 @@ class Switch:
                 self._ingress_pass(_Pass(frame=bytes(frame), ingress_port=ingress_port,
                                          instance_type=INSTANCE_NORMAL, preserved=None,
                                          field_list=None), out, pending)
+            except P4AssertionFailure as failed:
+                log.error("packet dropped: %s", failed)
+                self.stats.dropped["assertion_failed"] += 1
             except Exception:
                 log.exception("packet dropped: run-time error in the pipeline")
                 self.stats.dropped["runtime_error"] += 1
@@ -141,6 +144,9 @@ class Switch:
                     else:
                         self._egress_pass(job.packet, job.ingress_port, out, pending,
                                           job.truncate_to)
+                except P4AssertionFailure as failed:
+                    log.error("packet dropped: %s", failed)
+                    self.stats.dropped["assertion_failed"] += 1
                 except Exception:
                     # A run-time fault the front end could not rule out (e.g. a header stack
                     # index out of range): drop and count this packet, keep the switch running.
@@ -247,6 +253,8 @@ class Switch:
         except ExitSignal:
             pass
         frame = b"".join(P.emitted) + P.data[P.off:]
+        if P.truncate_to and (not truncate_to or P.truncate_to < truncate_to):
+            truncate_to = P.truncate_to
         if truncate_to:
             frame = frame[:truncate_to]
         if P.recirculate is not None:

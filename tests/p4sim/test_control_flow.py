@@ -127,3 +127,20 @@ def test_switch_on_values_with_fall_through_and_default(tmp_path: Path) -> None:
     sw = Switch(load_program(path))
     results = {mode: sw.process(1, bytes([mode, 0, 0]))[0][1][1] for mode in (1, 2, 3, 4, 7)}
     assert results == {1: 0x50, 2: 0x60, 3: 0x60, 4: 0x70, 7: 0x80}
+
+
+ASSERT_AND_TRUNCATE = PROGRAM.replace(
+    "        inner.apply(hdr);\n",
+    "        assert(hdr.h.mode != 0xEE);\n"
+    "        if (hdr.h.mode == 5) { truncate(2); }\n"
+    "        inner.apply(hdr);\n")
+
+
+def test_assert_drops_and_truncate_shortens(tmp_path: Path) -> None:
+    path = tmp_path / "assert.p4"
+    path.write_text(ASSERT_AND_TRUNCATE)
+    sw = Switch(load_program(path))
+    assert sw.process(1, bytes([0xEE, 0, 0])) == []
+    assert sw.stats.dropped["assertion_failed"] == 1
+    assert sw.process(1, bytes([5, 0, 0, 9, 9])) == [(4, bytes([5, 0x12]))]
+    assert sw.process(1, bytes([6, 0, 0])) == [(4, bytes([6, 0x12, 1]))]
