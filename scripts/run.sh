@@ -167,6 +167,9 @@ run_sim() {
   require_options "the crypto worker" "$PY -m crypto_worker" --sa-socket --nanomsg
   require_options "the controller" "$PY -m controller" --listen --state-dir --data-plane \
     --switch-addr --device-id --p4info --p4-device-config --crypto-worker-socket --routes
+  # Unix socket paths (sun_path) hold at most 107 bytes; the longest name here is 15 + "/".
+  [ "${#RUN_DIR}" -le 90 ] ||
+    die "$RUN_DIR is too long for the Unix sockets under it; set STATE_DIR to a shorter path"
   port_free "the TunnelOffload API, LISTEN" "$LISTEN"
   port_free "P4Runtime, P4RT_ADDR" "$P4RT_ADDR"
   mkdir -p "$RUN_DIR" "$LOG_DIR"
