@@ -70,7 +70,6 @@ _UNSUPPORTED_DECLS = {
 }
 _UNSUPPORTED_EXTERN_CALLS = {
     "digest": "digest",
-    "verify_checksum_with_payload": "verify_checksum_with_payload",
     "resubmit": "resubmit (deprecated; use resubmit_preserving_field_list)",
     "recirculate": "recirculate (deprecated; use recirculate_preserving_field_list)",
     "clone3": "clone3",
@@ -2136,7 +2135,8 @@ class Compiler:
             w = bit_width(target.type)
             return Val(f"{target.code} = hash_result({algo!r}, {base.code}, {hash_data}, "
                        f"{mx.code}, {w})", VoidT())
-        if name in ("verify_checksum", "update_checksum", "update_checksum_with_payload"):
+        if name in ("verify_checksum", "update_checksum", "update_checksum_with_payload",
+                    "verify_checksum_with_payload"):
             cond = self.expr(args[0], scope)
             if not isinstance(cond.type, BoolT):
                 raise self.fail(P4TypeError, args[0], f"{name}: condition must be bool", name)
@@ -2144,11 +2144,12 @@ class Compiler:
             target = self.expr(norm_expr(args[2]), scope)
             algo = self.algo(args[3], scope)
             w = bit_width(target.type)
-            if name == "update_checksum_with_payload":
+            if name.endswith("_with_payload"):
+                # the payload: every byte the parser did not extract
                 data_code = f"({data_code} + P.data[P.off:])"
             value = (f"{algo}({data_code})" if algo in ("csum16", "crc16", "crc32")
                      else f"compute_hash({algo!r}, {data_code}, {w})")
-            if name == "verify_checksum":
+            if name.startswith("verify_"):
                 return Val(f"if {cond.code} and {value} != {target.code}: "
                            "P.sm.f_checksum_error = 1", VoidT())
             self.check_lvalue(norm_expr(args[2]), scope)

@@ -102,3 +102,15 @@ def test_timestamps_count_microseconds_since_start() -> None:
     sw.process(3, _frame())
     (i1, e1), (i2, e2) = seen
     assert 0 <= i1 <= e1 <= i2 <= e2 < 60_000_000
+
+
+def test_udp_checksum_with_payload_is_verified() -> None:
+    sw = Switch(program("externs.p4"))
+    good = Ether(_frame())
+    good[UDP].chksum = None
+    good_frame = bytes(Ether(bytes(good)))  # scapy's UDP checksum
+    assert [p for p, _ in sw.process(3, good_frame)] == [1]
+    bad = bytearray(good_frame)
+    bad[-1] ^= 0x01  # payload byte changed: the checksum no longer matches
+    assert sw.process(3, bytes(bad)) == []
+    assert sw.stats.dropped["ingress_drop"] == 1

@@ -1,6 +1,6 @@
 // v1model externs: register read/write, hash (crc16, crc32, csum16, identity), random,
-// log_msg, resubmit with a field list, update_checksum_with_payload (UDP checksum), packet-in
-// and packet-out through @controller_header headers on CPU port 64.
+// log_msg, resubmit with a field list, verify/update_checksum_with_payload (UDP checksum),
+// packet-in and packet-out through @controller_header headers on CPU port 64.
 #include <core.p4>
 #include <v1model.p4>
 
@@ -48,7 +48,14 @@ parser XParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
     state udp { pkt.extract(hdr.udp); transition accept; }
 }
 
-control NoVerify(inout headers_t hdr, inout metadata_t meta) { apply { } }
+control XVerify(inout headers_t hdr, inout metadata_t meta) {
+    apply {
+        verify_checksum_with_payload(hdr.udp.isValid() && hdr.udp.checksum != 0,
+            { hdr.ipv4.srcAddr, hdr.ipv4.dstAddr, 8w0, hdr.ipv4.protocol, hdr.udp.length,
+              hdr.udp.srcPort, hdr.udp.dstPort, hdr.udp.length },
+            hdr.udp.checksum, HashAlgorithm.csum16);
+    }
+}
 
 control XIngress(inout headers_t hdr, inout metadata_t meta, inout standard_metadata_t sm) {
     register<bit<32>>(8) seen_per_port;
@@ -63,6 +70,10 @@ control XIngress(inout headers_t hdr, inout metadata_t meta, inout standard_meta
             hdr.packet_in.setValid();
             hdr.packet_in.ingress_port = sm.ingress_port;
             sm.egress_spec = CPU_PORT;
+            exit;
+        }
+        if (sm.checksum_error == 1) {
+            mark_to_drop(sm);
             exit;
         }
         if (hdr.ethernet.etherType == 0x88B6 && meta.resubmits < 2) {
@@ -114,4 +125,4 @@ control XDeparser(packet_out pkt, in headers_t hdr) {
     }
 }
 
-V1Switch(XParser(), NoVerify(), XIngress(), NoEgress(), XCompute(), XDeparser()) main;
+V1Switch(XParser(), XVerify(), XIngress(), NoEgress(), XCompute(), XDeparser()) main;
