@@ -49,19 +49,27 @@ COUNTER_TIMEOUT = 10.0
 # Every table the controller programs; a refused request must leave all of them as they were.
 PROGRAMMED_TABLES = ("tunnel_rules", "decrypt_sas", "routes_v4", "routes_v6")
 
+_channel: grpc.Channel | None = None
 _api: TunnelClient | None = None
 _p4rt: tuple[p4r_grpc.P4RuntimeStub, fy.P4Schema, int] | None = None
 
 
-def api() -> TunnelClient:
-    """The process-wide API client."""
-    global _api
-    if _api is None:
-        channel = open_channel(ConnectionSettings(
+def api_channel() -> grpc.Channel:
+    """The process-wide TLS channel to the controller's API port (both API versions)."""
+    global _channel
+    if _channel is None:
+        _channel = open_channel(ConnectionSettings(
             server=test_param_get("api_addr", "localhost:3443"),
             state_dir=test_param_get("state_dir", "state"), timeout=RPC_TIMEOUT))
-        grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT)
-        _api = TunnelClient(channel, timeout=RPC_TIMEOUT)
+        grpc.channel_ready_future(_channel).result(timeout=RPC_TIMEOUT)
+    return _channel
+
+
+def api() -> TunnelClient:
+    """The process-wide v1alpha1 client (tunnelctl's)."""
+    global _api
+    if _api is None:
+        _api = TunnelClient(api_channel(), timeout=RPC_TIMEOUT)
     return _api
 
 

@@ -41,7 +41,8 @@ UNROUTED = "192.0.2.50"    # no route covers it: without a tunnel, packets to it
 @group("counters")
 class CountersEqualPacketsSentTest(E2eTest):
     """After N packets through a Geneve encap tunnel its in/out packet and byte counters moved by
-    exactly N (and N frames' bytes) and its drops not at all; N packets an ESP decrypt tunnel
+    exactly N (and N frames' bytes) and its drops not at all, the same through getIpTunnel and
+    both paged streams; N packets an ESP decrypt tunnel
     cannot authenticate move its drops by exactly N and its out counter not at all."""
 
     def runTest(self) -> None:  # noqa: N802
@@ -61,6 +62,12 @@ class CountersEqualPacketsSentTest(E2eTest):
         self.assertEqual(after.inBytes - before.inBytes, size)
         self.assertEqual(after.outBytes - before.outBytes, size)
         self.assertEqual(drops(after), drops(before))
+        # Every read path reports the same counters: getIpTunnel, and the paged streams.
+        self.assertEqual(self.api.get(54000).tunnelCounters, after)
+        paged = {r.tunnelId: r.tunnelCounters for r in self.api.all_stats(page_size=1)}
+        self.assertEqual(paged[54000], after)
+        listed = {r.tunnelId: r.tunnelCounters for r in self.api.all_tunnels(page_size=1)}
+        self.assertEqual(listed[54000], after)
 
         peer = ("192.0.2.60", "192.0.2.61")
         self.create(decrypt_tunnel(54001, match={"ipv4Match": ipv4_match(*peer)}, suite=SUITE,
