@@ -8,7 +8,8 @@ because BMv2 has no atomic multi-entry writes:
    ``decrypt_sas`` entries, ``tunnel_rules`` entries (INSERT, or MODIFY when the key is the same);
 3. one WriteRequest removes what is gone (old rule and SA-index entries);
 4. after a short drain (``sa_drain``, default 0.1 s: frames already sent to the worker with the
-   old SA index come back first), the worker drops the old SAs.
+   old SA index come back first), the worker drops the old SAs — cleanup that is never undone
+   (nothing refers to them any more; a failure leaves a stray that reconciliation removes).
 
 A CREATE therefore is one WriteRequest, a DELETE one, an UPDATE at most two. An encrypt rekey
 adds the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the
@@ -31,7 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
+import hmac
 import logging
+import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -96,6 +100,28 @@ def _full(entity: Any, pipeline: Pipeline) -> bytes:
     return message.SerializeToString(deterministic=True)
 
 
+class _RetiredKeys:
+    """Fingerprints of encrypt SAs that have protected traffic and left the worker, so they are
+    never installed again (their sequence numbers — the AEAD IVs — would restart under the same
+    key). HMAC-SHA256 under a per-process random key: equality only, no key material kept."""
+
+    def __init__(self) -> None:
+        self._hmac_key = os.urandom(32)
+        self._seen: set[bytes] = set()
+
+    def _fingerprint(self, sa: WorkerSa) -> bytes:
+        secret = sa.sa.secret
+        return hmac.new(self._hmac_key, sa.sa.spi.to_bytes(4, "big") + secret.reveal_key()
+                        + secret.reveal_salt(), hashlib.sha256).digest()
+
+    def retire(self, sa: WorkerSa) -> None:
+        if sa.encrypt:
+            self._seen.add(self._fingerprint(sa))
+
+    def is_retired(self, sa: WorkerSa) -> bool:
+        return sa.encrypt and self._fingerprint(sa) in self._seen
+
+
 def _same_sa(wanted: Any, actual: Any) -> bool:
     """The fields the controller sets agree (the worker fills in defaults such as the replay
     window; keys cannot be compared, the worker never returns them)."""
@@ -144,6 +170,7 @@ class P4RuntimeDataPlane:
         self._notify_tasks: set[asyncio.Task[Any]] = set()
         self._last_status: DataPlaneStatus | None = None
         self._lost_encrypt: set[int] = set()  # encrypt SA indices the worker lost
+        self._retired = _RetiredKeys()
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -302,6 +329,12 @@ class P4RuntimeDataPlane:
         add_sas = [sa for index, sa in new_sas.items() if old_sas.get(index) != sa]
         remove_sas = [sa for index, sa in old_sas.items() if new_sas.get(index) != sa]
 
+        for sa in add_sas:
+            if self._retired.is_retired(sa):
+                raise DataPlaneUnavailable(
+                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id} has already been used "
+                    "and removed; installing it again would restart its sequence numbers "
+                    "under the same key (nonce reuse): rekey with a new key")
         undo: list[Callable[[], Awaitable[None]]] = []
         try:
             for sa in add_sas:
@@ -309,16 +342,23 @@ class P4RuntimeDataPlane:
                 undo.append(functools.partial(self._worker_remove, sa.sa_index))
             await self._switch_write(make, undo_make, undo)
             await self._switch_write(brk, undo_brk, undo)
-            if remove_sas and after is not None:
-                await asyncio.sleep(self._sa_drain)  # in-flight frames of the old SA return
-            for sa in remove_sas:
-                await self._worker_call(self._worker_remove(sa.sa_index))
-                undo.append(functools.partial(self._worker_add, sa))
         except DataPlaneUnavailable as error:
             log.warning("tunnel %d: %s failed (%s); undoing %d step(s)", tunnel_id,
                         change.operation.name, error, len(undo))
             await self._undo(undo)
             raise
+        # The switch no longer refers to the old SAs: the change is done. Removing them is
+        # cleanup, never undone (re-adding an encrypt SA would restart its sequence numbers,
+        # the AEAD IVs, under a used key); one the worker keeps is removed by reconciliation.
+        if remove_sas and after is not None:
+            await asyncio.sleep(self._sa_drain)  # in-flight frames of the old SA return
+        for sa in remove_sas:
+            self._retired.retire(sa)
+            try:
+                await self._worker_remove(sa.sa_index)
+            except WorkerError as error:
+                log.warning("tunnel %d: old SA index %d stays on the worker until the next "
+                            "reconciliation: %s", tunnel_id, sa.sa_index, error)
         self._alloc = new_alloc
         self._book.save_allocation(tunnel_id, allocation)
         log.info("tunnel %d: %s programmed: index %s, %d switch update(s), SAs +%d -%d",
@@ -505,6 +545,7 @@ class P4RuntimeDataPlane:
             for sa in missing:
                 if sa.encrypt and sa.sa_index not in self._lost_encrypt:
                     self._lost_encrypt.add(sa.sa_index)
+                    self._retired.retire(sa)
                     log.error("tunnel %d: encrypt SA spi %d (index %d) is gone from the crypto "
                               "worker; not re-installed (its sequence numbers would restart "
                               "under the same key: AES-GCM/CCM nonce reuse); rekey the tunnel "

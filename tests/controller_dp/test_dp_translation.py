@@ -183,3 +183,19 @@ async def test_many_tunnels_read_whole_counters_in_one_request(controller, v1, r
     assert [item.tunnelId for item in page.responses] == list(range(100, 120))
     assert [item.tunnelCounters.inPackets for item in page.responses] == [
         1 if item.tunnelId == 104 else 0 for item in page.responses]
+
+
+async def test_a_used_encrypt_key_is_never_installed_again(controller, v1, reader,
+                                                           worker) -> None:
+    key = b"ab" * 32
+    await create(v1, ipsec_enc(80, spi=4587, key=key))
+    await create(v1, update_enc_sa(80, spi=4590))
+    before, sas_before = reader.snapshot(), worker_sas(worker.socket)
+    answer = await create(v1, update_enc_sa(80, spi=4587, key=key))  # back to the old SA
+    assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+    assert "nonce reuse" in answer.responses[0].error.errorString
+    assert reader.snapshot() == before
+    assert worker_sas(worker.socket).keys() == sas_before.keys()
+    # The same SPI with a fresh key is a new SA and fine.
+    answer = await create(v1, update_enc_sa(80, spi=4587, key=b"cd" * 32))
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED
