@@ -182,3 +182,22 @@ async def test_switch_refusing_part_of_a_write_reverts_the_rest(controller, v1, 
         i: p.spi for i, p in sas_before.items()}
     tunnel = await v1.getIpTunnel(pb.tunnelId(tunnelId=1), timeout=5)
     assert tunnel.ipTunnel.ipsecTunnel.ipsecEnc.ipsecSA.spi == 4587
+
+
+async def test_a_rival_primary_makes_the_data_plane_unavailable(controller, v1, reader,
+                                                                switch, worker) -> None:
+    """Another controller with a higher election id takes the switch: ours must stop writing
+    (NOT_SERVING, requests refused with nothing applied anywhere)."""
+    import finsy as fy
+    from dp_support import P4INFO
+
+    await create(v1, geneve_encap(1))
+    before, sas_before = reader.snapshot(), worker_sas(worker.socket)
+    options = fy.SwitchOptions(p4info=P4INFO, initial_election_id=1000)
+    async with fy.Switch("rival", switch.address, options) as rival:
+        assert rival.is_primary
+        await eventually(lambda: _is(health(controller.port), NOT_SERVING))
+        answer = await create(v1, ipsec_enc(2, spi=4587))
+        assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+        assert reader.snapshot() == before
+        assert worker_sas(worker.socket).keys() == sas_before.keys()
