@@ -12,7 +12,7 @@ from e2e_base import RPC_TIMEOUT, E2eTest, api_channel, requests_of
 from e2e_packets import SUITES, decrypt, esp_sa, expected_esp, routed, udp_packet
 from e2e_topology import SEND_PORT, port_of
 from e2e_tunnels import encrypt as encrypt_tunnel
-from e2e_tunnels import ipv4_match, key_for
+from e2e_tunnels import ipv4_match, key_of
 from ptf.testutils import group
 from scapy.layers.inet import IP
 
@@ -37,7 +37,7 @@ class ApiV2EncryptTunnelTest(E2eTest):
     def runTest(self) -> None:  # noqa: N802
         stub = v2_grpc.IpTunnelServiceStub(api_channel())
         suite = SUITES["_aes256gcm128"]
-        key, outer = key_for(suite, "e"), ("198.51.100.1", "198.51.100.2")
+        key, outer = key_of(suite, 7400), ("198.51.100.1", "198.51.100.2")
         create = requests_of([encrypt_tunnel(
             57000, match={"ipv4Match": ipv4_match("172.16.46.1")}, suite=suite,
             tunnel_type="TUNNEL", spi=7400, key=key, outer=outer)], pb._CREATE)

@@ -27,7 +27,7 @@ from e2e_packets import (
 from e2e_topology import SEND_PORT, port_of
 from e2e_tunnels import decrypt as decrypt_tunnel
 from e2e_tunnels import encrypt as encrypt_tunnel
-from e2e_tunnels import ipv4_match, ipv6_match, key_for
+from e2e_tunnels import ipv4_match, ipv6_match, key_of
 from ptf.testutils import group
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
@@ -54,7 +54,7 @@ class EspPipelineEncryptScapyDecryptTest(E2eTest):
                 suite = SUITES[name]
                 tunnel_mode = tunnel_type.startswith("TUNNEL")
                 nat_t = tunnel_type.endswith("NAT_TRAVERSAL")
-                spi, key = 7000 + index, key_for(suite, "abcdef"[index])
+                spi, key = 7000 + index, key_of(suite, 7000 + index)
                 src = f"172.16.40.{index + 1}"
                 sent = udp_packet(src, "198.51.100.20", ident=index + 1)
                 tunnel_id = 51000 + index
@@ -89,7 +89,7 @@ class EspScapyEncryptPipelineDecryptTest(E2eTest):
                 suite = SUITES[name]
                 tunnel_mode = tunnel_type.startswith("TUNNEL")
                 nat_t = tunnel_type.endswith("NAT_TRAVERSAL")
-                spi, key = 8000 + index, key_for(suite, "fedcba"[index])
+                spi, key = 8000 + index, key_of(suite, 8000 + index)
                 tunnel_id = 52000 + index
                 self.create(decrypt_tunnel(
                     tunnel_id, match={"ipv4Match": ipv4_match(*peer)}, suite=suite,
@@ -131,7 +131,7 @@ class EspSequenceNeverRestartsTest(E2eTest):
 
     def runTest(self) -> None:  # noqa: N802
         suite = SUITES["_aes256gcm128"]
-        key = key_for(suite, "c")
+        key = key_of(suite, 7100)
         self.create(encrypt_tunnel(55000, match={"ipv4Match": ipv4_match("172.16.43.1")},
                                    suite=suite, tunnel_type="TUNNEL", spi=7100, key=key,
                                    outer=OUTER))
@@ -156,7 +156,7 @@ class EspReplayRejectedOverTimeTest(E2eTest):
 
     def runTest(self) -> None:  # noqa: N802
         suite = SUITES["_aes256gcm128"]
-        key = key_for(suite, "d")
+        key = key_of(suite, 7200)
         peer = ("198.51.100.31", "172.16.44.2")
         self.create(decrypt_tunnel(55100, match={"ipv4Match": ipv4_match(*peer)}, suite=suite,
                                    tunnel_type="TUNNEL", sas=[(7200, key)],
@@ -197,7 +197,7 @@ class EspIpv6InteropTest(E2eTest):
         )
         for index, (name, suite, tunnel_type, tunnel, match, sent) in enumerate(cases):
             with self.subTest(case=name):
-                spi, key = 7300 + index, key_for(suite, "ab"[index])
+                spi, key = 7300 + index, key_of(suite, 7300 + index)
                 self.create(encrypt_tunnel(56000 + index, match=match, suite=suite,
                                            tunnel_type=tunnel_type, spi=spi, key=key,
                                            outer=tunnel))
@@ -213,7 +213,7 @@ class EspIpv6InteropTest(E2eTest):
 
         with self.subTest(case="v6-in-v6 decrypt"):
             peer = ("2001:db8:e2e::30", "2001:db8:e2e::31")
-            key = key_for(gcm, "c")
+            key = key_of(gcm, 7310)
             self.create(decrypt_tunnel(56010, match={"ipv6Match": ipv6_match(*peer)},
                                        suite=gcm, tunnel_type="TUNNEL", sas=[(7310, key)],
                                        next_action="FORWARD"))

@@ -23,7 +23,7 @@ from e2e_packets import (
 from e2e_topology import SEND_PORT, port_of
 from e2e_tunnels import decrypt as decrypt_tunnel
 from e2e_tunnels import encrypt as encrypt_tunnel
-from e2e_tunnels import geneve_decap, geneve_encap, ipv4_match, key_for
+from e2e_tunnels import geneve_decap, geneve_encap, ipv4_match, key_of
 from ptf.testutils import group
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
@@ -71,9 +71,9 @@ class CountersEqualPacketsSentTest(E2eTest):
 
         peer = ("192.0.2.60", "192.0.2.61")
         self.create(decrypt_tunnel(54001, match={"ipv4Match": ipv4_match(*peer)}, suite=SUITE,
-                                   tunnel_type="TUNNEL", sas=[(9200, key_for(SUITE, "e"))],
+                                   tunnel_type="TUNNEL", sas=[(9200, key_of(SUITE, 9200))],
                                    next_action="FORWARD"))
-        wrong_key = esp_sa(SUITE, spi=9200, key_hex=key_for(SUITE, "f"), tunnel=peer)
+        wrong_key = esp_sa(SUITE, spi=9200, key_hex=key_of(SUITE, 9200, variant=1), tunnel=peer)
         before = self.counters(54001)
         for n in range(1, count + 1):
             tu.send_packet(self, SEND_PORT, esp_frame(
@@ -94,7 +94,7 @@ class DeleteStopsTrafficTest(E2eTest):
     def runTest(self) -> None:  # noqa: N802
         baseline = self.switch_state()
         peer = ("192.0.2.60", "192.0.2.61")
-        key = key_for(SUITE, "a")
+        key = key_of(SUITE, 9300)
         self.create(
             geneve_encap(54100, match={"ipv4Match": ipv4_match(dst=UNROUTED)}, encap=ENCAP),
             decrypt_tunnel(54101, match={"ipv4Match": ipv4_match(*peer)}, suite=SUITE,
@@ -129,7 +129,7 @@ class InvalidRequestsLeaveDataPlaneTest(E2eTest):
 
     def runTest(self) -> None:  # noqa: N802
         peer = ("192.0.2.60", "192.0.2.61")
-        key = key_for(SUITE, "b")
+        key = key_of(SUITE, 9400)
         self.create(
             decrypt_tunnel(54200, match={"ipv4Match": ipv4_match(*peer)}, suite=SUITE,
                            tunnel_type="TUNNEL", sas=[(9400, key)]),

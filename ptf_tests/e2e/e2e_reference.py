@@ -32,9 +32,9 @@ from e2e_packets import (
     udp_packet,
 )
 from e2e_topology import SEND_PORT, port_of
-from e2e_tunnels import KEYS, geneve_decap, geneve_encap, ipv4_match
 from e2e_tunnels import decrypt as decrypt_tunnel
 from e2e_tunnels import encrypt as encrypt_tunnel
+from e2e_tunnels import geneve_decap, geneve_encap, ipv4_match, key_of
 from ptf.testutils import group
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -61,9 +61,9 @@ class ReferenceDecryptToGeneveTest(E2eTest):
         self.create(
             decrypt_tunnel(10000, match={"ipv4Match": ipv4_match("11.0.0.1", "11.0.0.2")},
                            suite=SUITE, tunnel_type="TRANSPORT_NAT_TRAVERSAL",
-                           sas=[(780, KEYS["a"])]),
+                           sas=[(780, key_of(SUITE, 780))]),
             geneve_encap(10001, match={"tunnelId": 10000}, encap=encap))
-        sa = esp_sa(SUITE, spi=780, key_hex=KEYS["a"], nat_t=True)
+        sa = esp_sa(SUITE, spi=780, key_hex=key_of(SUITE, 780), nat_t=True)
         plain = inner_frame("11.0.0.1", "11.0.0.2")
         sent = esp_frame(sa, plain[IP], seq=1)
 
@@ -87,11 +87,11 @@ class ReferenceGeneveToEncryptTest(E2eTest):
             geneve_decap(10002, match={"ipv4Match": ipv4_match("11.0.0.1", "11.0.0.2"),
                                        "geneveMatch": {"vni": 500}}),
             encrypt_tunnel(10003, match={"tunnelId": 10002}, suite=SUITE,
-                           tunnel_type="TUNNEL_NAT_TRAVERSAL", spi=4587, key=KEYS["b"],
+                           tunnel_type="TUNNEL_NAT_TRAVERSAL", spi=4587, key=key_of(SUITE, 4587),
                            outer=("11.0.0.2", "11.0.0.1")))
         inner = inner_frame("172.16.1.1", "172.16.2.2")
         sent = geneve_packet("11.0.0.1", "11.0.0.2", 500, inner)
-        sa = esp_sa(SUITE, spi=4587, key_hex=KEYS["b"], tunnel=("11.0.0.2", "11.0.0.1"),
+        sa = esp_sa(SUITE, spi=4587, key_hex=key_of(SUITE, 4587), tunnel=("11.0.0.2", "11.0.0.1"),
                     nat_t=True)
         out_port = port_of("11.0.0.1/32")
 
@@ -104,25 +104,28 @@ class ReferenceGeneveToEncryptTest(E2eTest):
         tu.verify_no_other_packets(self)
 
 
-def four_tunnel_chain(last_match: dict) -> list[dict]:
-    """examples/2-four-tunnel-chain.yaml with this suite's cipher and `last_match` for 20003."""
+def four_tunnel_chain(last_match: dict, *, spi_in: int = 980,
+                      spi_out: int = 45888) -> list[dict]:
+    """examples/2-four-tunnel-chain.yaml with this suite's cipher and `last_match` for 20003
+    (other SPIs for a second run of the chain: an SA is never installed twice)."""
     encap = Encap(src="7.7.7.7", dst="8.8.8.8", vni=700, options=(OPTION,), **RULE_MACS)
     return [
         decrypt_tunnel(20000, match={"ipv4Match": ipv4_match("12.0.0.1", "12.0.0.2")},
-                       suite=SUITE, tunnel_type="TUNNEL", sas=[(980, KEYS["c"])]),
+                       suite=SUITE, tunnel_type="TUNNEL", sas=[(spi_in, key_of(SUITE, spi_in))]),
         geneve_decap(20001, match={"tunnelId": 20000, "geneveMatch": {}}),
         geneve_encap(20002, match={"tunnelId": 20001}, encap=encap, next_action="RECIRCULATE"),
         encrypt_tunnel(20003, match=last_match, suite=SUITE, tunnel_type="TRANSPORT",
-                       spi=45888, key=KEYS["d"]),
+                       spi=spi_out, key=key_of(SUITE, spi_out)),
     ]
 
 
-def four_tunnel_packet() -> tuple[Ether, Ether]:
+def four_tunnel_packet(spi_in: int = 980) -> tuple[Ether, Ether]:
     """(the ESP frame sent, the frame inside its Geneve): ESP tunnel mode 12.0.0.1 -> 12.0.0.2
-    SPI 980 around a Geneve packet around a plain frame."""
+    with `spi_in` around a Geneve packet around a plain frame."""
     inner = inner_frame("172.16.3.1", "172.16.3.2")
     geneve = geneve_packet("192.0.2.1", "192.0.2.2", 900, inner)
-    sa_in = esp_sa(SUITE, spi=980, key_hex=KEYS["c"], tunnel=("12.0.0.1", "12.0.0.2"))
+    sa_in = esp_sa(SUITE, spi=spi_in, key_hex=key_of(SUITE, spi_in),
+                   tunnel=("12.0.0.1", "12.0.0.2"))
     return esp_frame(sa_in, geneve[IP], seq=1), inner
 
 
@@ -140,7 +143,7 @@ class ReferenceFourTunnelChainTest(E2eTest):
         before = {tunnel_id: self.counters(tunnel_id) for tunnel_id in chain}
         sent, inner = four_tunnel_packet()
         encap = Encap(src="7.7.7.7", dst="8.8.8.8", vni=700, options=(OPTION,), **RULE_MACS)
-        sa_out = esp_sa(SUITE, spi=45888, key_hex=KEYS["d"])
+        sa_out = esp_sa(SUITE, spi=45888, key_hex=key_of(SUITE, 45888))
         out_port = port_of("8.8.8.8/32")
 
         tu.send_packet(self, SEND_PORT, sent)
@@ -164,8 +167,9 @@ class FourTunnelChainSpiMatchTest(E2eTest):
     20003 (a Geneve packet has no SPI): it is routed unencrypted on 8.8.8.8."""
 
     def runTest(self) -> None:  # noqa: N802
-        self.create(*four_tunnel_chain({"tunnelId": 20002, "ipsecMatch": {"spi": 920}}))
-        sent, inner = four_tunnel_packet()
+        self.create(*four_tunnel_chain({"tunnelId": 20002, "ipsecMatch": {"spi": 920}},
+                                       spi_in=981, spi_out=45889))
+        sent, inner = four_tunnel_packet(981)
         encap = Encap(src="7.7.7.7", dst="8.8.8.8", vni=700, options=(OPTION,), **RULE_MACS)
 
         tu.send_packet(self, SEND_PORT, sent)
@@ -186,12 +190,12 @@ class ReferenceRematchChainTest(E2eTest):
         encap = Encap(src="9.9.9.9", dst="10.10.10.10", vni=701, options=(OPTION,), **RULE_MACS)
         self.create(
             encrypt_tunnel(30000, match={"ipv4Match": ipv4_match("2.2.2.2", "3.3.3.3")},
-                           suite=SUITE, tunnel_type="TUNNEL", spi=50000, key=KEYS["e"],
+                           suite=SUITE, tunnel_type="TUNNEL", spi=50000, key=key_of(SUITE, 50000),
                            outer=("14.0.0.2", "14.0.0.1"), next_action="RECIRCULATE"),
             geneve_encap(30001, match={"ipv4Match": ipv4_match("14.0.0.2", "14.0.0.1")},
                          encap=encap))
         sent = udp_packet("2.2.2.2", "3.3.3.3")
-        sa = esp_sa(SUITE, spi=50000, key_hex=KEYS["e"], tunnel=("14.0.0.2", "14.0.0.1"))
+        sa = esp_sa(SUITE, spi=50000, key_hex=key_of(SUITE, 50000), tunnel=("14.0.0.2", "14.0.0.1"))
         out_port = port_of("10.10.10.10/32")
 
         tu.send_packet(self, SEND_PORT, sent)
@@ -222,14 +226,14 @@ class ReferenceFanOutTest(E2eTest):
         self.create(
             decrypt_tunnel(40000, match={"ipv4Match": ipv4_match("2.2.2.2", "3.3.3.3")},
                            suite=SUITE, tunnel_type="TUNNEL_NAT_TRAVERSAL",
-                           sas=[(80000, KEYS["f"])]),
+                           sas=[(80000, key_of(SUITE, 80000))]),
             geneve_encap(40001, encap=encaps["15.0.0"],
                          match={"tunnelId": 40000,
                                 "ipv4Match": ipv4_match("15.0.0.2", "15.0.0.1")}),
             geneve_encap(40002, encap=encaps["16.0.0"],
                          match={"tunnelId": 40000,
                                 "ipv4Match": ipv4_match("16.0.0.2", "16.0.0.1")}))
-        sa = esp_sa(SUITE, spi=80000, key_hex=KEYS["f"], tunnel=("2.2.2.2", "3.3.3.3"),
+        sa = esp_sa(SUITE, spi=80000, key_hex=key_of(SUITE, 80000), tunnel=("2.2.2.2", "3.3.3.3"),
                     nat_t=True)
 
         for seq, (net, out_port) in enumerate((("15.0.0", port_of("10.10.10.10/32")),

@@ -18,7 +18,7 @@ from e2e_packets import SUITES, decrypt, esp_frame, esp_sa, esp_spi_seq, routed,
 from e2e_topology import SEND_PORT, port_of
 from e2e_tunnels import decrypt as decrypt_tunnel
 from e2e_tunnels import encrypt as encrypt_tunnel
-from e2e_tunnels import ipv4_match, key_for
+from e2e_tunnels import ipv4_match, key_of
 from ptf.testutils import group
 from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
@@ -86,11 +86,11 @@ class RekeyEncryptUnderTrafficTest(RekeyTest):
 
     def runTest(self) -> None:  # noqa: N802
         outer = ("198.51.100.1", "198.51.100.2")
-        old = esp_sa(SUITE, spi=9000, key_hex=key_for(SUITE, "a"), tunnel=outer)
-        new = esp_sa(SUITE, spi=9001, key_hex=key_for(SUITE, "b"), tunnel=outer)
+        old = esp_sa(SUITE, spi=9000, key_hex=key_of(SUITE, 9000), tunnel=outer)
+        new = esp_sa(SUITE, spi=9001, key_hex=key_of(SUITE, 9001), tunnel=outer)
         self.create(encrypt_tunnel(53000, match={"ipv4Match": ipv4_match("172.16.50.0/24")},
                                    suite=SUITE, tunnel_type="TUNNEL", spi=9000,
-                                   key=key_for(SUITE, "a"), outer=outer))
+                                   key=key_of(SUITE, 9000), outer=outer))
         before = self.counters(53000)
         sender = Sender(self, lambda n: udp_packet("172.16.50.1", "172.16.51.1", ident=n))
         sender.start()
@@ -98,7 +98,7 @@ class RekeyEncryptUnderTrafficTest(RekeyTest):
         self.under_traffic(sender, lambda: self.update({
             "tunnelId": 53000, "ipsecTunnel": {"ipsecEnc": {
                 "tunnelType": "TUNNEL", "encryptionType": SUITE.enc_type,
-                "ipsecSA": {"spi": 9001, "encryptionKey": key_for(SUITE, "b")}}}}))
+                "ipsecSA": {"spi": 9001, "encryptionKey": key_of(SUITE, 9001)}}}}))
         sender.stop_after(AFTER)
 
         sas = {9000: old, 9001: new}
@@ -132,7 +132,7 @@ class RekeyDecryptUnderTrafficTest(RekeyTest):
 
     def runTest(self) -> None:  # noqa: N802
         peer = ("192.0.2.80", "192.0.2.81")     # no route: an ESP packet not decrypted drops
-        keys = {9100: key_for(SUITE, "c"), 9101: key_for(SUITE, "d")}
+        keys = {9100: key_of(SUITE, 9100), 9101: key_of(SUITE, 9101)}
         sas = {spi: esp_sa(SUITE, spi=spi, key_hex=key, tunnel=peer) for spi, key in keys.items()}
         self.create(decrypt_tunnel(53100, match={"ipv4Match": ipv4_match(*peer)}, suite=SUITE,
                                    tunnel_type="TUNNEL", sas=[(9100, keys[9100])],

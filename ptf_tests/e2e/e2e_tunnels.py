@@ -1,30 +1,25 @@
 """Tunnels of the end-to-end tests in the readable form of examples/*.yaml (tunnelctl's format:
 dotted IPv4, colon MACs, hex keys and option data, enum names), so a test reads like the API
-documents it. Keys are key ‖ salt hex text (docs/api.md "Keys"): TEST KEYS, published here.
+documents it. Keys are key ‖ salt hex text (docs/api.md "Keys"), derived from public text: TEST
+KEYS only.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from e2e_packets import Encap, EspSuite
 
 Tunnel = dict[str, Any]
 
-# Key ‖ salt for every suite the tests use; each SA gets its own (distinct keys per SPI).
-KEYS = {
-    "a": "7802f0c4bfa70e38ad4f2952c40a70623f1fe5f2efc5248616681301562bc60edba49859",
-    "b": "b6cb9e6591e1445af3a4e39c624303842ad7fb994f9989c4b9bf3844d8a4d4633bc0fe64",
-    "c": "a542e919ba27859b42dfc1a81b51ae1fc7a17aaa6bb129798b8905eeded38f9c62bcda72",
-    "d": "8ac38b4e761b4771d49243fee00a290d0f94c7ecfe24fee82d749f92ae8acecaeb9b0e39",
-    "e": "33158175d77dc89396c08c123478fc0f0f6da7b2921f0fcd86a14eceee25aabfca950bf3",
-    "f": "ffe870e794927f62344f35cbe0309c07979a1646153d209093786613e872306ee1871bde",
-}
-
-
-def key_for(suite: EspSuite, name: str) -> str:
-    """Key ‖ salt hex text of the right length for `suite`, taken from KEYS[name]."""
-    return KEYS[name][: 2 * (suite.key_bytes + suite.salt_bytes)]
+def key_of(suite: EspSuite, spi: int, *, variant: int = 0) -> str:
+    """Key ‖ salt hex text for `suite`, derived from the SPI: every SA of the suite has its own
+    key, so no (SPI, key) pair is ever installed twice (the controller refuses to reinstall a
+    used encrypt SA: its sequence numbers would restart under the same key). `variant` gives
+    another key for the same SPI (a peer with the wrong key)."""
+    seed = f"tunnel-offload e2e test key {suite.enc_type} {spi} {variant}".encode()
+    return hashlib.sha512(seed).digest()[: suite.key_bytes + suite.salt_bytes].hex()
 
 
 def ipv4_match(src: str | None = None, dst: str | None = None) -> dict[str, str]:
