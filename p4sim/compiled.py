@@ -43,6 +43,13 @@ def lookahead_header(P: Packet, cls: Any, extract: Any) -> Any:  # noqa: N803
     return header
 
 
+def emit_digest(P: Packet, digest_id: int, values: tuple[int, ...]) -> None:  # noqa: N803
+    """`digest(receiver, data)`: remember the values; the Switch delivers them after ingress."""
+    if P.digests is None:
+        P.digests = []
+    P.digests.append((digest_id, values))
+
+
 def advance(P: Packet, bits: int, err: int) -> None:  # noqa: N803
     """`packet.advance(bits)`: move the cursor (whole bytes)."""
     end = P.off + bits // 8
@@ -142,7 +149,7 @@ class CompiledProgram:
         """Run the generated module against `state`; return the pipeline functions."""
         ns: dict[str, Any] = {
             "ParserFailure": ParserFailure, "ExitSignal": ExitSignal,
-            "P4AssertionFailure": P4AssertionFailure,
+            "P4AssertionFailure": P4AssertionFailure, "emit_digest": emit_digest,
             "lookahead": lookahead, "lookahead_header": lookahead_header, "advance": advance,
             "reg_read": reg_read, "reg_write": reg_write,
         }
@@ -166,6 +173,8 @@ class CompiledProgram:
             ns[f"_M_{py(mm.name)}"] = state.meters[mm.id]
         for mm in m.direct_meters:
             ns[f"_DM_{py(mm.name)}"] = state.direct_meters[mm.id]
+        for d in m.digests:
+            ns[f"_DG_{py(d.name)}"] = d.id
         exec(self.code, ns)  # noqa: S102 - our own generated code
         for t in m.tables:
             ns[f"_bind_{py(t.name)}"]()

@@ -33,6 +33,7 @@ from p4sim.model import (
     ActionModel,
     ControllerHeaderModel,
     CounterModel,
+    DigestModel,
     KeyModel,
     MeterModel,
     ProgramModel,
@@ -69,7 +70,6 @@ _UNSUPPORTED_DECLS = {
     "value_set_decl": "value_set", "newtype_decl": "type (new type) declaration",
 }
 _UNSUPPORTED_EXTERN_CALLS = {
-    "digest": "digest",
     "resubmit": "resubmit (deprecated; use resubmit_preserving_field_list)",
     "recirculate": "recirculate (deprecated; use recirculate_preserving_field_list)",
     "clone3": "clone3",
@@ -2097,6 +2097,22 @@ class Compiler:
             if not isinstance(c.type, BoolT) or not isinstance(e.type, ErrorT):
                 raise self.fail(P4TypeError, node, "verify(bool, error)", "verify")
             return Val(f"if not {c.code}: raise ParserFailure({e.code})", VoidT())
+        if name == "digest":
+            self.coerce(self.expr(args[0], scope), BitT(32), args[0], "digest")
+            data = self.expr(args[1], scope)
+            if not isinstance(data.type, StructT) or not all(
+                    isinstance(f.type, BitT | BoolT) for f in data.type.fields):
+                raise self.fail(UnsupportedConstructError, args[1],
+                                "digest data must be a struct of bit<W>/bool fields (its type "
+                                "names the digest in the P4Info)", "digest")
+            st = data.type
+            if all(d.name != st.name for d in self.model.digests):
+                self.model.digests.append(DigestModel(
+                    name=st.name, fields=tuple((f.name, bit_width(f.type)) for f in st.fields)))
+            values = "".join(
+                f"int({data.code}.f_{f.name}), " if isinstance(f.type, BoolT)
+                else f"{data.code}.f_{f.name}, " for f in st.fields)
+            return Val(f"emit_digest(P, _DG_{py(st.name)}, ({values}))", VoidT())
         if name == "truncate":
             length = self.expr(args[0], scope)
             return Val(f"P.truncate_to = {length.code}", VoidT())

@@ -5,7 +5,7 @@ added when missing); every other entity of a type gets, in sorted name order, th
 top 8 bits and the low 24 bits of Jenkins' one-at-a-time hash of its fully qualified name (for a
 `@controller_header` header: its type name), moving on by one (linear probing) while the id is
 taken. Checked against a p4c-generated P4Info: NoAction 21257015, a nested table, a counter, a
-direct counter, an action and both controller headers give p4c's ids.
+direct counter, an action, a digest and both controller headers give p4c's ids.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ PREFIX_DIRECT_COUNTER = 0x13
 PREFIX_METER = 0x14
 PREFIX_DIRECT_METER = 0x15
 PREFIX_REGISTER = 0x16
+PREFIX_DIGEST = 0x17
 
 
 def jenkins_one_at_a_time(data: bytes) -> int:
@@ -63,6 +64,7 @@ class IdAllocator:
             (PREFIX_REGISTER, m.registers),
             (PREFIX_METER, m.meters),
             (PREFIX_DIRECT_METER, m.direct_meters),
+            (PREFIX_DIGEST, m.digests),
         ]
         for prefix, items in groups:
             for item in items:

@@ -66,6 +66,14 @@ class MeterModel:
 
 
 @dataclass
+class DigestModel:
+    name: str  # the struct type's name, as p4c names digests
+    fields: tuple[tuple[str, int], ...]  # (member name, bitwidth)
+    explicit_id: int | None = None
+    id: int = 0
+
+
+@dataclass
 class RegisterModel:
     name: str
     size: int
@@ -91,6 +99,7 @@ class ProgramModel:
     registers: list[RegisterModel] = field(default_factory=list)
     meters: list[MeterModel] = field(default_factory=list)
     direct_meters: list[MeterModel] = field(default_factory=list)
+    digests: list[DigestModel] = field(default_factory=list)
     controller_headers: list[ControllerHeaderModel] = field(default_factory=list)
     headers_type: str = ""
     metadata_type: str = ""

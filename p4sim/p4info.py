@@ -58,7 +58,7 @@ def build_p4info(model: ProgramModel) -> p4i.P4Info:
     names = [t.name for t in model.tables] + list(model.actions) + [
         c.name for c in model.counters + model.direct_counters] + [
         r.name for r in model.registers] + [h.name for h in model.controller_headers] + [
-        m.name for m in model.meters + model.direct_meters]
+        m.name for m in model.meters + model.direct_meters] + [d.name for d in model.digests]
     aliases = _Aliases(names)
     direct_by_name = {c.name: c for c in model.direct_counters}
     direct_meters_by_name = {m.name: m for m in model.direct_meters}
@@ -132,6 +132,15 @@ def build_p4info(model: ProgramModel) -> p4i.P4Info:
         _preamble(pr.preamble, r.id, r.name, aliases)
         pr.type_spec.bitstring.bit.bitwidth = r.bitwidth
         pr.size = r.size
+    for d in sorted(model.digests, key=lambda d: d.id):
+        pd_ = info.digests.add()
+        _preamble(pd_.preamble, d.id, d.name, aliases)
+        pd_.type_spec.struct.name = d.name
+        members = info.type_info.structs[d.name].members
+        for fname, width in d.fields:
+            member = members.add()
+            member.name = fname
+            member.type_spec.bitstring.bit.bitwidth = width
     for h in sorted(model.controller_headers, key=lambda h: h.id):
         ph = info.controller_packet_metadata.add()
         ph.preamble.id = h.id

@@ -33,6 +33,7 @@ class Packet:
     __slots__ = (
         "data", "off", "emitted", "hdr", "meta", "sm", "recirculate", "resubmit", "clone",
         "trace", "payload_start", "meter_color", "truncate_to",
+        "digests",
     )
 
     def __init__(self, data: bytes, hdr: Any, meta: Any, sm: Any) -> None:
@@ -47,5 +48,6 @@ class Packet:
         self.clone: tuple[int, int | None] | None = None  # (session, field list) once cloned
         self.meter_color = 0  # the color a table's direct meter gave the entry it hit
         self.truncate_to = 0  # truncate(n): transmit at most n bytes
+        self.digests: list[tuple[int, tuple[int, ...]]] | None = None  # (digest id, values)
         self.trace: list[str] | None = None
         self.payload_start = 0

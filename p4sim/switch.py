@@ -46,6 +46,7 @@ class SwitchStats:
     resubmitted: int = 0
     cloned: int = 0
     replicated: int = 0
+    digests: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
 
 
@@ -92,6 +93,8 @@ class Switch:
         self.stats = SwitchStats()
         self.packet_in_sink: Callable[[bytes, dict[int, int]], None] | None = None
         self.trace: Callable[[str], None] | None = None
+        # digest(receiver, data) calls: (P4Info digest id, struct member values in order)
+        self.digest_sink: Callable[[int, tuple[int, ...]], None] | None = None
         self._pipeline = program.compiled.instantiate(self.state)
         self._started_ns = time.monotonic_ns()
 
@@ -197,6 +200,9 @@ class Switch:
             pass
         if tracing:
             self._flush(P)
+        if P.digests:
+            self._deliver_digests(P.digests)
+            P.digests = None
         if P.clone is not None:
             self._clone_at_ingress(job, P, pending)
         if P.resubmit is not None:
@@ -238,6 +244,10 @@ class Switch:
             pass
         if tracing:
             self._flush(P)
+        if P.digests:
+            # simple_switch generates digests (learning) at the end of ingress only
+            self.stats.dropped["digest_in_egress"] += len(P.digests)
+            P.digests = None
         if P.clone is not None:
             self._clone_at_egress(P, ingress_port, pending)
         if sm.f_egress_spec == DROP_PORT:
@@ -274,6 +284,15 @@ class Switch:
         if tracing:
             self._trace(f"transmit on port {port}, {len(frame)} bytes")
         out.append((port, frame))
+
+    def _deliver_digests(self, digests: list[tuple[int, tuple[int, ...]]]) -> None:
+        for digest_id, values in digests:
+            self.stats.digests += 1
+            self._trace(f"digest {digest_id}: {values}")
+            if self.digest_sink is None:
+                self.stats.dropped["digest_no_receiver"] += 1
+            else:
+                self.digest_sink(digest_id, values)
 
     # -- packet replication --------------------------------------------------------------------
 

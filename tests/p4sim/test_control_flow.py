@@ -144,3 +144,32 @@ def test_assert_drops_and_truncate_shortens(tmp_path: Path) -> None:
     assert sw.stats.dropped["assertion_failed"] == 1
     assert sw.process(1, bytes([5, 0, 0, 9, 9])) == [(4, bytes([5, 0x12]))]
     assert sw.process(1, bytes([6, 0, 0])) == [(4, bytes([6, 0x12, 1]))]
+
+
+DIGEST = PROGRAM.replace(
+    "struct meta_t { }",
+    "struct meta_t { }\nstruct learn_t { bit<8> mode; bool late; }").replace(
+    "        inner.apply(hdr);\n",
+    "        learn_t l;\n"
+    "        l.mode = hdr.h.mode;\n"
+    "        l.late = hdr.h.mode > 5;\n"
+    "        digest<learn_t>(1, l);\n"
+    "        inner.apply(hdr);\n")
+
+
+def test_digest_reaches_the_sink_with_p4info_ids(tmp_path: Path) -> None:
+    path = tmp_path / "digest.p4"
+    path.write_text(DIGEST)
+    program = load_program(path)
+    (info,) = program.p4info.digests
+    assert info.preamble.name == "learn_t" and info.preamble.id >> 24 == 0x17
+    members = program.p4info.type_info.structs["learn_t"].members
+    assert [(m.name, m.type_spec.bitstring.bit.bitwidth) for m in members] == [
+        ("mode", 8), ("late", 1)]
+    sw = Switch(program)
+    got: list[tuple[int, tuple[int, ...]]] = []
+    sw.process(1, bytes([9, 0, 0]))
+    assert sw.stats.dropped["digest_no_receiver"] == 1
+    sw.digest_sink = lambda digest_id, values: got.append((digest_id, values))
+    sw.process(1, bytes([3, 0, 0]))
+    assert got == [(info.preamble.id, (3, 0))]

@@ -89,8 +89,9 @@ def test_skeleton_is_valid(tmp_path: Path) -> None:
          "call"),
         ("hash(hdr.h.a, 5, 8w0, { hdr.h.b }, 8w4);", P4TypeError, 23,
          "cannot use int as HashAlgorithm to hash's parameter 'algo' without a cast", "call"),
-        ("digest(32w1, hdr.h.a);", UnsupportedConstructError, 9,
-         "digest is not supported by p4sim", "digest"),
+        ("digest(32w1, hdr.h.a);", UnsupportedConstructError, 22,
+         "digest data must be a struct of bit<W>/bool fields (its type names the digest in the "
+         "P4Info)", "digest"),
         ("hdr.h.a = 1", P4SyntaxError, 5, "syntax error: unexpected '}'", "syntax"),
     ],
 )

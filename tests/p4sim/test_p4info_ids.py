@@ -21,6 +21,7 @@ from p4sim.model import ActionModel, ControllerHeaderModel, CounterModel, Progra
         (0x02, "PreQosPipe.Routing.routes_v4", 39015874),
         (0x12, "PreQosPipe.pre_qos_counter", 315693181),
         (0x13, "acls", 325583051),
+        (0x17, "ddn_digest_t", 396224266),
         (0x04, "packet_out_t", 75327753),
         (0x04, "packet_in_t", 80671331),
     ],
