@@ -59,7 +59,6 @@ TUNNEL_COUNTERS = (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)
 TUNNEL_HEADER_ESP = 1
 TUNNEL_HEADER_GENEVE = 2
 TUNNEL_HEADER_VXLAN = 3
-GENEVE_ETHERNET = 0x6558
 
 _TABLE_KEYS = {
     TUNNEL_RULES: ("ingress_port", "prev_tunnel", "dst_mac", "src_mac", "ip_version", "ipv4_src",
@@ -292,9 +291,6 @@ class Pipeline:
             options_bits = self.schema.actions[ENCAP_GENEVE_V4].params["options"].bitwidth
             options_value = int.from_bytes(region.ljust(options_bits // 8, b"\0"), "big")
             inner = body.inner_mac or MacPair()
-            if body.protocol_type not in (0, GENEVE_ETHERNET):
-                log.warning("tunnel %d: Geneve protocol 0x%x: the pipeline always sends "
-                            "Ethernet (0x6558)", tunnel.tunnel_id, body.protocol_type)
             return fy.P4TableAction(
                 ENCAP_GENEVE_V6 if v6 else ENCAP_GENEVE_V4, **common,
                 src_addr=int(body.outer.source), dst_addr=int(body.outer.destination),

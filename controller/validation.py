@@ -546,6 +546,11 @@ def _parse_geneve_encap(message: pb.GENEVEEncap, caps: Capabilities) -> GeneveEn
     if message.protocolType > MAX_UINT16:
         raise _fail(ErrorCode.GENEVE_FIELD, f"{field}.protocolType",
                     f"{message.protocolType:#x} does not fit 16 bits")
+    if message.protocolType not in (0, GENEVE_ETHERNET):
+        raise _fail(ErrorCode.GENEVE_FIELD, f"{field}.protocolType",
+                    f"{message.protocolType:#x}: this device's Geneve encapsulation always "
+                    f"carries an Ethernet frame ({GENEVE_ETHERNET:#x}); send 0 or "
+                    f"{GENEVE_ETHERNET:#x}")
     if len(message.geneveOption) > caps.max_geneve_options:
         raise _fail(ErrorCode.TOO_MANY_OPTIONS, f"{field}.geneveOption",
                     f"{len(message.geneveOption)} options; this device supports at most "

@@ -174,6 +174,10 @@ CASES: list[tuple[str, Builder, str, int, tuple[str, ...]]] = [
     # GeneveError.invalidGeneveField = 2
     ("encap-vni-24-bits", lambda: geneve_encap(200, vni=1 << 24),
      "geneveError", pb.invalidGeneveField, ("geneve.geneveEncap.vni", "16777216")),
+    ("encap-protocol-not-ethernet", lambda: _with(geneve_encap(200), lambda r: setattr(
+        r.geneve.geneveEncap, "protocolType", 0x0800)),
+     "geneveError", pb.invalidGeneveField, ("geneve.geneveEncap.protocolType", "0x800",
+                                             "0x6558")),
     ("match-vni-24-bits", lambda: geneve_decap(200, match=match_ipv4(geneve_vni=(1 << 24) + 5)),
      "geneveError", pb.invalidGeneveField, ("match_criteria.geneveMatch.vni", "16777221")),
     ("option-length-mismatch", lambda: geneve_encap(200, option_length=7),
