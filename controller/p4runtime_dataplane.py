@@ -342,9 +342,9 @@ class P4RuntimeDataPlane:
                 undo.append(functools.partial(self._worker_remove, sa.sa_index))
             await self._switch_write(make, undo_make, undo)
             await self._switch_write(brk, undo_brk, undo)
-        except DataPlaneUnavailable as error:
+        except BaseException as error:  # a fault, a bug or a cancelled call: undo, then raise
             log.warning("tunnel %d: %s failed (%s); undoing %d step(s)", tunnel_id,
-                        change.operation.name, error, len(undo))
+                        change.operation.name, error or type(error).__name__, len(undo))
             await self._undo(undo)
             raise
         # The switch no longer refers to the old SAs: the change is done. Removing them is
@@ -416,8 +416,7 @@ class P4RuntimeDataPlane:
         for step in reversed(undo):
             try:
                 await step()
-            except (SwitchWriteFailed, SwitchUnavailable, WorkerError, DataPlaneUnavailable
-                    ) as error:
+            except Exception as error:  # noqa: BLE001 - keep undoing; reconciliation repairs
                 log.error("undo step failed (%s); reconciliation will repair it", error)
                 self._switch_ready = False
                 self._notify()
