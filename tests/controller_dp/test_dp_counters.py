@@ -113,3 +113,19 @@ async def test_encrypt_rekey_under_traffic_loses_nothing(controller, v1, port) -
     counters = await stats(v1, 6)
     assert counters.inPackets == counters.outPackets == sent
     assert counters.inPacketsDrops == 0
+
+
+async def test_a_reused_tunnel_index_starts_from_zero(controller, v1, port, reader) -> None:
+    from ctl_builders import delete
+
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP()))
+    assert port.receive() is not None
+    assert (await stats(v1, 1)).inPackets == 1
+    await create(v1, delete(1))
+    assert reader.counter("tunnel_in", 1)[0] == 1  # the switch still holds the old count
+    await create(v1, geneve_encap(2, match=match_ipv4(source="192.0.2.1")))
+    [rule] = reader.entries("tunnel_rules")
+    assert rule.action.args["tunnel_index"] == 1  # the same index, reused
+    assert reader.counter("tunnel_in", 1) == (0, 0)
+    assert (await stats(v1, 2)).inPackets == 0
