@@ -199,3 +199,38 @@ async def test_a_used_encrypt_key_is_never_installed_again(controller, v1, reade
     # The same SPI with a fresh key is a new SA and fine.
     answer = await create(v1, update_enc_sa(80, spi=4587, key=b"cd" * 32))
     assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+
+
+async def test_ipv6_vxlan_port_and_mac_matches_reach_the_switch(controller, v1, reader) -> None:
+    from ipaddress import IPv6Address
+
+    request = geneve_encap(90)
+    match = request.match_criteria
+    match.Clear()
+    match.ingressInterface = "5"
+    match.macMatch.destinationMac = bytes.fromhex("020000000001")
+    match.ipv6Match.destinationIp = IPv6Address("2001:db8:1::").packed
+    match.ipv6Match.destinationIpPrefix = 48
+    match.vxlanMatch.vni = 77
+    match.vxlanMatch.ipv4Match.sourceIp = int.from_bytes(
+        IPv4Address("10.2.0.0").packed, "little")
+    match.vxlanMatch.ipv4Match.sourceIpPrefix = 16
+    encap = request.geneve.geneveEncap
+    encap.outerIpv6Pair.sourceIp = IPv6Address("2001:db8::5").packed
+    encap.outerIpv6Pair.destinationIp = IPv6Address("2001:db8::6").packed
+    answer = await create(v1, request)
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED, answer
+    [rule] = reader.entries("tunnel_rules")
+    assert rule.match == {
+        "ingress_port": (5, 0x1FF),
+        "dst_mac": (0x020000000001, (1 << 48) - 1),
+        "ip_version": (6, 0xF),
+        "ipv6_dst": (int(IPv6Address("2001:db8:1::")), ((1 << 48) - 1) << 80),
+        "tunnel_header": (3, 3),
+        "vxlan_vni": (77, (1 << 24) - 1),
+        "inner_ip_version": (4, 0xF),
+        "inner_ipv4_src": (int(IPv4Address("10.2.0.0")), 0xFFFF0000),
+    }
+    assert rule.action.name == "encap_geneve_v6"
+    assert rule.action.args["src_addr"] == int(IPv6Address("2001:db8::5"))
+    assert rule.action.args["dst_addr"] == int(IPv6Address("2001:db8::6"))
