@@ -1,9 +1,10 @@
 """The data-plane seam: the one narrow interface through which validated changes reach the switch.
 
 The service calls :meth:`DataPlane.apply` once per validated request with the complete tunnel
-before and after the change, and rolls the store back when it raises. The P4Runtime
-implementation (switch tables + crypto worker SAs) arrives with issue 7; the shipped default,
-:class:`DetachedDataPlane`, programs nothing and reports zero counters, and says so at start-up.
+before and after the change, and rolls the store back when it raises. The default
+implementation is :class:`controller.p4runtime_dataplane.P4RuntimeDataPlane` (switch tables over
+P4Runtime + crypto worker SAs); :class:`DetachedDataPlane` (``--data-plane detached``) programs
+nothing and reports zero counters, and says so at start-up.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class DataPlane(Protocol):
 
 
 class DetachedDataPlane:
-    """The default until the P4Runtime data plane lands: nothing is programmed, counters are 0.
+    """``--data-plane detached``: nothing is programmed, counters are 0 (API-only use and tests).
 
     Not a simulation: it keeps no state and invents no traffic. The server logs this at start-up
     and docs/api.md explains it.
