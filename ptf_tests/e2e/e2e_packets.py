@@ -103,25 +103,31 @@ def ip_layer(frame: Packet) -> Packet:
 
 
 def geneve_encapped(inner: Ether, encap: Encap) -> Ether:
-    """`inner` with the rule's inner MACs behind outer Ether / IPv4 (TTL 64, DF, id 0) / UDP
-    (entropy source port, checksum 0) / Geneve, before routing (outer MACs zero)."""
+    """`inner` with the rule's inner MACs behind outer Ether / IPv4 (TTL 64, DF, id 0) or IPv6
+    (hop limit 64) / UDP (entropy source port, checksum 0) / Geneve, before routing (outer MACs
+    zero)."""
     frame = Ether(bytes(inner))
     frame.dst, frame.src = encap.inner_dst_mac, encap.inner_src_mac
-    ip = frame[IP]
+    ip = frame[IPv6] if isinstance(frame.payload, IPv6) else frame[IP]
     l4 = frame[UDP] if UDP in frame else frame[TCP] if TCP in frame else None
     sport = geneve_source_port(src=int(ipaddress.ip_address(ip.src)),
-                               dst=int(ipaddress.ip_address(ip.dst)), protocol=ip.proto,
+                               dst=int(ipaddress.ip_address(ip.dst)),
+                               protocol=ip.nh if isinstance(ip, IPv6) else ip.proto,
                                sport=l4.sport if l4 else 0, dport=l4.dport if l4 else 0,
                                base=C("GENEVE_SRC_PORT_BASE"), span=C("GENEVE_SRC_PORT_RANGE"))
-    return rebuilt(Ether(dst="00:00:00:00:00:00", src="00:00:00:00:00:00")
-                   / IP(src=encap.src, dst=encap.dst, ttl=64, id=0, flags="DF")
+    outer: Packet = (IPv6(src=encap.src, dst=encap.dst, hlim=64, tc=0, fl=0)
+                     if ":" in encap.src else
+                     IP(src=encap.src, dst=encap.dst, ttl=64, id=0, flags="DF"))
+    return rebuilt(Ether(dst="00:00:00:00:00:00", src="00:00:00:00:00:00") / outer
                    / UDP(sport=sport, dport=GENEVE_PORT, chksum=0)
                    / GENEVE(vni=encap.vni, proto=0x6558, options=list(encap.options)) / frame)
 
 
 def geneve_packet(src: str, dst: str, vni: int, inner: Ether, *, sport: int = 49999) -> Ether:
-    """A Geneve frame from the host to the switch carrying `inner`."""
-    return rebuilt(Ether(dst=SWITCH_MAC, src=HOST_MAC) / IP(src=src, dst=dst, id=3)
+    """A Geneve frame (IPv4 or IPv6 outer, as the addresses are) from the host to the switch
+    carrying `inner`."""
+    outer: Packet = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst, id=3)
+    return rebuilt(Ether(dst=SWITCH_MAC, src=HOST_MAC) / outer
                    / UDP(sport=sport, dport=GENEVE_PORT, chksum=0)
                    / GENEVE(vni=vni, proto=0x6558) / inner)
 

@@ -67,7 +67,8 @@ def geneve_encap(tunnel_id: int, *, match: dict[str, Any], encap: Encap,
                  next_action: str = "FORWARD") -> Tunnel:
     return {"tunnelId": tunnel_id, "match_criteria": match, "nextAction": next_action,
             "geneve": {"geneveEncap": {
-                "outerIpv4Pair": {"sourceIp": encap.src, "destinationIp": encap.dst},
+                "outerIpv6Pair" if ":" in encap.src else "outerIpv4Pair": {
+                    "sourceIp": encap.src, "destinationIp": encap.dst},
                 "innerMacPair": {"sourceMac": encap.inner_src_mac,
                                  "destinationMac": encap.inner_dst_mac},
                 "vni": encap.vni,
