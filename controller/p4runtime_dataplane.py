@@ -7,9 +7,11 @@ because BMv2 has no atomic multi-entry writes:
 2. one WriteRequest adds what is new on the switch: counter resets for a new tunnel index,
    ``decrypt_sas`` entries, ``tunnel_rules`` entries (INSERT, or MODIFY when the key is the same);
 3. one WriteRequest removes what is gone (old rule and SA-index entries);
-4. after a short drain (``sa_drain``, default 0.1 s: frames already sent to the worker with the
-   old SA index come back first), the worker drops the old SAs — cleanup that is never undone
-   (nothing refers to them any more; a failure leaves a stray that reconciliation removes).
+4. once the frames already sent to the worker have come back (the drain: the tunnel's
+   ``tunnel_out`` plus the worker's drops reach what ``tunnel_in`` minus ``tunnel_drop_in`` was
+   right after step 3 — the crypto port is FIFO — or at most ``sa_drain`` seconds), the worker
+   drops the old SAs: cleanup that is never undone (nothing refers to them any more; a failure
+   leaves a stray that reconciliation removes).
 
 A CREATE therefore is one WriteRequest, a DELETE one, an UPDATE at most two. An encrypt rekey
 adds the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the
@@ -72,7 +74,8 @@ from controller.pipeline import (
 log = logging.getLogger(__name__)
 
 WORKER_POLL_SECONDS = 0.5
-SA_DRAIN_SECONDS = 0.1
+SA_DRAIN_SECONDS = 2.0  # at most this long for in-flight frames before removing an old SA
+DRAIN_POLL_SECONDS = 0.005
 FEW_TUNNELS = 16  # up to this many, counters are read by index, else whole
 
 
@@ -351,7 +354,8 @@ class P4RuntimeDataPlane:
         # cleanup, never undone (re-adding an encrypt SA would restart its sequence numbers,
         # the AEAD IVs, under a used key); one the worker keeps is removed by reconciliation.
         if remove_sas and after is not None:
-            await asyncio.sleep(self._sa_drain)  # in-flight frames of the old SA return
+            assert allocation is not None
+            await self._drain(allocation, previous)
         for sa in remove_sas:
             self._retired.retire(sa)
             try:
@@ -365,6 +369,41 @@ class P4RuntimeDataPlane:
                  tunnel_id, change.operation.name,
                  allocation.tunnel_index if allocation else previous.tunnel_index
                  if previous else "-", len(make) + len(brk), len(add_sas), len(remove_sas))
+
+    async def _drain(self, allocation: Allocation, previous: Allocation | None) -> None:
+        """Wait until every frame this tunnel sent to the worker so far has come back (or was
+        dropped there), so removing an old SA loses nothing in flight. Best effort: a read
+        failure or ``sa_drain`` seconds end the wait."""
+        index = allocation.tunnel_index
+        sa_indexes = {sa_index for _, sa_index in allocation.sa_pairs}
+        if previous is not None:
+            sa_indexes |= {sa_index for _, sa_index in previous.sa_pairs}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._sa_drain
+        try:
+            counts = await self._drain_counts(index, sa_indexes)
+            sent = counts[TUNNEL_IN] - counts[TUNNEL_DROP_IN]
+            while counts[TUNNEL_OUT] + counts["worker"] < sent:
+                if loop.time() > deadline:
+                    log.warning("tunnel %d: %d frame(s) still at the crypto worker after "
+                                "%.1f s; removing the old SA anyway", index,
+                                sent - counts[TUNNEL_OUT] - counts["worker"], self._sa_drain)
+                    return
+                await asyncio.sleep(DRAIN_POLL_SECONDS)
+                counts = await self._drain_counts(index, sa_indexes)
+        except (SwitchUnavailable, WorkerError) as error:
+            log.warning("tunnel index %d: drain not checked (%s)", index, error)
+
+    async def _drain_counts(self, index: int, sa_indexes: set[int]) -> dict[str, int]:
+        cells = await self.connection.read(
+            [fy.P4CounterEntry(name, index=index) for name in (TUNNEL_IN, TUNNEL_OUT,
+                                                               TUNNEL_DROP_IN)])
+        counts = {self.pipeline.schema.counters[cell.counter_id].name: cell.packet_count
+                  for cell in cells}
+        assert self._worker is not None
+        drops = await self._worker.drops(sa_indexes)
+        return {TUNNEL_IN: counts.get(TUNNEL_IN, 0), TUNNEL_OUT: counts.get(TUNNEL_OUT, 0),
+                TUNNEL_DROP_IN: counts.get(TUNNEL_DROP_IN, 0), "worker": sum(drops.values())}
 
     @staticmethod
     def _unchanged_spis(before: Tunnel | None, after: Tunnel) -> list[int]:
