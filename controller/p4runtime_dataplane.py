@@ -332,7 +332,15 @@ class P4RuntimeDataPlane:
         add_sas = [sa for index, sa in new_sas.items() if old_sas.get(index) != sa]
         remove_sas = [sa for index, sa in old_sas.items() if new_sas.get(index) != sa]
 
+        live = [sa for sa in self.desired_sas().values() if sa.encrypt]
         for sa in add_sas:
+            twin = next((other for other in live if sa.encrypt and other.sa == sa.sa), None)
+            if twin is not None:
+                raise DataPlaneUnavailable(
+                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id}: the same SPI and key "
+                    f"are in use by tunnel {twin.tunnel_id}; a second SA numbering packets "
+                    "from 1 under that key would reuse nonces (a changed tunnel type or "
+                    "cipher also needs a new key)")
             if self._retired.is_retired(sa):
                 raise DataPlaneUnavailable(
                     f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id} has already been used "

@@ -234,3 +234,19 @@ async def test_ipv6_vxlan_port_and_mac_matches_reach_the_switch(controller, v1, 
     assert rule.action.name == "encap_geneve_v6"
     assert rule.action.args["src_addr"] == int(IPv6Address("2001:db8::5"))
     assert rule.action.args["dst_addr"] == int(IPv6Address("2001:db8::6"))
+
+
+async def test_one_encrypt_key_never_numbers_packets_twice(controller, v1, reader,
+                                                           worker) -> None:
+    key = b"ef" * 32
+    await create(v1, ipsec_enc(85, spi=4587, key=key))
+    before, sas_before = reader.snapshot(), worker_sas(worker.socket)
+    twin = ipsec_enc(86, spi=4587, key=key, match=match_ipv4(source="10.0.0.9"))
+    change_mode = pb.ipTunnelRequest(tunnelId=85, operation=pb._UPDATE)
+    change_mode.ipsecTunnel.ipsecEnc.tunnelType = pb.TUNNEL  # NAT-T off, same SA
+    for request in (twin, change_mode):
+        answer = await create(v1, request)
+        assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE, answer
+        assert "would reuse nonces" in answer.responses[0].error.errorString
+    assert reader.snapshot() == before
+    assert worker_sas(worker.socket).keys() == sas_before.keys()
