@@ -104,7 +104,7 @@ def _full(entity: Any, pipeline: Pipeline) -> bytes:
 
 
 class _RetiredKeys:
-    """Fingerprints of encrypt SAs that have protected traffic and left the worker, so they are
+    """Fingerprints of encrypt keys that have protected traffic and left the worker, so they are
     never installed again (their sequence numbers — the AEAD IVs — would restart under the same
     key). HMAC-SHA256 under a per-process random key: equality only, no key material kept."""
 
@@ -114,8 +114,9 @@ class _RetiredKeys:
 
     def _fingerprint(self, sa: WorkerSa) -> bytes:
         secret = sa.sa.secret
-        return hmac.new(self._hmac_key, sa.sa.spi.to_bytes(4, "big") + secret.reveal_key()
-                        + secret.reveal_salt(), hashlib.sha256).digest()
+        # Key and salt only: the SPI is not part of the AEAD nonce (salt ‖ sequence number).
+        return hmac.new(self._hmac_key, secret.reveal_key() + secret.reveal_salt(),
+                        hashlib.sha256).digest()
 
     def retire(self, sa: WorkerSa) -> None:
         if sa.encrypt:
@@ -334,18 +335,19 @@ class P4RuntimeDataPlane:
 
         live = [sa for sa in self.desired_sas().values() if sa.encrypt]
         for sa in add_sas:
-            twin = next((other for other in live if sa.encrypt and other.sa == sa.sa), None)
+            twin = next((other for other in live
+                         if sa.encrypt and other.sa.secret == sa.sa.secret), None)
             if twin is not None:
                 raise DataPlaneUnavailable(
-                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id}: the same SPI and key "
-                    f"are in use by tunnel {twin.tunnel_id}; a second SA numbering packets "
-                    "from 1 under that key would reuse nonces (a changed tunnel type or "
-                    "cipher also needs a new key)")
+                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id}: its key is in use by "
+                    f"the encrypt SA spi {twin.sa.spi} of tunnel {twin.tunnel_id}; a second SA "
+                    "numbering packets from 1 under that key would reuse nonces (a changed "
+                    "tunnel type or cipher also needs a new key)")
             if self._retired.is_retired(sa):
                 raise DataPlaneUnavailable(
-                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id} has already been used "
-                    "and removed; installing it again would restart its sequence numbers "
-                    "under the same key (nonce reuse): rekey with a new key")
+                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id}: its key has already "
+                    "been used by an encrypt SA that is gone; using it again would restart the "
+                    "sequence numbers under the same key (nonce reuse): rekey with a new key")
         undo: list[Callable[[], Awaitable[None]]] = []
         try:
             for sa in add_sas:

@@ -196,6 +196,9 @@ async def test_a_used_encrypt_key_is_never_installed_again(controller, v1, reade
     assert "nonce reuse" in answer.responses[0].error.errorString
     assert reader.snapshot() == before
     assert worker_sas(worker.socket).keys() == sas_before.keys()
+    # Another SPI does not help: the SPI is not part of the nonce.
+    answer = await create(v1, update_enc_sa(80, spi=4600, key=key))
+    assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
     # The same SPI with a fresh key is a new SA and fine.
     answer = await create(v1, update_enc_sa(80, spi=4587, key=b"cd" * 32))
     assert answer.requestStatus == pb._TUNNEL_ACCEPTED
@@ -241,7 +244,7 @@ async def test_one_encrypt_key_never_numbers_packets_twice(controller, v1, reade
     key = b"ef" * 32
     await create(v1, ipsec_enc(85, spi=4587, key=key))
     before, sas_before = reader.snapshot(), worker_sas(worker.socket)
-    twin = ipsec_enc(86, spi=4587, key=key, match=match_ipv4(source="10.0.0.9"))
+    twin = ipsec_enc(86, spi=4999, key=key, match=match_ipv4(source="10.0.0.9"))
     change_mode = pb.ipTunnelRequest(tunnelId=85, operation=pb._UPDATE)
     change_mode.ipsecTunnel.ipsecEnc.tunnelType = pb.TUNNEL  # NAT-T off, same SA
     for request in (twin, change_mode):
