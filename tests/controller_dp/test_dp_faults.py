@@ -201,3 +201,40 @@ async def test_a_rival_primary_makes_the_data_plane_unavailable(controller, v1, 
         assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
         assert reader.snapshot() == before
         assert worker_sas(worker.socket).keys() == sas_before.keys()
+
+
+async def test_a_failed_undo_is_repaired_by_reconciliation(controller, v1, reader, worker,
+                                                           monkeypatch) -> None:
+    """The rekey's write is refused in part and then the undo cannot be written either: the data
+    plane goes unavailable, reads the switch back and repairs it to the stored state."""
+    import finsy as fy
+
+    from controller.p4rt.connection import SwitchUnavailable
+    from controller.p4rt.connection import delete as delete_update
+
+    await create(v1, ipsec_enc(1, spi=4587))
+    before = reader.snapshot()
+    connection = controller.dataplane.connection
+    real_write = connection.write
+    missing = fy.P4TableEntry("TunnelIngress.esp.decrypt_sas",
+                              match=fy.P4TableMatch(tunnel_index=999, spi=999),
+                              action=fy.P4TableAction("TunnelIngress.esp.set_decrypt_sa",
+                                                      sa_index=1))
+    calls = []
+
+    async def faulty_write(updates):
+        calls.append(len(updates))
+        if len(calls) == 1:
+            await real_write([*updates, delete_update(missing)])  # MODIFY lands, DELETE fails
+        elif len(calls) == 2:
+            raise SwitchUnavailable("injected: the undo cannot be written")
+        else:
+            await real_write(updates)
+
+    monkeypatch.setattr(connection, "write", faulty_write)
+    answer = await create(v1, update_enc_sa(1, spi=4590))
+    assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+    await eventually(lambda: reader.snapshot() == before)  # repaired by the read-back
+    await eventually(lambda: _is(health(controller.port), SERVING))
+    assert {p.spi for p in worker_sas(worker.socket).values()} == {4587}
+    assert len(calls) >= 3  # the reconciliation's own writes came after the failed undo
