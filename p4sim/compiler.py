@@ -1415,7 +1415,7 @@ class Compiler:
         root = node
         while root.data in ("member", "index", "slice"):
             root = kids(root)[0]
-        if root.data == "name_ref":
+        if root.data in ("name_ref", "type_member"):
             sym = scope.lookup(ident(kids(root)[0]))
             if sym is not None and sym.kind == "const":
                 raise self.fail(P4TypeError, node, f"cannot assign to constant "
@@ -1493,6 +1493,12 @@ class Compiler:
 
     def e_type_member(self, node: Tree, scope: Scope) -> Val:
         tname, member = kids(node)
+        shadow = scope.lookup(str(tname))
+        if shadow is not None and shadow.kind == "var":
+            # a parameter or variable spelled like a type (p4c scopes type names; p4sim's
+            # lexer does not): `hdr.x` with a `header hdr` elsewhere
+            return self.e_member(Tree("member", [Tree("name_ref", [tname], node.meta), member],
+                                      node.meta), scope)
         t = self.types.get(str(tname))
         m = ident(member)
         if isinstance(t, EnumT):

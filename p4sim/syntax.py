@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,6 +47,36 @@ def collect_type_names(text: str) -> frozenset[str]:
     return frozenset(names - _KEYWORDS)
 
 
+_ENUM_DECL = re.compile(r"\benum\s+(?:bit\s*<\s*\w+\s*>\s+)?([A-Za-z_]\w*)")
+
+
+class _ValueNamesPostLex:
+    """Token post-processing with one token of lookahead: a type name directly followed by `.`
+    is a value (a parameter or variable spelled like a type, e.g. `hdr.x` in a program that
+    also declares `header hdr`) unless it names an enum, whose members are reached with `.`.
+    p4c scopes its type names; this covers the common case without a scoped lexer."""
+
+    always_accept = ()
+
+    def __init__(self) -> None:
+        self.enum_names: frozenset[str] = frozenset()
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        previous: Token | None = None
+        for token in stream:
+            if previous is not None:
+                if (previous.type == "TYPE_IDENTIFIER" and token.type == "DOT"
+                        and previous.value not in self.enum_names):
+                    previous = Token.new_borrow_pos("NAME", previous.value, previous)
+                yield previous
+            previous = token
+        if previous is not None:
+            yield previous
+
+
+_POSTLEX = _ValueNamesPostLex()
+
+
 class _TypeNameLexer:
     """Lexer callback turning declared type names into TYPE_IDENTIFIER tokens.
 
@@ -75,6 +106,7 @@ def _parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         lexer_callbacks={"NAME": _RETYPE},
+        postlex=_POSTLEX,
     )
 
 
@@ -84,6 +116,7 @@ def parse_source(pre: Preprocessed) -> Tree:
     try:
         with _RETYPE.lock:
             _RETYPE.type_names = collect_type_names(pre.text)
+            _POSTLEX.enum_names = frozenset(_ENUM_DECL.findall(pre.text))
             return parser.parse(pre.text)
     except UnexpectedInput as exc:
         file, line = pre.origin(exc.line if exc.line and exc.line > 0 else 1)

@@ -32,7 +32,8 @@ def py(name: str) -> str:
     return out + "_" if keyword.iskeyword(out) else out
 
 
-_LV_MAP = {"lv_name": "name_ref", "lv_member": "member", "lv_index": "index", "lv_slice": "slice"}
+_LV_MAP = {"lv_name": "name_ref", "lv_member": "member", "lv_index": "index", "lv_slice": "slice",
+           "lv_type_member": "type_member"}
 
 
 def norm(t: Any) -> Any:
