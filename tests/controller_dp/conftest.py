@@ -15,8 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
-from dp_support import SwitchProcess, SwitchReader, WorkerProcess
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from dp_support import SwitchProcess, SwitchReader, WorkerProcess, wait_serving
 
 from controller.server import ControllerServer, create_server
 from controller.settings import Settings
@@ -69,13 +68,6 @@ def routes_file(workdir: Path) -> Path:
     return path
 
 
-async def health(port: int) -> int:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        response = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=5, wait_for_ready=True)
-        return response.status
-
-
 @pytest.fixture
 async def start_dp_controller(tmp_path: Path, switch: SwitchProcess, worker: WorkerProcess,
                               routes_file: Path) -> AsyncIterator[Any]:
@@ -97,16 +89,6 @@ async def start_dp_controller(tmp_path: Path, switch: SwitchProcess, worker: Wor
     yield start
     for controller in started:
         await controller.stop(grace=None)
-
-
-async def wait_serving(controller: ControllerServer, timeout: float = 20.0) -> None:
-    """Poll health until SERVING."""
-    from dp_support import eventually
-
-    async def serving() -> bool:
-        return await health(controller.port) == health_pb2.HealthCheckResponse.SERVING
-
-    await eventually(serving, timeout=timeout, interval=0.1)
 
 
 @pytest.fixture

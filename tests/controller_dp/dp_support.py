@@ -187,3 +187,20 @@ def worker_sas(socket: Path) -> dict[int, Any]:
     with grpc.insecure_channel(f"unix:{socket}") as channel:
         response = wpb_grpc.CryptoWorkerStub(channel).ListSas(wpb.ListSasRequest(), timeout=5)
     return {info.params.sa_index: info.params for info in response.sas}
+
+
+async def health(port: int) -> int:
+    """The controller's health status for "" (plaintext channel)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        response = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=5, wait_for_ready=True)
+        return response.status
+
+
+async def wait_serving(controller: Any, timeout: float = 20.0) -> None:
+    """Poll the controller's health until SERVING."""
+
+    async def serving() -> bool:
+        return await health(controller.port) == health_pb2.HealthCheckResponse.SERVING
+
+    await eventually(serving, timeout=timeout, interval=0.1)

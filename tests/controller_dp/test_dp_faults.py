@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import health
 from ctl_builders import (
     geneve_encap,
     hex_key,
@@ -13,7 +12,7 @@ from ctl_builders import (
     update_enc_sa,
 )
 from ctl_client import all_tunnels, create
-from dp_support import PacketPort, eventually, worker_sas
+from dp_support import PacketPort, eventually, health, worker_sas
 from grpc_health.v1 import health_pb2
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
