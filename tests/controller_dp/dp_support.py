@@ -204,3 +204,15 @@ async def wait_serving(controller: Any, timeout: float = 20.0) -> None:
         return await health(controller.port) == health_pb2.HealthCheckResponse.SERVING
 
     await eventually(serving, timeout=timeout, interval=0.1)
+
+
+def plant_sa(socket, sa_index: int, spi: int) -> None:
+    """Install an SA behind the controller's back (to make its next AddSa fail)."""
+    from tunneloffload.crypto.v1 import worker_pb2 as wpb
+    from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
+
+    with grpc.insecure_channel(f"unix:{socket}") as channel:
+        wpb_grpc.CryptoWorkerStub(channel).AddSa(wpb.AddSaRequest(
+            params=wpb.SaParams(sa_index=sa_index, spi=spi, direction=wpb.DIRECTION_DECRYPT,
+                                cipher=wpb.CIPHER_AES256_GCM_ICV8, mode=wpb.MODE_TRANSPORT),
+            key=wpb.SaKey(key=b"\x01" * 32, salt=b"\0" * 4)), timeout=5)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import grpc
 from ctl_builders import ipsec_enc
 from ctl_client import create
-from dp_support import eventually, worker_sas
-from test_dp_faults import plant_sa
+from dp_support import eventually, plant_sa, worker_sas
 
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc

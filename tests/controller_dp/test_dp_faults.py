@@ -12,27 +12,16 @@ from ctl_builders import (
     update_enc_sa,
 )
 from ctl_client import all_tunnels, create
-from dp_support import PacketPort, eventually, health, worker_sas
+from dp_support import PacketPort, eventually, health, plant_sa, worker_sas
 from grpc_health.v1 import health_pb2
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from tunneloffload.crypto.v1 import worker_pb2 as wpb
-from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def plant_sa(socket, sa_index: int, spi: int) -> None:
-    """Install an SA behind the controller's back (to make its next AddSa fail)."""
-    with grpc.insecure_channel(f"unix:{socket}") as channel:
-        wpb_grpc.CryptoWorkerStub(channel).AddSa(wpb.AddSaRequest(
-            params=wpb.SaParams(sa_index=sa_index, spi=spi, direction=wpb.DIRECTION_DECRYPT,
-                                cipher=wpb.CIPHER_AES256_GCM_ICV8, mode=wpb.MODE_TRANSPORT),
-            key=wpb.SaKey(key=b"\x01" * 32, salt=b"\0" * 4)), timeout=5)
 
 
 def channel_for(controller) -> grpc.aio.Channel:
