@@ -178,7 +178,7 @@ class Compiler:
 
     def fail(self, cls: type[P4Error], node: Any, message: str, construct: str) -> P4Error:
         file, line, col = self.where(node)
-        return cls(message, file=file, line=line, column=col, construct=construct)
+        return cls(message, file=file, line=line, column=col, construct=str(construct))
 
     # -- top level -------------------------------------------------------------------------------
 
@@ -226,11 +226,15 @@ class Compiler:
                 self.dup(dict.fromkeys(seen), n, fname, "field")
                 seen.add(n)
                 t = self.resolve_type(ftype)
-                if kind == "header_decl" and not isinstance(t, BitT | VarbitT):
+                if kind == "header_decl" and not isinstance(t, BitT | VarbitT | BoolT):
+                    if isinstance(t, StructT):
+                        raise self.fail(UnsupportedConstructError, ftype,
+                                        f"header field '{n}': structs inside headers are not "
+                                        "supported", "header")
                     if not (isinstance(t, EnumT) and t.underlying):
                         raise self.fail(P4TypeError, ftype,
-                                        f"header field '{n}' must be bit<W>, int<W> or varbit, "
-                                        f"not {t.show()}", "header")
+                                        f"header field '{n}' must be bit<W>, int<W>, bool, a "
+                                        f"serializable enum or varbit, not {t.show()}", "header")
                 flist.append(FieldT(n, t, self.annotations(fann)))
             cls = HeaderT if kind == "header_decl" else StructT
             t = cls(name, tuple(flist), self.annotations(ann))
@@ -1118,7 +1122,7 @@ class Compiler:
                 const_entries = True
                 entries_nodes = [e for e in kids(p)[1:]]
         if not actions:
-            raise self.fail(P4TypeError, decl, f"table {tname} has no actions", "table")
+            actions = []  # p4c accepts a table without actions: only NoAction, by default
         if default_call is None:
             if "NoAction" not in {a[0] for a in actions}:
                 scope_na = scope.lookup("NoAction")
@@ -1391,6 +1395,13 @@ class Compiler:
             base, hi, lo = kids(lhs)
             b = self.expr(base, scope)
             h, lo_ = self.slice_bounds(b, hi, lo, lhs)
+            while norm_expr(base).data == "slice":
+                # x[h1:l1][h:l] is x[l1 + h : l1 + l]
+                inner_base, inner_hi, inner_lo = kids(norm_expr(base))
+                ib = self.expr(inner_base, scope)
+                ih, il = self.slice_bounds(ib, inner_hi, inner_lo, base)
+                h, lo_ = il + h, il + lo_
+                base, b = inner_base, ib
             w = h - lo_ + 1
             v = self.coerce(self.expr(rhs, scope), BitT(w), rhs, "assignment")
             m = ((1 << w) - 1) << lo_
@@ -1400,6 +1411,20 @@ class Compiler:
             return
         target = self.expr(lhs, scope)
         self.check_lvalue(lhs, scope)
+        if isinstance(target.type, HeaderT | StructT) and norm_expr(rhs).data == "list_expr":
+            items = kids(norm_expr(rhs))[0]
+            values = kids(items) if items is not None else []
+            fields = target.type.fields
+            if len(values) != len(fields):
+                raise self.fail(P4TypeError, rhs, f"{target.type.show()} has {len(fields)} "
+                                f"fields, the list {len(values)}", "assignment")
+            for f, value in zip(fields, values, strict=True):
+                v = self.coerce(self.expr(value, scope), f.type, value, "assignment",
+                                what=f"{source_text(lhs)}.{f.name}")
+                g.emit(f"{target.code}.f_{f.name} = {v.code}")
+            if isinstance(target.type, HeaderT):
+                g.emit(f"{target.code}._v = True")  # a list assigned to a header makes it valid
+            return
         if isinstance(target.type, HeaderT | StructT):
             src = self.expr(rhs, scope)
             if src.type != target.type:
@@ -1443,6 +1468,8 @@ class Compiler:
             return v
         if isinstance(t, EnumT) and isinstance(v.type, EnumT) and t.name == v.type.name:
             return v
+        if isinstance(v.type, EnumT) and v.type.underlying is not None and v.type.underlying == t:
+            return Val(v.code, t, v.const)  # a serializable enum where its type is expected
         target = f" to {what}" if what else ""
         raise self.fail(P4TypeError, node, f"cannot use {v.type.show()} as {t.show()}{target}"
                         " without a cast", construct)

@@ -95,7 +95,8 @@ class StructLikeT(P4Type):
 @dataclass(frozen=True)
 class HeaderT(StructLikeT):
     def fixed_width(self) -> int:
-        return sum(f.type.width for f in self.fields if isinstance(f.type, BitT))
+        """Bits of every field but the varbit (bool 1 bit, serializable enums their type's)."""
+        return sum(bit_width(f.type) for f in self.fields if not isinstance(f.type, VarbitT))
 
 
 @dataclass(frozen=True)

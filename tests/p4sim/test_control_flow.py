@@ -173,3 +173,47 @@ def test_digest_reaches_the_sink_with_p4info_ids(tmp_path: Path) -> None:
     sw.digest_sink = lambda digest_id, values: got.append((digest_id, values))
     sw.process(1, bytes([3, 0, 0]))
     assert got == [(info.preamble.id, (3, 0))]
+
+
+HEADER_KINDS = """#include <core.p4>
+#include <v1model.p4>
+enum bit<8> Kind_t { A = 1, B = 2 }
+header k_t { Kind_t kind; bool flag; bit<7> rest; bit<16> value; }
+struct headers_t { k_t k; k_t copy; }
+struct meta_t { }
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start { pkt.extract(hdr.k); transition accept; }
+}
+control V(inout headers_t hdr, inout meta_t meta) { apply { } }
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    table nothing { key = { hdr.k.value: exact; } }
+    apply {
+        nothing.apply();
+        bit<8> raw = hdr.k.kind;
+        if (hdr.k.flag && hdr.k.kind == Kind_t.B) {
+            hdr.copy = { Kind_t.A, false, 7w5, hdr.k.value + 1 };
+        }
+        hdr.k.rest = (bit<7>)raw;
+        sm.egress_spec = 3;
+    }
+}
+control E(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) { apply { } }
+control C(inout headers_t hdr, inout meta_t meta) { apply { } }
+control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr); } }
+V1Switch(P(), V(), I(), E(), C(), D()) main;
+"""
+
+
+def test_bool_and_enum_header_fields_list_assignment_and_keyless_actions(tmp_path: Path) -> None:
+    path = tmp_path / "kinds.p4"
+    path.write_text(HEADER_KINDS)
+    program = load_program(path)
+    (table,) = program.p4info.tables
+    assert [a.preamble.name for a in program.p4info.actions] == ["NoAction"]
+    assert len(table.action_refs) == 1
+    sw = Switch(program)
+    # kind B, flag set, rest 0, value 0x0102: the list expression fills and validates `copy`
+    out = sw.process(0, bytes([2, 0x80, 0x01, 0x02]))
+    assert out == [(3, bytes([2, 0x82, 0x01, 0x02]) + bytes([1, 0x05, 0x01, 0x03]))]
+    out = sw.process(0, bytes([2, 0x00, 0x01, 0x02]))  # flag clear: copy stays invalid
+    assert out == [(3, bytes([2, 0x02, 0x01, 0x02]))]
