@@ -66,7 +66,7 @@ from p4sim.runtime import FieldMatch
 from p4sim.tree import ident, kids, norm, norm_expr, py, source_text
 
 _UNSUPPORTED_DECLS = {
-    "header_union_decl": "header_union", "function_decl": "function declaration",
+    "header_union_decl": "header_union",
     "value_set_decl": "value_set", "newtype_decl": "type (new type) declaration",
 }
 _UNSUPPORTED_EXTERN_CALLS = {
@@ -213,6 +213,15 @@ class Compiler:
                             f"{_UNSUPPORTED_DECLS[kind]} is not supported by p4sim",
                             _UNSUPPORTED_DECLS[kind])
         if kind == "empty_decl":
+            return
+        if kind == "function_decl":
+            ann, proto, body = kids(decl)
+            if proto.data == "lookahead_proto" or kids(proto)[2] is not None:
+                raise self.fail(UnsupportedConstructError, decl,
+                                "generic function declarations are not supported", "function")
+            name = ident(kids(proto)[1])
+            self.dup(self.globals, name, decl, "function")
+            self.globals[name] = Sym("function", info=decl)
             return
         if kind in ("header_decl", "struct_decl"):
             ann, name_node, *fields = kids(decl)
@@ -1309,9 +1318,26 @@ class Compiler:
         elif d == "return_statement":
             if ctx == "parser":
                 raise self.fail(P4TypeError, st, "return is not allowed in a parser", "return")
-            g.emit("return")
+            if ctx == "function":
+                ret_type, outs = self.function_frame
+                if not isinstance(ret_type, VoidT):
+                    raise self.fail(P4TypeError, st, "return without a value in a function "
+                                    f"returning {ret_type.show()}", "return")
+                g.emit("return (None" + "".join(f", {o}" for o in outs) + ",)" if outs
+                       else "return")
+            else:
+                g.emit("return")
         elif d == "return_value_statement":
-            raise self.fail(P4TypeError, st, "return with a value outside a function", "return")
+            if ctx != "function":
+                raise self.fail(P4TypeError, st, "return with a value outside a function",
+                                "return")
+            ret_type, outs = self.function_frame
+            if isinstance(ret_type, VoidT):
+                raise self.fail(P4TypeError, st, "return with a value in a void function",
+                                "return")
+            v = self.coerce(self.expr(kids(st)[0], scope), ret_type, kids(st)[0], "return")
+            g.emit(f"return ({v.code}" + "".join(f", {o}" for o in outs) + ",)" if outs
+                   else f"return {v.code}")
         elif d == "empty_statement":
             g.emit("pass")
         elif d == "switch_statement":
@@ -1934,6 +1960,8 @@ class Compiler:
         sym = scope.lookup(name)
         if sym is not None and sym.kind == "action":
             return self.direct_action_call(sym, args, scope, node)
+        if sym is not None and sym.kind == "function":
+            return self.function_call(name, sym, args, scope, node, statement)
         if name in _UNSUPPORTED_EXTERN_CALLS:
             raise self.fail(UnsupportedConstructError, node,
                             f"{_UNSUPPORTED_EXTERN_CALLS[name]} is not supported by p4sim", name)
@@ -1969,6 +1997,83 @@ class Compiler:
                                     f"{ptype.show()}, got {value.type.show()}", "call")
                 self.coerce(value, ptype, arg, "call", what=f"{name}'s parameter '{pname}'")
             return
+
+    def compile_function(self, name: str, sym: Sym) -> tuple[str, P4Type, list[Any]]:
+        """A P4 function as a module-level Python function, compiled on its first call.
+
+        Scalar out/inout parameters come back with the result: `return (value, out1, ...)`;
+        headers and structs are passed by reference (see docs/p4sim.md)."""
+        if sym.code:
+            return sym.code, sym.type, sym.value  # type: ignore[return-value]
+        ann, proto, body = kids(sym.info)
+        ret_type = self.resolve_type(kids(proto)[0])
+        plist = self.param_types(kids(proto)[3])
+        pyname = f"fn_{py(name)}"
+        fscope = Scope(self, None, {})
+        fscope.pyparams = []
+        params = []
+        outs: list[str] = []
+        for pname, direction, ptype in plist:
+            code = f"fa_{py(pname)}"
+            fscope.names[pname] = Sym("var", ptype, code,
+                                      info="in" if direction == "in" else None)
+            params.append(code)
+            scalar = not isinstance(ptype, StructLikeT | StackT)
+            if direction in ("out", "inout") and scalar:
+                outs.append(code)
+        sym.code, sym.type, sym.value = pyname, ret_type, plist  # type: ignore[assignment]
+        saved = (self.gen, getattr(self, "function_frame", None))
+        self.gen = Gen()
+        self.gen.counter = saved[0].counter + 1000
+        self.function_frame = (ret_type, outs)
+        g = self.gen
+        g.emit(f"def {pyname}(P{''.join(', ' + p for p in params)}):")
+        g.depth += 1
+        g.emit("L = None")
+        self.block(body, fscope, ctx="function")
+        if outs:
+            g.emit("return (None" + "".join(f", {o}" for o in outs) + ",)")
+        else:
+            g.emit("return None")
+        g.depth -= 1
+        function_lines = g.lines
+        self.gen, frame = saved
+        if frame is not None:
+            self.function_frame = frame
+        # functions go before the code being generated (Python resolves names at call time,
+        # so the position only has to be at module level)
+        self.gen.lines[0:0] = function_lines
+        return pyname, ret_type, plist
+
+    def function_call(self, name: str, sym: Sym, args: list[Any], scope: Scope, node: Any,
+                      statement: bool) -> Val:
+        pyname, ret_type, plist = self.compile_function(name, sym)
+        self.check_args(args, {len(plist)}, node, f"function {name}")
+        codes = []
+        out_targets = []
+        for arg, (pname, direction, ptype) in zip(args, plist, strict=True):
+            v = self.expr(arg, scope)
+            if not isinstance(ptype, StructLikeT | StackT):
+                if direction != "out":
+                    v = self.coerce(v, ptype, arg, "call", what=f"{name}'s parameter '{pname}'")
+                if direction in ("out", "inout"):
+                    self.check_lvalue(norm_expr(arg), scope)
+                    out_targets.append(v.code)
+            elif v.type != ptype:
+                raise self.fail(P4TypeError, arg, f"function {name}: argument '{pname}' must "
+                                f"be {ptype.show()}, got {v.type.show()}", "call")
+            codes.append("0" if direction == "out" and not isinstance(
+                ptype, StructLikeT | StackT) else v.code)
+        call = f"{pyname}(P{''.join(', ' + c for c in codes)})"
+        if not out_targets:
+            return Val(call, ret_type)
+        if not statement:
+            raise self.fail(UnsupportedConstructError, node,
+                            f"function {name} has out/inout scalar parameters: call it as a "
+                            "statement", "function call")
+        r = self.gen.tmp("fr")
+        lines = [f"{r} = {call}"] + [f"{t} = {r}[{i + 1}]" for i, t in enumerate(out_targets)]
+        return Val("; ".join(lines), VoidT())
 
     def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
         decl, full, anns = sym.info

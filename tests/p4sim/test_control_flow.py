@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from p4sim.errors import UnsupportedConstructError
 from p4sim.program import load_program
 from p4sim.switch import Switch
 
@@ -217,3 +220,44 @@ def test_bool_and_enum_header_fields_list_assignment_and_keyless_actions(tmp_pat
     assert out == [(3, bytes([2, 0x82, 0x01, 0x02]) + bytes([1, 0x05, 0x01, 0x03]))]
     out = sw.process(0, bytes([2, 0x00, 0x01, 0x02]))  # flag clear: copy stays invalid
     assert out == [(3, bytes([2, 0x02, 0x01, 0x02]))]
+
+
+FUNCTIONS = PROGRAM.replace(
+    "control V(inout headers_t hdr, inout meta_t meta) { apply { } }",
+    "bit<8> max8(in bit<8> a, in bit<8> b) {\n"
+    "    if (a > b) { return a; }\n"
+    "    return b;\n"
+    "}\n"
+    "void bump(inout bit<8> x, in bit<8> by, out bool wrapped) {\n"
+    "    bit<8> before = x;\n"
+    "    x = x + by;\n"
+    "    wrapped = x < before;\n"
+    "}\n"
+    "void mark(inout h_t h) { h.mode = 0x77; return; }\n"
+    "control V(inout headers_t hdr, inout meta_t meta) { apply { } }").replace(
+    "        inner.apply(hdr);\n",
+    "        hdr.h.steps = max8(hdr.h.mode, 0x30);\n"
+    "        bool wrapped;\n"
+    "        bump(hdr.h.steps, 0x10, wrapped);\n"
+    "        if (wrapped) { mark(hdr.h); }\n"
+    "        inner.apply(hdr);\n")
+
+
+def test_functions_return_values_and_copy_out_scalars(tmp_path: Path) -> None:
+    path = tmp_path / "functions.p4"
+    path.write_text(FUNCTIONS)
+    sw = Switch(load_program(path))
+    # mode 0x05: max8 -> 0x30, + 0x10 = 0x40 (no wrap); inner adds 2, then + 0x10
+    assert sw.process(1, bytes([0x05, 0, 0])) == [(4, bytes([0x05, 0x52, 1]))]
+    # mode 0xF5: max8 -> 0xF5, + 0x10 wraps to 0x05, so mark() rewrites mode through `inout h`
+    assert sw.process(1, bytes([0xF5, 0, 0])) == [(4, bytes([0x77, 0x17, 1]))]
+
+
+def test_function_with_out_scalar_in_an_expression_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad_function.p4"
+    path.write_text(FUNCTIONS.replace("        bump(hdr.h.steps, 0x10, wrapped);\n",
+                                      "        hdr.h.mode = (bit<8>)(bit<1>)wrapped;\n"
+                                      "        bool w2 = bump2(hdr.h.steps);\n").replace(
+        "void mark(", "bool bump2(inout bit<8> x) { x = x + 1; return true; }\nvoid mark("))
+    with pytest.raises(UnsupportedConstructError, match="call it as a statement"):
+        load_program(path)
