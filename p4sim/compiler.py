@@ -164,6 +164,9 @@ class Compiler:
         self.hdr_type: StructT | None = None
         self.used_actions: set[str] = set()
         self.applied_tables: set[str] = set()
+        # inside a function or an action with out/inout scalars: (return type, the Python
+        # names returned after the value, whether a value leads the returned tuple)
+        self.function_frame: tuple[P4Type, list[str], bool] = (VoidT(), [], True)
 
     # -- errors ----------------------------------------------------------------------------------
 
@@ -1016,13 +1019,19 @@ class Compiler:
         argnames = []
         widths = []
         pinfo = []
+        outs: list[str] = []
         for pname, d, ptype in plist:
-            if d:
-                raise self.fail(UnsupportedConstructError, params,
-                                f"action parameter '{pname}' with direction {d}: p4sim supports "
-                                "directionless (control-plane) parameters", "action parameter")
-            code = f"a_{py(pname)}"
             self.dup(ascope.names, pname, params, "parameter")
+            if d:
+                # directional parameters: bound by the caller (direct calls only); scalar
+                # out/inout ones are returned and copied out by the call statement
+                code = f"da_{py(pname)}"
+                ascope.names[pname] = Sym("var", ptype, code, info="in" if d == "in" else None)
+                if d in ("out", "inout") and not isinstance(ptype, StructLikeT | StackT):
+                    outs.append(code)
+                argnames.append(code)
+                continue
+            code = f"a_{py(pname)}"
             ascope.names[pname] = Sym("var", ptype, code)
             argnames.append(code)
             widths.append(bit_width(ptype))
@@ -1034,8 +1043,11 @@ class Compiler:
         g = self.gen
         g.emit(f"def {pyname}(P, {cparams}, L{''.join(', ' + a for a in argnames)}):")
         g.depth += 1
-        self.block(body, ascope, ctx="action")
-        g.emit("pass")
+        saved_frame = self.function_frame
+        self.function_frame = (VoidT(), outs, False)
+        self.block(body, ascope, ctx="function" if outs else "action")
+        g.emit(f"return ({', '.join(outs)},)" if outs else "pass")
+        self.function_frame = saved_frame
         g.depth -= 1
         sym.code = pyname
         return pyname
@@ -1090,6 +1102,10 @@ class Compiler:
                     if any(a[0] == an for a in actions):
                         raise self.fail(DuplicateDeclarationError, aname,
                                         f"action '{an}' listed twice", "table actions")
+                    if any(d for _n, d, _t in self.param_types(kids(sym.info[0])[2])):
+                        raise self.fail(UnsupportedConstructError, aname,
+                                        f"action '{an}' with directional parameters in a table's "
+                                        "actions", "action parameter")
                     actions.append((an, sym.info[1], self.annotations(aann)))
                     self.used_actions.add(sym.info[1])
             elif d in ("simple_prop", "const_simple_prop"):
@@ -1319,19 +1335,23 @@ class Compiler:
             if ctx == "parser":
                 raise self.fail(P4TypeError, st, "return is not allowed in a parser", "return")
             if ctx == "function":
-                ret_type, outs = self.function_frame
+                ret_type, outs, leading = self.function_frame
                 if not isinstance(ret_type, VoidT):
                     raise self.fail(P4TypeError, st, "return without a value in a function "
                                     f"returning {ret_type.show()}", "return")
-                g.emit("return (None" + "".join(f", {o}" for o in outs) + ",)" if outs
-                       else "return")
+                if not outs:
+                    g.emit("return")
+                elif leading:
+                    g.emit("return (None" + "".join(f", {o}" for o in outs) + ",)")
+                else:
+                    g.emit(f"return ({', '.join(outs)},)")
             else:
                 g.emit("return")
         elif d == "return_value_statement":
             if ctx != "function":
                 raise self.fail(P4TypeError, st, "return with a value outside a function",
                                 "return")
-            ret_type, outs = self.function_frame
+            ret_type, outs, _leading = self.function_frame
             if isinstance(ret_type, VoidT):
                 raise self.fail(P4TypeError, st, "return with a value in a void function",
                                 "return")
@@ -2022,10 +2042,10 @@ class Compiler:
             if direction in ("out", "inout") and scalar:
                 outs.append(code)
         sym.code, sym.type, sym.value = pyname, ret_type, plist  # type: ignore[assignment]
-        saved = (self.gen, getattr(self, "function_frame", None))
+        saved = (self.gen, self.function_frame)
         self.gen = Gen()
         self.gen.counter = saved[0].counter + 1000
-        self.function_frame = (ret_type, outs)
+        self.function_frame = (ret_type, outs, True)
         g = self.gen
         g.emit(f"def {pyname}(P{''.join(', ' + p for p in params)}):")
         g.depth += 1
@@ -2037,9 +2057,7 @@ class Compiler:
             g.emit("return None")
         g.depth -= 1
         function_lines = g.lines
-        self.gen, frame = saved
-        if frame is not None:
-            self.function_frame = frame
+        self.gen, self.function_frame = saved
         # functions go before the code being generated (Python resolves names at call time,
         # so the position only has to be at module level)
         self.gen.lines[0:0] = function_lines
@@ -2078,16 +2096,36 @@ class Compiler:
     def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
         decl, full, anns = sym.info
         plist = self.param_types(kids(decl)[2])
-        self.check_args(args, {len(plist)}, node, f"action {ident(kids(decl)[1])}")
-        vals = [self.coerce(self.expr(a, scope), pt, a, "action argument").code
-                for a, (_n, _d, pt) in zip(args, plist, strict=True)]
-        fn = scope.compiled_action(ident(kids(decl)[1]))
+        aname = ident(kids(decl)[1])
+        self.check_args(args, {len(plist)}, node, f"action {aname}")
+        vals = []
+        out_targets = []
+        for a, (pname, d, pt) in zip(args, plist, strict=True):
+            v = self.expr(a, scope)
+            if isinstance(pt, StructLikeT | StackT):
+                if v.type != pt:
+                    raise self.fail(P4TypeError, a, f"action {aname}: argument '{pname}' must "
+                                    f"be {pt.show()}, got {v.type.show()}", "action call")
+                vals.append(v.code)
+                continue
+            if d != "out":
+                v = self.coerce(v, pt, a, "action argument")
+            if d in ("out", "inout"):
+                self.check_lvalue(norm_expr(a), scope)
+                out_targets.append(v.code)
+            vals.append("0" if d == "out" else v.code)
+        fn = scope.compiled_action(aname)
         self.used_actions.add(full)
         if fn is None:
             raise self.fail(UnsupportedConstructError, node,
                             "calling an action from another action", "action call")
         cparams = ", ".join(scope.find_pyparams())
-        return Val(f"{fn}(P, {cparams}, L{''.join(', ' + v for v in vals)})", VoidT())
+        call = f"{fn}(P, {cparams}, L{''.join(', ' + v for v in vals)})"
+        if not out_targets:
+            return Val(call, VoidT())
+        r = self.gen.tmp("ar")
+        return Val("; ".join([f"{r} = {call}"] + [
+            f"{t} = {r}[{i}]" for i, t in enumerate(out_targets)]), VoidT())
 
     def table_apply(self, sym: Sym, m: str, args: list[Any], scope: Scope, node: Any) -> Val:
         if m != "apply":

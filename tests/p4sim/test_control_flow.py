@@ -261,3 +261,30 @@ def test_function_with_out_scalar_in_an_expression_is_refused(tmp_path: Path) ->
         "void mark(", "bool bump2(inout bit<8> x) { x = x + 1; return true; }\nvoid mark("))
     with pytest.raises(UnsupportedConstructError, match="call it as a statement"):
         load_program(path)
+
+
+DIRECTIONAL_ACTION = PROGRAM.replace(
+    "    action step() { hdr.h.steps = hdr.h.steps + 1; }",
+    "    action step() { hdr.h.steps = hdr.h.steps + 1; }\n"
+    "    action add(inout bit<8> x, in bit<8> by, out bit<8> old) {\n"
+    "        old = x;\n"
+    "        if (by == 0) { return; }\n"
+    "        x = x + by;\n"
+    "    }").replace(
+    "        step();\n        if (hdr.h.mode == 1) { exit; }",
+    "        bit<8> before;\n"
+    "        add(hdr.h.steps, hdr.h.mode, before);\n"
+    "        hdr.h.steps = hdr.h.steps ^ (before << 4);\n"
+    "        if (hdr.h.mode == 1) { exit; }")
+
+
+def test_actions_with_directional_parameters_called_directly(tmp_path: Path) -> None:
+    path = tmp_path / "directional.p4"
+    path.write_text(DIRECTIONAL_ACTION)
+    program = load_program(path)
+    assert all(a.preamble.name != "Inner.add" for a in program.p4info.actions)  # not in a table
+    sw = Switch(program)
+    # steps 3 + mode 4 = 7 and old = 3: 7 ^ 0x30 = 0x37; step() +1; then +0x10
+    assert sw.process(1, bytes([4, 3, 0])) == [(4, bytes([4, 0x48, 1]))]
+    # mode 0: the action returns early, old = 3 copied out, steps unchanged: 3 ^ 0x30 ...
+    assert sw.process(1, bytes([0, 3, 0])) == [(4, bytes([0, 0x44, 1]))]
