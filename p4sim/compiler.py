@@ -1435,25 +1435,38 @@ class Compiler:
             g.emit("pass")
             g.depth -= 1
 
+    def slice_store(self, lhs: Tree, value_code: str, scope: Scope) -> tuple[str, int]:
+        """Python code storing `value_code` into the slice `lhs` (nested slices flattened), and
+        the slice's width."""
+        base, hi, lo = kids(lhs)
+        b = self.expr(base, scope)
+        h, lo_ = self.slice_bounds(b, hi, lo, lhs)
+        while norm_expr(base).data == "slice":
+            # x[h1:l1][h:l] is x[l1 + h : l1 + l]
+            inner_base, inner_hi, inner_lo = kids(norm_expr(base))
+            ib = self.expr(inner_base, scope)
+            ih, il = self.slice_bounds(ib, inner_hi, inner_lo, base)
+            h, lo_ = il + h, il + lo_
+            base, b = inner_base, ib
+        w = h - lo_ + 1
+        m = ((1 << w) - 1) << lo_
+        self.check_lvalue(norm_expr(base), scope)
+        return (f"{b.code} = ({b.code} & {~m & ((1 << bit_width(b.type)) - 1):#x}) | "
+                f"((({value_code}) << {lo_}) & {m:#x})", w)
+
+    def store(self, target_node: Any, value_code: str, scope: Scope) -> str:
+        """Python code storing an already-checked value into an lvalue (slices included)."""
+        target_node = norm_expr(target_node)
+        if target_node.data == "slice":
+            return self.slice_store(target_node, value_code, scope)[0]
+        return f"{self.expr(target_node, scope).code} = {value_code}"
+
     def assign(self, lhs: Tree, rhs: Any, scope: Scope, node: Any) -> None:
         g = self.gen
         if lhs.data == "slice":
-            base, hi, lo = kids(lhs)
-            b = self.expr(base, scope)
-            h, lo_ = self.slice_bounds(b, hi, lo, lhs)
-            while norm_expr(base).data == "slice":
-                # x[h1:l1][h:l] is x[l1 + h : l1 + l]
-                inner_base, inner_hi, inner_lo = kids(norm_expr(base))
-                ib = self.expr(inner_base, scope)
-                ih, il = self.slice_bounds(ib, inner_hi, inner_lo, base)
-                h, lo_ = il + h, il + lo_
-                base, b = inner_base, ib
-            w = h - lo_ + 1
+            _code, w = self.slice_store(lhs, "0", scope)
             v = self.coerce(self.expr(rhs, scope), BitT(w), rhs, "assignment")
-            m = ((1 << w) - 1) << lo_
-            self.check_lvalue(base, scope)
-            g.emit(f"{b.code} = ({b.code} & {~m & ((1 << bit_width(b.type)) - 1):#x}) | "
-                   f"((({v.code}) << {lo_}) & {m:#x})")
+            g.emit(self.slice_store(lhs, v.code, scope)[0])
             return
         target = self.expr(lhs, scope)
         self.check_lvalue(lhs, scope)
@@ -2076,7 +2089,7 @@ class Compiler:
                     v = self.coerce(v, ptype, arg, "call", what=f"{name}'s parameter '{pname}'")
                 if direction in ("out", "inout"):
                     self.check_lvalue(norm_expr(arg), scope)
-                    out_targets.append(v.code)
+                    out_targets.append(arg)
             elif v.type != ptype:
                 raise self.fail(P4TypeError, arg, f"function {name}: argument '{pname}' must "
                                 f"be {ptype.show()}, got {v.type.show()}", "call")
@@ -2090,7 +2103,8 @@ class Compiler:
                             f"function {name} has out/inout scalar parameters: call it as a "
                             "statement", "function call")
         r = self.gen.tmp("fr")
-        lines = [f"{r} = {call}"] + [f"{t} = {r}[{i + 1}]" for i, t in enumerate(out_targets)]
+        lines = [f"{r} = {call}"] + [self.store(t, f"{r}[{i + 1}]", scope)
+                                     for i, t in enumerate(out_targets)]
         return Val("; ".join(lines), VoidT())
 
     def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
@@ -2112,7 +2126,7 @@ class Compiler:
                 v = self.coerce(v, pt, a, "action argument")
             if d in ("out", "inout"):
                 self.check_lvalue(norm_expr(a), scope)
-                out_targets.append(v.code)
+                out_targets.append(a)
             vals.append("0" if d == "out" else v.code)
         fn = scope.compiled_action(aname)
         self.used_actions.add(full)
@@ -2125,7 +2139,7 @@ class Compiler:
             return Val(call, VoidT())
         r = self.gen.tmp("ar")
         return Val("; ".join([f"{r} = {call}"] + [
-            f"{t} = {r}[{i}]" for i, t in enumerate(out_targets)]), VoidT())
+            self.store(t, f"{r}[{i}]", scope) for i, t in enumerate(out_targets)]), VoidT())
 
     def table_apply(self, sym: Sym, m: str, args: list[Any], scope: Scope, node: Any) -> Val:
         if m != "apply":
