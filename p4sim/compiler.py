@@ -48,6 +48,7 @@ from p4sim.p4types import (
     ExternT,
     FieldT,
     HeaderT,
+    HeaderUnionT,
     InfIntT,
     ListT,
     MatchKindT,
@@ -66,7 +67,6 @@ from p4sim.runtime import FieldMatch
 from p4sim.tree import ident, kids, norm, norm_expr, py, source_text
 
 _UNSUPPORTED_DECLS = {
-    "header_union_decl": "header_union",
     "value_set_decl": "value_set", "newtype_decl": "type (new type) declaration",
 }
 _UNSUPPORTED_EXTERN_CALLS = {
@@ -225,6 +225,23 @@ class Compiler:
             name = ident(kids(proto)[1])
             self.dup(self.globals, name, decl, "function")
             self.globals[name] = Sym("function", info=decl)
+            return
+        if kind == "header_union_decl":
+            ann, name_node, *fields = kids(decl)
+            name = ident(name_node)
+            self.dup(self.types, name, name_node, "type")
+            members: list[FieldT] = []
+            for f in fields:
+                fann, ftype, fname = kids(f)
+                t = self.resolve_type(ftype)
+                if not isinstance(t, HeaderT):
+                    raise self.fail(P4TypeError, ftype, f"header_union member '{ident(fname)}' "
+                                    f"must be a header, not {t.show()}", "header_union")
+                if any(m.name == ident(fname) for m in members):
+                    raise self.fail(DuplicateDeclarationError, fname,
+                                    f"duplicate declaration of field '{ident(fname)}'", "field")
+                members.append(FieldT(ident(fname), t, self.annotations(fann)))
+            self.types[name] = HeaderUnionT(name, tuple(members), self.annotations(ann))
             return
         if kind in ("header_decl", "struct_decl"):
             ann, name_node, *fields = kids(decl)
@@ -551,7 +568,7 @@ class Compiler:
                 self.gen_header_class(t)
         done: set[str] = set()
         for t in list(self.types.values()):
-            if isinstance(t, StructT):
+            if isinstance(t, StructT | HeaderUnionT):
                 self.gen_struct_class(t, done)
 
     def gen_header_class(self, t: HeaderT) -> None:
@@ -616,12 +633,12 @@ class Compiler:
             g.emit(f"return ({body}).to_bytes({nbytes}, 'big')")
         g.depth -= 1
 
-    def gen_struct_class(self, t: StructT, done: set[str]) -> None:
+    def gen_struct_class(self, t: StructT | HeaderUnionT, done: set[str]) -> None:
         if t.name in done:
             return
         done.add(t.name)
         for f in t.fields:
-            if isinstance(f.type, StructT):
+            if isinstance(f.type, StructT | HeaderUnionT):
                 self.gen_struct_class(f.type, done)
         g = self.gen
         cls = f"S_{py(t.name)}"
@@ -637,7 +654,7 @@ class Compiler:
     def new_value(self, t: P4Type) -> str:
         if isinstance(t, HeaderT):
             return f"H_{py(t.name)}()"
-        if isinstance(t, StructT):
+        if isinstance(t, StructT | HeaderUnionT):
             return f"S_{py(t.name)}()"
         if isinstance(t, StackT):
             return f"HeaderStack([H_{py(t.elem.name)}() for _ in range({t.size})])"
@@ -1484,16 +1501,33 @@ class Compiler:
             if isinstance(target.type, HeaderT):
                 g.emit(f"{target.code}._v = True")  # a list assigned to a header makes it valid
             return
-        if isinstance(target.type, HeaderT | StructT):
+        if isinstance(target.type, HeaderT | StructT | HeaderUnionT):
             src = self.expr(rhs, scope)
             if src.type != target.type:
                 raise self.fail(P4TypeError, node, f"cannot assign {src.type.show()} to "
                                 f"{target.type.show()}", "assignment")
             g.emit(f"copy_header({target.code}, {src.code})")
+            off = self.union_siblings_off(lhs, scope)
+            if off:
+                g.emit(f"if {target.code}._v:{off[1:]}")
             return
         v = self.coerce(self.expr(rhs, scope), target.type, rhs, "assignment",
                         what=source_text(lhs))
         g.emit(f"{target.code} = {v.code}")
+
+    def union_siblings_off(self, member_node: Any, scope: Scope) -> str:
+        """`; other._v = False` for the other members when `member_node` is a header inside a
+        header_union (making one member valid invalidates the rest); empty otherwise."""
+        member_node = norm_expr(member_node)
+        if member_node.data != "member":
+            return ""
+        base_node, mnode = kids(member_node)
+        base = self.expr(base_node, scope)
+        if not isinstance(base.type, HeaderUnionT):
+            return ""
+        chosen = ident(mnode)
+        return "".join(f"; {base.code}.f_{f.name}._v = False"
+                       for f in base.type.fields if f.name != chosen)
 
     def check_lvalue(self, node: Tree, scope: Scope) -> None:
         root = node
@@ -1970,13 +2004,18 @@ class Compiler:
                 if sym.kind in ("packet_in", "packet_out"):
                     return self.packet_method(sym.kind, m, args, scope, node)
             b = self.expr(base_node, scope)
+            if isinstance(b.type, HeaderUnionT) and m == "isValid":
+                self.check_args(args, {0}, node, m)
+                return Val("(" + " or ".join(f"{b.code}.f_{f.name}._v" for f in b.type.fields)
+                           + ")", BoolT())
             if isinstance(b.type, HeaderT):
                 self.check_args(args, {0}, node, m)
                 if m == "isValid":
                     return Val(f"{b.code}._v", BoolT())
                 if m == "setValid":
                     self.check_lvalue(base_node, scope)
-                    return Val(f"{b.code}._v = True", VoidT())
+                    return Val(f"{b.code}._v = True{self.union_siblings_off(base_node, scope)}",
+                               VoidT())
                 if m == "setInvalid":
                     self.check_lvalue(base_node, scope)
                     return Val(f"{b.code}._v = False", VoidT())
@@ -2203,7 +2242,8 @@ class Compiler:
                 if target.data == "member" and ident(kids(target)[1]) == "next":
                     stack = self.expr(kids(target)[0], scope)
                     return Val(f"{fn}(P, {v.code}{extra}); {stack.code}.nxt += 1", VoidT())
-                return Val(f"{fn}(P, {v.code}{extra})", VoidT())
+                return Val(f"{fn}(P, {v.code}{extra}){self.union_siblings_off(target, scope)}",
+                           VoidT())
             if m == "advance":
                 self.check_args(args, {1}, node, "advance")
                 v = self.expr(args[0], scope)
@@ -2223,7 +2263,7 @@ class Compiler:
             return [f"(P.emitted.append(E_{py(t.name)}({v.code})) if {v.code}._v else None)"]
         if isinstance(t, StackT):
             return [f"[P.emitted.append(E_{py(t.elem.name)}(h)) for h in {v.code}.a if h._v]"]
-        if isinstance(t, StructT):
+        if isinstance(t, StructT | HeaderUnionT):
             out = []
             for f in t.fields:
                 out += self.emit_code(Val(f"{v.code}.f_{f.name}", f.type), node)

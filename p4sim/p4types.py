@@ -105,6 +105,11 @@ class StructT(StructLikeT):
 
 
 @dataclass(frozen=True)
+class HeaderUnionT(StructLikeT):
+    """A header_union: headers of which at most one is valid."""
+
+
+@dataclass(frozen=True)
 class StackT(P4Type):
     elem: HeaderT
     size: int

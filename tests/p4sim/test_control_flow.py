@@ -288,3 +288,50 @@ def test_actions_with_directional_parameters_called_directly(tmp_path: Path) -> 
     assert sw.process(1, bytes([4, 3, 0])) == [(4, bytes([4, 0x48, 1]))]
     # mode 0: the action returns early, old = 3 copied out, steps unchanged: 3 ^ 0x30 ...
     assert sw.process(1, bytes([0, 3, 0])) == [(4, bytes([0, 0x44, 1]))]
+
+
+HEADER_UNION = """#include <core.p4>
+#include <v1model.p4>
+header v4_t { bit<8> ttl; bit<8> proto; }
+header v6_t { bit<8> hops; bit<8> next; bit<8> flow; }
+header_union ip_t { v4_t v4; v6_t v6; }
+header sel_t { bit<8> version; }
+struct headers_t { sel_t sel; ip_t ip; }
+struct meta_t { }
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start {
+        pkt.extract(hdr.sel);
+        transition select(hdr.sel.version) { 4: v4; 6: v6; default: accept; }
+    }
+    state v4 { pkt.extract(hdr.ip.v4); transition accept; }
+    state v6 { pkt.extract(hdr.ip.v6); transition accept; }
+}
+control V(inout headers_t hdr, inout meta_t meta) { apply { } }
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    apply {
+        sm.egress_spec = hdr.ip.isValid() ? 9w1 : 9w2;
+        if (hdr.ip.v4.isValid() && hdr.ip.v4.ttl == 0) {
+            hdr.ip.v6.setValid();              // the union keeps one member: v4 goes invalid
+            hdr.ip.v6.hops = 0xAA;
+            hdr.ip.v6.next = hdr.ip.v4.proto;  // an invalid header still holds its fields
+            hdr.ip.v6.flow = 0;
+            hdr.sel.version = 6;
+        }
+    }
+}
+control E(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) { apply { } }
+control C(inout headers_t hdr, inout meta_t meta) { apply { } }
+control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.sel); pkt.emit(hdr.ip); } }
+V1Switch(P(), V(), I(), E(), C(), D()) main;
+"""
+
+
+def test_header_union_keeps_one_member_valid(tmp_path: Path) -> None:
+    path = tmp_path / "union.p4"
+    path.write_text(HEADER_UNION)
+    sw = Switch(load_program(path))
+    assert sw.process(0, bytes([4, 5, 17, 0xEE])) == [(1, bytes([4, 5, 17, 0xEE]))]
+    assert sw.process(0, bytes([6, 1, 2, 3])) == [(1, bytes([6, 1, 2, 3]))]
+    assert sw.process(0, bytes([9, 1])) == [(2, bytes([9, 1]))]
+    # v4 with ttl 0 becomes v6: only the valid member is emitted
+    assert sw.process(0, bytes([4, 0, 17, 0xEE])) == [(1, bytes([6, 0xAA, 17, 0, 0xEE]))]
