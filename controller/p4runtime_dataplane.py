@@ -63,6 +63,8 @@ from controller.p4rt.connection import (
     modify,
 )
 from controller.pipeline import (
+    TUNNEL_BYTES,
+    TUNNEL_COUNTERS,
     TUNNEL_DROP_IN,
     TUNNEL_DROP_OUT,
     TUNNEL_IN,
@@ -497,29 +499,28 @@ class P4RuntimeDataPlane:
     # ---- counters -------------------------------------------------------------------------
 
     async def read_counters(self, tunnel_ids: Iterable[int]) -> Mapping[int, TunnelCounters]:
-        """Switch per-tunnel counters plus the worker's per-SA drops (into the in-drops)."""
+        """Switch per-tunnel counters plus the worker's per-SA drops (into the in-drops).
+
+        Packets come from the four packet counters, bytes from their per-bit byte cells
+        (:meth:`Pipeline.tunnel_figures`): the exact frames each tunnel received and emitted."""
         ids = list(tunnel_ids)
         if not self._switch_ready:
             raise DataPlaneUnavailable(f"the switch at {self.connection.target.address} is "
                                        "not connected; counters cannot be read")
         alloc = {tunnel_id: self._alloc[tunnel_id] for tunnel_id in ids
                  if tunnel_id in self._alloc}
-        names = (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)
         if len(alloc) <= FEW_TUNNELS:
-            query = [fy.P4CounterEntry(name, index=a.tunnel_index)
-                     for a in alloc.values() for name in names]
+            query = [fy.P4CounterEntry(name, index=index) for a in alloc.values()
+                     for name, index in self.pipeline.counter_cells(a.tunnel_index)]
         else:
-            query = [fy.P4CounterEntry(name) for name in names]
+            query = [fy.P4CounterEntry(name)
+                     for name in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values())]
         try:
             cells = await self.connection.read(query) if query else []
         except SwitchUnavailable as error:
             raise DataPlaneUnavailable(str(error)) from None
-        by_name = {self.pipeline.schema.counters[name].id: name for name in names}
-        data: dict[tuple[str, int], tuple[int, int]] = {}
-        for cell in cells:
-            counter = self.pipeline.schema.counters[cell.counter_id]
-            data[(by_name.get(counter.id, counter.name), cell.index)] = (
-                cell.packet_count, cell.byte_count)
+        packets = {(self.pipeline.schema.counters[cell.counter_id].name, cell.index):
+                   cell.packet_count for cell in cells}
         drops: dict[int, int] = {}
         sa_indexes = [index for a in alloc.values() for _, index in a.sa_pairs]
         if sa_indexes and self._worker is not None:
@@ -533,11 +534,11 @@ class P4RuntimeDataPlane:
             if a is None:
                 result[tunnel_id] = TunnelCounters()
                 continue
-            index = a.tunnel_index
-            in_p, in_b = data.get((TUNNEL_IN, index), (0, 0))
-            out_p, out_b = data.get((TUNNEL_OUT, index), (0, 0))
-            din_p, din_b = data.get((TUNNEL_DROP_IN, index), (0, 0))
-            dout_p, dout_b = data.get((TUNNEL_DROP_OUT, index), (0, 0))
+            figures = self.pipeline.tunnel_figures(a.tunnel_index, packets)
+            in_p, in_b = figures[TUNNEL_IN]
+            out_p, out_b = figures[TUNNEL_OUT]
+            din_p, din_b = figures[TUNNEL_DROP_IN]
+            dout_p, dout_b = figures[TUNNEL_DROP_OUT]
             worker_drops = sum(drops.get(sa_index, 0) for _, sa_index in a.sa_pairs)
             result[tunnel_id] = TunnelCounters(
                 in_packets=in_p, in_bytes=in_b, out_packets=out_p, out_bytes=out_b,

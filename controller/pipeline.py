@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -54,6 +54,11 @@ TUNNEL_OUT = "TunnelIngress.counters.tunnel_out"
 TUNNEL_DROP_IN = "TunnelIngress.counters.tunnel_drop_in"
 TUNNEL_DROP_OUT = "TunnelIngress.counters.tunnel_drop_out"
 TUNNEL_COUNTERS = (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)
+# Per-tunnel packet counter → the counter holding its byte total, one cell per bit of the frame
+# length (p4src/include/counters.p4 FrameBytes): cell index * bits + b counts the frames whose
+# length has bit b set. The packet counters' own byte counts are v1model's (the frame as it
+# entered the pass), not what the tunnel received or emitted, and are never read.
+TUNNEL_BYTES = {name: f"{name}_bytes.length_bits" for name in TUNNEL_COUNTERS}
 
 # tunnel_header key values (p4src/include/defines.p4 TUNNEL_HEADER_*; checked by tests against it)
 TUNNEL_HEADER_ESP = 1
@@ -134,6 +139,8 @@ def _mask(bits: int, length: int) -> int:
 class Pipeline:
     """The loaded P4Info, checked against every name the controller uses, and entity builders."""
 
+    length_bits = 16  # byte-total cells per tunnel (p4src/include/sizes.p4 FRAME_LENGTH_BITS)
+
     def __init__(self, schema: fy.P4Schema, p4info_path: Path) -> None:
         self.schema = schema
         self.p4info_path = p4info_path
@@ -168,7 +175,7 @@ class Pipeline:
                 if param not in names:
                     raise _did_you_mean(f"parameter of {action_name}:", param, names)
         counters = [counter.name for counter in schema.counters]
-        for counter in TUNNEL_COUNTERS:
+        for counter in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values()):
             if schema.counters.get(counter) is None:
                 raise _did_you_mean("counter", counter, counters)
 
@@ -182,6 +189,12 @@ class Pipeline:
             body = annotations[name]
             values[name] = int(body[0] if isinstance(body, list) else str(body))
         counter_size = min(self.schema.counters[name].size for name in TUNNEL_COUNTERS)
+        for name in TUNNEL_BYTES.values():
+            cells = self.schema.counters[name].size
+            if cells != counter_size * self.length_bits:
+                raise PipelineMismatch(f"counter {name!r} has {cells} cells; the byte totals of "
+                                       f"{counter_size} tunnels need {counter_size} × "
+                                       f"{self.length_bits}")
         return PipelineSizes(
             max_tunnels=counter_size - 1,
             max_sas=self.schema.tables[DECRYPT_SAS].size - 1,
@@ -331,9 +344,27 @@ class Pipeline:
                                                        dst_mac=_mac(route.dst_mac)))
 
     def counter_resets(self, tunnel_index: int) -> list[fy.P4CounterEntry]:
-        """Zero the four per-tunnel counters at ``tunnel_index`` (a reused index starts at 0)."""
-        return [fy.P4CounterEntry(name, index=tunnel_index, data=fy.P4CounterData())
-                for name in TUNNEL_COUNTERS]
+        """Zero the four per-tunnel counters and their byte cells at ``tunnel_index`` (a reused
+        index starts at 0)."""
+        return [fy.P4CounterEntry(name, index=index, data=fy.P4CounterData())
+                for name, index in self.counter_cells(tunnel_index)]
+
+    def counter_cells(self, tunnel_index: int) -> list[tuple[str, int]]:
+        """Every (counter, index) holding a figure of the tunnel at ``tunnel_index``."""
+        base = tunnel_index * self.length_bits
+        return [(name, tunnel_index) for name in TUNNEL_COUNTERS] + [
+            (TUNNEL_BYTES[name], base + bit)
+            for name in TUNNEL_COUNTERS for bit in range(self.length_bits)]
+
+    def tunnel_figures(self, tunnel_index: int,
+                       packets: Mapping[tuple[str, int], int]) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) per tunnel counter name, from the packet counts read at
+        :meth:`counter_cells` (a cell not read counts 0): bytes = Σ cell(b) << b."""
+        base = tunnel_index * self.length_bits
+        return {name: (packets.get((name, tunnel_index), 0),
+                       sum(packets.get((TUNNEL_BYTES[name], base + bit), 0) << bit
+                           for bit in range(self.length_bits)))
+                for name in TUNNEL_COUNTERS}
 
     def managed_tables(self) -> tuple[str, ...]:
         """The tables the controller owns entirely (reconciliation compares them whole)."""

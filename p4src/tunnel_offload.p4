@@ -30,8 +30,12 @@ control TunnelIngress(inout headers_t hdr,
     TunnelCounters() counters;
 
     apply {
+        // The frame this pass received, as tunnels see it: without the crypto shim. Byte
+        // counts are computed from it (counters.p4), never from v1model's counter lengths.
+        meta.in_len = (bit<16>) standard_metadata.packet_length;
         // Passes: every entry into ingress counts, a crypto round trip included.
         if (hdr.crypto_shim.isValid()) {
+            meta.in_len = meta.in_len - CRYPTO_SHIM_LEN;
             meta.pass = hdr.crypto_shim.pass + 1;
             meta.first_ingress_port = (port_t) hdr.crypto_shim.ingress_port;
             meta.prev_tunnel = hdr.crypto_shim.tunnel_index;

@@ -2,12 +2,17 @@
  * counters.p4 — TunnelCounters: the one place that counts and the one place that drops.
  *
  * Per tunnel index (readable over P4Runtime, read by the controller for the API's counters):
- *   tunnel_in       packets/bytes that matched the tunnel's rule
- *   tunnel_out      packets/bytes the tunnel emitted (Geneve: at encap/decap; ESP: on return
- *                   from the crypto worker)
+ *   tunnel_in       packets that matched the tunnel's rule
+ *   tunnel_out      packets the tunnel emitted (Geneve: at encap/decap; ESP: on return from
+ *                   the crypto worker)
  *   tunnel_drop_in  matched, but dropped before the tunnel produced output
  *   tunnel_drop_out dropped after the tunnel produced output (routing, pass limit, ...)
- * Bytes are v1model's: the frame length as it entered this pass.
+ * and, for each, the bytes in tunnel_<x>_bytes.length_bits: the exact length of each frame the
+ * tunnel received (in, drop in) or emitted (out, drop out), computed here in P4 — never the
+ * crypto shim. Why not the counters' own byte counts: v1model counters (BMv2 and p4sim alike)
+ * add the length of the frame as it entered the pass, which is the frame before an encap and
+ * includes the shim on a crypto return. Why not registers: BMv2's P4Runtime server refuses
+ * register reads and writes, so the controller could neither read nor reset them.
  * drop_reasons counts every drop by DROP_* code; parser_errors breaks DROP_PARSER_ERROR down.
  */
 #ifndef TUNNEL_OFFLOAD_COUNTERS_P4
@@ -16,23 +21,58 @@
 #include "headers.p4"
 #include "metadata.p4"
 
+// Adds one frame length to a tunnel's byte total without a register: cell
+// tunnel_index * FRAME_LENGTH_BITS + b of a packets counter counts the frames whose length has
+// bit b set, so the total is the sum over b of cell(b) << b (controller/pipeline.py sums it).
+// Exact, readable and resettable over P4Runtime like any counter.
+control FrameBytes(in tunnel_index_t tunnel_index, in bit<16> length) {
+
+    counter(TUNNEL_BYTE_CELLS, CounterType.packets) length_bits;
+
+    apply {
+        bit<32> base = ((bit<32>) tunnel_index) * FRAME_LENGTH_BITS;
+        if (length[0:0] == 1)   { length_bits.count(base); }
+        if (length[1:1] == 1)   { length_bits.count(base + 1); }
+        if (length[2:2] == 1)   { length_bits.count(base + 2); }
+        if (length[3:3] == 1)   { length_bits.count(base + 3); }
+        if (length[4:4] == 1)   { length_bits.count(base + 4); }
+        if (length[5:5] == 1)   { length_bits.count(base + 5); }
+        if (length[6:6] == 1)   { length_bits.count(base + 6); }
+        if (length[7:7] == 1)   { length_bits.count(base + 7); }
+        if (length[8:8] == 1)   { length_bits.count(base + 8); }
+        if (length[9:9] == 1)   { length_bits.count(base + 9); }
+        if (length[10:10] == 1) { length_bits.count(base + 10); }
+        if (length[11:11] == 1) { length_bits.count(base + 11); }
+        if (length[12:12] == 1) { length_bits.count(base + 12); }
+        if (length[13:13] == 1) { length_bits.count(base + 13); }
+        if (length[14:14] == 1) { length_bits.count(base + 14); }
+        if (length[15:15] == 1) { length_bits.count(base + 15); }
+    }
+}
+
 control TunnelCounters(inout headers_t hdr,
                        inout local_metadata_t meta,
                        inout standard_metadata_t standard_metadata) {
 
-    counter(MAX_TUNNELS, CounterType.packets_and_bytes) tunnel_in;
-    counter(MAX_TUNNELS, CounterType.packets_and_bytes) tunnel_out;
-    counter(MAX_TUNNELS, CounterType.packets_and_bytes) tunnel_drop_in;
-    counter(MAX_TUNNELS, CounterType.packets_and_bytes) tunnel_drop_out;
+    counter(MAX_TUNNELS, CounterType.packets) tunnel_in;
+    counter(MAX_TUNNELS, CounterType.packets) tunnel_out;
+    counter(MAX_TUNNELS, CounterType.packets) tunnel_drop_in;
+    counter(MAX_TUNNELS, CounterType.packets) tunnel_drop_out;
+    FrameBytes() tunnel_in_bytes;
+    FrameBytes() tunnel_out_bytes;
+    FrameBytes() tunnel_drop_in_bytes;
+    FrameBytes() tunnel_drop_out_bytes;
     counter(DROP_REASON_COUNT, CounterType.packets_and_bytes) drop_reasons;
     counter(PARSER_ERROR_REASON_COUNT, CounterType.packets) parser_errors;
 
     apply {
         if (meta.events.tunnel_in) {
             tunnel_in.count((bit<32>) meta.tunnel_index);
+            tunnel_in_bytes.apply(meta.tunnel_index, meta.in_len);
         }
         if (meta.events.tunnel_out) {
             tunnel_out.count((bit<32>) meta.tunnel_index);
+            tunnel_out_bytes.apply(meta.tunnel_index, meta.out_len);
         }
         if (meta.drop_reason != DROP_NONE) {
             drop_reasons.count((bit<32>) meta.drop_reason);
@@ -65,14 +105,25 @@ control TunnelCounters(inout headers_t hdr,
                 }
                 parser_errors.count(reason);
             }
-            // Attribute the drop to a tunnel: this pass's tunnel, before or after it acted,
-            // or else the tunnel whose output this pass is processing.
+            // Attribute the drop to a tunnel: this pass's tunnel, before it acted (the frame
+            // it received) or after (the frame it emitted), or else the tunnel whose output
+            // this pass is processing (that output is the frame this pass received).
+            tunnel_index_t drop_tunnel = meta.tunnel_index;
+            bit<16> drop_len = meta.in_len;
+            bool drop_out = false;
             if (meta.tunnel_index != 0 && meta.tunnel_applied) {
-                tunnel_drop_out.count((bit<32>) meta.tunnel_index);
-            } else if (meta.tunnel_index != 0) {
-                tunnel_drop_in.count((bit<32>) meta.tunnel_index);
-            } else if (meta.prev_tunnel != 0) {
-                tunnel_drop_out.count((bit<32>) meta.prev_tunnel);
+                drop_len = meta.out_len;
+                drop_out = true;
+            } else if (meta.tunnel_index == 0) {
+                drop_tunnel = meta.prev_tunnel;
+                drop_out = true;
+            }
+            if (drop_tunnel != 0 && drop_out) {
+                tunnel_drop_out.count((bit<32>) drop_tunnel);
+                tunnel_drop_out_bytes.apply(drop_tunnel, drop_len);
+            } else if (drop_tunnel != 0) {
+                tunnel_drop_in.count((bit<32>) drop_tunnel);
+                tunnel_drop_in_bytes.apply(drop_tunnel, drop_len);
             }
             mark_to_drop(standard_metadata);
         }

@@ -172,7 +172,10 @@ control CryptoReturn(inout headers_t hdr,
         meta.tunnel_index = hdr.crypto_shim.tunnel_index;
         meta.next_action = hdr.crypto_shim.next_action;
         // The worker has done the tunnel's work; a drop from here on is a drop on the way out.
+        // What the tunnel emits: the worker's frame without the shim (meta.in_len), less the
+        // headers a decrypt removes below.
         meta.tunnel_applied = true;
+        meta.out_len = meta.in_len;
         if (hdr.crypto_shim.status != 0 || !hdr.esp.isValid()) {
             meta.drop_reason = DROP_BAD_CRYPTO_RETURN;
         } else if (hdr.crypto_shim.op == CRYPTO_OP_DECRYPT
@@ -186,6 +189,8 @@ control CryptoReturn(inout headers_t hdr,
                 } else {
                     hdr.ethernet.ether_type = ether_type;
                 }
+                meta.out_len = meta.out_len - (hdr.ipv4.isValid() ? IPV4_LEN : IPV6_LEN)
+                               - (hdr.udp.isValid() ? UDP_LEN : 0) - ESP_LEN;
                 hdr.ipv4 = hdr.inner_ipv4;
                 hdr.ipv6 = hdr.inner_ipv6;
                 hdr.inner_ipv4.setInvalid();
@@ -198,6 +203,7 @@ control CryptoReturn(inout headers_t hdr,
         } else if (hdr.crypto_shim.op == CRYPTO_OP_DECRYPT) {
             // Transport mode: drop UDP and ESP, restore the protocol, shorten the IP lengths.
             bit<16> removed = ESP_LEN + (hdr.udp.isValid() ? UDP_LEN : 0);
+            meta.out_len = meta.out_len - removed;
             if (hdr.ipv4.isValid()) {
                 hdr.ipv4.protocol = hdr.crypto_shim.next_header;
                 hdr.ipv4.total_len = hdr.ipv4.total_len - removed;
@@ -209,6 +215,14 @@ control CryptoReturn(inout headers_t hdr,
             hdr.esp.setInvalid();
         } else if (hdr.crypto_shim.op != CRYPTO_OP_ENCRYPT) {
             meta.drop_reason = DROP_BAD_CRYPTO_RETURN;
+        }
+        // Tunnels emit untagged frames (docs/dataplane.md "Decisions"): a decrypt returns the
+        // frame with the tag it came in with; the tunnel's output is without it.
+        if (meta.drop_reason == DROP_NONE && hdr.crypto_shim.op == CRYPTO_OP_DECRYPT
+                && hdr.vlan.isValid()) {
+            hdr.ethernet.ether_type = hdr.vlan.ether_type;
+            hdr.vlan.setInvalid();
+            meta.out_len = meta.out_len - VLAN_LEN;
         }
         if (meta.drop_reason == DROP_NONE) {
             meta.events.tunnel_out = true;

@@ -169,13 +169,22 @@ control Geneve(inout headers_t hdr,
                 hdr.encap_ipv4.src_addr = (ipv4_addr_t) meta.tunnel.outer_src;
                 hdr.encap_ipv4.dst_addr = (ipv4_addr_t) meta.tunnel.outer_dst;
             }
+            // Emitted: outer Ethernet and IP in front of the UDP datagram, which holds the rest.
+            meta.out_len = ETHERNET_LEN + (meta.tunnel.outer_is_ipv6 ? IPV6_LEN : IPV4_LEN)
+                           + hdr.encap_udp.length;
             meta.tunnel_applied = true;
             meta.events.tunnel_out = true;
         } else if (meta.tunnel.kind == TUNNEL_KIND_GENEVE_DECAP) {
             if (!hdr.geneve.isValid() || !hdr.inner_ethernet.isValid()) {
                 meta.drop_reason = DROP_NOT_GENEVE;
             } else {
-                // Strip through the Geneve header: the inner frame becomes the packet.
+                // Strip through the Geneve header: the inner frame becomes the packet, and
+                // what the tunnel emits is the received frame less everything before it.
+                meta.out_len = meta.in_len - ETHERNET_LEN
+                               - (hdr.vlan.isValid() ? VLAN_LEN : 0)
+                               - (hdr.ipv4.isValid() ? IPV4_LEN : IPV6_LEN)
+                               - UDP_LEN - GENEVE_LEN
+                               - (((bit<16>) hdr.geneve.opt_len) << 2);
                 hdr.ethernet = hdr.inner_ethernet;
                 hdr.ipv4 = hdr.inner_ipv4;
                 hdr.ipv6 = hdr.inner_ipv6;

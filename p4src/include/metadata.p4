@@ -108,6 +108,8 @@ struct local_metadata_t {
     bool           recirculate;
     drop_reason_t  drop_reason;
     bit<16>        frame_len;         // Ethernet frame length as it will be carried (no VLAN tag)
+    bit<16>        in_len;            // the frame this pass received, crypto shim excluded
+    bit<16>        out_len;           // the frame the tunnel of this pass emitted (tunnel_applied)
 }
 
 #endif  // TUNNEL_OFFLOAD_METADATA_P4

@@ -30,6 +30,12 @@
 #define ROUTES_V4_SIZE 1024
 #define ROUTES_V6_SIZE 1024
 
+// Per-tunnel byte totals (counters.p4): one packets-counter cell per bit of a frame length, so a
+// tunnel owns FRAME_LENGTH_BITS cells; frames are shorter than 2^16 bytes. TUNNEL_BYTE_CELLS is
+// MAX_TUNNELS * FRAME_LENGTH_BITS (the controller checks it in the P4Info).
+#define FRAME_LENGTH_BITS 16
+#define TUNNEL_BYTE_CELLS 16384
+
 // Counter array sizes for the reason codes defined in defines.p4.
 #define DROP_REASON_COUNT 16
 #define PARSER_ERROR_REASON_COUNT 16

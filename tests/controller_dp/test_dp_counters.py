@@ -42,9 +42,11 @@ async def test_geneve_encap_counts_in_and_out(controller, v1, port) -> None:
     outer = Ether(out)
     assert outer[IP].dst == "6.6.6.6" and outer[UDP].dport == 6081
     counters = await stats(v1, 1)
+    # Bytes are the frames themselves: the one sent in, the encapsulated one that came out.
     assert (counters.inPackets, counters.inBytes) == (1, len(frame))
-    assert (counters.outPackets, counters.outBytes) == (1, len(frame))
+    assert (counters.outPackets, counters.outBytes) == (1, len(out))
     assert counters.inPacketsDrops == counters.outPacketsDrops == 0
+    assert counters.inBytesDrops == counters.outBytesDrops == 0
     # A frame the rule does not match moves nothing.
     port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.9", dst="10.9.9.9") / UDP()))
     assert port.receive() is not None
@@ -63,7 +65,9 @@ async def test_ipsec_encrypt_counts_the_round_trip_through_the_worker(controller
     packet = Ether(out)
     assert packet[IP].dst == "11.0.0.1" and packet[UDP].dport == 4500
     counters = await stats(v1, 5)
-    assert (counters.inPackets, counters.outPackets) == (1, 1)
+    # The ESP frame that left, not the frame that entered its pass (which carried the shim).
+    assert (counters.inPackets, counters.inBytes) == (1, len(frame))
+    assert (counters.outPackets, counters.outBytes) == (1, len(out))
 
 
 async def test_worker_drops_are_added_to_the_tunnel_in_drops(controller, v1, port) -> None:
@@ -124,8 +128,12 @@ async def test_a_reused_tunnel_index_starts_from_zero(controller, v1, port, read
     assert (await stats(v1, 1)).inPackets == 1
     await create(v1, delete(1))
     assert reader.counter("tunnel_in", 1)[0] == 1  # the switch still holds the old count
+    bit5 = ("tunnel_in_bytes.length_bits", 1 * 16 + 5)  # the 42-byte frame has bit 5 (32) set
+    assert reader.counter(*bit5)[0] == 1
     await create(v1, geneve_encap(2, match=match_ipv4(source="192.0.2.1")))
     [rule] = reader.entries("tunnel_rules")
     assert rule.action.args["tunnel_index"] == 1  # the same index, reused
     assert reader.counter("tunnel_in", 1) == (0, 0)
-    assert (await stats(v1, 2)).inPackets == 0
+    assert reader.counter(*bit5) == (0, 0)
+    counters = await stats(v1, 2)
+    assert (counters.inPackets, counters.inBytes, counters.outBytes) == (0, 0, 0)

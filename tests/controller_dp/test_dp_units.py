@@ -49,6 +49,11 @@ def test_sizes_and_capabilities_come_from_the_p4info() -> None:
      "no counter 'TunnelIngress.counters.tunnel_in'; did you mean"),
     ('annotations: "@max_passes(8)"', 'annotations: "@passes(8)"',
      "no annotation on TunnelIngress.classifier.tunnel_rules: 'max_passes'"),
+    ('name: "TunnelIngress.counters.tunnel_out_bytes.length_bits"',
+     'name: "TunnelIngress.counters.tunnel_out_bytes.bits"',
+     "no counter 'TunnelIngress.counters.tunnel_out_bytes.length_bits'; did you mean"),
+    ('  size: 16384\n', '  size: 16000\n', "has 16000 cells; the byte totals of 1024 tunnels "
+     "need 1024 × 16"),
 ])
 def test_p4info_drift_is_a_clear_start_up_error(tmp_path: Path, old: str, new: str,
                                                 message: str) -> None:
@@ -70,6 +75,32 @@ def test_tunnel_header_codes_match_defines_p4() -> None:
         line = next(line for line in defines.splitlines()
                     if f"TUNNEL_HEADER_{name} " in line and "const" in line)
         assert line.rstrip(";").split("=")[1].strip().rstrip(";") == str(value)
+
+
+def test_frame_length_bits_match_sizes_p4() -> None:
+    sizes = (REPO / "p4src" / "include" / "sizes.p4").read_text()
+    assert f"#define FRAME_LENGTH_BITS {Pipeline.length_bits}\n" in sizes
+
+
+def test_tunnel_bytes_are_summed_from_the_per_bit_cells() -> None:
+    """Frames of 60, 1514 and 9018 bytes in, through tunnel index 3: each length's set bits
+    add one to that bit's cell; the sum of cell(b) << b is the bytes."""
+    pipeline = Pipeline.load(P4INFO)
+    cells = pipeline.counter_cells(3)
+    assert len(cells) == 4 + 4 * 16 and len(set(cells)) == len(cells)
+    in_name, in_bytes = "TunnelIngress.counters.tunnel_in", (
+        "TunnelIngress.counters.tunnel_in_bytes.length_bits")
+    packets = {(in_name, 3): 3}
+    for length in (60, 1514, 9018):
+        for bit in range(16):
+            if length >> bit & 1:
+                key = (in_bytes, 3 * 16 + bit)
+                packets[key] = packets.get(key, 0) + 1
+    packets[(in_bytes, 2 * 16 + 5)] = 99   # another tunnel's cell is not ours
+    figures = pipeline.tunnel_figures(3, packets)
+    assert figures[in_name] == (3, 60 + 1514 + 9018)
+    assert figures["TunnelIngress.counters.tunnel_out"] == (0, 0)
+    assert all(cell in cells for cell in packets if cell[1] != 2 * 16 + 5)
 
 
 def test_routes_file_parses_and_names_bad_lines() -> None:

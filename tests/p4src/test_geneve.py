@@ -98,13 +98,13 @@ def test_encap_counts_in_and_out_per_packet(dp: TunnelDataplane) -> None:
     add_encap_rule(dp, tunnel=7, options=options_of(1, 4))
     dp.add_route("192.0.2.0/24", port=2, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
     sent = plain_udp()
-    for _ in range(3):
-        assert len(dp.send(1, sent)) == 1
-    assert dp.counter("tunnel_in", 7) == (3, 3 * len(sent))
-    assert dp.counter("tunnel_out", 7)[0] == 3
-    assert dp.counter("tunnel_in", 8) == (0, 0)
-    assert dp.counter("tunnel_drop_in", 7) == (0, 0)
-    assert dp.counter("tunnel_drop_out", 7) == (0, 0)
+    emitted = [dp.send(1, sent) for _ in range(3)]
+    assert [len(out) for out in emitted] == [1, 1, 1]
+    assert dp.tunnel_counts("tunnel_in", 7) == (3, 3 * len(sent))
+    assert dp.tunnel_counts("tunnel_out", 7) == (3, sum(len(out[0][1]) for out in emitted))
+    assert dp.tunnel_counts("tunnel_in", 8) == (0, 0)
+    assert dp.tunnel_counts("tunnel_drop_in", 7) == (0, 0)
+    assert dp.tunnel_counts("tunnel_drop_out", 7) == (0, 0)
 
 
 def test_rule_hits_count_per_entry(dp: TunnelDataplane) -> None:
@@ -150,8 +150,8 @@ def test_decap_forwards_inner_frame(dp: TunnelDataplane, options: list) -> None:
     expected = sent[GENEVE].payload.copy()
     expected.dst, expected.src = NEXT_HOP_MAC, ROUTER_MAC
     assert dp.send(1, sent) == [(4, bytes(expected))]
-    assert dp.counter("tunnel_in", 3) == (1, len(sent))
-    assert dp.counter("tunnel_out", 3)[0] == 1
+    assert dp.tunnel_counts("tunnel_in", 3) == (1, len(sent))
+    assert dp.tunnel_counts("tunnel_out", 3) == (1, len(expected))
 
 
 def test_decap_rule_on_packet_without_geneve_drops_in(dp: TunnelDataplane) -> None:

@@ -133,10 +133,23 @@ class TunnelDataplane:
                        params={"port": port, "src_mac": src_mac, "dst_mac": dst_mac})
 
     def counter(self, name: str, index: int) -> tuple[int, int]:
-        """(packets, bytes) of indexed counter `name` at `index`."""
+        """(packets, bytes) of indexed counter `name` at `index`, as P4Runtime reports them: a
+        count the counter's unit does not include reads 0."""
         cinfo = _unique(self.p4info.counters, name, "counter")
         with self.switch.lock:
-            return self.switch.state.counters[cinfo.preamble.id].read(index)
+            packets, nbytes = self.switch.state.counters[cinfo.preamble.id].read(index)
+        unit = p4i.CounterSpec.Unit.Name(cinfo.spec.unit)
+        return (0 if unit == "BYTES" else packets, 0 if unit == "PACKETS" else nbytes)
+
+    def tunnel_counts(self, name: str, tunnel_index: int) -> tuple[int, int]:
+        """(packets, bytes) of per-tunnel counter `name` ("tunnel_in", "tunnel_out",
+        "tunnel_drop_in", "tunnel_drop_out"): packets from the counter, bytes summed from the
+        per-bit cells of `<name>_bytes.length_bits` (p4src/include/counters.p4)."""
+        packets, _ = self.counter(name, tunnel_index)
+        bits = C("FRAME_LENGTH_BITS")
+        nbytes = sum(self.counter(f"{name}_bytes.length_bits", tunnel_index * bits + bit)[0]
+                     << bit for bit in range(bits))
+        return packets, nbytes
 
     def rule_hits(self, table: str, entry: TableEntry) -> tuple[int, int]:
         """(packets, bytes) of the direct counter of `table` for `entry`."""
