@@ -45,18 +45,19 @@ class GeneveEncapBase(TunnelOffloadTest):
                                            critical=critical))
         self.add_route("2001:db8:1::/48" if v6 else "192.0.2.0/24", port=OUT_PORT,
                        src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
-        in_before = self.counter("tunnel_in", tunnel)
-        out_before = self.counter("tunnel_out", tunnel)
+        before = {name: (self.counter(name, tunnel)[0], self.tunnel_bytes(name, tunnel))
+                  for name in ("tunnel_in", "tunnel_out")}
         sent = plain_udp()
+        expected = expected_encap(sent, options, v6=v6, critical=critical)
         for _ in range(2):
             tu.send_packet(self, IN_PORT, sent)
-            tu.verify_packet(self, expected_encap(sent, options, v6=v6, critical=critical),
-                             OUT_PORT)
+            tu.verify_packet(self, expected, OUT_PORT)
         tu.verify_no_other_packets(self)
-        in_after = self.counter("tunnel_in", tunnel)
-        self.assertEqual(in_after[0] - in_before[0], 2)
-        self.assertEqual(in_after[1] - in_before[1], 2 * len(sent))
-        self.assertEqual(self.counter("tunnel_out", tunnel)[0] - out_before[0], 2)
+        # Bytes are the frames: the one sent in, the encapsulated one that came out.
+        for name, frame in (("tunnel_in", sent), ("tunnel_out", expected)):
+            moved = (self.counter(name, tunnel)[0] - before[name][0],
+                     self.tunnel_bytes(name, tunnel) - before[name][1])
+            self.assertEqual(moved, (2, 2 * len(bytes(frame))), name)
 
 
 @group("dataplane")

@@ -30,6 +30,7 @@ import finsy as fy
 import grpc
 import ptf
 from finsy.proto import p4r, p4r_grpc
+from p4_constants import C
 from ptf.base_tests import BaseTest
 from ptf.testutils import test_param_get
 
@@ -151,6 +152,13 @@ class TunnelOffloadTest(BaseTest):
         (reply,) = self.p4rt.read(entity)
         data = reply.counter_entry.data
         return data.packet_count, data.byte_count
+
+    def tunnel_bytes(self, name: str, tunnel_index: int) -> int:
+        """Bytes of per-tunnel counter `name` ("tunnel_in", ...): summed from its per-bit cells
+        `<name>_bytes.length_bits` (p4src/include/counters.p4), read over P4Runtime."""
+        bits = C("FRAME_LENGTH_BITS")
+        return sum(self.counter(f"{name}_bytes.length_bits", tunnel_index * bits + bit)[0] << bit
+                   for bit in range(bits))
 
     def counter_after(self, name: str, index: int, *, packets: int) -> tuple[int, int]:
         """The counter once it has counted at least `packets` packets, or as it is after

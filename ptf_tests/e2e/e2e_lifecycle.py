@@ -40,8 +40,9 @@ UNROUTED = "192.0.2.50"    # no route covers it: without a tunnel, packets to it
 @group("e2e")
 @group("counters")
 class CountersEqualPacketsSentTest(E2eTest):
-    """After N packets through a Geneve encap tunnel its in/out packet and byte counters moved by
-    exactly N (and N frames' bytes) and its drops not at all, the same through getIpTunnel and
+    """After N packets through a Geneve encap tunnel its in/out packet counters moved by exactly
+    N, its byte counters by the lengths of the N frames sent and the N frames received, and its
+    drops not at all, the same through getIpTunnel and
     both paged streams; N packets an ESP decrypt tunnel
     cannot authenticate move its drops by exactly N and its out counter not at all."""
 
@@ -52,15 +53,17 @@ class CountersEqualPacketsSentTest(E2eTest):
         before = self.counters(54000)
         out_port = port_of("10.10.10.10/32")
         sent = [udp_packet("172.16.70.1", UNROUTED, ident=n) for n in range(1, count + 1)]
+        received = []
         for frame in sent:
             tu.send_packet(self, SEND_PORT, frame)
-            self.verify(routed(geneve_encapped(frame, ENCAP), out_port), out_port)
+            received.append(self.receive(out_port))
+            self.assertEqual(received[-1], bytes(routed(geneve_encapped(frame, ENCAP), out_port)))
         after = self.counters_until(54000, lambda c: c.outPackets >= before.outPackets + count)
-        size = sum(len(frame) for frame in sent)
+        # Bytes are the frames themselves: those sent in, and the encapsulated ones received.
         self.assertEqual(after.inPackets - before.inPackets, count)
         self.assertEqual(after.outPackets - before.outPackets, count)
-        self.assertEqual(after.inBytes - before.inBytes, size)
-        self.assertEqual(after.outBytes - before.outBytes, size)
+        self.assertEqual(after.inBytes - before.inBytes, sum(len(bytes(f)) for f in sent))
+        self.assertEqual(after.outBytes - before.outBytes, sum(len(f) for f in received))
         self.assertEqual(drops(after), drops(before))
         # Every read path reports the same counters: getIpTunnel, and the paged streams.
         self.assertEqual(self.api.get(54000).tunnelCounters, after)

@@ -135,7 +135,7 @@ class ReferenceFourTunnelChainTest(E2eTest):
     """ESP (tunnel) SPI 980 is decrypted (20000), the Geneve inside it decapsulated (20001), the
     inner frame re-encapsulated in Geneve 7.7.7.7 -> 8.8.8.8 (20002) and that ESP-encrypted in
     transport mode with SPI 45888 (20003): one frame out, and each tunnel counted it once in and
-    once out."""
+    once out, with the bytes of the frame it received and of the frame it emitted."""
 
     def runTest(self) -> None:  # noqa: N802
         self.create(*four_tunnel_chain({"tunnelId": 20002}))
@@ -153,11 +153,23 @@ class ReferenceFourTunnelChainTest(E2eTest):
         self.assertEqual(bytes(decrypt(sa_out, received)), bytes(regeneve))
         self.assertEqual(received, bytes(expected_esp(sa_out, regeneve, seq=1, port=out_port)))
         tu.verify_no_other_packets(self)
+        moved = {}
         for tunnel_id in chain:    # each tunnel of the chain took the packet in and put it out
             after = self.counters(tunnel_id)
             self.assertEqual((after.inPackets - before[tunnel_id].inPackets,
                               after.outPackets - before[tunnel_id].outPackets), (1, 1),
                              f"tunnel {tunnel_id}")
+            moved[tunnel_id] = (after.inBytes - before[tunnel_id].inBytes,
+                                after.outBytes - before[tunnel_id].outBytes)
+        # Bytes are the frames at each tunnel's boundary: the ESP frame sent, the decrypted
+        # frame, the inner frame, the new Geneve frame, the ESP frame received; what one
+        # tunnel emitted is what the next one received.
+        self.assertEqual(moved[20000][0], len(bytes(sent)))
+        self.assertEqual(moved[20001][1], len(bytes(inner)))
+        self.assertEqual(moved[20002][1], len(bytes(geneve_encapped(inner, encap))))
+        self.assertEqual(moved[20003][1], len(received))
+        for first, second in zip(chain, chain[1:], strict=False):
+            self.assertEqual(moved[first][1], moved[second][0], f"{first} -> {second}")
 
 
 @group("e2e")
