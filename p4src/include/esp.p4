@@ -4,8 +4,9 @@
  * Esp sends a packet to CRYPTO_PORT with the crypto shim: for ENCRYPT after building every
  * header P4 can (outer IP in tunnel mode, UDP 4500 with NAT-T, the ESP header with sequence
  * number 0); for DECRYPT unchanged, with the SA index from decrypt_sas. CryptoReturn finishes
- * what the worker returns: counts the tunnel's output, removes what decryption made obsolete,
- * strips the shim and hands the packet to the rule's next action.
+ * what the worker returns: counts the tunnel's output (its exact length, shim excluded), removes
+ * what decryption made obsolete (and a decrypted frame's 802.1Q tag), strips the shim and hands
+ * the packet to the rule's next action.
  */
 #ifndef TUNNEL_OFFLOAD_ESP_P4
 #define TUNNEL_OFFLOAD_ESP_P4

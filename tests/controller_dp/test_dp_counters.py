@@ -137,3 +137,21 @@ async def test_a_reused_tunnel_index_starts_from_zero(controller, v1, port, read
     assert reader.counter(*bit5) == (0, 0)
     counters = await stats(v1, 2)
     assert (counters.inPackets, counters.inBytes, counters.outBytes) == (0, 0, 0)
+
+
+async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
+                                                       monkeypatch) -> None:
+    """Past FEW_TUNNELS the counters and their byte cells are read whole, not by index: the
+    figures are the same frames' lengths."""
+    from controller import p4runtime_dataplane
+
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    frame = bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP() / (b"w" * 999))
+    port.send(1, frame)
+    received = port.receive()
+    assert received is not None
+    by_index = await stats(v1, 1)
+    monkeypatch.setattr(p4runtime_dataplane, "FEW_TUNNELS", 0)
+    whole = await stats(v1, 1)
+    assert whole == by_index
+    assert (whole.inBytes, whole.outBytes) == (len(frame), len(received[1]))
