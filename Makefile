@@ -36,32 +36,14 @@ test: test-unit test-ptf test-e2e
 test-unit: proto system-deps
 	$(PY) -m pytest -q
 
-# PTF smoke test of p4sim: start `p4sim run` on the router of ptf_tests/smoke in the background
-# (killed by the trap however the recipe ends), poll until it prints its ready line, then run
-# PTF over BMv2's nanomsg packet protocol; the test programs the tables over P4Runtime.
-# Then the data-plane suite of p4src/ (ptf_tests/dataplane/run.sh, same steps, ports 0-7 and 64).
-PTF_SMOKE_PROGRAM ?= ptf_tests/smoke/router.p4
-PTF_SMOKE_PORTS   ?= 0-7
+# PTF suites on p4sim (ptf_tests/run_on_p4sim.sh starts `p4sim run` on the suite's program,
+# polls its ready line, runs PTF over BMv2's nanomsg packet protocol, stops the switch however it
+# ends): the smoke test of p4sim itself (a small IPv4 router), then the data-plane suite of p4src/
+# (ports 0-7 and the crypto port 64). Both program the switch over P4Runtime.
 .PHONY: test-ptf
 test-ptf: proto
-	@tmp=$$(mktemp -d); pid=; \
-	trap 'test -n "$$pid" && kill $$pid 2>/dev/null; wait 2>/dev/null; rm -rf "$$tmp"' EXIT; \
-	set -e; \
-	$(PY) -m p4sim p4info $(PTF_SMOKE_PROGRAM) -o "$$tmp/p4info.txt"; \
-	$(PY) -m p4sim run $(PTF_SMOKE_PROGRAM) --packet-socket "ipc://$$tmp/p4sim.ipc" \
-	  --grpc-addr 127.0.0.1:0 --device-id 1 --log-console >"$$tmp/p4sim.out" 2>"$$tmp/p4sim.log" & \
-	pid=$$!; \
-	for i in $$(seq 300); do \
-	  grep -q '^p4sim ready' "$$tmp/p4sim.out" && break; \
-	  kill -0 $$pid 2>/dev/null || { echo "p4sim exited:"; cat "$$tmp/p4sim.log"; exit 1; }; \
-	  sleep 0.1; \
-	done; \
-	port=$$(sed -n 's/.*grpc-port=\([0-9]*\).*/\1/p' "$$tmp/p4sim.out"); \
-	test -n "$$port" || { echo "p4sim not ready after 30 s:"; cat "$$tmp/p4sim.log"; exit 1; }; \
-	$(VENV)/bin/ptf --platform nn --device-socket "0-{$(PTF_SMOKE_PORTS)}@ipc://$$tmp/p4sim.ipc" \
-	  --test-dir ptf_tests/smoke --pypath "$(CURDIR)" --log-file "$$tmp/ptf.log" \
-	  --test-params "grpc_addr='127.0.0.1:$$port';device_id=1;p4info='$$tmp/p4info.txt'" \
-	  || { echo "--- p4sim log"; tail -n 50 "$$tmp/p4sim.log"; exit 1; }
+	VENV=$(VENV) PY=$(PY) TEST_DIR=ptf_tests/smoke PROGRAM=ptf_tests/smoke/router.p4 PORTS=0-7 \
+	  ptf_tests/run_on_p4sim.sh
 	VENV=$(VENV) PY=$(PY) ptf_tests/dataplane/run.sh
 
 # End-to-end PTF suite (ptf_tests/e2e/run.sh): p4sim, the crypto worker and the controller on
