@@ -55,7 +55,26 @@ test-e2e: proto
 	VENV=$(VENV) PY=$(PY) ptf_tests/e2e/run.sh $(E2E_TESTS)
 
 lint: proto
-	$(VENV)/bin/ruff check controller p4sim crypto_worker tunnelctl tests ptf_tests bench
+	$(VENV)/bin/ruff check controller p4sim crypto_worker tunnelctl tests ptf_tests bench examples scripts
+	$(VENV)/bin/mypy controller crypto_worker tunnelctl p4sim
+
+# The data plane: `p4` regenerates the checked-in P4Info of p4src/ (commit it with the source
+# change; tests/p4src/test_p4info.py fails when they drift), `p4-check` runs p4sim's front end.
+P4_PROGRAM ?= p4src/tunnel_offload.p4
+.PHONY: p4 p4-check
+p4: proto
+	$(PY) -m p4sim p4info $(P4_PROGRAM) -o $(P4_PROGRAM:.p4=.p4info.txtpb)
+
+p4-check: proto
+	$(PY) -m p4sim check $(P4_PROGRAM)
+
+# Benchmarks (ratios against a baseline measured in the same run): p4sim vs a hand-written
+# router, and the crypto worker vs the bare AEAD call.
+.PHONY: bench bench-p4sim
+bench: bench-p4sim bench-crypto
+
+bench-p4sim: proto
+	$(PY) -m bench.p4sim.router_bench
 
 clean:
 	rm -rf $(VENV) tunneloffload .pytest_cache build *.egg-info
