@@ -1,8 +1,14 @@
-"""One p4sim device as P4Runtime sees it: the running pipeline, swappable at run time.
+"""One p4sim device as P4Runtime sees it: the running pipeline, and a saved one waiting for
+COMMIT.
 
-``Device`` is also the dataplane's frame processor: frames go to the current ``Switch``, or are
+``Device`` is also the dataplane's frame processor: frames go to the running ``Switch``, or are
 counted as dropped while no pipeline is set (the switch starts without one unless a program is
 given on the command line, like BMv2 ``simple_switch_grpc --no-p4``).
+
+After VERIFY_AND_SAVE the device holds two pipelines, as the P4Runtime spec's two-phase update
+wants and BMv2 does (its ``p4objects`` and ``p4objects_rt``): the running one keeps processing
+packets with its state, while Read and Write go to the saved one (``control``), whose state
+starts empty. COMMIT makes the saved pipeline, with what was written to it, the running one.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass, field
 
 from p4sim.errors import P4Error
 from p4sim.p4runtime.device_config import DeviceConfig, parse_device_config
-from p4sim.p4runtime.errors import invalid
+from p4sim.p4runtime.errors import invalid, not_found
 from p4sim.p4runtime.p4info_diff import first_difference
 from p4sim.p4runtime.proto import p4i
 from p4sim.p4runtime.schema import Schema
@@ -41,7 +47,8 @@ class Pipeline:
 
 @dataclass(kw_only=True)
 class Running:
-    """The committed pipeline and the switch executing it."""
+    """A realized pipeline: the switch executing it and its forwarding state (the committed
+    pipeline, or the saved one the controller programs before COMMIT)."""
 
     pipeline: Pipeline
     switch: Switch
@@ -59,7 +66,7 @@ class Device:
         self.cpu_port = cpu_port
         self.default_program = default_program
         self.running: Running | None = None
-        self.saved: Pipeline | None = None
+        self.saved: Running | None = None
         self.frames_without_pipeline = 0
         self.transmit: Transmit = lambda outputs: None
         self.packet_in_sink: PacketInSink | None = None
@@ -102,18 +109,49 @@ class Device:
         return Pipeline(program=program, schema=Schema(program.p4info),
                         device_config=device_config, cookie=cookie, source=source)
 
+    @property
+    def control(self) -> Running | None:
+        """The pipeline Read and Write refer to: the saved one while a COMMIT is pending."""
+        saved = self.saved
+        return saved if saved is not None else self.running
+
+    def save(self, pipeline: Pipeline) -> None:
+        """VERIFY_AND_SAVE: realize ``pipeline`` with empty state beside the running one; it
+        replaces an earlier saved pipeline and what was written to it."""
+        realized = self._realize(pipeline)
+        with self._swap_lock:
+            self.saved = realized
+        logger.info("pipeline saved, waiting for COMMIT: %s", pipeline.program.source_path)
+
+    def commit_saved(self) -> None:
+        """COMMIT: the saved pipeline, with the state written to it since it was saved, starts
+        processing packets. NOT_FOUND when nothing is saved."""
+        with self._swap_lock:
+            saved = self.saved
+            if saved is None:
+                raise not_found("no saved forwarding pipeline config to commit "
+                                "(send VERIFY_AND_SAVE first)")
+            self.running, self.saved = saved, None
+        logger.info("saved pipeline committed: %s", saved.pipeline.program.source_path)
+
     def commit(self, pipeline: Pipeline) -> None:
-        """Run ``pipeline`` with fresh forwarding state."""
+        """VERIFY_AND_COMMIT: run ``pipeline`` with fresh forwarding state; a saved pipeline is
+        dropped."""
+        realized = self._realize(pipeline)
+        with self._swap_lock:
+            self.running, self.saved = realized, None
+        logger.info("pipeline committed: %s", pipeline.program.source_path)
+
+    def _realize(self, pipeline: Pipeline) -> Running:
         switch = self._switch_factory(pipeline.program, device_id=self.device_id,
                                       cpu_port=self.cpu_port)
         switch.packet_in_sink = self._packet_in
         switch.trace = self.trace
-        with self._swap_lock:
-            self.running = Running(pipeline=pipeline, switch=switch)
-        logger.info("pipeline committed: %s", pipeline.program.source_path)
+        return Running(pipeline=pipeline, switch=switch)
 
     def reconcile(self, pipeline: Pipeline) -> None:
-        """Keep the forwarding state: only possible when the P4Info is unchanged."""
+        """RECONCILE_AND_COMMIT: keep the running forwarding state, only possible when the
+        P4Info is unchanged; a saved pipeline is dropped. On error nothing changes."""
         running = self.running
         if running is None:
             self.commit(pipeline)
@@ -126,6 +164,7 @@ class Device:
             pipeline.program = running.pipeline.program  # same program: keep the running one
             pipeline.schema = running.pipeline.schema
             running.pipeline = pipeline
+            self.saved = None
 
     def _packet_in(self, payload: bytes, metadata: dict[int, int]) -> None:
         sink = self.packet_in_sink

@@ -81,10 +81,10 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
     def _get_pipeline(self, request: p4r.GetForwardingPipelineConfigRequest
                       ) -> p4r.GetForwardingPipelineConfigResponse:
         self._check_device(request.device_id)
-        running = self._device.running
-        if running is None:
+        control = self._device.control  # the saved config, once VERIFY_AND_SAVE stored one
+        if control is None:
             return p4r.GetForwardingPipelineConfigResponse()
-        pipeline = running.pipeline
+        pipeline = control.pipeline
         config = p4r.ForwardingPipelineConfig()
         if pipeline.cookie is not None:
             config.cookie.cookie = pipeline.cookie
@@ -106,10 +106,10 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         self._check_device(request.device_id)
         with self._write_gate:
             self._check_primary(request.role, election_id_of(request))
-            running = self._running()
-            with running.switch.lock:
-                writer = BatchWriter(running.pipeline.schema, running.switch.state,
-                                     running.metadata)
+            target = self._control()
+            with target.switch.lock:
+                writer = BatchWriter(target.pipeline.schema, target.switch.state,
+                                     target.metadata)
                 results = writer.apply(list(request.updates), request.atomicity)
         failures = [r for r in results if r is not None]
         if failures:
@@ -125,10 +125,10 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
 
     def _read(self, request: p4r.ReadRequest) -> list[p4r.Entity]:
         self._check_device(request.device_id)
-        running = self._running()
-        reader = EntityReader(running.pipeline.schema, running.switch.state, running.metadata)
+        target = self._control()
+        reader = EntityReader(target.pipeline.schema, target.switch.state, target.metadata)
         found: list[p4r.Entity] = []
-        with running.switch.lock:
+        with target.switch.lock:
             for entity in request.entities:
                 found.extend(reader.read(entity))
         return found
@@ -250,12 +250,14 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
                                  f"election id {election_id} is not the primary of role "
                                  f"{role!r}")
 
-    def _running(self) -> Running:
-        running = self._device.running
-        if running is None:
+    def _control(self) -> Running:
+        """The pipeline Read and Write refer to: the saved one between VERIFY_AND_SAVE and
+        COMMIT, else the running one."""
+        control = self._device.control
+        if control is None:
             raise P4RuntimeError(grpc.StatusCode.FAILED_PRECONDITION,
                                  "no forwarding pipeline config is set on this device")
-        return running
+        return control
 
     def _set_pipeline(self, request: p4r.SetForwardingPipelineConfigRequest) -> None:
         action = request.action
@@ -264,14 +266,11 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         cookie = config.cookie.cookie if config.HasField("cookie") else None
         if action == _SET.COMMIT:
             if request.HasField("config") and (config.HasField("p4info")
-                                               or config.p4_device_config):
+                                               or config.p4_device_config
+                                               or config.HasField("cookie")):
                 raise P4RuntimeError(grpc.StatusCode.INVALID_ARGUMENT,
                                      "COMMIT takes no config; it commits the saved one")
-            if self._device.saved is None:
-                raise P4RuntimeError(grpc.StatusCode.NOT_FOUND,
-                                     "no saved config to commit (send VERIFY_AND_SAVE first)")
-            self._device.commit(self._device.saved)
-            self._device.saved = None
+            self._device.commit_saved()
             return
         if action not in (_SET.VERIFY, _SET.VERIFY_AND_SAVE, _SET.VERIFY_AND_COMMIT,
                           _SET.RECONCILE_AND_COMMIT):
@@ -282,13 +281,11 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
                                  "the request carries no config with a P4Info")
         pipeline = self._device.verify(config.p4info, config.p4_device_config, cookie)
         if action == _SET.VERIFY_AND_SAVE:
-            self._device.saved = pipeline
+            self._device.save(pipeline)
         elif action == _SET.VERIFY_AND_COMMIT:
             self._device.commit(pipeline)
-            self._device.saved = None
         elif action == _SET.RECONCILE_AND_COMMIT:
             self._device.reconcile(pipeline)
-            self._device.saved = None
 
 
 class _BatchFailed(Exception):

@@ -108,6 +108,17 @@ control MyIngress(inout headers_t hdr, inout metadata_t meta,
         size = 8;
     }
 
+#ifdef CONFORMANCE_V2
+    // Only in the program's second version (define CONFORMANCE_V2, used by the pipeline-update
+    // tests): a table the first version's P4Info does not have, applied after the route.
+    table ports_v2 {
+        key = { standard_metadata.ingress_port: exact @name("port"); }
+        actions = { drop; @defaultonly miss; }
+        default_action = miss();
+        size = 4;
+    }
+#endif
+
     apply {
         if (hdr.cpu_out.isValid()) {
             standard_metadata.egress_spec = hdr.cpu_out.egress_port;
@@ -127,6 +138,9 @@ control MyIngress(inout headers_t hdr, inout metadata_t meta,
         acl.apply();
         fixed.apply();
         ipv4_lpm.apply();
+#ifdef CONFORMANCE_V2
+        ports_v2.apply();
+#endif
         if (standard_metadata.egress_spec == CPU_PORT) {
             hdr.cpu_in.setValid();
             hdr.cpu_in.ingress_port = standard_metadata.ingress_port;
