@@ -2,13 +2,17 @@
 
 Turns the controller's SAs into AddSa/RemoveSa/ListSas/GetCounters calls on the worker's Unix
 socket. Keys are unwrapped from :class:`controller.keys.Secret` only here, straight into the
-request message. Every failure becomes :class:`WorkerUnavailable` (the worker could not be
-reached) or :class:`WorkerRefused` (it answered with an error), without key material.
+request message, and only after :func:`check_worker_socket` found the socket owned by this user
+(or root) in a directory no other user can write (the trust assumption, docs/operations.md).
+Every failure becomes :class:`WorkerUnavailable` (the worker could not be reached) or
+:class:`WorkerRefused` (it answered with an error), without key material.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -78,6 +82,45 @@ def worker_ciphers() -> frozenset[Cipher]:
                      if number != wpb.CIPHER_UNSPECIFIED and number - 1 in known)
 
 
+def _trusted_owner(uid: int) -> bool:
+    return uid in (os.geteuid(), 0)
+
+
+def check_socket_directory(socket_path: str) -> None:
+    """Refuse a worker socket in a directory where another user could put their own socket
+    (writable by group or others without the sticky bit, or owned by another user): the
+    controller would then hand SA keys to an impostor. Raises :class:`WorkerUnavailable`."""
+    directory = os.path.dirname(os.path.abspath(socket_path))
+    try:
+        info = os.stat(directory)
+    except OSError as error:
+        raise WorkerUnavailable(f"crypto worker socket directory {directory}: "
+                                f"{error.strerror}") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if not _trusted_owner(info.st_uid):
+        raise WorkerUnavailable(f"crypto worker socket directory {directory} belongs to uid "
+                                f"{info.st_uid}, not to this user or root")
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        raise WorkerUnavailable(f"crypto worker socket directory {directory} is writable by "
+                                f"group or others (mode {mode:o}); use a directory only the "
+                                "controller's user can write")
+
+
+def check_worker_socket(socket_path: str) -> None:
+    """The socket must sit in a safe directory (:func:`check_socket_directory`), be a socket and
+    belong to this user or root — checked before every key is sent."""
+    check_socket_directory(socket_path)
+    try:
+        info = os.lstat(socket_path)
+    except OSError as error:
+        raise WorkerUnavailable(f"crypto worker socket {socket_path}: {error.strerror}") from None
+    if not stat.S_ISSOCK(info.st_mode):
+        raise WorkerUnavailable(f"crypto worker socket {socket_path} is not a socket")
+    if not _trusted_owner(info.st_uid):
+        raise WorkerUnavailable(f"crypto worker socket {socket_path} belongs to uid "
+                                f"{info.st_uid}, not to this user or root; no key is sent")
+
+
 def _fault(error: grpc.aio.AioRpcError, what: str) -> WorkerError:
     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                         grpc.StatusCode.CANCELLED):
@@ -90,6 +133,10 @@ class CryptoWorkerClient:
     """An async gRPC channel to ``unix:<socket>``; reconnects by itself (gRPC backoff)."""
 
     def __init__(self, socket_path: str) -> None:
+        try:
+            check_socket_directory(socket_path)
+        except WorkerUnavailable as error:  # at start-up: refuse to start (ValueError)
+            raise ValueError(f"--crypto-worker-socket: {error}") from None
         self.socket_path = socket_path
         self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}")
         self._stub = wpb_grpc.CryptoWorkerStub(self._channel)
@@ -100,6 +147,7 @@ class CryptoWorkerClient:
 
     async def add(self, sa: WorkerSa) -> None:
         """AddSa (the key goes only into this request)."""
+        check_worker_socket(self.socket_path)
         secret = sa.sa.secret
         try:
             await self._stub.AddSa(wpb.AddSaRequest(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import stat
 from pathlib import Path
 
 import grpc
@@ -25,7 +26,13 @@ from controller.pipeline import Pipeline
 from controller.routes import load_routes
 from controller.sealing import KeySealer, load_or_create_store_key
 from controller.service import TunnelService
-from controller.servicer import V1ALPHA1_SERVICE, V2_SERVICE, IpTunnelServicer, v2_handler
+from controller.servicer import (
+    MAX_REQUEST_BYTES,
+    V1ALPHA1_SERVICE,
+    V2_SERVICE,
+    IpTunnelServicer,
+    v2_handler,
+)
 from controller.settings import Settings
 from controller.store import DATABASE_FILE, TunnelStore
 from controller.tls import server_credentials
@@ -98,6 +105,7 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
                         capabilities: Capabilities = DEFAULT_CAPABILITIES) -> ControllerServer:
     """Open the state, build the services and bind the port (nothing is served until start)."""
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_state_dir(settings.state_dir)
     store = TunnelStore(settings.state_dir / DATABASE_FILE,
                         KeySealer(load_or_create_store_key(settings.state_dir)))
     try:
@@ -110,7 +118,9 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     servicer = IpTunnelServicer(service, log_wire=settings.log_wire)
 
     # No SO_REUSEPORT: a second controller on the same port must fail, not share the traffic.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    # Larger messages are refused by gRPC (RESOURCE_EXHAUSTED) before any of our code runs.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0),
+                                      ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
     pb_grpc.add_ipTunnelServiceServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((v2_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
@@ -132,6 +142,19 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     return ControllerServer(server=server, port=port, store=store, service=service,
                             health_servicer=health_servicer, cert_path=cert_path,
                             dataplane=dataplane)
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """Refuse a state directory others can write to: they could replace the store key, the
+    database or the TLS key with their own. Readable by others is only warned about (every
+    file in it is 0600)."""
+    mode = stat.S_IMODE(state_dir.stat().st_mode)
+    if mode & 0o022:
+        raise PermissionError(f"--state-dir {state_dir} is writable by group or others "
+                              f"(mode {mode:o}); run chmod 700")
+    if mode & 0o055:
+        log.warning("--state-dir %s is readable by group or others (mode %o); chmod 700 is "
+                    "recommended", state_dir, mode)
 
 
 def _build_dataplane(settings: Settings, store: TunnelStore,

@@ -8,6 +8,7 @@ numbers and types, so their bytes are the same (docs/api.md).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import uuid
@@ -36,20 +37,47 @@ wire_log = logging.getLogger("controller.wire")
 V1ALPHA1_SERVICE = pb.DESCRIPTOR.services_by_name["ipTunnelService"].full_name
 V2_SERVICE = pb_v2.DESCRIPTOR.services_by_name["IpTunnelService"].full_name
 MAX_STREAM_REQUESTS = 4096
+# Memory bounds for a createIpTunnel stream, which is buffered whole before it is applied: one
+# message at most MAX_REQUEST_BYTES (the server's max_receive_message_length; a decrypt tunnel
+# with every SA the device holds is ~180 KB), the whole stream at most MAX_STREAM_BYTES, and at
+# most MAX_BUFFERING_STREAMS streams buffered at once (the others wait, held back by gRPC flow
+# control) — so clients can make the server hold at most ~MAX_BUFFERING_STREAMS × 8 MiB.
+MAX_REQUEST_BYTES = 1 << 20
+MAX_STREAM_BYTES = 8 << 20
+MAX_BUFFERING_STREAMS = 4
 
 _R = TypeVar("_R")
 
 
 def redacted(message: Any) -> str:
-    """One-line text of a message with every ``encryptionKey`` replaced — for wire logging."""
+    """One-line text of a message with every key field replaced — for wire logging.
+
+    Walks every set field of every nested message (whatever the message type, API version or
+    nesting), so a key cannot reach the log through a path this function did not foresee.
+    """
     copy = type(message)()
     copy.CopyFrom(message)
-    if isinstance(copy, pb.ipTunnelRequest):
-        sas = [copy.ipsecTunnel.ipsecEnc.ipsecSA, *copy.ipsecTunnel.ipsecDec.ipsecSAs]
-        for sa in sas:
-            if sa.encryptionKey:
-                sa.encryptionKey = b"<redacted>"
+    _redact(copy)
     return text_format.MessageToString(copy, as_one_line=True)
+
+
+SECRET_FIELDS = frozenset({"encryptionKey", "encryption_key"})
+
+
+def _redact(message: Any) -> None:
+    message.DiscardUnknownFields()  # unknown bytes could be a key under another field number
+    for field, value in message.ListFields():
+        if field.name in SECRET_FIELDS:
+            message.ClearField(field.name)
+            if field.type == field.TYPE_BYTES:
+                setattr(message, field.name, b"<redacted>")
+        elif field.message_type is not None:
+            is_map = field.message_type.GetOptions().map_entry
+            if field.is_repeated and not is_map:
+                for item in value:
+                    _redact(item)
+            elif not is_map:
+                _redact(value)
 
 
 def _failure_status(error: Exception) -> tuple[grpc.StatusCode, str]:
@@ -112,6 +140,7 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     def __init__(self, service: TunnelService, *, log_wire: bool = False) -> None:
         self._service = service
         self._log_wire = log_wire
+        self._buffering = asyncio.Semaphore(MAX_BUFFERING_STREAMS)
 
     def _wire(self, what: str, message: Any) -> None:
         if self._log_wire and wire_log.isEnabledFor(logging.DEBUG):
@@ -125,15 +154,23 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     @_unary
     async def createIpTunnel(self, request_iterator: AsyncIterable[pb.ipTunnelRequest],
                              context: grpc.aio.ServicerContext) -> pb.createIpTunnelResponses:
-        requests: list[pb.ipTunnelRequest] = []
-        async for request in request_iterator:
-            if len(requests) == MAX_STREAM_REQUESTS:
-                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                    f"a createIpTunnel stream carries at most "
-                                    f"{MAX_STREAM_REQUESTS} requests; nothing was applied")
-            self._wire("createIpTunnel request", request)
-            requests.append(request)
-        result = await self._service.submit(requests)
+        async with self._buffering:
+            requests: list[pb.ipTunnelRequest] = []
+            stream_bytes = 0
+            async for request in request_iterator:
+                if len(requests) == MAX_STREAM_REQUESTS:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        f"a createIpTunnel stream carries at most "
+                                        f"{MAX_STREAM_REQUESTS} requests; nothing was applied")
+                stream_bytes += request.ByteSize()
+                if stream_bytes > MAX_STREAM_BYTES:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        f"a createIpTunnel stream carries at most "
+                                        f"{MAX_STREAM_BYTES} bytes of requests (request "
+                                        f"{len(requests)} passes it); nothing was applied")
+                self._wire("createIpTunnel request", request)
+                requests.append(request)
+            result = await self._service.submit(requests)
         response = pb.createIpTunnelResponses(
             requestStatus=cast(pb.ADD_TUNNEL_STATUS, int(result.status)),
             errorStatus=result.error_bits)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
@@ -125,7 +126,12 @@ class TunnelStore:
         self.path = path
         self._sealer = sealer
         # Private like the store key: definitions hold no keys, but they describe the network.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        # SQLite creates the -wal and -shm files with the database file's mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise PermissionError(f"{path} is accessible by group or others (mode {mode:o}); "
+                                  "run chmod 600")
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA journal_mode = WAL")

@@ -7,6 +7,7 @@ import datetime
 import ipaddress
 import logging
 import os
+import stat
 from pathlib import Path
 
 import grpc
@@ -32,6 +33,7 @@ def ensure_self_signed(state_dir: Path) -> tuple[Path, Path]:
     """
     cert_path, key_path = state_dir / SELF_SIGNED_CERT, state_dir / SELF_SIGNED_KEY
     if cert_path.exists() and key_path.exists():
+        check_private_key(key_path, allow_group=False)
         return cert_path, key_path
     cert_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -64,13 +66,29 @@ def ensure_self_signed(state_dir: Path) -> tuple[Path, Path]:
     key_pem = key.private_bytes(serialization.Encoding.PEM,
                                 serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # a key file left over from an earlier run keeps its mode otherwise
     with os.fdopen(fd, "wb") as handle:
         handle.write(key_pem)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("generated self-signed certificate %s (SAN DNS:localhost, IP:127.0.0.1, IP:::1)",
              cert_path)
     return cert_path, key_path
+
+
+def check_private_key(path: Path, *, allow_group: bool) -> None:
+    """Refuse a TLS private key others can read or write (PermissionError naming the mode).
+
+    The generated key must be 0600; an operator's ``--tls-key`` may also be group-readable
+    (Debian's ``ssl-cert`` group convention), with a warning, but never world-accessible.
+    """
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o007 or (mode & 0o070 and not allow_group):
+        raise PermissionError(f"TLS private key {path} is accessible by "
+                              f"{'others' if mode & 0o007 else 'group'} (mode {mode:o}); "
+                              "run chmod 600")
+    if mode & 0o070:
+        log.warning("TLS private key %s is group-accessible (mode %o)", path, mode)
 
 
 def server_credentials(settings: Settings) -> tuple[grpc.ServerCredentials | None, Path | None]:
@@ -80,6 +98,7 @@ def server_credentials(settings: Settings) -> tuple[grpc.ServerCredentials | Non
         return None, None
     if settings.tls_cert is not None and settings.tls_key is not None:
         cert_path, key_path = settings.tls_cert, settings.tls_key
+        check_private_key(key_path, allow_group=True)
     else:
         cert_path, key_path = ensure_self_signed(settings.state_dir)
     client_ca = (settings.tls_client_ca.read_bytes() if settings.tls_client_ca is not None

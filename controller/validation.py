@@ -46,11 +46,20 @@ MAX_UINT24 = (1 << 24) - 1
 MAX_UINT16 = (1 << 16) - 1
 GENEVE_ETHERNET = 0x6558  # Transparent Ethernet Bridging: the default Geneve protocol type
 MIN_SPI = 256  # RFC 4303: SPIs 1 … 255 are reserved by IANA, 0 is local use only
+MAX_ECHO = 32  # characters of a client's text quoted back in an error (the rest is elided)
 _OPERATION_NAMES = {value: name for name, value in pb.OPERATION.items()}
 
 
 def _fail(code: ErrorCode, field: str, message: str) -> RequestError:
     return RequestError(code, field, message)
+
+
+def _echo(text: str) -> str:
+    """``repr`` of client text for an error, cut to :data:`MAX_ECHO` characters so a request
+    cannot make its error (and the log line) as large as itself."""
+    if len(text) <= MAX_ECHO:
+        return repr(text)
+    return f"{text[:MAX_ECHO]!r}… ({len(text)} characters)"
 
 
 def validate_request(
@@ -224,9 +233,13 @@ def _parse_match(message: pb.MatchCriteria, *, caps: Capabilities) -> Match:
     if message.ingressInterface:
         _require(caps.ingress_interface_matching, f"{field}.ingressInterface", "ingress interface")
         text = message.ingressInterface
-        if not text.isdecimal() or int(text) > caps.max_ingress_port:
+        # ASCII digits only and short: str.isdecimal() also accepts other scripts' digits, and
+        # int() of thousands of digits raises instead of comparing.
+        digits = len(str(caps.max_ingress_port))
+        if (not text.isascii() or not text.isdecimal() or len(text) > digits
+                or int(text) > caps.max_ingress_port):
             raise _fail(ErrorCode.INVALID_FIELD, f"{field}.ingressInterface",
-                        f"{text!r} is not a port number 0…{caps.max_ingress_port}")
+                        f"{_echo(text)} is not a port number 0…{caps.max_ingress_port}")
         ingress_port = int(text)
     mac = _parse_mac_pair(message.macMatch, f"{field}.macMatch") if message.HasField(
         "macMatch") else None
@@ -496,17 +509,21 @@ def _parse_decrypt(message: pb.IPSecDec, caps: Capabilities,
         if not message.ipsecSAs:
             raise _fail(ErrorCode.IPSEC_FIELD, f"{field}.ipsecSAs",
                         "empty; a decrypt tunnel needs at least one SA")
+        _check_sa_count(message, field, caps)
         sas: list[SecurityAssociation] = []
+        seen: set[int] = set()
         for index, sa_message in enumerate(message.ipsecSAs):
             sa_field = f"{field}.ipsecSAs[{index}]"
             _check_sa_operation(sa_message, sa_field, (pb._NONE, pb._CREATE),
                                 "a CREATE can only create SAs")
             sa = _parse_sa(sa_message, cipher, sa_field)
-            if sa.spi in {existing.spi for existing in sas}:
+            if sa.spi in seen:
                 raise _fail(ErrorCode.IPSEC_FIELD, f"{sa_field}.spi",
                             f"{sa.spi} is listed twice")
+            seen.add(sa.spi)
             sas.append(sa)
         return IpsecDecrypt(mode=mode, cipher=cipher, sas=tuple(sas))
+    _check_sa_count(message, field, caps)
     sas = list(before.sas)
     for index, sa_message in enumerate(message.ipsecSAs):
         sa_field = f"{field}.ipsecSAs[{index}]"
@@ -528,6 +545,15 @@ def _parse_decrypt(message: pb.IPSecDec, caps: Capabilities,
                         "SA; DELETE the tunnel instead")
         sas = [existing for existing in sas if existing.spi != sa_message.spi]
     return IpsecDecrypt(mode=mode, cipher=cipher, sas=tuple(sas))
+
+
+def _check_sa_count(message: pb.IPSecDec, field: str, caps: Capabilities) -> None:
+    """Refuse more SAs in one request than the device holds at all, before parsing any key:
+    such a request can never apply, and parsing it would cost time for nothing."""
+    if len(message.ipsecSAs) > caps.max_sas:
+        raise _fail(ErrorCode.IPSEC_FIELD, f"{field}.ipsecSAs",
+                    f"{len(message.ipsecSAs)} SAs; this device holds at most {caps.max_sas} "
+                    "SAs in all")
 
 
 def _parse_geneve_encap(message: pb.GENEVEEncap, caps: Capabilities) -> GeneveEncap:

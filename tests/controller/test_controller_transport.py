@@ -85,6 +85,7 @@ async def test_mutual_tls(start_controller, tmp_path: Path) -> None:
              "server.key": _key_pem(server_key)}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
+    (tmp_path / "server.key").chmod(0o600)  # a world-readable --tls-key is refused
     controller = await start_controller(tls_cert=tmp_path / "server.pem",
                                         tls_key=tmp_path / "server.key",
                                         tls_client_ca=tmp_path / "ca.pem")
