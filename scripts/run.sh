@@ -9,6 +9,8 @@
 # Readiness is polled (a TCP connect, a Unix socket, the gRPC health check), never slept for.
 # Every setting below can be overridden from the environment (docs/operations.md, docs/docker.md).
 set -euo pipefail
+# Everything this run creates (state, logs, sockets, the pipeline JSON) is for this user only.
+umask 077
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 TARGET="${TARGET:-auto}"

@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="new key as hex text (visible in the process list; prefer "
                             "--new-key-file)")
     rekey.add_argument("--new-key-file", dest="new_key_file",
-                       help="file holding the new key as hex text")
+                       help="file holding the new key as hex text (- reads stdin); keep it "
+                            "chmod 600, a group/world-readable file is warned about")
     rekey.add_argument("--grace", type=_seconds, default=30.0,
                        help="decrypt: seconds both SAs stay live before the old is removed "
                             "(default 30)")

@@ -4,6 +4,8 @@ returns the process exit status (see ``Exit``)."""
 from __future__ import annotations
 
 import argparse
+import stat
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -142,7 +144,7 @@ def cmd_rekey(args: argparse.Namespace, client: TunnelClient | None, out: TextIO
     else:
         if args.new_spi is None:
             raise InputError("--new-spi", "the new SPI is required (or use --retire-spi)")
-        key = _read_key(args)
+        key = _read_key(args, err)
     response = _per_tunnel(client.get, args.tunnel_id, err)
     if response is None or _report_error(response, args.tunnel_id, err):
         return Exit.REJECTED
@@ -351,17 +353,26 @@ def _retire(client: TunnelClient, tunnel_id: int, spis: Sequence[int], out: Text
     return Exit.OK if outcome.ok else Exit.REJECTED
 
 
-def _read_key(args: argparse.Namespace) -> bytes:
+def _read_key(args: argparse.Namespace, err: TextIO) -> bytes:
+    """The new key from ``--new-key-file`` (``-`` = stdin, so it need touch neither the disk nor
+    the process list) or ``--new-key``; warns when the key file is readable by other users."""
     if bool(args.new_key) == bool(args.new_key_file):
         raise InputError("--new-key", "give the new key with exactly one of --new-key HEX or "
                                       "--new-key-file FILE")
     option = "--new-key-file" if args.new_key_file else "--new-key"
-    if args.new_key_file:
+    if args.new_key_file == "-":
+        text = sys.stdin.read()
+    elif args.new_key_file:
+        path = Path(args.new_key_file)
         try:
-            text = Path(args.new_key_file).read_text(encoding="ascii")
+            text = path.read_text(encoding="ascii")
+            mode = stat.S_IMODE(path.stat().st_mode)
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or "not ASCII hex text"
             raise InputError(option, f"cannot read {args.new_key_file}: {reason}") from None
+        if mode & 0o044:
+            err.write(f"tunnelctl: warning: key file {path} is readable by group or others "
+                      f"(mode {mode:o}); chmod 600 it\n")
     else:
         text = args.new_key
     try:

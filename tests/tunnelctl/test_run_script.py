@@ -63,6 +63,10 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
         assert set(pids) == {"switch", "crypto-worker", "controller"}
         assert f"TunnelOffload is serving on {listen}" in text
         assert f"trust:    {state}/tls/server.crt" in text
+        # run.sh's umask 077: what the run writes (logs, sockets, pipeline) is for its user only.
+        for path in (state, state / "run", state / "logs", state / "logs" / "controller.log",
+                     state / "run" / "device-config.json", state / "run" / "crypto-sa.sock"):
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
 
         server = Controller(address=listen, state_dir=state, log=state / "logs/controller.log")
         created = server.cli("create", "-f", str(REPO / "examples" / "3-rematch-chain.yaml"))
