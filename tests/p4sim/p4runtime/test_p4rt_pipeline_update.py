@@ -17,7 +17,7 @@ import pytest
 
 from p4sim.p4runtime.device_config import make_device_config
 from p4sim.p4runtime.proto import p4i, p4r
-from tests.p4sim.p4runtime.fake_switch import FakeProgram
+from tests.p4sim.p4runtime.fake_switch import CPU_PORT, FakeProgram
 from tests.p4sim.p4runtime.p4rt_helpers import INSERT, read, route, table_query, update, write
 from tests.p4sim.p4runtime.p4rt_support import (
     EXTERNAL,
@@ -224,3 +224,27 @@ def test_a_first_pipeline_can_be_programmed_before_its_commit(stub, target, open
         assert target.device.running is None and target.device.frames_without_pipeline == 1
     commit(stub, target)
     assert target.inject(2, FRAME) == [(3, FRAME)]
+
+
+def test_packet_io_stays_with_the_running_pipeline_until_commit(stub, target, programmed):
+    if target.device is None:
+        pytest.skip("captures PacketOut transmissions on p4sim's device")
+    ids = target.ids
+    to_cpu = b"\x0a\x09\x00\x01\x06" + b"to-the-controller"
+    write(stub, target, update(INSERT, route(ids, b"\x0a\x09\x00\x00", 16,
+                                             port=CPU_PORT.to_bytes(1, "big"))))
+    set_pipeline(stub, target, 10, action=SET.VERIFY_AND_SAVE)
+    assert target.inject(3, to_cpu) == []
+    assert programmed.next_of("packet").payload == to_cpu  # the running route still holds
+    sent: list[tuple[int, bytes]] = []
+    target.device.transmit = sent.extend
+    packet = p4r.PacketOut(payload=FRAME)
+    packet.metadata.add(metadata_id=ids.packet_meta("packet_out", "egress_port"), value=b"\x05")
+    packet.metadata.add(metadata_id=ids.packet_meta("packet_out", "_pad"), value=b"\x00")
+    programmed.send(p4r.StreamMessageRequest(packet=packet))
+    programmed.arbitrate(10)  # answered after the packet: the stream is handled in order
+    programmed.next_arbitration()
+    assert sent == [(5, FRAME)]
+    commit(stub, target)
+    assert target.inject(3, to_cpu) == []  # the committed pipeline has no route to the CPU
+    assert programmed.responses.empty()
