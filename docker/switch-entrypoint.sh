@@ -19,9 +19,12 @@ veth_pair() {  # veth_pair SWITCH_END PEER_END
   ip link show "$1" >/dev/null 2>&1 || ip link add "$1" type veth peer name "$2"
   for dev in "$1" "$2"; do
     ip link set dev "$dev" mtu 9500 up
-    # No IPv6 router solicitations or DAD probes on the data-plane ports (best effort: /proc/sys
-    # may be read-only in the container).
-    sysctl -q -w "net.ipv6.conf.$dev.disable_ipv6=1" 2>/dev/null || true
+    # No IPv6 router solicitations, MLD reports or DAD probes on the data-plane ports: the kernel
+    # would send them into the switch, where they count as drops (and on the crypto port as bad
+    # shims). Written to /proc directly because the image has no sysctl (procps); best effort,
+    # since /proc/sys is read-only in an unprivileged container: compose and the CI job set
+    # net.ipv6.conf.default.disable_ipv6=1 before the veths exist, which is what takes effect.
+    { echo 1 >"/proc/sys/net/ipv6/conf/$dev/disable_ipv6"; } 2>/dev/null || true
   done
 }
 

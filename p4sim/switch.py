@@ -270,7 +270,10 @@ class Switch:
         if P.recirculate is not None:
             self._trace(f"recirculate with field list {P.recirculate}, {len(frame)} bytes")
             self.stats.recirculated += 1
-            pending.append(_Pass(frame=frame, ingress_port=ingress_port,
+            # simple_switch resets all metadata, standard_metadata.ingress_port included, and
+            # does not restore it for a recirculated packet (targets/simple_switch/
+            # simple_switch.cpp, egress_thread: phv_copy->reset_metadata()), so it reads 0.
+            pending.append(_Pass(frame=frame, ingress_port=0,
                                  instance_type=INSTANCE_RECIRC, preserved=meta,
                                  field_list=P.recirculate))
             return
