@@ -8,6 +8,7 @@ import signal
 import threading
 
 from crypto_worker.packet_loop import DEFAULT_BATCH
+from crypto_worker.ports.nanomsg import limit_nng_threads
 from crypto_worker.server import CRYPTO_PORT, Worker, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         crypto_port=args.crypto_port,
         batch=args.batch,
     )
+    if args.nanomsg:
+        limit_nng_threads()  # before the port opens nng's first socket
     worker = Worker(settings)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

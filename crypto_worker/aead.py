@@ -26,7 +26,7 @@ class IcvMismatch(Exception):
 class EspAead:
     """The AEAD of one SA: nonce = salt ‖ explicit IV, ciphertext followed by the ICV."""
 
-    __slots__ = ("_suite", "_salt", "_key", "_gcm", "_ccm")
+    __slots__ = ("_suite", "_salt", "_key", "_gcm", "_ccm", "_encrypt", "_icv_cut")
 
     def __init__(self, suite: CipherSuite, key: Secret, salt: Secret) -> None:
         self._suite = suite
@@ -38,21 +38,20 @@ class EspAead:
             self._gcm = AESGCM(self._key)
         else:
             self._ccm = AESCCM(self._key, tag_length=suite.icv_bytes)
+        # Per-packet fast path of seal(), chosen once here: the one-shot call and how many tag
+        # bytes to cut (GCM with a truncated ICV), instead of branching on the suite per packet.
+        self._encrypt = (self._ccm or self._gcm).encrypt  # type: ignore[union-attr]
+        self._icv_cut = _FULL_GCM_TAG - suite.icv_bytes if self._gcm is not None else 0
 
     def __repr__(self) -> str:
         return f"<EspAead {self._suite.label}>"
 
     def seal(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
         """Returns ciphertext ‖ ICV for one ESP payload (plaintext includes the trailer)."""
-        nonce = self._salt + iv
-        if self._ccm is not None:
-            return self._ccm.encrypt(nonce, plaintext, aad)
-        assert self._gcm is not None
-        sealed = self._gcm.encrypt(nonce, plaintext, aad)
-        icv_bytes = self._suite.icv_bytes
-        if icv_bytes == _FULL_GCM_TAG:
-            return sealed
-        return sealed[: len(sealed) - _FULL_GCM_TAG + icv_bytes]
+        sealed = self._encrypt(self._salt + iv, plaintext, aad)
+        if self._icv_cut:
+            return sealed[: len(sealed) - self._icv_cut]
+        return sealed
 
     def open(self, iv: bytes, sealed: bytes, aad: bytes) -> bytes:
         """Returns the plaintext of ciphertext ‖ ICV, or raises IcvMismatch."""

@@ -18,6 +18,7 @@ from crypto_worker.headers import (
     MIN_IPV4_HEADER,
     UDP_HEADER,
     fix_lengths,
+    headers_for_length,
     ip_packet_end,
 )
 from crypto_worker.sa import Direction, EspMode, SecurityAssociation
@@ -28,8 +29,10 @@ IPPROTO_IPV4 = 4
 IPPROTO_IPV6 = 41
 IPPROTO_NONE = 59  # RFC 4303 §2.6: a dummy (traffic flow confidentiality) packet
 _LOW32 = 0xFFFFFFFF
+_MODE_FLAGS = FLAG_TUNNEL_MODE | FLAG_NAT_T
 # RFC 4303 §2.4: padding bytes are 1, 2, 3, ...; AEAD block size 1, 4-byte alignment needs <= 3.
 _PADDING = tuple(bytes(range(1, n + 1)) for n in range(4))
+_PAD_BYTES = bytes(range(1, 256))  # what any pad length's bytes must be
 _TUNNEL_NEXT_HEADER = {4: IPPROTO_IPV4, 6: IPPROTO_IPV6}  # inner IP version -> next header
 
 
@@ -38,7 +41,7 @@ def _malformed(detail: str) -> PacketDropped:
 
 
 def _check_sa_matches_shim(sa: SecurityAssociation, shim: CryptoShim) -> None:
-    if (shim.op, shim.flags & (FLAG_TUNNEL_MODE | FLAG_NAT_T)) == sa.shim_signature:
+    if (shim.op, shim.flags & _MODE_FLAGS) == sa.shim_signature:
         return
     config = sa.config
     wanted = Direction.ENCRYPT if shim.op is ShimOp.ENCRYPT else Direction.DECRYPT
@@ -144,15 +147,25 @@ def encrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> by
     pad_length = -(len(payload) + 2) % 4
     plaintext = payload + _PADDING[pad_length] + bytes((pad_length, shim.next_header))
     sequence = sa.take_sequence()
-    low = (sequence & _LOW32).to_bytes(4, "big")
     iv = sequence.to_bytes(ESP_IV_BYTES, "big")
-    sealed = sa.aead.seal(iv, plaintext, _aad(spi_bytes, sequence, sa.config.esn))
-    out = bytearray(frame[:esp])
-    out += spi_bytes
-    out += low
-    out += iv
-    out += sealed
-    fix_lengths(out, shim.l3_offset, esp - UDP_HEADER if shim.nat_t else None)
+    # ESN: the AAD carries the high half too (_aad); the header carries the low 32 bits.
+    low = iv[4:]
+    sealed = sa.aead.seal(iv, plaintext, spi_bytes + (iv if sa.config.esn else low))
+    esp_bytes = spi_bytes + low + iv + sealed
+    return _with_lengths(shim, frame, esp_bytes, esp + len(esp_bytes))
+
+
+def _with_lengths(shim: CryptoShim, frame: bytes, esp_bytes: bytes, frame_length: int) -> bytes:
+    """frame[:esp_offset] + `esp_bytes`, with the IP (and NAT-T UDP) lengths and checksums set
+    for the new `frame_length`; the headers are rebuilt once, not patched in a bytearray."""
+    esp = shim.esp_offset
+    udp = esp - UDP_HEADER if shim.flags & FLAG_NAT_T else None
+    prefix = headers_for_length(frame, shim.l3_offset, esp, udp, frame_length)
+    if prefix is not None:
+        return prefix + esp_bytes
+    out = bytearray(frame[:esp])  # IPv6 with NAT-T: the UDP checksum covers everything
+    out += esp_bytes
+    fix_lengths(out, shim.l3_offset, udp)
     return bytes(out)
 
 
@@ -192,13 +205,11 @@ def decrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> tu
     payload_end = len(plaintext) - 2 - pad_length
     if payload_end < 0:
         raise _malformed(f"pad length: {pad_length}, longer than the payload")
-    if plaintext[payload_end : len(plaintext) - 2] != bytes(range(1, pad_length + 1)):
+    if pad_length and plaintext[payload_end : len(plaintext) - 2] != _PAD_BYTES[:pad_length]:
         raise _malformed("padding: bytes are not 1, 2, 3, ... (RFC 4303 §2.4)")
     if next_header == IPPROTO_NONE:
         raise PacketDropped(DropReason.DUMMY_PACKET, "next header 59: dummy packet discarded")
     if shim.tunnel_mode and next_header not in (IPPROTO_IPV4, IPPROTO_IPV6):
         raise _malformed(f"next header: {next_header}, tunnel mode needs 4 or 41")
-    out = bytearray(frame[: esp + ESP_HEADER_BYTES])
-    out += plaintext[:payload_end]
-    fix_lengths(out, shim.l3_offset, esp - UDP_HEADER if shim.nat_t else None)
-    return bytes(out), next_header
+    esp_bytes = frame[esp : esp + ESP_HEADER_BYTES] + plaintext[:payload_end]
+    return _with_lengths(shim, frame, esp_bytes, esp + len(esp_bytes)), next_header

@@ -28,6 +28,63 @@ def ones_complement_checksum(data: bytes | bytearray) -> int:
     return ~total & 0xFFFF
 
 
+def ipv4_header_with_length(
+    frame: bytes, l3_offset: int, header_end: int, total_length: int
+) -> bytes:
+    """The IPv4 header at `l3_offset` with `total_length` written and the checksum recomputed.
+
+    A full recomputation, not an incremental update (RFC 1624) that would trust the received
+    checksum: the one's-complement sum of the header's 16-bit words is the header read as one
+    integer modulo 0xFFFF (2^16 ≡ 1), so the sum with the length word replaced and the checksum
+    word zeroed is that integer minus the old words plus the new length. Same result as
+    `ones_complement_checksum` over the rewritten header, without building it twice.
+    """
+    header = frame[l3_offset:header_end]
+    old_length = (header[2] << 8) | header[3]
+    old_checksum = (header[10] << 8) | header[11]
+    total = (int.from_bytes(header, "big") - old_length - old_checksum + total_length) % 0xFFFF
+    checksum = 0xFFFF - total if total else 0  # a header is never all zero (version 4)
+    return (
+        header[:2]
+        + total_length.to_bytes(2, "big")
+        + header[4:10]
+        + checksum.to_bytes(2, "big")
+        + header[12:]
+    )
+
+
+def headers_for_length(
+    frame: bytes, l3_offset: int, prefix_end: int, udp_offset: int | None, frame_length: int
+) -> bytes | None:
+    """`frame[:prefix_end]` with the IP (and NAT-T UDP) lengths and checksums rewritten for a
+    frame of `frame_length` bytes, or None when a checksum depends on the rest of the frame
+    (the UDP checksum over IPv6): the caller then uses `fix_lengths` on the whole frame."""
+    if frame[l3_offset] >> 4 == 4:
+        header_end = l3_offset + (frame[l3_offset] & 0x0F) * 4
+        ip = ipv4_header_with_length(frame, l3_offset, header_end, frame_length - l3_offset)
+    elif udp_offset is None:
+        header_end = l3_offset + _IPV6_HEADER
+        payload = frame_length - header_end
+        ip = (
+            frame[l3_offset : l3_offset + 4]
+            + payload.to_bytes(2, "big")
+            + frame[l3_offset + 6 : header_end]
+        )
+    else:
+        return None
+    if udp_offset is None:
+        return frame[:l3_offset] + ip + frame[header_end:prefix_end]
+    udp_length = frame_length - udp_offset
+    return (
+        frame[:l3_offset]
+        + ip
+        + frame[header_end : udp_offset + 4]
+        + udp_length.to_bytes(2, "big")
+        + b"\x00\x00"  # RFC 3948 §2.1: UDP checksum 0 over IPv4
+        + frame[udp_offset + 8 : prefix_end]
+    )
+
+
 def ip_version(frame: bytes | bytearray, l3_offset: int) -> int:
     return frame[l3_offset] >> 4
 

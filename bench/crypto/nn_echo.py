@@ -1,6 +1,7 @@
-"""A null crypto worker for the benchmark: the same nanomsg socket set-up as the worker, but it
-sends every frame straight back (PACKET_OUT in, PACKET_IN out) with no shim parsing and no ESP.
-Its CPU per frame is the floor that Python plus pynng put under any worker on this port I/O.
+"""A null crypto worker for the benchmark: the worker's own nanomsg port (`NanomsgPort`, with the
+same nng thread limits the entry point sets), but every frame goes straight back with no shim
+parsing and no ESP. Its CPU per frame is the floor that Python plus nng put under any worker on
+this port I/O.
 
 Usage (started by run.py): python bench/crypto/nn_echo.py URL
 """
@@ -8,19 +9,17 @@ Usage (started by run.py): python bench/crypto/nn_echo.py URL
 from __future__ import annotations
 
 import signal
-import struct
 import sys
+from pathlib import Path
 
-import pynng
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-HEADER = struct.Struct("<iii")
+from crypto_worker.ports.nanomsg import NanomsgPort, limit_nng_threads  # noqa: E402
 
 
 def main() -> None:
-    url = sys.argv[1]
-    socket = pynng.Pair0(recv_timeout=100, send_timeout=1000, recv_buffer_size=1024,
-                         send_buffer_size=1024)
-    socket.dial(url, block=False)
+    limit_nng_threads()
+    port = NanomsgPort(sys.argv[1], 64)
     running = True
 
     def stop(*_: object) -> None:
@@ -29,14 +28,10 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     while running:
-        try:
-            message = socket.recv()
-        except pynng.Timeout:
-            continue
-        kind, port, more = HEADER.unpack_from(message)
-        if kind == 4:
-            socket.send(HEADER.pack(3, port, more) + message[HEADER.size :])
-    socket.close()
+        frames = port.recv_batch(64)
+        if frames:
+            port.send_batch(frames)
+    port.close()
 
 
 if __name__ == "__main__":

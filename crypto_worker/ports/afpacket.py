@@ -36,6 +36,11 @@ class AfPacketPort:
             log.info("PACKET_IGNORE_OUTGOING unavailable (%s); filtering by pkttype", error)
         self._socket.bind((interface, ETH_P_ALL))
         self._socket.setblocking(False)
+        # Every read lands in this one buffer (recvfrom_into), and only the frame's own bytes
+        # are copied out; recvfrom(65535) would allocate 64 KiB per frame and then shrink it.
+        # One byte more than the largest frame, so a frame that did not fit shows by its size.
+        self._buffer = bytearray(_MAX_FRAME + 1)
+        self._view = memoryview(self._buffer)
 
     def __repr__(self) -> str:
         return f"<AfPacketPort {self._interface}>"
@@ -45,15 +50,19 @@ class AfPacketPort:
         readable, _, _ = select.select([self._socket], [], [], self._poll)
         if not readable:
             return frames
-        recvfrom = self._socket.recvfrom
+        recvfrom_into = self._socket.recvfrom_into
+        buffer, view = self._buffer, self._view
         while len(frames) < max_frames:
             try:
-                frame, address = recvfrom(_MAX_FRAME)
+                size, address = recvfrom_into(buffer)
             except BlockingIOError:
                 break
             if address[2] == PACKET_OUTGOING:
                 continue
-            frames.append(frame)
+            if size > _MAX_FRAME:
+                log.warning("%s: ignored a frame over %s bytes", self._interface, _MAX_FRAME)
+                continue
+            frames.append(view[:size].tobytes())
         return frames
 
     def send_batch(self, frames: list[bytes]) -> None:

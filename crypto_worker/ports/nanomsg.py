@@ -14,13 +14,33 @@ import logging
 import struct
 
 import pynng
+from pynng.exceptions import check_err
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<iii")
+_HEADER_BYTES = _HEADER.size
+_MAX_MESSAGE = _HEADER_BYTES + 16 + 65535  # header, shim, largest frame
+# nng error numbers (nng.h) the loop expects; anything else raises through pynng's check_err.
+_NNG_ETIMEDOUT = 5
+_NNG_EAGAIN = 8
+# nng's own threads: its default is two task threads per core, which hand every message between
+# each other under one lock (measured with perf: half of a null worker's CPU was futex waits and
+# context switches). One socket with one peer needs few of them.
+_NNG_TASK_THREADS = 2
 MSG_PORT_ADD = 0
 MSG_PACKET_IN = 3  # towards the switch
 MSG_PACKET_OUT = 4  # from the switch
+
+
+def limit_nng_threads() -> None:
+    """Caps nng's thread pools for this process; call before the first socket is opened (nng
+    reads the parameters once, when it initialises; later calls change nothing)."""
+    lib = pynng.lib
+    lib.nng_init_set_parameter(lib.NNG_INIT_NUM_TASK_THREADS, _NNG_TASK_THREADS)
+    lib.nng_init_set_parameter(lib.NNG_INIT_MAX_TASK_THREADS, _NNG_TASK_THREADS)
+    lib.nng_init_set_parameter(lib.NNG_INIT_NUM_EXPIRE_THREADS, 1)
+    lib.nng_init_set_parameter(lib.NNG_INIT_NUM_POLLER_THREADS, 1)
 
 
 class NanomsgPort:
@@ -46,6 +66,18 @@ class NanomsgPort:
         self._socket.add_post_pipe_connect_cb(self._on_connect)
         # Non-blocking dial: nng keeps retrying in the background until the switch listens.
         self._socket.dial(url, block=False)
+        # Receives copy into one reusable buffer through nng_recv without NNG_FLAG_ALLOC, the
+        # copy pynng's recv() makes plus its per-call allocations (two cffi objects, nng_alloc,
+        # nng_free) avoided; the frame is then sliced out as bytes once. One byte more than the
+        # largest message, so a truncated (oversized) message is recognised by its size.
+        self._ffi = pynng.ffi
+        self._nng_recv = pynng.lib.nng_recv
+        self._nng_send = pynng.lib.nng_send
+        self._capacity = _MAX_MESSAGE + 1
+        self._buffer = self._ffi.new("char[]", self._capacity)
+        self._view = self._ffi.buffer(self._buffer)
+        self._size = self._ffi.new("size_t *")
+        self._nng_socket = self._socket.socket
 
     def __repr__(self) -> str:
         return f"<NanomsgPort {self._url} port {self._port}>"
@@ -65,44 +97,61 @@ class NanomsgPort:
         self._announced = True
         log.info("announced port %s on %s", self._port, self._url)
 
-    def _frame_of(self, message: bytes) -> bytes | None:
-        if len(message) < _HEADER.size:
-            log.warning("ignored a %s-byte message shorter than the header", len(message))
+    def _frame_in_buffer(self, size: int) -> bytes | None:
+        """The frame of the message of `size` bytes in the receive buffer, or None to ignore it."""
+        if size < _HEADER_BYTES:
+            log.warning("ignored a %s-byte message shorter than the header", size)
             return None
-        kind, port, more = _HEADER.unpack_from(message)
+        if size == self._capacity:
+            log.warning("ignored a message over %s bytes", _MAX_MESSAGE)
+            return None
+        view = self._view
+        kind, port, more = _HEADER.unpack_from(view)
         if kind != MSG_PACKET_OUT or port != self._port:
             log.debug("ignored message type %s for port %s", kind, port)
             return None
-        frame = message[_HEADER.size :]
-        if len(frame) != more:
-            log.warning("ignored a frame of %s bytes declared as %s", len(frame), more)
+        if size - _HEADER_BYTES != more:
+            log.warning("ignored a frame of %s bytes declared as %s", size - _HEADER_BYTES, more)
             return None
-        return frame
+        return view[_HEADER_BYTES:size]
+
+    def _receive(self, flags: int) -> int:
+        """One nng_recv into the buffer: the message size, or -1 when none came (timeout, or
+        nothing queued for a non-blocking receive)."""
+        size = self._size
+        size[0] = self._capacity
+        error = self._nng_recv(self._nng_socket, self._buffer, size, flags)
+        if error:
+            if error in (_NNG_ETIMEDOUT, _NNG_EAGAIN):
+                return -1
+            check_err(error)
+        return int(size[0])
 
     def recv_batch(self, max_frames: int) -> list[bytes]:
         if not self._announced:
             self._announce()
         frames: list[bytes] = []
-        try:
-            message = self._socket.recv()
-        except pynng.Timeout:
-            return frames
-        while True:
-            frame = self._frame_of(message)
+        receive = self._receive
+        frame_in_buffer = self._frame_in_buffer
+        size = receive(0)
+        nonblock = pynng.lib.NNG_FLAG_NONBLOCK
+        while size >= 0:
+            frame = frame_in_buffer(size)
             if frame is not None:
                 frames.append(frame)
                 if len(frames) >= max_frames:
-                    return frames
-            try:
-                message = self._socket.recv(block=False)
-            except pynng.TryAgain:
-                return frames
+                    break
+            size = receive(nonblock)
+        return frames
 
     def send_batch(self, frames: list[bytes]) -> None:
         pack = _HEADER.pack
-        send = self._socket.send
+        send = self._nng_send
+        socket = self._nng_socket
         for frame in frames:
-            send(pack(MSG_PACKET_IN, self._port, len(frame)) + frame)
+            message = pack(MSG_PACKET_IN, self._port, len(frame)) + frame
+            # Blocking send (the socket's 1 s send timeout), as pynng's send() does.
+            check_err(send(socket, message, len(message), 0))
 
     def close(self) -> None:
         self._socket.close()
