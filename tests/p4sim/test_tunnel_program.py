@@ -166,3 +166,21 @@ def test_trace_reports_parser_states_tables_and_recirculation() -> None:
             "TunnelIngress.decap_and_recirculate") in text
     assert "recirculate with field list 1" in text
     assert "table TunnelIngress.tunnel_rules: miss -> TunnelIngress.drop" in text
+
+
+def test_recirculated_pass_has_ingress_port_zero_as_in_simple_switch() -> None:
+    # simple_switch resets all metadata of a recirculated copy and restores only the field list,
+    # so standard_metadata.ingress_port reads 0 on that pass, whatever port the frame came in on.
+    sw, ids = _switch()
+    lines: list[str] = []
+    sw.trace = lines.append
+    table = sw.state.tables[ids.table("tunnel_rules")]
+    table.insert(ids.entry("tunnel_rules", "decap_and_recirculate", (6,), priority=9,
+                           dst_port=("ternary", 6081, 0xFFFF), passes=("ternary", 0, 0xFF)))
+    outer = (Ether() / IP(src="1.1.1.1", dst="2.2.2.2") / UDP(sport=5000, dport=6081)
+             / GENEVE(vni=42, proto=0x6558) / _plain())
+    sw.process(3, bytes(outer))
+    passes = [line for line in lines if line.startswith("pass: ")]
+    assert passes[0].startswith("pass: port 3 instance_type 0 ")
+    assert passes[1].startswith("pass: port 0 instance_type 4 ")
+    assert sw.stats.recirculated == 1
