@@ -22,6 +22,7 @@ from tunnelctl.connection import (
     GENERATED_CERT_NAME,
     ConnectionError_,
     open_channel,
+    plaintext_warning,
     settings_from_args,
 )
 from tunnelctl.readable import InputError
@@ -148,7 +149,11 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     try:
         client = None
         if needs_server(args):
-            channel = open_channel(settings_from_args(args))
+            settings = settings_from_args(args)
+            warning = plaintext_warning(settings)
+            if warning is not None:
+                err.write(f"tunnelctl: {warning}\n")
+            channel = open_channel(settings)
             client = TunnelClient(channel, timeout=args.timeout)
         return int(run_command(args, client, out, err))
     except InputError as error:

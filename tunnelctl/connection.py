@@ -7,6 +7,7 @@ self-signed certificate the controller generated into its state directory (``./s
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "ConnectionSettings",
     "default_ca_path",
     "open_channel",
+    "plaintext_warning",
     "settings_from_args",
 ]
 
@@ -80,6 +82,24 @@ def open_channel(settings: ConnectionSettings) -> grpc.Channel:
     if settings.server_name:
         options.append(("grpc.ssl_target_name_override", settings.server_name))
     return grpc.secure_channel(settings.server, credentials, options=options)
+
+
+def plaintext_warning(settings: ConnectionSettings) -> str | None:
+    """The warning for ``--insecure`` towards anything but a Unix socket or a loopback address:
+    tunnel definitions and SA keys would cross the network in clear text."""
+    if not settings.insecure or settings.server.startswith(("unix:", "unix-abstract:")):
+        return None
+    host = settings.server.rpartition(":")[0].strip("[]") if ":" in settings.server else (
+        settings.server)
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (f"warning: --insecure: requests to {settings.server}, SA keys included, travel "
+            "unencrypted and the server is not authenticated")
 
 
 def _read(path: Path, what: str, hint: str = "") -> bytes:

@@ -233,3 +233,11 @@ async def test_ordinary_streams_pass_the_limits(v1: pb_grpc.ipTunnelServiceStub)
     response = await create(v1, *(geneve_encap(index, match=match_ipv4(source=f"192.0.2.{index}"))
                                   for index in range(1, 50)))
     assert response.requestStatus == pb._TUNNEL_ACCEPTED
+
+
+def test_reprs_of_everything_holding_a_key_show_only_its_length() -> None:
+    change = validate_request(ipsec_dec(3, key=b"A" * 64), view={}, caps=Capabilities())
+    worker_sa = _worker_sa()
+    for text in (repr(change), str(change.after), repr(worker_sa), f"{worker_sa.sa.secret}"):
+        assert "AAAA" not in text and "\\x01\\x02" not in text and "salt" not in text
+    assert "<secret len=36>" in repr(change) and "<secret len=36>" in repr(worker_sa)
