@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import stat
@@ -144,6 +145,28 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
                             dataplane=dataplane)
 
 
+def is_loopback_listen(listen: str) -> bool:
+    """True when ``--listen`` is reachable only from this machine (localhost, 127/8, ::1)."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or a wildcard address: assume the network reaches it
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """The start-up warning for an API the network reaches without client authentication:
+    every client that gets there may create, change and delete every tunnel."""
+    if is_loopback_listen(settings.listen) or settings.tls_client_ca is not None:
+        return None
+    how = "in PLAINTEXT (--insecure)" if settings.insecure else "without client certificates"
+    return (f"--listen {settings.listen} is reachable from the network {how}: any client that "
+            "reaches it can create, change and delete every tunnel and hand in keys; use "
+            "--tls-client-ca (mutual TLS) or listen on a loopback address")
+
+
 def check_state_dir(state_dir: Path) -> None:
     """Refuse a state directory others can write to: they could replace the store key, the
     database or the TLS key with their own. Readable by others is only warned about (every
@@ -193,6 +216,9 @@ async def serve(settings: Settings) -> None:
         mode = "mutual TLS" if settings.tls_client_ca else "TLS"
         log.info("serving %s on %s:%d; clients trust %s", mode, host, controller.port,
                  controller.cert_path)
+    warning = exposure_warning(settings)
+    if warning is not None:
+        log.warning("%s", warning)
     log.info("services: %s, grpc.health.v1.Health, server reflection",
              ", ".join(SERVED_SERVICES))
     if isinstance(controller.dataplane, DetachedDataPlane):

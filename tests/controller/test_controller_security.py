@@ -241,3 +241,24 @@ def test_reprs_of_everything_holding_a_key_show_only_its_length() -> None:
     for text in (repr(change), str(change.after), repr(worker_sa), f"{worker_sa.sa.secret}"):
         assert "AAAA" not in text and "\\x01\\x02" not in text and "salt" not in text
     assert "<secret len=36>" in repr(change) and "<secret len=36>" in repr(worker_sa)
+
+
+@pytest.mark.parametrize(("listen", "extra", "warned"), [
+    ("localhost:3443", {}, False),
+    ("127.0.0.1:0", {"insecure": True}, False),
+    ("[::1]:3443", {}, False),
+    ("0.0.0.0:3443", {}, True),
+    ("[::]:3443", {"insecure": True}, True),
+    ("controller.example:3443", {}, True),
+    ("0.0.0.0:3443", {"tls_client_ca": Path("ca.pem")}, False),
+])
+def test_an_api_the_network_reaches_without_client_auth_is_warned(
+        listen: str, extra: dict[str, object], warned: bool) -> None:
+    from controller.server import exposure_warning
+    from controller.settings import Settings
+
+    warning = exposure_warning(Settings(listen=listen, **extra))  # type: ignore[arg-type]
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert warning.startswith(f"--listen {listen} is reachable from the network")
+        assert ("PLAINTEXT" in warning) == bool(extra.get("insecure"))
