@@ -170,6 +170,14 @@ control CryptoReturn(inout headers_t hdr,
                      inout local_metadata_t meta,
                      inout standard_metadata_t standard_metadata) {
     apply {
+        // The shim's tunnel index indexes the per-tunnel counters: a frame naming no tunnel
+        // (0, or past MAX_TUNNELS) is refused before it can index them (BMv2 built with NDEBUG
+        // does not bounds-check counter indices). It is counted as a bad return, on no tunnel.
+        if (hdr.crypto_shim.tunnel_index == 0 || hdr.crypto_shim.tunnel_index >= MAX_TUNNELS) {
+            meta.tunnel_index = 0;
+            meta.drop_reason = DROP_BAD_CRYPTO_RETURN;
+            return;
+        }
         meta.tunnel_index = hdr.crypto_shim.tunnel_index;
         meta.next_action = hdr.crypto_shim.next_action;
         // The worker has done the tunnel's work; a drop from here on is a drop on the way out.
