@@ -25,6 +25,7 @@ __all__ = [
     "encode_key",
     "encode_mac",
     "redact_key",
+    "shown",
 ]
 
 _MAC_SEPARATED = re.compile(r"^[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
@@ -40,7 +41,8 @@ def encode_ipv4(text: str) -> int:
     try:
         packed = socket.inet_pton(socket.AF_INET, text)
     except (OSError, TypeError):
-        raise CodecError(f"expected a dotted IPv4 address such as 11.0.0.2, got {text!r}") from None
+        raise CodecError(
+            f"expected a dotted IPv4 address such as 11.0.0.2, got {shown(text)}") from None
     return int.from_bytes(packed, "little")
 
 
@@ -57,8 +59,8 @@ def encode_mac(text: str) -> bytes:
         return bytes.fromhex(text.replace(":", "").replace("-", ""))
     if not isinstance(text, str):
         raise CodecError("expected a MAC address in quotes such as \"10:20:30:40:50:60\" (YAML "
-                         f"reads some unquoted MACs as numbers), got {text!r}")
-    raise CodecError(f"expected a MAC address such as 10:20:30:40:50:60, got {text!r}")
+                         f"reads some unquoted MACs as numbers), got {shown(text)}")
+    raise CodecError(f"expected a MAC address such as 10:20:30:40:50:60, got {shown(text)}")
 
 
 def decode_mac(value: bytes) -> str:
@@ -72,7 +74,8 @@ def encode_ipv6(text: str) -> bytes:
     try:
         return ipaddress.IPv6Address(text).packed
     except (ipaddress.AddressValueError, TypeError):
-        raise CodecError(f"expected an IPv6 address such as 2001:db8::1, got {text!r}") from None
+        raise CodecError(
+            f"expected an IPv6 address such as 2001:db8::1, got {shown(text)}") from None
 
 
 def decode_ipv6(value: bytes) -> str:
@@ -98,16 +101,27 @@ def redact_key(value: bytes) -> str:
 def encode_hex(text: str) -> bytes:
     """Hex text (``10203040``, spaces and a ``0x`` prefix allowed) -> bytes."""
     if not isinstance(text, str):
-        raise CodecError(f"expected quoted hex text such as '10203040', got {text!r}")
+        raise CodecError(f"expected quoted hex text such as '10203040', got {shown(text)}")
     compact = text.replace(" ", "").removeprefix("0x")
     if len(compact) % 2 or not _is_hex(compact, len(compact)):
-        raise CodecError(f"expected an even number of hex digits, got {text!r}")
+        raise CodecError(f"expected an even number of hex digits, got {shown(text)}")
     return bytes.fromhex(compact)
 
 
 def decode_hex(value: bytes) -> str:
     """Bytes -> lower-case hex text."""
     return value.hex()
+
+
+MAX_SHOWN = 16  # longer text is not echoed in errors: a misplaced key must never be printed
+
+
+def shown(value: object) -> str:
+    """``repr`` of a bad value for an error message — unless it is text long enough to be a key
+    (hex keys are 32 characters and more), which is described by its length only."""
+    if isinstance(value, str | bytes) and len(value) > MAX_SHOWN:
+        return f"text of {len(value)} characters (not shown, it could be a key)"
+    return repr(value)
 
 
 def _is_hex(text: str, length: int) -> bool:

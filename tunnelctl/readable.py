@@ -194,7 +194,7 @@ def _unsigned(field: FieldDescriptor, value: Any, path: str) -> int:
         try:
             value = int(value, 0)
         except ValueError:
-            raise InputError(path, f"expected an integer, got {value!r}") from None
+            raise InputError(path, f"expected an integer, got {codec.shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputError(path, f"expected an integer, got {_describe(value)}")
     limit = _MAX_UINT64 if field.type in (FieldDescriptor.TYPE_UINT64,
@@ -213,7 +213,7 @@ def _enum(field: FieldDescriptor, value: Any, path: str) -> int:
         folded = {name.lower(): name for name in names}
         if value.lower() in folded:
             return int(enum.values_by_name[folded[value.lower()]].number)
-        raise InputError(path, f"unknown {enum.name} {value!r}{_suggest(value, names)}; "
+        raise InputError(path, f"unknown {enum.name} {codec.shown(value)}{_suggest(value, names)}; "
                                f"one of {', '.join(names)}")
     if isinstance(value, int) and not isinstance(value, bool) and value in enum.values_by_number:
         return value
@@ -291,4 +291,6 @@ def _suggest(word: str, names: list[str]) -> str:
 def _describe(value: Any) -> str:
     if isinstance(value, (Mapping, list)):
         return f"a {type(value).__name__}"
+    if isinstance(value, str | bytes) and len(value) > codec.MAX_SHOWN:
+        return codec.shown(value)
     return f"{type(value).__name__} {value!r}"
