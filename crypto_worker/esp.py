@@ -18,7 +18,7 @@ from crypto_worker.headers import (
     MIN_IPV4_HEADER,
     UDP_HEADER,
     fix_lengths,
-    headers_for_length,
+    header_pieces,
     ip_packet_end,
 )
 from crypto_worker.sa import Direction, EspMode, SecurityAssociation
@@ -32,6 +32,8 @@ _LOW32 = 0xFFFFFFFF
 _MODE_FLAGS = FLAG_TUNNEL_MODE | FLAG_NAT_T
 # RFC 4303 §2.4: padding bytes are 1, 2, 3, ...; AEAD block size 1, 4-byte alignment needs <= 3.
 _PADDING = tuple(bytes(range(1, n + 1)) for n in range(4))
+# Padding ‖ pad length ‖ next header for every (pad length, next header): one lookup per packet.
+_TRAILERS = tuple(_PADDING[pad] + bytes((pad, nh)) for pad in range(4) for nh in range(256))
 _PAD_BYTES = bytes(range(1, 256))  # what any pad length's bytes must be
 _TUNNEL_NEXT_HEADER = {4: IPPROTO_IPV4, 6: IPPROTO_IPV6}  # inner IP version -> next header
 
@@ -138,40 +140,46 @@ def _protected_end_for_encrypt(shim: CryptoShim, frame: bytes) -> int:
 
 def encrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> bytes:
     """Returns the frame with the ESP payload sealed; raises PacketDropped."""
-    _check_sa_matches_shim(sa, shim)
+    if (shim.op, shim.flags & _MODE_FLAGS) != sa.shim_signature:
+        _check_sa_matches_shim(sa, shim)
     _check_offsets(shim, frame, 0)
     esp = shim.esp_offset
     spi_bytes = _check_spi(sa, frame, esp)
     end = _protected_end_for_encrypt(shim, frame)
     payload = frame[esp + ESP_HEADER_BYTES : end]
     pad_length = -(len(payload) + 2) % 4
-    plaintext = payload + _PADDING[pad_length] + bytes((pad_length, shim.next_header))
+    plaintext = payload + _TRAILERS[pad_length * 256 + shim.next_header]
     sequence = sa.take_sequence()
     iv = sequence.to_bytes(ESP_IV_BYTES, "big")
     # ESN: the AAD carries the high half too (_aad); the header carries the low 32 bits.
     low = iv[4:]
     sealed = sa.aead.seal(iv, plaintext, spi_bytes + (iv if sa.config.esn else low))
-    esp_bytes = spi_bytes + low + iv + sealed
-    return _with_lengths(shim, frame, esp_bytes, esp + len(esp_bytes))
+    length = esp + ESP_HEADER_BYTES + ESP_IV_BYTES + len(sealed)
+    return _with_lengths(shim, frame, (spi_bytes, low, iv, sealed), length)
 
 
-def _with_lengths(shim: CryptoShim, frame: bytes, esp_bytes: bytes, frame_length: int) -> bytes:
-    """frame[:esp_offset] + `esp_bytes`, with the IP (and NAT-T UDP) lengths and checksums set
-    for the new `frame_length`; the headers are rebuilt once, not patched in a bytearray."""
+def _with_lengths(
+    shim: CryptoShim, frame: bytes, esp_pieces: tuple[bytes, ...], frame_length: int
+) -> bytes:
+    """frame[:esp_offset] ‖ `esp_pieces` with the IP (and NAT-T UDP) lengths and checksums set
+    for the new `frame_length`: the headers are rebuilt once and the frame joined once, not
+    patched in a bytearray and copied."""
     esp = shim.esp_offset
     udp = esp - UDP_HEADER if shim.flags & FLAG_NAT_T else None
-    prefix = headers_for_length(frame, shim.l3_offset, esp, udp, frame_length)
-    if prefix is not None:
-        return prefix + esp_bytes
+    pieces = header_pieces(frame, shim.l3_offset, esp, udp, frame_length)
+    if pieces is not None:
+        pieces.extend(esp_pieces)
+        return b"".join(pieces)
     out = bytearray(frame[:esp])  # IPv6 with NAT-T: the UDP checksum covers everything
-    out += esp_bytes
+    out += b"".join(esp_pieces)
     fix_lengths(out, shim.l3_offset, udp)
     return bytes(out)
 
 
 def decrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> tuple[bytes, int]:
     """Returns (frame with ESP opened, trailer next header); raises PacketDropped."""
-    _check_sa_matches_shim(sa, shim)
+    if (shim.op, shim.flags & _MODE_FLAGS) != sa.shim_signature:
+        _check_sa_matches_shim(sa, shim)
     icv_bytes = sa.config.suite.icv_bytes
     _check_offsets(shim, frame, ESP_IV_BYTES + 2 + icv_bytes)
     esp = shim.esp_offset
@@ -211,5 +219,5 @@ def decrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> tu
         raise PacketDropped(DropReason.DUMMY_PACKET, "next header 59: dummy packet discarded")
     if shim.tunnel_mode and next_header not in (IPPROTO_IPV4, IPPROTO_IPV6):
         raise _malformed(f"next header: {next_header}, tunnel mode needs 4 or 41")
-    esp_bytes = frame[esp : esp + ESP_HEADER_BYTES] + plaintext[:payload_end]
-    return _with_lengths(shim, frame, esp_bytes, esp + len(esp_bytes)), next_header
+    esp_pieces = (frame[esp : esp + ESP_HEADER_BYTES], plaintext[:payload_end])
+    return _with_lengths(shim, frame, esp_pieces, esp + ESP_HEADER_BYTES + payload_end), next_header

@@ -53,36 +53,35 @@ def ipv4_header_with_length(
     )
 
 
-def headers_for_length(
+def header_pieces(
     frame: bytes, l3_offset: int, prefix_end: int, udp_offset: int | None, frame_length: int
-) -> bytes | None:
-    """`frame[:prefix_end]` with the IP (and NAT-T UDP) lengths and checksums rewritten for a
-    frame of `frame_length` bytes, or None when a checksum depends on the rest of the frame
-    (the UDP checksum over IPv6): the caller then uses `fix_lengths` on the whole frame."""
+) -> list[bytes] | None:
+    """`frame[:prefix_end]` as pieces to join, with the IP (and NAT-T UDP) lengths and checksums
+    rewritten for a frame of `frame_length` bytes; None when a checksum depends on the rest of
+    the frame (the UDP checksum over IPv6): the caller then uses `fix_lengths` on the whole
+    frame. Pieces, so that the caller builds the new frame with a single join."""
     if frame[l3_offset] >> 4 == 4:
         header_end = l3_offset + (frame[l3_offset] & 0x0F) * 4
         ip = ipv4_header_with_length(frame, l3_offset, header_end, frame_length - l3_offset)
     elif udp_offset is None:
         header_end = l3_offset + _IPV6_HEADER
-        payload = frame_length - header_end
-        ip = (
-            frame[l3_offset : l3_offset + 4]
-            + payload.to_bytes(2, "big")
-            + frame[l3_offset + 6 : header_end]
-        )
+        return [
+            frame[: l3_offset + 4],
+            (frame_length - header_end).to_bytes(2, "big"),
+            frame[l3_offset + 6 : prefix_end],
+        ]
     else:
         return None
     if udp_offset is None:
-        return frame[:l3_offset] + ip + frame[header_end:prefix_end]
-    udp_length = frame_length - udp_offset
-    return (
-        frame[:l3_offset]
-        + ip
-        + frame[header_end : udp_offset + 4]
-        + udp_length.to_bytes(2, "big")
-        + b"\x00\x00"  # RFC 3948 §2.1: UDP checksum 0 over IPv4
-        + frame[udp_offset + 8 : prefix_end]
-    )
+        return [frame[:l3_offset], ip, frame[header_end:prefix_end]]
+    return [
+        frame[:l3_offset],
+        ip,
+        frame[header_end : udp_offset + 4],
+        (frame_length - udp_offset).to_bytes(2, "big"),
+        b"\x00\x00",  # RFC 3948 §2.1: UDP checksum 0 over IPv4
+        frame[udp_offset + 8 : prefix_end],
+    ]
 
 
 def ip_version(frame: bytes | bytearray, l3_offset: int) -> int:

@@ -8,20 +8,31 @@ worker process used (user + system, from /proc), so other load on the machine do
 it; the wall-clock rate is shown too. The baseline is N one-shot AESGCM calls on one core
 (`time.process_time`). The figure is ratio = worker per core / bare AEAD per core.
 
-Usage: .venv/bin/python bench/crypto/run.py [--packets N]   (or `make bench-crypto`)
-Prints a table, then one line `ratio_64=X ratio_1400=Y` (encrypt).
+Run as root (with iproute2), it then measures the same cases a second time with the worker on
+AF_PACKET, the BMv2 set-up: a veth pair in a network namespace it creates and deletes, the bench
+on one end, the worker on the other; that table's rows start with `af_packet`.
+
+Usage: .venv/bin/python bench/crypto/run.py [--packets N] [--no-afpacket]
+(or `make bench-crypto`). Prints the tables, then one line `ratio_64=X ratio_1400=Y` (encrypt,
+nanomsg port I/O).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import os
+import shutil
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +62,11 @@ SUITE = SUITE_BY_ENC_TYPE_NAME["_aes128gcm128"]
 CRYPTO_PORT = 64
 HEADER = struct.Struct("<iii")
 ETH_BYTES = 14
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23
+CLONE_NEWNET = 0x40000000
 OUTER_BYTES = 20
 
 
@@ -218,18 +234,125 @@ def echo_floor(packets: int, size: int) -> float:
             switch.socket.close()
 
 
-def run(packets: int) -> list[Result]:
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
+class VethSwitch:
+    """The switch's side of the crypto port on a veth (the BMv2 set-up): raw frames
+    `shim | Ethernet frame` on an AF_PACKET socket in the bench's network namespace. A veth
+    drops what the worker's socket buffer cannot hold, so at most WINDOW frames are in flight."""
+
+    WINDOW = 64
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.socket = sock
+
+    def pump(self, messages: list[bytes]) -> float:
+        window = threading.Semaphore(self.WINDOW)
+        received = 0
+        failure: list[BaseException] = []
+
+        def receive() -> None:
+            nonlocal received
+            buffer = bytearray(70000)
+            recvfrom_into = self.socket.recvfrom_into
+            try:
+                while received < len(messages):
+                    size, address = recvfrom_into(buffer)
+                    if address[2] != PACKET_OUTGOING and buffer[0] == 1:  # shim version 1
+                        received += 1
+                        window.release()
+            except BaseException as error:  # noqa: BLE001
+                failure.append(error)
+                window.release()
+
+        receiver = threading.Thread(target=receive)
+        start = time.perf_counter()
+        receiver.start()
+        send = self.socket.send
+        try:
+            for message in messages:
+                if not window.acquire(timeout=20) or failure:
+                    break
+                send(message)
+        finally:
+            receiver.join()
+        elapsed = time.perf_counter() - start
+        if failure or received < len(messages):
+            raise RuntimeError(f"only {received} of {len(messages)} answers on the veth") from (
+                failure[0] if failure else None)
+        return elapsed
+
+
+def _socket_in_namespace(namespace: str, interface: str) -> socket.socket:
+    """An AF_PACKET socket on `interface` in `namespace`, made in a thread that joins it."""
+    made: list[socket.socket] = []
+    failure: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(f"/var/run/netns/{namespace}") as handle:
+                if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns failed")
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            sock.bind((interface, ETH_P_ALL))
+            sock.settimeout(20)
+            made.append(sock)
+        except BaseException as error:  # noqa: BLE001 - re-raised below
+            failure.append(error)
+
+    thread = threading.Thread(target=make)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return made[0]
+
+
+def _ip(*command: str) -> None:
+    subprocess.run(["ip", *command], check=True, capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def _worker(io: str, tmp: str) -> Iterator[tuple[subprocess.Popen[bytes], Switch | VethSwitch]]:
+    """The worker as shipped, on the nanomsg port or (io="afpacket") on one end of a veth pair
+    in a network namespace this bench creates and deletes."""
+    sa_socket = f"{tmp}/sa.sock"
+    namespace = f"cwbench-{uuid.uuid4().hex[:8]}"
+    switch: Switch | VethSwitch
+    if io == "nanomsg":
         url = f"ipc://{tmp}/crypto-port.ipc"
-        sa_socket = f"{tmp}/sa.sock"
         switch = Switch(url)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "crypto_worker", "--sa-socket", sa_socket, "--nanomsg", url,
-             "--log-level", "WARNING"],
-            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-        )
-        channel = grpc.insecure_channel(f"unix:{sa_socket}")
+        command = [sys.executable, "-m", "crypto_worker", "--nanomsg", url]
+    else:
+        _ip("netns", "add", namespace)
+        _ip("-n", namespace, "link", "add", "cw-switch", "type", "veth", "peer", "name",
+            "cw-crypto")
+        for name in ("cw-switch", "cw-crypto"):
+            knob = f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"  # no ND/MLD frames on the wire
+            _ip("netns", "exec", namespace, "sh", "-c",
+                f"if [ -e {knob} ]; then echo 1 > {knob}; fi")
+            _ip("-n", namespace, "link", "set", name, "mtu", "9000", "up")
+        switch = VethSwitch(_socket_in_namespace(namespace, "cw-switch"))
+        command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "crypto_worker",
+                   "--interface", "cw-crypto"]
+    process = subprocess.Popen(
+        [*command, "--sa-socket", sa_socket, "--log-level", "WARNING"],
+        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    try:
+        yield process, switch
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        switch.socket.close()
+        if io == "afpacket":
+            subprocess.run(["ip", "netns", "del", namespace], check=False, timeout=30)
+
+
+def run(packets: int, io: str = "nanomsg") -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, _worker(io, tmp) as (process, switch):
+        channel = grpc.insecure_channel(f"unix:{tmp}/sa.sock")
         try:
             _wait_ready(channel, process)
             stub = pb_grpc.CryptoWorkerStub(channel)
@@ -264,27 +387,46 @@ def run(packets: int) -> list[Result]:
                                           aead_per_core=_bare_aead(size, packets, op == "decrypt")))
         finally:
             channel.close()
-            process.terminate()
-            process.wait(timeout=10)
-            switch.socket.close()
     return results
+
+
+def _print_table(results: list[Result], prefix: str = "") -> None:
+    print(f"{prefix}{'op':8} {'payload':>7} {'worker pps/core':>16} {'worker pps wall':>16} "
+          f"{'bare AEAD pps/core':>19} {'ratio':>6}")
+    for r in results:
+        print(f"{prefix}{r.op:8} {r.size:>7} {r.worker_per_core:>16,.0f} "
+              f"{r.worker_wall:>16,.0f} {r.aead_per_core:>19,.0f} {r.ratio:>6.3f}")
+
+
+def _afpacket_possible() -> str | None:
+    """Why the AF_PACKET mode cannot run here, or None when it can."""
+    if os.geteuid() != 0:
+        return "not root"
+    if shutil.which("ip") is None:
+        return "no `ip` command (iproute2)"
+    return None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=20000, help="packets per case")
+    parser.add_argument("--no-afpacket", action="store_true",
+                        help="skip the second I/O mode (AF_PACKET on a veth, root only)")
     args = parser.parse_args()
     results = run(args.packets)
     print(f"cipher {SUITE.label}, tunnel mode, {args.packets} packets per case, "
           f"nanomsg port I/O, batch 64")
-    print(f"{'op':8} {'payload':>7} {'worker pps/core':>16} {'worker pps wall':>16} "
-          f"{'bare AEAD pps/core':>19} {'ratio':>6}")
-    for r in results:
-        print(f"{r.op:8} {r.size:>7} {r.worker_per_core:>16,.0f} {r.worker_wall:>16,.0f} "
-              f"{r.aead_per_core:>19,.0f} {r.ratio:>6.3f}")
+    _print_table(results)
     for size in (64, 1400):
         print(f"port I/O floor (null worker, nn_echo.py), payload {size}: "
               f"{echo_floor(args.packets, size):,.0f} frames/s per core")
+    skip = "--no-afpacket" if args.no_afpacket else _afpacket_possible()
+    if skip is None:
+        print(f"AF_PACKET port I/O (BMv2 set-up: veth pair in a network namespace), "
+              f"{args.packets} packets per case, at most {VethSwitch.WINDOW} in flight, batch 64")
+        _print_table(run(args.packets, "afpacket"), prefix="af_packet ")
+    else:
+        print(f"AF_PACKET port I/O: not measured ({skip})")
     by_case = {(r.op, r.size): r.ratio for r in results}
     print(f"ratio_64={by_case[('encrypt', 64)]:.3f} ratio_1400={by_case[('encrypt', 1400)]:.3f}")
 
