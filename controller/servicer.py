@@ -8,7 +8,6 @@ numbers and types, so their bytes are the same (docs/api.md).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import uuid
@@ -37,14 +36,15 @@ wire_log = logging.getLogger("controller.wire")
 V1ALPHA1_SERVICE = pb.DESCRIPTOR.services_by_name["ipTunnelService"].full_name
 V2_SERVICE = pb_v2.DESCRIPTOR.services_by_name["IpTunnelService"].full_name
 MAX_STREAM_REQUESTS = 4096
-# Memory bounds for a createIpTunnel stream, which is buffered whole before it is applied: one
-# message at most MAX_REQUEST_BYTES (the server's max_receive_message_length; a decrypt tunnel
-# with every SA the device holds is ~180 KB), the whole stream at most MAX_STREAM_BYTES, and at
-# most MAX_BUFFERING_STREAMS streams buffered at once (the others wait, held back by gRPC flow
-# control) — so clients can make the server hold at most ~MAX_BUFFERING_STREAMS × 8 MiB.
+# Memory bounds for createIpTunnel streams, which are buffered whole before they are applied:
+# one message at most MAX_REQUEST_BYTES (the server's max_receive_message_length; a decrypt
+# tunnel with every SA the device holds is ~180 KB), one stream at most MAX_STREAM_BYTES, and all
+# streams being read at the same time at most MAX_BUFFERED_BYTES together. A stream that would
+# pass a bound is refused (RESOURCE_EXHAUSTED) instead of waiting, so clients that open streams
+# and never finish them cannot block the others — only fill the shared budget while they send.
 MAX_REQUEST_BYTES = 1 << 20
 MAX_STREAM_BYTES = 8 << 20
-MAX_BUFFERING_STREAMS = 4
+MAX_BUFFERED_BYTES = 32 << 20
 
 _R = TypeVar("_R")
 
@@ -140,11 +140,25 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     def __init__(self, service: TunnelService, *, log_wire: bool = False) -> None:
         self._service = service
         self._log_wire = log_wire
-        self._buffering = asyncio.Semaphore(MAX_BUFFERING_STREAMS)
+        self._buffered_bytes = 0  # bytes of createIpTunnel requests held by open streams
 
     def _wire(self, what: str, message: Any) -> None:
         if self._log_wire and wire_log.isEnabledFor(logging.DEBUG):
             wire_log.debug("%s: %s", what, redacted(message))
+
+    def _refusal(self, count: int, stream_bytes: int, size: int) -> str | None:
+        """Why the next request of a stream cannot be buffered, or None."""
+        if count == MAX_STREAM_REQUESTS:
+            return (f"a createIpTunnel stream carries at most {MAX_STREAM_REQUESTS} requests; "
+                    "nothing was applied")
+        if stream_bytes > MAX_STREAM_BYTES:
+            return (f"a createIpTunnel stream carries at most {MAX_STREAM_BYTES} bytes of "
+                    f"requests (request {count} passes it); nothing was applied")
+        if self._buffered_bytes + size > MAX_BUFFERED_BYTES:
+            return (f"the server is already reading {self._buffered_bytes} bytes of "
+                    f"createIpTunnel streams (at most {MAX_BUFFERED_BYTES}); nothing was "
+                    "applied, retry later")
+        return None
 
     @_unary
     async def Capabilities(self, request: pb.CapabilityRequest,
@@ -154,23 +168,21 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     @_unary
     async def createIpTunnel(self, request_iterator: AsyncIterable[pb.ipTunnelRequest],
                              context: grpc.aio.ServicerContext) -> pb.createIpTunnelResponses:
-        async with self._buffering:
-            requests: list[pb.ipTunnelRequest] = []
-            stream_bytes = 0
+        requests: list[pb.ipTunnelRequest] = []
+        stream_bytes = 0
+        try:
             async for request in request_iterator:
-                if len(requests) == MAX_STREAM_REQUESTS:
-                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                        f"a createIpTunnel stream carries at most "
-                                        f"{MAX_STREAM_REQUESTS} requests; nothing was applied")
-                stream_bytes += request.ByteSize()
-                if stream_bytes > MAX_STREAM_BYTES:
-                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                        f"a createIpTunnel stream carries at most "
-                                        f"{MAX_STREAM_BYTES} bytes of requests (request "
-                                        f"{len(requests)} passes it); nothing was applied")
+                size = request.ByteSize()
+                refusal = self._refusal(len(requests), stream_bytes + size, size)
+                if refusal is not None:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+                stream_bytes += size
+                self._buffered_bytes += size
                 self._wire("createIpTunnel request", request)
                 requests.append(request)
             result = await self._service.submit(requests)
+        finally:
+            self._buffered_bytes -= stream_bytes
         response = pb.createIpTunnelResponses(
             requestStatus=cast(pb.ADD_TUNNEL_STATUS, int(result.status)),
             errorStatus=result.error_bits)

@@ -6,8 +6,10 @@ Run just these tests: .venv/bin/python -m pytest tests/controller/test_controlle
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -90,6 +92,37 @@ async def test_a_stream_over_the_byte_budget_is_refused_and_applies_nothing(v1) 
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await v1.getIpTunnel(pb.tunnelId(tunnelId=1))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_streams_share_one_buffer_budget_and_an_idle_one_blocks_nobody(
+        v1, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("controller.servicer.MAX_BUFFERED_BYTES", 3 << 20)
+    big = MAX_REQUEST_BYTES - 1024
+    release = asyncio.Event()
+
+    async def held_open() -> AsyncIterator[pb.ipTunnelRequest]:
+        for index in range(2):  # ~2 MiB buffered, then the client just waits
+            yield _with_interface(10 + index, "7" * big)
+        await release.wait()
+
+    holder = asyncio.ensure_future(v1.createIpTunnel(held_open(), timeout=30))
+    small = await create(v1, geneve_encap(1))  # small streams pass beside it
+    assert small.requestStatus == pb._TUNNEL_ACCEPTED
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while True:  # poll until the held stream's bytes are in the budget
+        try:
+            await create(v1, _with_interface(20, "8" * big), _with_interface(21, "8" * big))
+        except grpc.aio.AioRpcError as error:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "the server is already reading" in (error.details() or "")
+            break
+        assert loop.time() < deadline, "the second big stream was never refused"
+    release.set()
+    held = await holder
+    assert held.requestStatus == pb._TUNNEL_REJECTED  # its requests were read and judged
+    again = await create(v1, _with_interface(22, "8" * big), _with_interface(23, "8" * big))
+    assert again.requestStatus == pb._TUNNEL_REJECTED  # the budget was given back
 
 
 # --- keys in logs -----------------------------------------------------------------------------
