@@ -133,10 +133,13 @@ class CryptoWorkerClient:
     """An async gRPC channel to ``unix:<socket>``; reconnects by itself (gRPC backoff)."""
 
     def __init__(self, socket_path: str) -> None:
-        try:
-            check_socket_directory(socket_path)
-        except WorkerUnavailable as error:  # at start-up: refuse to start (ValueError)
-            raise ValueError(f"--crypto-worker-socket: {error}") from None
+        # At start-up an unsafe directory stops the controller (ValueError); one that does not
+        # exist yet (the worker may create it later) is checked before every key instead.
+        if os.path.isdir(os.path.dirname(os.path.abspath(socket_path))):
+            try:
+                check_socket_directory(socket_path)
+            except WorkerUnavailable as error:
+                raise ValueError(f"--crypto-worker-socket: {error}") from None
         self.socket_path = socket_path
         self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}")
         self._stub = wpb_grpc.CryptoWorkerStub(self._channel)

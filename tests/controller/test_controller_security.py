@@ -234,6 +234,19 @@ async def test_a_worker_socket_in_a_directory_anyone_can_write_is_refused(
     await CryptoWorkerClient(str(shared / "worker.sock")).close()
 
 
+async def test_a_socket_directory_that_does_not_exist_yet_is_checked_at_the_first_key(
+        tmp_path: Path) -> None:
+    later = tmp_path / "later"
+    client = CryptoWorkerClient(str(later / "worker.sock"))  # the worker may create it later
+    try:
+        later.mkdir()
+        later.chmod(0o777)
+        with pytest.raises(WorkerUnavailable, match="writable by group or others"):
+            await client.add(_worker_sa())
+    finally:
+        await client.close()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a socket to another uid needs root")
 async def test_no_key_is_sent_to_a_socket_another_user_owns(tmp_path: Path) -> None:
     path = tmp_path / "worker.sock"
