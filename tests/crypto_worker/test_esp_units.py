@@ -7,6 +7,7 @@ Run just this file: .venv/bin/python -m pytest tests/crypto_worker/test_esp_unit
 from __future__ import annotations
 
 import pickle
+import random
 import struct
 
 import pytest
@@ -29,6 +30,7 @@ from scapy.packet import Raw
 
 from crypto_worker.ciphers import SUITE_BY_ENC_TYPE_NAME, SUITES
 from crypto_worker.drops import DropReason
+from crypto_worker.headers import ipv4_header_with_length
 from crypto_worker.replay import ReplayWindow
 from crypto_worker.sa import Direction, SaKeys
 from crypto_worker.secret import Secret
@@ -316,3 +318,34 @@ def test_validation_names_the_field_and_value() -> None:
         validate_sa(_request(sa_index=2048, mode=EspMode.TUNNEL))
     with pytest.raises(SaValidationError, match="^key: 31 bytes, AES-256-GCM/ICV8 needs 32"):
         validate_sa(_request(key=Secret(b"k" * 31), mode=EspMode.TUNNEL))
+
+
+def test_ipv4_header_rewrite_equals_a_full_checksum_over_the_new_header() -> None:
+    """The one-integer checksum shortcut against RFC 1071 word by word, for random headers with
+    options, a received checksum that is wrong, and lengths whose checksum comes out 0 or 0xFFFF
+    in the one's-complement sum."""
+    def rfc1071(header: bytes) -> int:
+        total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+        while total > 0xFFFF:
+            total = (total & 0xFFFF) + (total >> 16)
+        return ~total & 0xFFFF
+
+    rng = random.Random(7)
+    seen_checksums = set()
+    for case in range(3000):
+        ihl = 5 + case % 11
+        header = bytearray(rng.randbytes(ihl * 4))
+        header[0] = 0x40 | ihl
+        if case % 3 == 0:  # words chosen so the sum with the new length is 0xFFFF (checksum 0)
+            header[2:12] = bytes(10)
+            header[12:] = bytes(len(header) - 12)
+            header[4:6] = (0xFFFF - (0x4000 | ihl << 8) - 100).to_bytes(2, "big")
+        frame = b"\x02" * 14 + bytes(header) + b"payload"
+        new = ipv4_header_with_length(frame, 14, 14 + ihl * 4, 100)
+        expected = bytearray(header)
+        expected[2:4] = (100).to_bytes(2, "big")
+        expected[10:12] = b"\x00\x00"
+        expected[10:12] = rfc1071(bytes(expected)).to_bytes(2, "big")
+        assert new == bytes(expected), case
+        seen_checksums.add(int.from_bytes(new[10:12], "big"))
+    assert 0 in seen_checksums
