@@ -128,10 +128,11 @@ class TunnelStore:
         # Private like the store key: definitions hold no keys, but they describe the network.
         # SQLite creates the -wal and -shm files with the database file's mode.
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise PermissionError(f"{path} is accessible by group or others (mode {mode:o}); "
-                                  "run chmod 600")
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            mode = stat.S_IMODE(file.stat().st_mode) if file.exists() else 0
+            if mode & 0o077:
+                raise PermissionError(f"{file} is accessible by group or others (mode "
+                                      f"{mode:o}); run chmod 600")
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA journal_mode = WAL")

@@ -184,12 +184,15 @@ async def test_a_state_dir_others_can_write_is_refused(start_controller, state_d
         await start_controller()
 
 
-async def test_a_database_others_can_read_is_refused(start_controller, state_dir: Path) -> None:
+@pytest.mark.parametrize("name", ["tunnels.sqlite3", "tunnels.sqlite3-wal"])
+async def test_a_database_file_others_can_read_is_refused(start_controller, state_dir: Path,
+                                                          name: str) -> None:
     controller = await start_controller()
     await controller.stop(grace=None)
-    database = state_dir / "tunnels.sqlite3"
+    database = state_dir / name
+    database.touch()
     database.chmod(0o644)
-    with pytest.raises(PermissionError, match="tunnels.sqlite3 is accessible"):
+    with pytest.raises(PermissionError, match=f"{name} is accessible"):
         await start_controller()
 
 
