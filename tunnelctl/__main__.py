@@ -21,6 +21,7 @@ from tunnelctl.connection import (
     DEFAULT_STATE_DIR,
     GENERATED_CERT_NAME,
     ConnectionError_,
+    key_file_warning,
     open_channel,
     plaintext_warning,
     settings_from_args,
@@ -150,9 +151,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         client = None
         if needs_server(args):
             settings = settings_from_args(args)
-            warning = plaintext_warning(settings)
-            if warning is not None:
-                err.write(f"tunnelctl: {warning}\n")
+            for warning in (plaintext_warning(settings), key_file_warning(settings)):
+                if warning is not None:
+                    err.write(f"tunnelctl: {warning}\n")
             channel = open_channel(settings)
             client = TunnelClient(channel, timeout=args.timeout)
         return int(run_command(args, client, out, err))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ __all__ = [
     "ConnectionError_",
     "ConnectionSettings",
     "default_ca_path",
+    "key_file_warning",
     "open_channel",
     "plaintext_warning",
     "settings_from_args",
@@ -100,6 +102,21 @@ def plaintext_warning(settings: ConnectionSettings) -> str | None:
         pass
     return (f"warning: --insecure: requests to {settings.server}, SA keys included, travel "
             "unencrypted and the server is not authenticated")
+
+
+def key_file_warning(settings: ConnectionSettings) -> str | None:
+    """The warning for a ``--key`` (the client's TLS private key) that others can read: with
+    mutual TLS that key is what lets its holder change every tunnel."""
+    if not settings.key:
+        return None
+    try:
+        mode = stat.S_IMODE(os.stat(settings.key).st_mode)
+    except OSError:
+        return None  # open_channel reports the unreadable file
+    if not mode & 0o077:
+        return None
+    return (f"warning: client key {settings.key} is accessible by group or others "
+            f"(mode {mode:o}); chmod 600 it")
 
 
 def _read(path: Path, what: str, hint: str = "") -> bytes:

@@ -1,4 +1,5 @@
-"""``tunnelctl --insecure`` warns whenever plaintext would leave the machine.
+"""``tunnelctl --insecure`` warns whenever plaintext would leave the machine, and a client key
+others can read is warned about.
 
 Run just this file: .venv/bin/python -m pytest tests/tunnelctl/test_cli_plaintext.py -q
 """
@@ -6,6 +7,7 @@ Run just this file: .venv/bin/python -m pytest tests/tunnelctl/test_cli_plaintex
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +34,20 @@ def test_insecure_on_this_machine_is_not_warned(server: str) -> None:
     status, err = _run("--server", server, "--insecure", "--timeout", "0.3", "list")
     assert status == 3
     assert "warning" not in err and err.startswith("error: cannot reach the controller")
+
+
+def test_a_client_key_others_can_read_is_warned_about(tmp_path: Path) -> None:
+    files = {name: tmp_path / name for name in ("ca.pem", "client.pem", "client.key")}
+    for path in files.values():
+        path.write_text("not used: nothing listens\n")
+    argv = ["--server", "localhost:1", "--ca", str(files["ca.pem"]), "--cert",
+            str(files["client.pem"]), "--key", str(files["client.key"]), "--timeout", "0.3",
+            "list"]
+    files["client.key"].chmod(0o640)
+    status, err = _run(*argv)
+    assert status == 3
+    assert err.splitlines()[0] == (f"tunnelctl: warning: client key {files['client.key']} is "
+                                   "accessible by group or others (mode 640); chmod 600 it")
+    files["client.key"].chmod(0o600)
+    status, err = _run(*argv)
+    assert status == 3 and "warning" not in err
