@@ -9,7 +9,7 @@ import threading
 
 from crypto_worker.packet_loop import DEFAULT_BATCH
 from crypto_worker.ports.nanomsg import limit_nng_threads
-from crypto_worker.server import CRYPTO_PORT, Worker, WorkerSettings
+from crypto_worker.server import CRYPTO_PORT, SaSocketError, Worker, WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.nanomsg:
         limit_nng_threads()  # before the port opens nng's first socket
-    worker = Worker(settings)
+    try:
+        worker = Worker(settings)
+    except SaSocketError as error:
+        log.error("%s", error)
+        raise SystemExit(2) from None
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())

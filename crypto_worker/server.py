@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import stat
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -48,21 +50,71 @@ class WorkerSettings:
             )
 
 
+class SaSocketError(Exception):
+    """The SA service's socket path cannot be used safely (named in the message)."""
+
+
+def check_socket_directory(path: str) -> None:
+    """Refuse a socket directory other users could swap the socket in.
+
+    Keys arrive over this socket, so whoever can replace it can receive them: its directory must
+    belong to this user (or root) and not be writable by group or others, unless sticky (/tmp).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    info = os.stat(directory)
+    if info.st_uid not in (os.getuid(), 0):
+        raise SaSocketError(f"sa_socket: directory {directory!r} belongs to uid {info.st_uid}")
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise SaSocketError(
+            f"sa_socket: directory {directory!r} is writable by others "
+            f"(mode {stat.S_IMODE(info.st_mode):o}) and not sticky"
+        )
+
+
+def remove_stale_socket(path: str) -> None:
+    """Remove a socket a dead worker left behind; refuse anything else at ``path``.
+
+    A regular file, a directory or a socket some process still answers on is never deleted: it is
+    either a mistake in --sa-socket or another worker, and both deserve an error, not an unlink.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise SaSocketError(f"sa_socket: {path!r} exists and is not a socket; not removing it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        os.unlink(path)   # nobody listens: stale
+        return
+    except OSError as error:
+        raise SaSocketError(f"sa_socket: cannot probe {path!r}: {error.strerror}") from None
+    finally:
+        probe.close()
+    raise SaSocketError(f"sa_socket: {path!r} is in use by a running process")
+
+
 def create_server(settings: WorkerSettings, table: SaTable) -> grpc.Server:
     """The SA service bound to `unix:<sa_socket>` (not started); the socket is owner-only."""
-    if os.path.exists(settings.sa_socket):
-        os.unlink(settings.sa_socket)
+    check_socket_directory(settings.sa_socket)
+    remove_stale_socket(settings.sa_socket)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     worker_pb2_grpc.add_CryptoWorkerServicer_to_server(CryptoWorkerServicer(table), server)
     health_servicer = health.HealthServicer()
     health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # gRPC creates the socket file itself, so its mode comes from the umask; this runs before the
+    # worker starts any thread of its own. The chmod afterwards makes the mode certain either way.
     old_umask = os.umask(0o077)
     try:
         server.add_insecure_port(f"unix:{settings.sa_socket}")
     finally:
         os.umask(old_umask)
+    os.chmod(settings.sa_socket, 0o600)
     return server
 
 
@@ -80,6 +132,7 @@ class Worker:
         self.settings = settings
         self.table = SaTable()
         self._server = create_server(settings, self.table)
+        self._socket_inode = os.lstat(settings.sa_socket).st_ino
         self._port = open_port(settings)
         self._loop = PacketLoop(self._port, FrameProcessor(self.table), batch=settings.batch)
         self._stop = threading.Event()
@@ -97,5 +150,9 @@ class Worker:
         self._thread.join(timeout=5)
         self._server.stop(grace=1).wait()
         self._port.close()
-        if os.path.exists(self.settings.sa_socket):
-            os.unlink(self.settings.sa_socket)
+        # Remove the socket only if it is still ours (not one a newer worker bound meanwhile).
+        try:
+            if os.lstat(self.settings.sa_socket).st_ino == self._socket_inode:
+                os.unlink(self.settings.sa_socket)
+        except FileNotFoundError:
+            pass
