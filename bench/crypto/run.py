@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import shutil
 import socket
@@ -48,6 +47,7 @@ from scapy.packet import Raw
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.crypto.netns import socket_in_namespace  # noqa: E402
 from crypto_worker.ciphers import SUITE_BY_ENC_TYPE_NAME  # noqa: E402
 from crypto_worker.processor import FrameProcessor  # noqa: E402
 from crypto_worker.sa import Direction, EspMode, SaConfig, SaKeys  # noqa: E402
@@ -62,11 +62,7 @@ SUITE = SUITE_BY_ENC_TYPE_NAME["_aes128gcm128"]
 CRYPTO_PORT = 64
 HEADER = struct.Struct("<iii")
 ETH_BYTES = 14
-ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
-SOL_PACKET = 263
-PACKET_IGNORE_OUTGOING = 23
-CLONE_NEWNET = 0x40000000
 OUTER_BYTES = 20
 
 
@@ -281,33 +277,6 @@ class VethSwitch:
         return elapsed
 
 
-def _socket_in_namespace(namespace: str, interface: str) -> socket.socket:
-    """An AF_PACKET socket on `interface` in `namespace`, made in a thread that joins it."""
-    made: list[socket.socket] = []
-    failure: list[BaseException] = []
-
-    def make() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            with open(f"/var/run/netns/{namespace}") as handle:
-                if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns failed")
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            sock.bind((interface, ETH_P_ALL))
-            sock.settimeout(20)
-            made.append(sock)
-        except BaseException as error:  # noqa: BLE001 - re-raised below
-            failure.append(error)
-
-    thread = threading.Thread(target=make)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return made[0]
-
-
 def _ip(*command: str) -> None:
     subprocess.run(["ip", *command], check=True, capture_output=True, timeout=30)
 
@@ -332,7 +301,8 @@ def _worker(io: str, tmp: str) -> Iterator[tuple[subprocess.Popen[bytes], Switch
             _ip("netns", "exec", namespace, "sh", "-c",
                 f"if [ -e {knob} ]; then echo 1 > {knob}; fi")
             _ip("-n", namespace, "link", "set", name, "mtu", "9000", "up")
-        switch = VethSwitch(_socket_in_namespace(namespace, "cw-switch"))
+        switch = VethSwitch(socket_in_namespace(namespace, "cw-switch", ignore_outgoing=True,
+                                                timeout=20))
         command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "crypto_worker",
                    "--interface", "cw-crypto"]
     process = subprocess.Popen(

@@ -8,13 +8,11 @@ Needs root (CI runs as root); skipped otherwise. Run just this file:
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.ipsec import ESP
 from scapy.packet import Raw
 
+from bench.crypto.netns import socket_in_namespace
 from crypto_worker.ciphers import SUITE_BY_ENC_TYPE_NAME
 from crypto_worker.shim import SHIM_BYTES
 from tunneloffload.crypto.v1 import worker_pb2 as pb
@@ -36,8 +35,6 @@ from tunneloffload.crypto.v1 import worker_pb2_grpc as pb_grpc
 REPO = Path(__file__).resolve().parents[2]
 SUITE = SUITE_BY_ENC_TYPE_NAME["_aes256ccm128"]
 OUTER = IP(src="203.0.113.1", dst="203.0.113.2")
-CLONE_NEWNET = 0x40000000
-ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
@@ -45,31 +42,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a netw
 
 def _run(*command: str) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=30)
-
-
-def _socket_in_namespace(namespace: str, interface: str) -> socket.socket:
-    """An AF_PACKET socket on `interface` inside `namespace` (made in a thread that joins it)."""
-    made: list[socket.socket] = []
-    failure: list[BaseException] = []
-
-    def make() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            with open(f"/var/run/netns/{namespace}") as handle:
-                if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns failed")
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-            sock.bind((interface, ETH_P_ALL))
-            made.append(sock)
-        except BaseException as error:  # noqa: BLE001 - re-raised in the caller
-            failure.append(error)
-
-    thread = threading.Thread(target=make)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return made[0]
 
 
 @pytest.fixture
@@ -109,7 +81,7 @@ def veth_worker(tmp_path: Path) -> Iterator[tuple[socket.socket, pb_grpc.CryptoW
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        switch_side = _socket_in_namespace(namespace, "cw-switch")
+        switch_side = socket_in_namespace(namespace, "cw-switch")
         yield switch_side, pb_grpc.CryptoWorkerStub(channel)
     finally:
         if channel is not None:
