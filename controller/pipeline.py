@@ -241,7 +241,10 @@ class Pipeline:
             else:
                 others += 1
         max_index = self.sizes.max_tunnels + 1
-        score = ((chained * 1024 + prefix_bits) * 32 + min(others, 31))
+        # P4Runtime priorities are int32: at 65,536 tunnels the score gets 15 bits. Prefix bits
+        # are at most 512 (< 1024) and a match has at most 12 other fields (< 16), so no order
+        # is lost.
+        score = ((chained * 1024 + prefix_bits) * 16 + min(others, 15))
         return score * max_index + (max_index - tunnel_index)
 
     def _match(self, match: Match, tunnel_indexes: dict[int, int]) -> dict[str, object]:

@@ -15,8 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controller.capabilities import (
-    DEFAULT_CAPABILITIES,
     Capabilities,
+    capabilities_for_p4info,
     capabilities_for_pipeline,
 )
 from controller.crypto_client import CryptoWorkerClient, worker_ciphers
@@ -103,7 +103,7 @@ def _bind_address(listen: str) -> str:
 
 
 async def create_server(settings: Settings, *, dataplane: DataPlane | None = None,
-                        capabilities: Capabilities = DEFAULT_CAPABILITIES) -> ControllerServer:
+                        capabilities: Capabilities | None = None) -> ControllerServer:
     """Open the state, build the services and bind the port (nothing is served until start)."""
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_state_dir(settings.state_dir)
@@ -112,6 +112,8 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     try:
         if dataplane is None:
             dataplane, capabilities = _build_dataplane(settings, store, capabilities)
+        elif capabilities is None:
+            capabilities = Capabilities()  # the checked-in P4Info's sizes
     except BaseException:
         store.close()
         raise
@@ -181,10 +183,10 @@ def check_state_dir(state_dir: Path) -> None:
 
 
 def _build_dataplane(settings: Settings, store: TunnelStore,
-                     capabilities: Capabilities) -> tuple[DataPlane, Capabilities]:
+                     capabilities: Capabilities | None) -> tuple[DataPlane, Capabilities]:
     """The data plane the settings ask for, and the Capabilities it supports."""
     if settings.data_plane == "detached":
-        return DetachedDataPlane(), capabilities
+        return DetachedDataPlane(), capabilities or capabilities_for_p4info(settings.p4info)
     pipeline = Pipeline.load(settings.p4info)
     routes = load_routes(settings.routes) if settings.routes is not None else []
     device_config = (settings.p4_device_config.read_bytes()

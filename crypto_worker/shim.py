@@ -13,6 +13,8 @@ from typing import NamedTuple
 SHIM_VERSION = 1
 SHIM_BYTES = 16
 _SHIM = struct.Struct("!BBBBHHBBBBHH")
+# The largest SA index the shim can name: sa_index is its 16-bit field after next_action.
+MAX_SA_INDEX = (1 << 16) - 1
 _NEXT_HEADER_OFFSET = 9
 
 

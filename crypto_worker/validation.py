@@ -11,8 +11,12 @@ from crypto_worker.ciphers import CipherSuite
 from crypto_worker.replay import DEFAULT_WINDOW, MAX_WINDOW
 from crypto_worker.sa import Direction, EspMode, SaConfig, SaKeys
 from crypto_worker.secret import Secret
+from crypto_worker.shim import MAX_SA_INDEX as SHIM_MAX_SA_INDEX
 
-MAX_SA_INDEX = 2047  # docs/dataplane.md: MAX_SAS = 2048, indices 1 … 2047
+# The worker holds any SA its shim can name; how many the switch holds (decrypt_sas, MAX_SAS in
+# p4src/include/sizes.p4) is the controller's check, read from the P4Info, so no P4 size is
+# repeated here.
+MAX_SA_INDEX = SHIM_MAX_SA_INDEX
 
 
 class SaValidationError(ValueError):

@@ -14,6 +14,7 @@ table size. A failed write raises an `EntryError` and leaves the state exactly a
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -257,19 +258,54 @@ class MeterState:
             raise NotFoundError(f"meter {self.name!r}: index {index} outside 0..{self.size - 1}")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Compiled:
-    """An entry reduced to (value, mask) per key position, or (low, high) for ranges."""
+    """An entry reduced to what a lookup tests: its rank (smaller wins), the masked key it
+    hashes under in its mask group, and its range tests (position, low, high)."""
 
     entry: TableEntry
-    tests: tuple[tuple[int, int, int, bool], ...]  # (position, a, b, is_range)
     rank: tuple[int, int]
+    ranges: tuple[tuple[int, int, int], ...]
+    signature: tuple[object, ...]
+    masked: tuple[int, ...]
+
+
+class _MaskGroup:
+    """The entries of one table that share a mask per key position (and the same range fields).
+
+    Their masked keys hash into `buckets`, each bucket sorted best first, so a lookup costs one
+    dict probe per group however many entries the group holds. `best` is the best rank in the
+    group; it is recomputed lazily after the best entry leaves (a batch of deletes costs one
+    recomputation, not one per delete).
+    """
+
+    __slots__ = ("hashed", "buckets", "best", "count")
+
+    def __init__(self, hashed: tuple[tuple[int, int], ...]) -> None:
+        self.hashed = hashed  # (position, mask) of every key position the group matches on
+        self.buckets: dict[tuple[int, ...], list[_Compiled]] = {}
+        self.best: tuple[int, int] | None = None  # None: unknown (recompute) or empty
+        self.count = 0
+
+    def masked(self, values: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple([values[pos] & mask for pos, mask in self.hashed])
+
+    def best_rank(self) -> tuple[int, int]:
+        if self.best is None:
+            self.best = min(bucket[0].rank for bucket in self.buckets.values())
+        return self.best
 
 
 class TableState:
     """Entries of one table plus its default action.
 
     `lookup` is what the compiled program calls per packet; everything else is control plane.
+    Indexes are maintained per insert/modify/delete, never rebuilt from all entries: exact-only
+    tables keep one dict from key to entry; every other table keeps its entries in mask groups
+    (see `_MaskGroup`) visited in order of their best rank, stopping as soon as no remaining
+    group can beat the entry already found. A lookup costs one probe per distinct mask shape,
+    independent of the number of entries, and is exactly the linear scan's answer: larger
+    priority first, then longer prefix, then the older entry.
     """
 
     def __init__(
@@ -299,20 +335,14 @@ class TableState:
         self._initial_default = default_action
         self.default_action = default_action
         self._position = {k.field_id: i for i, k in enumerate(keys)}
+        self._full = tuple((1 << k.bitwidth) - 1 for k in keys)
         self._exact_only = all(k.match_kind == "exact" for k in keys)
-        lpm_positions = [i for i, k in enumerate(keys) if k.match_kind == "lpm"]
-        # one lpm key, the rest exact: a dict per prefix length, longest first
-        self._lpm_position = (
-            lpm_positions[0]
-            if len(lpm_positions) == 1
-            and all(k.match_kind in ("exact", "lpm") for k in keys)
-            else None
-        )
-        self._lpm_index: list[tuple[int, int, dict[tuple[int, ...], TableEntry]]] = []
         self._const_entries = const_entries
         self._entries: dict[EntryKey, TableEntry] = {}
         self._exact_index: dict[tuple[int, ...], TableEntry] = {}
-        self._sorted: list[_Compiled] | None = None
+        self._compiled: dict[EntryKey, _Compiled] = {}
+        self._groups: dict[tuple[object, ...], _MaskGroup] = {}
+        self._ordered: list[_MaskGroup] | None = None  # groups by best rank; None: re-sort
         self._seq = 0
         self._order: dict[EntryKey, int] = {}
         self.reset()
@@ -337,25 +367,29 @@ class TableState:
         key = entry.key
         if key not in self._entries:
             raise NotFoundError(f"table {self.name!r}: no such entry")
+        self._unindex(key)
         self._entries[key] = entry
-        self._reindex()
+        self._index(entry)
 
     def delete(self, key: EntryKey) -> None:
         """Remove the entry with this key (see `TableEntry.key`)."""
         self._check_not_const()
         if key not in self._entries:
             raise NotFoundError(f"table {self.name!r}: no such entry")
+        self._unindex(key)
         del self._entries[key]
         self._order.pop(key, None)
         if self.direct_counter is not None:
             self.direct_counter._forget(key)
         if self.direct_meter is not None:
             self.direct_meter._forget(key)
-        self._reindex()
 
     def entries(self) -> Iterable[TableEntry]:
         """All entries, in insertion order."""
         return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, key: EntryKey) -> TableEntry | None:
         """The entry with this key, if any."""
@@ -376,6 +410,10 @@ class TableState:
         """Only the program's const entries and default action remain."""
         self._entries.clear()
         self._order.clear()
+        self._exact_index.clear()
+        self._compiled.clear()
+        self._groups.clear()
+        self._ordered = None
         self.default_action = self._initial_default
         if self.direct_counter is not None:
             self.direct_counter.reset()
@@ -390,28 +428,27 @@ class TableState:
         """The matching entry of highest precedence, or None on a miss."""
         if self._exact_only:
             return self._exact_index.get(values)
-        pos = self._lpm_position
-        if pos is not None:
-            for _plen, mask, index in self._lpm_index:
-                masked = list(values)
-                masked[pos] &= mask
-                found = index.get(tuple(masked))
-                if found is not None:
-                    return found
-            return None
-        if self._sorted is None:
-            self._sorted = sorted(self._compile_all(), key=lambda c: c.rank)
-        for compiled in self._sorted:
-            for pos, a, b, is_range in compiled.tests:
-                v = values[pos]
-                if is_range:
-                    if v < a or v > b:
-                        break
-                elif v & b != a:
+        ordered = self._ordered
+        if ordered is None:
+            ordered = self._ordered = sorted(self._groups.values(),
+                                             key=_MaskGroup.best_rank)
+        found: _Compiled | None = None
+        for group in ordered:
+            if found is not None and group.best_rank() >= found.rank:
+                break  # groups are sorted: none further on can win
+            bucket = group.buckets.get(group.masked(values))
+            if bucket is None:
+                continue
+            for compiled in bucket:
+                if found is not None and compiled.rank >= found.rank:
                     break
-            else:
-                return compiled.entry
-        return None
+                for pos, low, high in compiled.ranges:
+                    if not low <= values[pos] <= high:
+                        break
+                else:
+                    found = compiled
+                    break
+        return found.entry if found is not None else None
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -420,62 +457,78 @@ class TableState:
         self._entries[key] = entry
         self._seq += 1
         self._order[key] = self._seq
-        self._reindex()
+        self._index(entry)
 
-    def _reindex(self) -> None:
-        self._sorted = None
-        pos = self._lpm_position
-        if pos is not None:
-            width = self.keys[pos].bitwidth
-            full = (1 << width) - 1
-            by_length: dict[int, dict[tuple[int, ...], TableEntry]] = {}
-            for entry in self._entries.values():
-                values = [0] * len(self.keys)
-                plen = 0  # an omitted lpm field is a /0 wildcard
-                for m in entry.matches:
-                    i = self._position[m.field_id]
-                    values[i] = m.value
-                    if i == pos:
-                        plen = m.prefix_len if m.prefix_len is not None else width
-                mask = full ^ ((1 << (width - plen)) - 1)
-                values[pos] &= mask
-                by_length.setdefault(plen, {})[tuple(values)] = entry
-            self._lpm_index = sorted(
-                ((plen, full ^ ((1 << (width - plen)) - 1), index)
-                 for plen, index in by_length.items()),
-                key=lambda item: -item[0])
+    def _index(self, entry: TableEntry) -> None:
+        """Add one entry to the lookup indexes."""
+        width_keys = self.keys
         if self._exact_only:
-            index: dict[tuple[int, ...], TableEntry] = {}
-            for entry in self._entries.values():
-                values = [0] * len(self.keys)
-                for m in entry.matches:
-                    values[self._position[m.field_id]] = m.value
-                index[tuple(values)] = entry
-            self._exact_index = index
-
-    def _compile_all(self) -> Iterator[_Compiled]:
-        for key, entry in self._entries.items():
-            tests = []
-            prefix = 0
+            values = [0] * len(width_keys)
             for m in entry.matches:
-                pos = self._position[m.field_id]
-                width = self.keys[pos].bitwidth
-                full = (1 << width) - 1
-                if m.kind == "range":
-                    tests.append((pos, m.value, m.high if m.high is not None else full, True))
-                    continue
-                if m.kind == "ternary":
-                    mask = m.mask if m.mask is not None else full
-                elif m.kind == "lpm":
-                    plen = m.prefix_len if m.prefix_len is not None else width
-                    prefix += plen
-                    mask = full ^ ((1 << (width - plen)) - 1)
-                else:
-                    mask = full
-                tests.append((pos, m.value & mask, mask, False))
-            # larger priority first, then longer prefix, then older entry
-            rank = (-(entry.priority * (1 << 16) + prefix), self._order.get(key, 0))
-            yield _Compiled(entry=entry, tests=tuple(tests), rank=rank)
+                values[self._position[m.field_id]] = m.value
+            self._exact_index[tuple(values)] = entry
+            return
+        masks = [0] * len(width_keys)
+        values = [0] * len(width_keys)
+        ranges = []
+        prefix = 0
+        for m in entry.matches:
+            pos = self._position[m.field_id]
+            width = width_keys[pos].bitwidth
+            full = self._full[pos]
+            if m.kind == "range":
+                ranges.append((pos, m.value, m.high if m.high is not None else full))
+                continue
+            if m.kind == "ternary":
+                mask = m.mask if m.mask is not None else full
+            elif m.kind == "lpm":
+                plen = m.prefix_len if m.prefix_len is not None else width
+                prefix += plen
+                mask = full ^ ((1 << (width - plen)) - 1)
+            else:
+                mask = full
+            masks[pos] = mask
+            values[pos] = m.value & mask
+        hashed = tuple((pos, mask) for pos, mask in enumerate(masks) if mask)
+        signature = (hashed, tuple(pos for pos, _, _ in ranges))
+        masked = tuple([values[pos] for pos, _ in hashed])
+        # larger priority first, then longer prefix, then older entry
+        rank = (-(entry.priority * (1 << 16) + prefix), self._order.get(entry.key, 0))
+        compiled = _Compiled(entry=entry, rank=rank, ranges=tuple(ranges),
+                             signature=signature, masked=masked)
+        group = self._groups.get(signature)
+        if group is None:
+            group = self._groups[signature] = _MaskGroup(hashed)
+            self._ordered = None
+        bisect.insort(group.buckets.setdefault(masked, []), compiled, key=_rank)
+        group.count += 1
+        if group.count == 1 or (group.best is not None and rank < group.best):
+            group.best = rank
+            self._ordered = None
+        self._compiled[entry.key] = compiled
+
+    def _unindex(self, key: EntryKey) -> None:
+        """Remove one entry from the lookup indexes."""
+        entry = self._entries[key]
+        if self._exact_only:
+            values = [0] * len(self.keys)
+            for m in entry.matches:
+                values[self._position[m.field_id]] = m.value
+            self._exact_index.pop(tuple(values), None)
+            return
+        compiled = self._compiled.pop(key)
+        group = self._groups[compiled.signature]
+        bucket = group.buckets[compiled.masked]
+        bucket.remove(compiled)
+        if not bucket:
+            del group.buckets[compiled.masked]
+        group.count -= 1
+        if group.count == 0:
+            del self._groups[compiled.signature]
+            self._ordered = None
+        elif group.best == compiled.rank:
+            group.best = None  # recomputed at the next lookup
+            self._ordered = None
 
     def _check_not_const(self) -> None:
         if self.is_const:
@@ -527,6 +580,10 @@ class TableState:
                 f"action {spec.name!r}: takes {len(spec.param_bitwidths)} arguments, "
                 f"got {len(call.args)}"
             )
+
+
+def _rank(compiled: _Compiled) -> tuple[int, int]:
+    return compiled.rank
 
 
 @dataclass(frozen=True, kw_only=True)

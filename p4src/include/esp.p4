@@ -173,7 +173,8 @@ control CryptoReturn(inout headers_t hdr,
         // The shim's tunnel index indexes the per-tunnel counters: a frame naming no tunnel
         // (0, or past MAX_TUNNELS) is refused before it can index them (BMv2 built with NDEBUG
         // does not bounds-check counter indices). It is counted as a bad return, on no tunnel.
-        if (hdr.crypto_shim.tunnel_index == 0 || hdr.crypto_shim.tunnel_index >= MAX_TUNNELS) {
+        if (hdr.crypto_shim.tunnel_index == 0
+                || ((bit<32>) hdr.crypto_shim.tunnel_index) >= MAX_TUNNELS) {
             meta.tunnel_index = 0;
             meta.drop_reason = DROP_BAD_CRYPTO_RETURN;
             return;

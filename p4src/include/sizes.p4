@@ -9,9 +9,12 @@
 #define TUNNEL_OFFLOAD_SIZES_P4
 
 // Tunnel indices 1 .. MAX_TUNNELS-1; 0 means "no previous tunnel". Sizes the per-tunnel counters.
-#define MAX_TUNNELS 1024
+// 65,536 is the most a 16-bit tunnel_index_t can number (defines.p4, the crypto shim).
+#define MAX_TUNNELS 65536
 // Crypto-worker SA indices 1 .. MAX_SAS-1; 0 means none. Sizes the decrypt SA table.
-#define MAX_SAS 2048
+// Bounded by the 16-bit sa_index_t the crypto shim carries: more SAs need a wider shim field
+// (a wire change of the crypto port, docs/dataplane.md).
+#define MAX_SAS 65536
 // Geneve options per encapsulated packet, and data bytes per option (option length <= 4 words).
 #define MAX_GENEVE_OPTIONS 4
 #define MAX_GENEVE_OPTION_DATA 16
@@ -25,7 +28,8 @@
 #define MAX_PASSES 8
 
 // Table sizes.
-#define TUNNEL_RULES_SIZE 4096
+// Rules: one per tunnel, and one per SPI of an IPsec-decrypt tunnel (two during a rekey).
+#define TUNNEL_RULES_SIZE 131072
 #define DECRYPT_SAS_SIZE MAX_SAS
 #define ROUTES_V4_SIZE 1024
 #define ROUTES_V6_SIZE 1024
@@ -34,7 +38,7 @@
 // tunnel owns FRAME_LENGTH_BITS cells; frames are shorter than 2^16 bytes. TUNNEL_BYTE_CELLS is
 // MAX_TUNNELS * FRAME_LENGTH_BITS (the controller checks it in the P4Info).
 #define FRAME_LENGTH_BITS 16
-#define TUNNEL_BYTE_CELLS 16384
+#define TUNNEL_BYTE_CELLS 1048576
 
 // Counter array sizes for the reason codes defined in defines.p4.
 #define DROP_REASON_COUNT 16

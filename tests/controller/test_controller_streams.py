@@ -168,17 +168,33 @@ async def test_dataplane_gets_full_before_and_after(start_controller) -> None:
     assert removal.before == remove.after
 
 
-async def test_real_capacity_of_1023_tunnels(v1) -> None:
-    requests = [geneve_encap(0, vni=i + 1, match=match_ipv4(source=f"10.{i // 256}.{i % 256}.0",
-                                                             prefix=24))
-                for i in range(1024)]
-    over = await create(v1, *requests)
-    assert over.requestStatus == pb._TUNNEL_TABLE_FULL
-    assert await _ids(v1) == []
-    exact = await create(v1, *requests[:1023])
-    assert (exact.requestStatus, exact.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
-    assert (await create(v1, geneve_encap(5000))).requestStatus == pb._TUNNEL_TABLE_FULL
-    assert len(await _ids(v1)) == 1023
+async def test_detached_capacity_is_the_p4info_size(start_controller, tmp_path) -> None:
+    """The detached controller reports, and enforces, the tunnel count of the P4Info it is
+    given (no size typed in Python): a P4Info whose tunnel counters hold 1,024 cells admits
+    exactly 1,023 tunnels; the checked-in P4Info gives 65,535 (the API does not report it)."""
+    from controller.capabilities import capabilities_for_p4info
+    from controller.settings import DEFAULT_P4INFO
+
+    default = capabilities_for_p4info(DEFAULT_P4INFO)
+    assert (default.max_tunnels, default.max_sas) == (65535, 65535)
+    small = tmp_path / "small.p4info.txtpb"
+    text = DEFAULT_P4INFO.read_text()
+    small.write_text(text.replace("size: 65536\n", "size: 1024\n")
+                     .replace("size: 1048576\n", "size: 16384\n"))
+    controller = await start_controller(p4info=small)
+    async with tls_channel(controller) as channel:
+        await wait_serving(channel)
+        v1 = pb_grpc.ipTunnelServiceStub(channel)
+        requests = [geneve_encap(0, vni=i + 1,
+                                 match=match_ipv4(source=f"10.{i // 256}.{i % 256}.0", prefix=24))
+                    for i in range(1024)]
+        over = await create(v1, *requests)
+        assert over.requestStatus == pb._TUNNEL_TABLE_FULL
+        assert await _ids(v1) == []
+        exact = await create(v1, *requests[:1023])
+        assert (exact.requestStatus, exact.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
+        assert (await create(v1, geneve_encap(5000))).requestStatus == pb._TUNNEL_TABLE_FULL
+        assert len(await _ids(v1)) == 1023
 
 
 class _BrokenDataPlane(RecordingDataPlane):

@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_sizes_and_capabilities_come_from_the_p4info() -> None:
     sizes = Pipeline.load(P4INFO).sizes
-    assert (sizes.max_tunnels, sizes.max_sas) == (1023, 2047)
+    assert (sizes.max_tunnels, sizes.max_sas) == (65535, 65535)
     assert (sizes.max_geneve_options, sizes.max_geneve_option_data, sizes.max_passes) == (
         4, 16, 8)
-    assert sizes.tunnel_rules == 4096
+    assert sizes.tunnel_rules == 131072
     caps = capabilities_for_pipeline(sizes, ciphers=worker_ciphers())
     assert caps.ciphers == frozenset(Cipher) and caps.tunnel_modes == frozenset(TunnelMode)
     assert capabilities_for_pipeline(sizes, ciphers=frozenset()).tunnel_modes == frozenset()
@@ -52,8 +52,8 @@ def test_sizes_and_capabilities_come_from_the_p4info() -> None:
     ('name: "TunnelIngress.counters.tunnel_out_bytes.length_bits"',
      'name: "TunnelIngress.counters.tunnel_out_bytes.bits"',
      "no counter 'TunnelIngress.counters.tunnel_out_bytes.length_bits'; did you mean"),
-    ('  size: 16384\n', '  size: 16000\n', "has 16000 cells; the byte totals of 1024 tunnels "
-     "need 1024 × 16"),
+    ('  size: 1048576\n', '  size: 16000\n', "has 16000 cells; the byte totals of 65536 "
+     "tunnels need 65536 × 16"),
 ])
 def test_p4info_drift_is_a_clear_start_up_error(tmp_path: Path, old: str, new: str,
                                                 message: str) -> None:

@@ -314,8 +314,8 @@ def test_validation_names_the_field_and_value() -> None:
     assert validate_sa(_request(mode=EspMode.TUNNEL))[0].replay_window == 64
     with pytest.raises(SaValidationError, match="^mode: unspecified"):
         validate_sa(_request())
-    with pytest.raises(SaValidationError, match="^sa_index: 2048, must be 1 … 2047"):
-        validate_sa(_request(sa_index=2048, mode=EspMode.TUNNEL))
+    with pytest.raises(SaValidationError, match="^sa_index: 65536, must be 1 … 65535"):
+        validate_sa(_request(sa_index=65536, mode=EspMode.TUNNEL))
     with pytest.raises(SaValidationError, match="^key: 31 bytes, AES-256-GCM/ICV8 needs 32"):
         validate_sa(_request(key=Secret(b"k" * 31), mode=EspMode.TUNNEL))
 
