@@ -131,6 +131,12 @@ class CounterState:
         """Indices whose cells were ever touched (direct counters: live entry keys)."""
         return iter(list(self._cells))
 
+    @property
+    def cells(self) -> dict[object, list[int]]:
+        """The touched cells, index -> [packets, bytes]: for bulk readers holding the switch
+        lock (p4sim.p4runtime.counter_wire); never modify it."""
+        return self._cells
+
     def _forget(self, index: object) -> None:
         self._cells.pop(index, None)
 

@@ -101,8 +101,8 @@ def decode_matches(table: TableInfo, fields: object) -> tuple[FieldMatch, ...]:
                 f"got a {given} match"
             )
         out.append(_decode_one(table, info.name, info.id, info.bitwidth, given, field))
-    for info in table.match_fields:
-        if info.match_kind == "exact" and info.id not in seen:
+    for info in table.exact_fields:
+        if info.id not in seen:
             raise invalid(f"table {table.name!r}: exact field {info.name!r} is missing")
     return tuple(out)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from p4sim.p4runtime.codec import encode_uint
+from p4sim.p4runtime.counter_wire import counter_entities, entity_element
 from p4sim.p4runtime.entities import (
     check_priority,
     decode_matches,
@@ -71,6 +72,20 @@ class EntityReader:
                 raise invalid(f"{kind}: p4sim has no such object")
         else:
             raise unimplemented(f"reading {kind} is not supported by p4sim")
+
+    def read_elements(self, entity: p4r.Entity) -> Iterator[bytes]:
+        """As `read`, each entity already encoded as a ``ReadResponse.entities`` element;
+        indexed counters go cell by cell straight to bytes (counter_wire)."""
+        if entity.WhichOneof("entity") != "counter_entry":
+            for found in self.read(entity):
+                yield entity_element(found)
+            return
+        query = entity.counter_entry
+        infos = ([self._schema.counter(query.counter_id)] if query.counter_id
+                 else list(self._schema.counters.values()))
+        for info in infos:
+            indices = self._indices(query, info.size, f"counter {info.name!r}")
+            yield from counter_entities(self._state.counters[info.id], info.unit, indices)
 
     # -- tables ----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from p4sim.p4runtime.errors import invalid
 from p4sim.p4runtime.proto import p4i
@@ -50,10 +51,16 @@ class TableInfo:
         return any(f.match_kind in PRIORITY_KINDS for f in self.match_fields)
 
     def field(self, field_id: int) -> FieldInfo | None:
-        for info in self.match_fields:
-            if info.id == field_id:
-                return info
-        return None
+        return self._fields_by_id.get(field_id)
+
+    @cached_property
+    def _fields_by_id(self) -> dict[int, FieldInfo]:
+        return {info.id: info for info in self.match_fields}
+
+    @cached_property
+    def exact_fields(self) -> tuple[FieldInfo, ...]:
+        """The fields every entry must give (exact match kind)."""
+        return tuple(info for info in self.match_fields if info.match_kind == "exact")
 
 
 @dataclass(frozen=True, kw_only=True)

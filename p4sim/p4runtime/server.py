@@ -21,6 +21,7 @@ import grpc
 from google.protobuf import any_pb2
 
 from p4sim.p4runtime.arbitration import Arbiter, Controller, Notifications, election_id_of
+from p4sim.p4runtime.counter_wire import responses
 from p4sim.p4runtime.device import Device, Running
 from p4sim.p4runtime.errors import P4RuntimeError
 from p4sim.p4runtime.packet_io import packet_in_message, packet_out_metadata
@@ -31,7 +32,7 @@ from p4sim.p4runtime.writer import BatchWriter
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-READ_CHUNK = 256  # entities per ReadResponse
+READ_CHUNK_BYTES = 256 * 1024  # about this much per ReadResponse (clients accept 4 MiB)
 _END = object()
 _SET = p4r.SetForwardingPipelineConfigRequest
 _GET = p4r.GetForwardingPipelineConfigRequest
@@ -119,19 +120,19 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         return p4r.WriteResponse()
 
     def Read(self, request, context):  # noqa: N802
-        found = _guarded(context, lambda: self._read(request))
-        for start in range(0, max(len(found), 1), READ_CHUNK):
-            yield p4r.ReadResponse(entities=found[start:start + READ_CHUNK])
+        for blob in _guarded(context, lambda: self._read(request)):
+            yield p4r.ReadResponse.FromString(blob)
 
-    def _read(self, request: p4r.ReadRequest) -> list[p4r.Entity]:
+    def _read(self, request: p4r.ReadRequest) -> list[bytes]:
+        """The serialized ReadResponses: one snapshot under the switch lock, encoded without
+        a message object per counter cell (counter_wire)."""
         self._check_device(request.device_id)
         target = self._control()
         reader = EntityReader(target.pipeline.schema, target.switch.state, target.metadata)
-        found: list[p4r.Entity] = []
         with target.switch.lock:
-            for entity in request.entities:
-                found.extend(reader.read(entity))
-        return found
+            elements = (element for entity in request.entities
+                        for element in reader.read_elements(entity))
+            return list(responses(elements, READ_CHUNK_BYTES))
 
     # -- stream ----------------------------------------------------------------------------
 
