@@ -45,6 +45,12 @@ from typing import Any, Protocol
 import finsy as fy
 
 from controller.allocation import Allocation, IndexExhausted, allocate
+from controller.counter_poller import (
+    DEFAULT_MAX_AGE,
+    CounterArrayReader,
+    CounterPoller,
+    CounterReadFailed,
+)
 from controller.crypto_client import (
     CryptoWorkerClient,
     WorkerError,
@@ -63,12 +69,11 @@ from controller.p4rt.connection import (
     modify,
 )
 from controller.pipeline import (
-    TUNNEL_BYTES,
-    TUNNEL_COUNTERS,
     TUNNEL_DROP_IN,
     TUNNEL_DROP_OUT,
     TUNNEL_IN,
     TUNNEL_OUT,
+    CellCounts,
     Pipeline,
     Route,
 )
@@ -157,7 +162,8 @@ class P4RuntimeDataPlane:
                  worker: CryptoWorkerClient | None, routes: Sequence[Route],
                  book: AllocationBook, tunnels: Callable[[], Mapping[int, Tunnel]],
                  worker_poll: float = WORKER_POLL_SECONDS,
-                 sa_drain: float = SA_DRAIN_SECONDS) -> None:
+                 sa_drain: float = SA_DRAIN_SECONDS,
+                 counter_max_age: float = DEFAULT_MAX_AGE) -> None:
         self.pipeline = pipeline
         self._worker = worker
         self._routes = tuple(routes)
@@ -172,6 +178,12 @@ class P4RuntimeDataPlane:
         self._listeners: list[Callable[[DataPlaneStatus], Coroutine[Any, Any, None]]] = []
         self.connection = SwitchConnection(target, on_ready=self._switch_up,
                                            on_down=self._switch_down)
+        # Stats of many tunnels: bulk counter reads shared for up to counter_max_age seconds.
+        self._counter_reader = CounterArrayReader(
+            address=target.address, device_id=target.device_id,
+            counters=pipeline.tunnel_counter_arrays())
+        self.counter_poller = CounterPoller(
+            lambda: self._counter_reader.read(self._polled_cells()), max_age=counter_max_age)
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
         self._last_status: DataPlaneStatus | None = None
@@ -227,6 +239,7 @@ class P4RuntimeDataPlane:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
         await self.connection.stop()
+        await self._counter_reader.close()
         if self._worker is not None:
             await self._worker.close()
 
@@ -285,7 +298,10 @@ class P4RuntimeDataPlane:
             if needs_worker and self._worker is None:
                 raise DataPlaneUnavailable("no crypto worker is configured "
                                            "(--crypto-worker-socket)")
-            await self._apply_locked(change)
+            try:
+                await self._apply_locked(change)
+            finally:
+                self.counter_poller.invalidate()  # a CREATE resets cells: no stale snapshot
 
     async def _apply_locked(self, change: TunnelChange) -> None:
         tunnel_id = change.tunnel_id
@@ -512,15 +528,18 @@ class P4RuntimeDataPlane:
         if len(alloc) <= FEW_TUNNELS:
             query = [fy.P4CounterEntry(name, index=index) for a in alloc.values()
                      for name, index in self.pipeline.counter_cells(a.tunnel_index)]
-        else:
-            query = [fy.P4CounterEntry(name)
-                     for name in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values())]
-        try:
-            cells = await self.connection.read(query) if query else []
-        except SwitchUnavailable as error:
-            raise DataPlaneUnavailable(str(error)) from None
-        packets = {(self.pipeline.schema.counters[cell.counter_id].name, cell.index):
-                   cell.packet_count for cell in cells}
+            try:
+                cells = await self.connection.read(query) if query else []
+            except SwitchUnavailable as error:
+                raise DataPlaneUnavailable(str(error)) from None
+            packets: CellCounts = {
+                (self.pipeline.schema.counters[cell.counter_id].name, cell.index):
+                cell.packet_count for cell in cells}
+        else:  # one bulk read of every allocated tunnel's cells, shared (counter_poller)
+            try:
+                packets = await self.counter_poller.snapshot()
+            except CounterReadFailed as error:
+                raise DataPlaneUnavailable(str(error)) from None
         drops: dict[int, int] = {}
         sa_indexes = [index for a in alloc.values() for _, index in a.sa_pairs]
         if sa_indexes and self._worker is not None:
@@ -566,7 +585,13 @@ class P4RuntimeDataPlane:
             self._switch_ready = True
         self._notify()
 
+    def _polled_cells(self) -> list[tuple[str, int]]:
+        """The counter cells of every allocated tunnel (what a bulk stats read needs)."""
+        return [cell for a in self._alloc.values()
+                for cell in self.pipeline.counter_cells(a.tunnel_index)]
+
     def _switch_down(self) -> None:
+        self.counter_poller.invalidate()
         if self._switch_ready:
             log.warning("data plane unavailable: the switch is not connected")
         self._switch_ready = False

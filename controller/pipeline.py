@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
+from typing import Protocol
 
 import finsy as fy
 
@@ -101,6 +102,12 @@ def _did_you_mean(kind: str, name: str, known: Iterable[str]) -> PipelineMismatc
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return PipelineMismatch(f"no {kind} {name!r}{hint}")
+
+
+class CellCounts(Protocol):
+    """Packet counts by (counter name, index): a dict of cells read, or a bulk snapshot."""
+
+    def get(self, cell: tuple[str, int], default: int, /) -> int: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -352,6 +359,11 @@ class Pipeline:
         return [fy.P4CounterEntry(name, index=index, data=fy.P4CounterData())
                 for name, index in self.counter_cells(tunnel_index)]
 
+    def tunnel_counter_arrays(self) -> dict[str, tuple[int, int]]:
+        """Every counter holding tunnel figures: name → (P4Info id, size), for bulk reads."""
+        return {name: (self.schema.counters[name].id, self.schema.counters[name].size)
+                for name in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values())}
+
     def counter_cells(self, tunnel_index: int) -> list[tuple[str, int]]:
         """Every (counter, index) holding a figure of the tunnel at ``tunnel_index``."""
         base = tunnel_index * self.length_bits
@@ -360,7 +372,7 @@ class Pipeline:
             for name in TUNNEL_COUNTERS for bit in range(self.length_bits)]
 
     def tunnel_figures(self, tunnel_index: int,
-                       packets: Mapping[tuple[str, int], int]) -> dict[str, tuple[int, int]]:
+                       packets: CellCounts) -> dict[str, tuple[int, int]]:
         """(packets, bytes) per tunnel counter name, from the packet counts read at
         :meth:`counter_cells` (a cell not read counts 0): bytes = Σ cell(b) << b."""
         base = tunnel_index * self.length_bits
