@@ -71,10 +71,21 @@ p4-check: proto
 # Benchmarks (ratios against a baseline measured in the same run): p4sim vs a hand-written
 # router, and the crypto worker vs the bare AEAD call.
 .PHONY: bench bench-p4sim
-bench: bench-p4sim bench-crypto
+bench: bench-p4sim bench-crypto bench-control
 
 bench-p4sim: proto
 	$(PY) -m bench.p4sim.router_bench
+
+# Control plane at scale (docs/operations.md "Capacity and speed"): the controller with the full
+# data plane on p4sim and detached, against an in-repo API server that only stores requests
+# (bench/control/run.py); then p4sim's own write batch, counter reads and packets/s at 10 vs
+# 60,000 tunnels (bench/control/p4sim_scale.py). BENCH_CONTROL_ARGS scales the first, e.g.
+# "--stream-small 500 --stream-large 2000 --singles 100 --stats-small 500 --stats-large 2000".
+BENCH_CONTROL_ARGS ?=
+.PHONY: bench-control
+bench-control: proto
+	$(PY) -m bench.control.run $(BENCH_CONTROL_ARGS)
+	$(PY) -m bench.control.p4sim_scale
 
 clean:
 	rm -rf $(VENV) tunneloffload .pytest_cache build *.egg-info
