@@ -200,6 +200,13 @@ def packets_per_second(switches: list[tuple[Switch, list[bytes]]],
     return [statistics.median(side) for side in rates]
 
 
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inserts", type=int, default=10_000)
@@ -236,7 +243,8 @@ def main() -> None:
     for tunnels in (args.few, args.many):
         switch, schema, names = _switch()
         install_s = install(switch, schema, names, tunnels)
-        print(f"classify: {tunnels:,} tunnels installed in one WriteRequest: {install_s:.2f} s")
+        print(f"classify: {tunnels:,} tunnels installed in one WriteRequest: {install_s:.2f} s; "
+              f"RSS of this process now {_rss_mib():.0f} MiB")
         sides.append((switch, probes(args.packets, tunnels)))  # spread over every tunnel
     few, many = packets_per_second(sides, args.rounds)
     print(f"classify: {args.few:,} tunnels: {few:,.0f} packets/s; {args.many:,} tunnels: "
