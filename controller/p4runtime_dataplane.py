@@ -34,10 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
-import hmac
 import logging
-import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,10 +45,14 @@ from controller.allocation import Allocation, IndexExhausted, allocate
 from controller.crypto_client import (
     CryptoWorkerClient,
     WorkerError,
+    WorkerRefused,
     WorkerSa,
     worker_sas,
 )
 from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters
+from controller.errors import ErrorCode, RequestError
+from controller.key_guard import KEY_FIELD
+from controller.keys import Secret
 from controller.model import Tunnel
 from controller.p4rt.connection import (
     SwitchConnection,
@@ -79,14 +80,22 @@ WORKER_POLL_SECONDS = 0.5
 SA_DRAIN_SECONDS = 2.0  # at most this long for in-flight frames before removing an old SA
 DRAIN_POLL_SECONDS = 0.005
 FEW_TUNNELS = 16  # up to this many, counters are read by index, else whole
+STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
 
 
 class AllocationBook(Protocol):
-    """Where allocations persist (the tunnel store, inside the request's transaction)."""
+    """Where allocations and retired keys persist (the tunnel store, inside the request's
+    transaction)."""
 
     def load_allocations(self) -> dict[int, Allocation]: ...
 
     def save_allocation(self, tunnel_id: int, allocation: Allocation | None) -> None: ...
+
+    def fingerprint(self, secret: Secret) -> bytes: ...
+
+    def is_retired(self, fingerprint: bytes) -> bool: ...
+
+    def retire(self, fingerprint: bytes) -> None: ...
 
 
 def _key(entity: Any, pipeline: Pipeline) -> bytes:
@@ -103,29 +112,6 @@ def _full(entity: Any, pipeline: Pipeline) -> bytes:
     message = entity.encode(pipeline.schema)
     message.table_entry.ClearField("counter_data")
     return message.SerializeToString(deterministic=True)
-
-
-class _RetiredKeys:
-    """Fingerprints of encrypt keys that have protected traffic and left the worker, so they are
-    never installed again (their sequence numbers — the AEAD IVs — would restart under the same
-    key). HMAC-SHA256 under a per-process random key: equality only, no key material kept."""
-
-    def __init__(self) -> None:
-        self._hmac_key = os.urandom(32)
-        self._seen: set[bytes] = set()
-
-    def _fingerprint(self, sa: WorkerSa) -> bytes:
-        secret = sa.sa.secret
-        # Key and salt only: the SPI is not part of the AEAD nonce (salt ‖ sequence number).
-        return hmac.new(self._hmac_key, secret.reveal_key() + secret.reveal_salt(),
-                        hashlib.sha256).digest()
-
-    def retire(self, sa: WorkerSa) -> None:
-        if sa.encrypt:
-            self._seen.add(self._fingerprint(sa))
-
-    def is_retired(self, sa: WorkerSa) -> bool:
-        return sa.encrypt and self._fingerprint(sa) in self._seen
 
 
 def _same_sa(wanted: Any, actual: Any) -> bool:
@@ -175,8 +161,8 @@ class P4RuntimeDataPlane:
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
         self._last_status: DataPlaneStatus | None = None
-        self._lost_encrypt: set[int] = set()  # encrypt SA indices the worker lost
-        self._retired = _RetiredKeys()
+        self._degraded: dict[int, str] = {}  # SA index -> why the worker does not hold it
+        self._states: dict[int, str] = {}  # tunnel id -> last logged operational state
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -195,6 +181,7 @@ class P4RuntimeDataPlane:
         if status == self._last_status:
             return
         self._last_status = status
+        self.log_states()
         for listener in self._listeners:
             task = asyncio.get_running_loop().create_task(listener(status))
             self._notify_tasks.add(task)
@@ -304,8 +291,9 @@ class P4RuntimeDataPlane:
                                       others=self._alloc,
                                       max_tunnels=self.pipeline.sizes.max_tunnels,
                                       max_sas=self.pipeline.sizes.max_sas)
-            except IndexExhausted as error:
-                raise DataPlaneUnavailable(str(error)) from None
+            except IndexExhausted as error:  # the make-before-break peak needs one more
+                raise RequestError(ErrorCode.TABLE_FULL, "", f"not applied: {error}; this "
+                                   "change holds its old and new SAs at once") from None
             new_alloc[tunnel_id] = allocation
         old_entries = ({} if before is None or previous is None else self._by_key(
             self._entries(before, previous, self._tunnel_indexes(self._alloc))))
@@ -339,28 +327,38 @@ class P4RuntimeDataPlane:
         for sa in add_sas:
             twin = next((other for other in live
                          if sa.encrypt and other.sa.secret == sa.sa.secret), None)
+            # Last guard (the service's planner refuses these first, controller.key_guard).
             if twin is not None:
-                raise DataPlaneUnavailable(
-                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id}: its key is in use by "
-                    f"the encrypt SA spi {twin.sa.spi} of tunnel {twin.tunnel_id}; a second SA "
-                    "numbering packets from 1 under that key would reuse nonces (a changed "
-                    "tunnel type or cipher also needs a new key)")
-            if self._retired.is_retired(sa):
-                raise DataPlaneUnavailable(
-                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id}: its key has already "
-                    "been used by an encrypt SA that is gone; using it again would restart the "
-                    "sequence numbers under the same key (nonce reuse): rekey with a new key")
+                raise RequestError(
+                    ErrorCode.INVALID_KEY, KEY_FIELD,
+                    f"the key of spi {sa.sa.spi} is in use by the encrypt SA spi "
+                    f"{twin.sa.spi} of tunnel {twin.tunnel_id}; a second SA numbering packets "
+                    "from 1 under that key would reuse AES nonces: send a new key")
+            if sa.encrypt and self._book.is_retired(self._book.fingerprint(sa.sa.secret)):
+                raise RequestError(
+                    ErrorCode.INVALID_KEY, KEY_FIELD,
+                    f"the key of spi {sa.sa.spi} has already protected traffic in an encrypt "
+                    "SA that is gone (retired key); send a new key")
         undo: list[Callable[[], Awaitable[None]]] = []
         try:
             for sa in add_sas:
-                await self._worker_call(self._worker_add(sa))
+                # Undo first: an AddSa that timed out may still have landed on the worker (the
+                # index is fresh, so removing it — missing is fine — is right); one the worker
+                # refused did not, and the index may hold someone else's SA: keep it.
                 undo.append(functools.partial(self._worker_remove, sa.sa_index))
+                try:
+                    await self._worker_add(sa)
+                except WorkerRefused:
+                    undo.pop()
+                    raise
             await self._switch_write(make, undo_make, undo)
             await self._switch_write(brk, undo_brk, undo)
-        except BaseException as error:  # a fault, a bug or a cancelled call: undo, then raise
+        except BaseException as error:  # a fault, a refusal or a bug: undo, then raise
             log.warning("tunnel %d: %s failed (%s); undoing %d step(s)", tunnel_id,
                         change.operation.name, error or type(error).__name__, len(undo))
             await self._undo(undo)
+            if isinstance(error, WorkerError):
+                raise self._worker_failure(error) from None
             raise
         # The switch no longer refers to the old SAs: the change is done. Removing them is
         # cleanup, never undone (re-adding an encrypt SA would restart its sequence numbers,
@@ -369,7 +367,9 @@ class P4RuntimeDataPlane:
             assert allocation is not None
             await self._drain(allocation, previous)
         for sa in remove_sas:
-            self._retired.retire(sa)
+            if sa.encrypt:
+                self._book.retire(self._book.fingerprint(sa.sa.secret))
+            self._degraded.pop(sa.sa_index, None)
             try:
                 await self._worker_remove(sa.sa_index)
             except WorkerError as error:
@@ -482,11 +482,14 @@ class P4RuntimeDataPlane:
         self._notify_tasks.add(task)
         task.add_done_callback(self._notify_tasks.discard)
 
-    async def _worker_call(self, call: Awaitable[None]) -> None:
-        try:
-            await call
-        except WorkerError as error:
-            raise DataPlaneUnavailable(str(error)) from None
+    @staticmethod
+    def _worker_failure(error: WorkerError) -> Exception:
+        """A worker refusal of the request's own making (FAILED_PRECONDITION, e.g. "key
+        retired") is a request error; anything else means the data plane is unavailable."""
+        if isinstance(error, WorkerRefused) and error.code == "FAILED_PRECONDITION":
+            return RequestError(ErrorCode.INVALID_KEY, KEY_FIELD,
+                                f"not applied: {error}; send a new key")
+        return DataPlaneUnavailable(str(error))
 
     async def _worker_add(self, sa: WorkerSa) -> None:
         assert self._worker is not None
@@ -573,12 +576,14 @@ class P4RuntimeDataPlane:
         self._notify()
 
     async def reconcile_worker(self) -> None:
-        """List the worker's SAs; remove stray or changed ones, re-install missing decrypt SAs.
+        """List the worker's SAs; remove stray or changed ones, re-install missing ones.
 
-        A missing *encrypt* SA is never re-installed: the worker would start its sequence
-        numbers — the AES-GCM/CCM IVs — at 1 again under a key that already protected traffic
-        (nonce reuse). It is reported once and stays out until the client rekeys the tunnel
-        (UPDATE with a new ``ipsecSA``); its packets are dropped and counted meanwhile.
+        A missing SA (the worker restarted) is re-installed with ``resume=True``: the worker
+        continues from its durable state — outbound after the last sequence-number block it
+        reserved, inbound refusing everything at or below its replay high-water mark — so no
+        nonce is used twice and no old frame is accepted again. An SA the worker cannot resume
+        (FAILED_PRECONDITION "no durable state", …) is never added afresh under its key: its
+        tunnel is ``degraded`` (:meth:`tunnel_states`) until the client rekeys it.
         """
         assert self._worker is not None
         async with self._lock:
@@ -588,30 +593,61 @@ class P4RuntimeDataPlane:
                      if index not in desired or not _same_sa(desired[index].params, params)]
             missing = [sa for index, sa in desired.items()
                        if index not in actual or not _same_sa(sa.params, actual[index])]
+            self._degraded = {index: reason for index, reason in self._degraded.items()
+                              if index in desired and index not in actual}
             for index in stray:
                 await self._worker.remove(index, missing_ok=True)
-            reinstall = [sa for sa in missing if not sa.encrypt]
+            resumed = 0
             for sa in missing:
-                if sa.encrypt and sa.sa_index not in self._lost_encrypt:
-                    self._lost_encrypt.add(sa.sa_index)
-                    self._retired.retire(sa)
-                    log.error("tunnel %d: encrypt SA spi %d (index %d) is gone from the crypto "
-                              "worker; not re-installed (its sequence numbers would restart "
-                              "under the same key: AES-GCM/CCM nonce reuse); rekey the tunnel "
-                              "(UPDATE with a new ipsecSA) — its packets are dropped until "
-                              "then", sa.tunnel_id, sa.sa.spi, sa.sa_index)
-            for sa in reinstall:
-                await self._worker.add(sa)
-            self._lost_encrypt &= {sa.sa_index for sa in missing if sa.encrypt}
-            if stray or reinstall:
-                log.info("crypto worker reconciled: %d SA(s) removed, %d decrypt SA(s) "
-                         "re-installed (anti-replay windows start afresh)",
-                         len(stray), len(reinstall))
+                if sa.sa_index in self._degraded:
+                    continue  # refused before; the worker's durable state does not come back
+                try:
+                    await self._worker.add(sa, resume=True)
+                    resumed += 1
+                except WorkerRefused as error:
+                    self._degraded[sa.sa_index] = (
+                        f"{'encrypt' if sa.encrypt else 'decrypt'} SA spi {sa.sa.spi} (index "
+                        f"{sa.sa_index}) is missing at the crypto worker and cannot be resumed "
+                        f"({error}); it is not re-added under its used key: rekey the tunnel")
+            if stray or resumed:
+                log.info("crypto worker reconciled: %d SA(s) removed, %d SA(s) resumed from "
+                         "the worker's durable state", len(stray), resumed)
             changed = not self._worker_ready
             self._worker_ready = True
         if changed:
             log.info("crypto worker reachable; %d SA(s)", len(desired))
             self._notify()
+        self.log_states()
+
+    def tunnel_states(self) -> dict[int, str]:
+        """Each tunnel's operational state: ``active`` or ``degraded: <reason>``."""
+        states: dict[int, str] = {}
+        for tunnel_id, tunnel in self._tunnels().items():
+            allocation = self._alloc.get(tunnel_id)
+            reasons: list[str] = []
+            if not self._switch_ready:
+                reasons.append(f"the switch at {self.connection.target.address} is unreachable")
+            if tunnel.security_associations and not self._worker_ready:
+                reasons.append("the crypto worker is unreachable")
+            if allocation is not None:
+                reasons += [self._degraded[index] for _, index in allocation.sa_pairs
+                            if index in self._degraded]
+            states[tunnel_id] = f"degraded: {'; '.join(reasons)}" if reasons else "active"
+        return states
+
+    def log_states(self) -> None:
+        """Log every tunnel whose operational state changed, at WARNING, once per transition
+        (tunnels that change to the same state together share one line)."""
+        states = self.tunnel_states()
+        changed: dict[str, list[int]] = {}
+        for tunnel_id, state in sorted(states.items()):
+            if self._states.get(tunnel_id, "active") != state:
+                changed.setdefault(state, []).append(tunnel_id)
+        self._states = states
+        for state, ids in changed.items():
+            shown = ", ".join(str(tunnel_id) for tunnel_id in ids[:STATE_IDS_SHOWN])
+            more = f" and {len(ids) - STATE_IDS_SHOWN} more" if len(ids) > STATE_IDS_SHOWN else ""
+            log.warning("tunnel(s) %s%s now %s", shown, more, state)
 
     async def _watch_worker(self) -> None:
         while True:
