@@ -113,6 +113,11 @@ class TunnelService:
                 task.add_done_callback(functools.partial(_report_unanswered, stream))
             raise
 
+    @property
+    def busy(self) -> bool:
+        """True while a stream is being validated or applied."""
+        return bool(self._running)
+
     async def drain(self) -> None:
         """Wait for every stream being applied (server stop: the store closes after this)."""
         while self._running:
