@@ -9,6 +9,7 @@ from ctl_builders import (
     hex_key,
     ipsec_dec,
     ipsec_enc,
+    match_ipv4,
     update_enc_sa,
 )
 from ctl_client import all_tunnels, create
@@ -216,3 +217,35 @@ async def test_a_failed_undo_is_repaired_by_reconciliation(controller, v1, reade
     await eventually(lambda: _is(health(controller.port), SERVING))
     assert {p.spi for p in worker_sas(worker.socket).values()} == {4587}
     assert len(calls) >= 3  # the reconciliation's own writes came after the failed undo
+
+
+async def test_a_retired_key_is_still_refused_after_a_controller_restart(
+        start_dp_controller, reader, worker, tmp_path) -> None:
+    """Retired-key fingerprints live in the store (keyed HMAC), not in process memory."""
+    from ctl_builders import update_enc_sa
+
+    key = b"9a" * 32
+    first = await start_dp_controller()
+    async with channel_for(first) as channel:
+        v1 = pb_grpc.ipTunnelServiceStub(channel)
+        assert (await create(v1, ipsec_enc(5, spi=4587, key=key))).requestStatus \
+            == pb._TUNNEL_ACCEPTED
+        assert (await create(v1, update_enc_sa(5, spi=4588))).requestStatus \
+            == pb._TUNNEL_ACCEPTED  # the first key is retired now
+    await first.stop(grace=None)
+    database = (tmp_path / "state" / "tunnels.sqlite3").read_bytes()
+    assert bytes.fromhex(key.decode()) not in database and key not in database
+
+    second = await start_dp_controller()
+    async with channel_for(second) as channel:
+        v1 = pb_grpc.ipTunnelServiceStub(channel)
+        before, sas_before = reader.snapshot(), worker_sas(worker.socket)
+        for request in (update_enc_sa(5, spi=4600, key=key),
+                        ipsec_enc(6, spi=4601, key=key, match=match_ipv4(source="10.0.0.8"))):
+            answer = await create(v1, request)
+            assert answer.requestStatus == pb._TUNNEL_REJECTED, answer
+            assert "retired key" in answer.responses[0].error.errorString
+            assert answer.responses[0].error.errorString.startswith(
+                "ipsecTunnel.ipsecEnc.ipsecSA.encryptionKey: the key of spi ")
+        assert reader.snapshot() == before
+        assert worker_sas(worker.socket).keys() == sas_before.keys()
