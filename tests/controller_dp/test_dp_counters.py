@@ -141,7 +141,7 @@ async def test_a_reused_tunnel_index_starts_from_zero(controller, v1, port, read
 
 async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
                                                        monkeypatch) -> None:
-    """Past FEW_TUNNELS the counters and their byte cells are read whole, not by index: the
+    """Past WHOLE_READ_SHARE of all tunnels the counters and their byte cells are read whole, not by index: the
     figures are the same frames' lengths."""
     from controller import p4runtime_dataplane
 
@@ -151,7 +151,7 @@ async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
     received = port.receive()
     assert received is not None
     by_index = await stats(v1, 1)
-    monkeypatch.setattr(p4runtime_dataplane, "FEW_TUNNELS", 0)
+    monkeypatch.setattr(p4runtime_dataplane, "WHOLE_READ_SHARE", 0)
     whole = await stats(v1, 1)
     assert whole == by_index
     assert (whole.inBytes, whole.outBytes) == (len(frame), len(received[1]))
