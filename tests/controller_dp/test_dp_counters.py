@@ -141,8 +141,8 @@ async def test_a_reused_tunnel_index_starts_from_zero(controller, v1, port, read
 
 async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
                                                        monkeypatch) -> None:
-    """Past WHOLE_READ_SHARE of all tunnels the counters and their byte cells are read whole, not by index: the
-    figures are the same frames' lengths."""
+    """Past WHOLE_READ_SHARE of all tunnels the counters and their byte cells are read whole,
+    not by index: the figures are the same frames' lengths."""
     from controller import p4runtime_dataplane
 
     await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
