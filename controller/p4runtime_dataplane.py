@@ -33,15 +33,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import finsy as fy
 
 from controller.allocation import Allocation, IndexExhausted, allocate
+from controller.counter_baselines import CounterBaselines
 from controller.crypto_client import (
     CryptoWorkerClient,
     WorkerError,
@@ -97,6 +98,11 @@ class AllocationBook(Protocol):
 
     def retire(self, fingerprint: bytes) -> None: ...
 
+    def load_baselines(self) -> dict[int, tuple[TunnelCounters, TunnelCounters]]: ...
+
+    def save_baselines(self, rows: Mapping[int, tuple[TunnelCounters, TunnelCounters] | None]
+                       ) -> None: ...
+
 
 def _key(entity: Any, pipeline: Pipeline) -> bytes:
     """The identity of a table entry (table, match, priority) as canonical bytes."""
@@ -121,7 +127,7 @@ def _same_sa(wanted: Any, actual: Any) -> bool:
         "sa_index", "spi", "direction", "cipher", "mode", "nat_traversal"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DataPlaneStatus:
     """What health reporting needs."""
 
@@ -161,6 +167,7 @@ class P4RuntimeDataPlane:
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
         self._last_status: DataPlaneStatus | None = None
+        self._baselines = CounterBaselines(book)
         self._degraded: dict[int, str] = {}  # SA index -> why the worker does not hold it
         self._states: dict[int, str] = {}  # tunnel id -> last logged operational state
 
@@ -377,6 +384,8 @@ class P4RuntimeDataPlane:
                             "reconciliation: %s", tunnel_id, sa.sa_index, error)
         self._alloc = new_alloc
         self._book.save_allocation(tunnel_id, allocation)
+        if previous is None or allocation is None:  # a new tunnel (maybe a reused index) or gone
+            self._baselines.forget(tunnel_id)
         log.info("tunnel %d: %s programmed: index %s, %d switch update(s), SAs +%d -%d",
                  tunnel_id, change.operation.name,
                  allocation.tunnel_index if allocation else previous.tunnel_index
@@ -536,6 +545,8 @@ class P4RuntimeDataPlane:
             except WorkerError as error:
                 raise DataPlaneUnavailable(str(error)) from None
         result: dict[int, TunnelCounters] = {}
+        raw: dict[int, TunnelCounters] = {}
+        worker: dict[int, int] = {}
         for tunnel_id in ids:
             a = alloc.get(tunnel_id)
             if a is None:
@@ -547,10 +558,16 @@ class P4RuntimeDataPlane:
             din_p, din_b = figures[TUNNEL_DROP_IN]
             dout_p, dout_b = figures[TUNNEL_DROP_OUT]
             worker_drops = sum(drops.get(sa_index, 0) for _, sa_index in a.sa_pairs)
-            result[tunnel_id] = TunnelCounters(
+            raw[tunnel_id] = TunnelCounters(
                 in_packets=in_p, in_bytes=in_b, out_packets=out_p, out_bytes=out_b,
-                in_packets_drops=din_p + worker_drops, in_bytes_drops=din_b,
+                in_packets_drops=din_p, in_bytes_drops=din_b,
                 out_packets_drops=dout_p, out_bytes_drops=dout_b)
+            worker[tunnel_id] = worker_drops
+        # The switch's figures are monotonic across switch restarts (controller.counter_baselines);
+        # the worker's drops are added as it reports them.
+        for tunnel_id, grown in self._baselines.observe(raw).items():
+            result[tunnel_id] = dataclasses.replace(
+                grown, in_packets_drops=grown.in_packets_drops + worker[tunnel_id])
         return result
 
     # ---- reconciliation -------------------------------------------------------------------
@@ -566,6 +583,11 @@ class P4RuntimeDataPlane:
             inserts = [insert(entry) for key, entry in desired.items() if key not in actual]
             modifies = [modify(entry) for key, entry in desired.items() if key in actual and
                         _full(entry, self.pipeline) != _full(actual[key], self.pipeline)]
+            tunnel_keys = desired.keys() - self._by_key(
+                self.pipeline.route_entry(route) for route in self._routes).keys()
+            if tunnel_keys and not tunnel_keys & actual.keys():
+                # The switch came back empty (restarted): its counters restarted at 0.
+                self._baselines.fold(self._tunnels())
             await connection.write(deletes)
             await connection.write(modifies + inserts)
             log.info("switch reconciled: %d entries wanted, %d deleted, %d modified, "

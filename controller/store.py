@@ -24,7 +24,7 @@ from typing import Any
 
 from controller import model
 from controller.allocation import Allocation
-from controller.dataplane import TunnelChange
+from controller.dataplane import TunnelChange, TunnelCounters
 from controller.keys import Secret
 from controller.sealing import KeySealer, SealingError
 
@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS allocations (  -- data-plane indices (controller.allo
 );
 CREATE TABLE IF NOT EXISTS retired_keys (  -- encrypt keys that protected traffic and are gone
     fingerprint BLOB PRIMARY KEY         -- KeySealer.fingerprint: keyed HMAC, never the key
+);
+CREATE TABLE IF NOT EXISTS counter_baselines (  -- controller.counter_baselines
+    tunnel_id TEXT PRIMARY KEY,
+    base TEXT NOT NULL,                  -- JSON of TunnelCounters: figures before the last reset
+    last TEXT NOT NULL                   -- JSON of TunnelCounters: the last raw reading
 );
 CREATE TABLE IF NOT EXISTS journal (     -- requests between the data-plane writes and the answer
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -304,6 +309,24 @@ class TunnelStore:
             self._db.execute("INSERT INTO allocations VALUES (?, ?, ?)", (
                 key, allocation.tunnel_index,
                 json.dumps([list(pair) for pair in allocation.sa_pairs])))
+
+    def load_baselines(self) -> dict[int, tuple[TunnelCounters, TunnelCounters]]:
+        """Every tunnel's counter baseline and last raw reading."""
+        return {int(tunnel_id): (TunnelCounters(**json.loads(base)),
+                                 TunnelCounters(**json.loads(last)))
+                for tunnel_id, base, last in self._db.execute(
+                    "SELECT tunnel_id, base, last FROM counter_baselines")}
+
+    def save_baselines(self, rows: Mapping[int, tuple[TunnelCounters, TunnelCounters] | None]
+                       ) -> None:
+        """Write (or, for None, forget) baselines — in the open request transaction if any."""
+        for tunnel_id, row in rows.items():
+            self._db.execute("DELETE FROM counter_baselines WHERE tunnel_id = ?",
+                             (str(tunnel_id),))
+            if row is not None:
+                self._db.execute("INSERT INTO counter_baselines VALUES (?, ?, ?)", (
+                    str(tunnel_id), json.dumps(dataclasses.asdict(row[0])),
+                    json.dumps(dataclasses.asdict(row[1]))))
 
     def close(self) -> None:
         """Close the database (the next start reloads everything from disk)."""
