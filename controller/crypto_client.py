@@ -185,6 +185,20 @@ class CryptoWorkerClient:
             raise _fault(error, "ListSas") from None
         return {info.params.sa_index: info.params for info in response.sas}
 
+    async def handled(self, sa_indexes: Iterable[int]) -> dict[int, int]:
+        """Frames each SA index has finished with: transformed and returned, or dropped."""
+        wanted = sorted(set(sa_indexes))
+        if not wanted:
+            return {}
+        try:
+            response = await self._stub.GetCounters(wpb.GetCountersRequest(),
+                                                    timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            raise _fault(error, "GetCounters") from None
+        counts = {counters.sa_index: counters.packets + sum(d.packets for d in counters.drops)
+                  for counters in response.sas}
+        return {index: counts.get(index, 0) for index in wanted}
+
     async def drops(self, sa_indexes: Iterable[int]) -> dict[int, int]:
         """Dropped packets per SA index: all reasons summed, plus frames the worker dropped
         because no SA had that index (a lost SA); indices never seen read 0."""

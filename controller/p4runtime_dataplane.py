@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 WORKER_POLL_SECONDS = 0.5
 SA_DRAIN_SECONDS = 2.0  # at most this long for in-flight frames before removing an old SA
 DRAIN_POLL_SECONDS = 0.005
+DRAIN_QUIET_POLLS = 20  # polls with nothing entering or leaving: nothing is in flight
 WHOLE_READ_SHARE = 0.5  # counters are read whole when a read names more than this share of cells
 STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
 
@@ -392,39 +393,56 @@ class P4RuntimeDataPlane:
                  if previous else "-", len(make) + len(brk), len(add_sas), len(remove_sas))
 
     async def _drain(self, allocation: Allocation, previous: Allocation | None) -> None:
-        """Wait until every frame this tunnel sent to the worker so far has come back (or was
-        dropped there), so removing an old SA loses nothing in flight. Best effort: a read
-        failure or ``sa_drain`` seconds end the wait."""
+        """Wait until the frames this tunnel sent to the worker before the repoint have come
+        back (or were dropped there), so removing an old SA loses nothing in flight.
+
+        Done as soon as one of these holds (the crypto port is FIFO):
+        the tunnel's ``tunnel_out`` + drops reach ``tunnel_in`` − ``tunnel_drop_in`` as read
+        right after the repoint; or the worker has finished a frame of a *new* SA since then
+        (every older frame is through); or nothing moves — no frame entered the tunnel and the
+        worker finished none of its SAs for ``DRAIN_QUIET_POLLS`` polls (nothing in flight;
+        the totals may differ for old reasons, e.g. a worker restart). Only frames really
+        outstanding after ``sa_drain`` seconds are warned about. Best effort: a read failure
+        ends the wait."""
         index = allocation.tunnel_index
-        sa_indexes = {sa_index for _, sa_index in allocation.sa_pairs}
-        if previous is not None:
-            sa_indexes |= {sa_index for _, sa_index in previous.sa_pairs}
+        new_sas = {sa_index for _, sa_index in allocation.sa_pairs}
+        old_sas = set() if previous is None else {i for _, i in previous.sa_pairs} - new_sas
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._sa_drain
         try:
-            counts = await self._drain_counts(index, sa_indexes)
+            counts = await self._drain_counts(index, new_sas | old_sas)
             sent = counts[TUNNEL_IN] - counts[TUNNEL_DROP_IN]
-            while counts[TUNNEL_OUT] + counts["worker"] < sent:
+            start, last, quiet = counts, counts, 0
+            while counts[TUNNEL_OUT] + counts[TUNNEL_DROP_OUT] + counts["worker"] < sent:
+                if any(counts["handled"][i] > start["handled"][i] for i in new_sas):
+                    return
+                moved = (counts[TUNNEL_IN] != last[TUNNEL_IN]
+                         or counts["handled"] != last["handled"])
+                quiet = 0 if moved else quiet + 1
+                if quiet >= DRAIN_QUIET_POLLS:
+                    return
                 if loop.time() > deadline:
                     log.warning("tunnel %d: %d frame(s) still at the crypto worker after "
                                 "%.1f s; removing the old SA anyway", index,
-                                sent - counts[TUNNEL_OUT] - counts["worker"], self._sa_drain)
+                                sent - counts[TUNNEL_OUT] - counts[TUNNEL_DROP_OUT]
+                                - counts["worker"], self._sa_drain)
                     return
                 await asyncio.sleep(DRAIN_POLL_SECONDS)
-                counts = await self._drain_counts(index, sa_indexes)
+                last, counts = counts, await self._drain_counts(index, new_sas | old_sas)
         except (SwitchUnavailable, WorkerError) as error:
             log.warning("tunnel index %d: drain not checked (%s)", index, error)
 
-    async def _drain_counts(self, index: int, sa_indexes: set[int]) -> dict[str, int]:
-        cells = await self.connection.read(
-            [fy.P4CounterEntry(name, index=index) for name in (TUNNEL_IN, TUNNEL_OUT,
-                                                               TUNNEL_DROP_IN)])
-        counts = {self.pipeline.schema.counters[cell.counter_id].name: cell.packet_count
-                  for cell in cells}
+    async def _drain_counts(self, index: int, sa_indexes: set[int]) -> dict[str, Any]:
+        names = (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)
+        cells = await self.connection.read([fy.P4CounterEntry(name, index=index)
+                                            for name in names])
+        counts: dict[str, Any] = {name: 0 for name in names}
+        counts.update({self.pipeline.schema.counters[cell.counter_id].name: cell.packet_count
+                       for cell in cells})
         assert self._worker is not None
-        drops = await self._worker.drops(sa_indexes)
-        return {TUNNEL_IN: counts.get(TUNNEL_IN, 0), TUNNEL_OUT: counts.get(TUNNEL_OUT, 0),
-                TUNNEL_DROP_IN: counts.get(TUNNEL_DROP_IN, 0), "worker": sum(drops.values())}
+        counts["worker"] = sum((await self._worker.drops(sa_indexes)).values())
+        counts["handled"] = await self._worker.handled(sa_indexes)
+        return counts
 
     @staticmethod
     def _unchanged_spis(before: Tunnel | None, after: Tunnel) -> list[int]:

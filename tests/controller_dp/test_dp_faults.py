@@ -249,3 +249,26 @@ async def test_a_retired_key_is_still_refused_after_a_controller_restart(
                 "ipsecTunnel.ipsecEnc.ipsecSA.encryptionKey: the key of spi ")
         assert reader.snapshot() == before
         assert worker_sas(worker.socket).keys() == sas_before.keys()
+
+
+async def test_rekey_drain_does_not_warn_about_frames_lost_long_before(
+        controller, v1, worker, switch, caplog) -> None:
+    """A frame lost while the worker was down leaves tunnel_in one above what came back, for
+    good; a later rekey must see that nothing is in flight now (no warning)."""
+    await create(v1, ipsec_enc(3, spi=4587))
+    worker.kill()
+    await eventually(lambda: _is(health(controller.port), NOT_SERVING))
+    port = PacketPort(switch.packet_url)
+    try:
+        port.send(1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"lost"))
+        assert port.receive(timeout=0.5) is None
+    finally:
+        port.close()
+    worker.start()
+    await eventually(lambda: _is(health(controller.port), SERVING))
+    await eventually(lambda: 1 in worker_sas(worker.socket))  # resumed
+    stats = await v1.getIpTunnelStats(pb.tunnelId(tunnelId=3), timeout=5)
+    assert stats.tunnelCounters.inPackets == 1 and stats.tunnelCounters.outPackets == 0
+    answer = await create(v1, update_enc_sa(3, spi=4588))
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+    assert not [r for r in caplog.records if "still at the crypto worker" in r.getMessage()]
