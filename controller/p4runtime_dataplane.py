@@ -7,11 +7,9 @@ because BMv2 has no atomic multi-entry writes:
 2. one WriteRequest adds what is new on the switch: counter resets for a new tunnel index,
    ``decrypt_sas`` entries, ``tunnel_rules`` entries (INSERT, or MODIFY when the key is the same);
 3. one WriteRequest removes what is gone (old rule and SA-index entries);
-4. once the frames already sent to the worker have come back (the drain: the tunnel's
-   ``tunnel_out`` plus the worker's drops reach what ``tunnel_in`` minus ``tunnel_drop_in`` was
-   right after step 3 — the crypto port is FIFO — or at most ``sa_drain`` seconds), the worker
-   drops the old SAs: cleanup that is never undone (nothing refers to them any more; a failure
-   leaves a stray that reconciliation removes).
+4. once the frames already sent to the worker have come back (the drain, :meth:`_drain`), the
+   worker drops the old SAs: cleanup that is never undone (nothing refers to them any more; a
+   failure leaves a stray that reconciliation removes).
 
 A CREATE therefore is one WriteRequest, a DELETE one, an UPDATE at most two. An encrypt rekey
 adds the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the
@@ -22,11 +20,18 @@ the switch and the worker stay equal to the controller's state, and the request 
 
 Reconciliation: whenever the P4Runtime channel comes up (start-up, switch restart — finsy
 re-pushes the pipeline when its cookie differs — or a reconnect) the managed tables are read
-back and repaired to the desired entries; a monitor lists the worker's SAs periodically,
-removes strays and re-installs missing decrypt SAs (worker restart) — never encrypt SAs, whose
-sequence numbers (the AEAD IVs) would restart under a used key; those wait for a rekey. Until
-both are reconciled, the data plane is unavailable: requests are refused untouched, reads
-fail, health is NOT_SERVING.
+back and repaired to the desired entries (a switch that came back empty also folds its
+counters into the per-tunnel baselines, controller.counter_baselines); a monitor lists the
+worker's SAs periodically, removes strays and re-installs every missing SA with AddSa
+resume=true (the worker continues from its durable sequence/replay state); one it cannot resume
+is never added afresh under its used key and its tunnel is degraded (:meth:`tunnel_states`)
+until a rekey. Until both are reconciled, the data plane is unavailable: requests are refused
+untouched, reads fail, health is NOT_SERVING.
+
+A request's own fault found here — an SA index the make-before-break peak cannot get, a reused
+or retired encrypt key (last guard; the service's planner refuses them first), the worker's
+FAILED_PRECONDITION "key retired" — raises :class:`controller.errors.RequestError`, after the
+undo; :class:`DataPlaneUnavailable` means the switch or the worker did not answer.
 """
 
 from __future__ import annotations
