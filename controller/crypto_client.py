@@ -36,7 +36,11 @@ class WorkerUnavailable(WorkerError):
 
 
 class WorkerRefused(WorkerError):
-    """The worker answered with an error status."""
+    """The worker answered with an error status; ``code`` is its gRPC status name."""
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,7 +130,7 @@ def _fault(error: grpc.aio.AioRpcError, what: str) -> WorkerError:
                         grpc.StatusCode.CANCELLED):
         return WorkerUnavailable(f"crypto worker unavailable ({what}): {error.code().name}")
     return WorkerRefused(f"crypto worker refused {what}: {error.code().name} "
-                         f"{error.details()}")
+                         f"{error.details()}", code=error.code().name)
 
 
 class CryptoWorkerClient:
@@ -148,14 +152,17 @@ class CryptoWorkerClient:
         """Close the channel."""
         await self._channel.close()
 
-    async def add(self, sa: WorkerSa) -> None:
-        """AddSa (the key goes only into this request)."""
+    async def add(self, sa: WorkerSa, *, resume: bool = False) -> None:
+        """AddSa (the key goes only into this request). ``resume``: re-install an SA installed
+        before and never removed (worker restart) from the worker's durable sequence/replay
+        state; a new SA is ``resume=False`` (worker.proto ``AddSaRequest.resume``)."""
         check_worker_socket(self.socket_path)
         secret = sa.sa.secret
         try:
             await self._stub.AddSa(wpb.AddSaRequest(
                 params=sa.params,
-                key=wpb.SaKey(key=secret.reveal_key(), salt=secret.reveal_salt())),
+                key=wpb.SaKey(key=secret.reveal_key(), salt=secret.reveal_salt()),
+                resume=resume),
                 timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             raise _fault(error, f"AddSa index {sa.sa_index} spi {sa.sa.spi}") from None
@@ -177,6 +184,20 @@ class CryptoWorkerClient:
         except grpc.aio.AioRpcError as error:
             raise _fault(error, "ListSas") from None
         return {info.params.sa_index: info.params for info in response.sas}
+
+    async def handled(self, sa_indexes: Iterable[int]) -> dict[int, int]:
+        """Frames each SA index has finished with: transformed and returned, or dropped."""
+        wanted = sorted(set(sa_indexes))
+        if not wanted:
+            return {}
+        try:
+            response = await self._stub.GetCounters(wpb.GetCountersRequest(),
+                                                    timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            raise _fault(error, "GetCounters") from None
+        counts = {counters.sa_index: counters.packets + sum(d.packets for d in counters.drops)
+                  for counters in response.sas}
+        return {index: counts.get(index, 0) for index in wanted}
 
     async def drops(self, sa_indexes: Iterable[int]) -> dict[int, int]:
         """Dropped packets per SA index: all reasons summed, plus frames the worker dropped

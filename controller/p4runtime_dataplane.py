@@ -7,11 +7,9 @@ because BMv2 has no atomic multi-entry writes:
 2. one WriteRequest adds what is new on the switch: counter resets for a new tunnel index,
    ``decrypt_sas`` entries, ``tunnel_rules`` entries (INSERT, or MODIFY when the key is the same);
 3. one WriteRequest removes what is gone (old rule and SA-index entries);
-4. once the frames already sent to the worker have come back (the drain: the tunnel's
-   ``tunnel_out`` plus the worker's drops reach what ``tunnel_in`` minus ``tunnel_drop_in`` was
-   right after step 3 — the crypto port is FIFO — or at most ``sa_drain`` seconds), the worker
-   drops the old SAs: cleanup that is never undone (nothing refers to them any more; a failure
-   leaves a stray that reconciliation removes).
+4. once the frames already sent to the worker have come back (the drain, :meth:`_drain`), the
+   worker drops the old SAs: cleanup that is never undone (nothing refers to them any more; a
+   failure leaves a stray that reconciliation removes).
 
 A CREATE therefore is one WriteRequest, a DELETE one, an UPDATE at most two. An encrypt rekey
 adds the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the
@@ -22,29 +20,34 @@ the switch and the worker stay equal to the controller's state, and the request 
 
 Reconciliation: whenever the P4Runtime channel comes up (start-up, switch restart — finsy
 re-pushes the pipeline when its cookie differs — or a reconnect) the managed tables are read
-back and repaired to the desired entries; a monitor lists the worker's SAs periodically,
-removes strays and re-installs missing decrypt SAs (worker restart) — never encrypt SAs, whose
-sequence numbers (the AEAD IVs) would restart under a used key; those wait for a rekey. Until
-both are reconciled, the data plane is unavailable: requests are refused untouched, reads
-fail, health is NOT_SERVING.
+back and repaired to the desired entries (a switch that came back empty also folds its
+counters into the per-tunnel baselines, controller.counter_baselines); a monitor lists the
+worker's SAs periodically, removes strays and re-installs every missing SA with AddSa
+resume=true (the worker continues from its durable sequence/replay state); one it cannot resume
+is never added afresh under its used key and its tunnel is degraded (:meth:`tunnel_states`)
+until a rekey. Until both are reconciled, the data plane is unavailable: requests are refused
+untouched, reads fail, health is NOT_SERVING.
+
+A request's own fault found here — an SA index the make-before-break peak cannot get, a reused
+or retired encrypt key (last guard; the service's planner refuses them first), the worker's
+FAILED_PRECONDITION "key retired" — raises :class:`controller.errors.RequestError`, after the
+undo; :class:`DataPlaneUnavailable` means the switch or the worker did not answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
-import hashlib
-import hmac
 import logging
-import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import finsy as fy
 
 from controller.allocation import Allocation, IndexExhausted, allocate
+from controller.counter_baselines import CounterBaselines
 from controller.counter_poller import (
     DEFAULT_MAX_AGE,
     CounterArrayReader,
@@ -54,10 +57,14 @@ from controller.counter_poller import (
 from controller.crypto_client import (
     CryptoWorkerClient,
     WorkerError,
+    WorkerRefused,
     WorkerSa,
     worker_sas,
 )
 from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters
+from controller.errors import ErrorCode, RequestError
+from controller.key_guard import KEY_FIELD
+from controller.keys import Secret
 from controller.model import Tunnel
 from controller.p4rt.connection import (
     SwitchConnection,
@@ -83,15 +90,29 @@ log = logging.getLogger(__name__)
 WORKER_POLL_SECONDS = 0.5
 SA_DRAIN_SECONDS = 2.0  # at most this long for in-flight frames before removing an old SA
 DRAIN_POLL_SECONDS = 0.005
-FEW_TUNNELS = 16  # up to this many, counters are read by index, else whole
+DRAIN_QUIET_POLLS = 20  # polls with nothing entering or leaving: nothing is in flight
+WHOLE_READ_SHARE = 0.5  # counters are read whole when a read names more than this share of cells
+STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
 
 
 class AllocationBook(Protocol):
-    """Where allocations persist (the tunnel store, inside the request's transaction)."""
+    """Where allocations and retired keys persist (the tunnel store, inside the request's
+    transaction)."""
 
     def load_allocations(self) -> dict[int, Allocation]: ...
 
     def save_allocation(self, tunnel_id: int, allocation: Allocation | None) -> None: ...
+
+    def fingerprint(self, secret: Secret) -> bytes: ...
+
+    def is_retired(self, fingerprint: bytes) -> bool: ...
+
+    def retire(self, fingerprint: bytes) -> None: ...
+
+    def load_baselines(self) -> dict[int, tuple[TunnelCounters, TunnelCounters]]: ...
+
+    def save_baselines(self, rows: Mapping[int, tuple[TunnelCounters, TunnelCounters] | None]
+                       ) -> None: ...
 
 
 def _key(entity: Any, pipeline: Pipeline) -> bytes:
@@ -110,29 +131,6 @@ def _full(entity: Any, pipeline: Pipeline) -> bytes:
     return message.SerializeToString(deterministic=True)
 
 
-class _RetiredKeys:
-    """Fingerprints of encrypt keys that have protected traffic and left the worker, so they are
-    never installed again (their sequence numbers — the AEAD IVs — would restart under the same
-    key). HMAC-SHA256 under a per-process random key: equality only, no key material kept."""
-
-    def __init__(self) -> None:
-        self._hmac_key = os.urandom(32)
-        self._seen: set[bytes] = set()
-
-    def _fingerprint(self, sa: WorkerSa) -> bytes:
-        secret = sa.sa.secret
-        # Key and salt only: the SPI is not part of the AEAD nonce (salt ‖ sequence number).
-        return hmac.new(self._hmac_key, secret.reveal_key() + secret.reveal_salt(),
-                        hashlib.sha256).digest()
-
-    def retire(self, sa: WorkerSa) -> None:
-        if sa.encrypt:
-            self._seen.add(self._fingerprint(sa))
-
-    def is_retired(self, sa: WorkerSa) -> bool:
-        return sa.encrypt and self._fingerprint(sa) in self._seen
-
-
 def _same_sa(wanted: Any, actual: Any) -> bool:
     """The fields the controller sets agree (the worker fills in defaults such as the replay
     window; keys cannot be compared, the worker never returns them)."""
@@ -140,7 +138,7 @@ def _same_sa(wanted: Any, actual: Any) -> bool:
         "sa_index", "spi", "direction", "cipher", "mode", "nat_traversal"))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DataPlaneStatus:
     """What health reporting needs."""
 
@@ -187,8 +185,9 @@ class P4RuntimeDataPlane:
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
         self._last_status: DataPlaneStatus | None = None
-        self._lost_encrypt: set[int] = set()  # encrypt SA indices the worker lost
-        self._retired = _RetiredKeys()
+        self._baselines = CounterBaselines(book)
+        self._degraded: dict[int, str] = {}  # SA index -> why the worker does not hold it
+        self._states: dict[int, str] = {}  # tunnel id -> last logged operational state
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -207,6 +206,7 @@ class P4RuntimeDataPlane:
         if status == self._last_status:
             return
         self._last_status = status
+        self.log_states()
         for listener in self._listeners:
             task = asyncio.get_running_loop().create_task(listener(status))
             self._notify_tasks.add(task)
@@ -320,8 +320,9 @@ class P4RuntimeDataPlane:
                                       others=self._alloc,
                                       max_tunnels=self.pipeline.sizes.max_tunnels,
                                       max_sas=self.pipeline.sizes.max_sas)
-            except IndexExhausted as error:
-                raise DataPlaneUnavailable(str(error)) from None
+            except IndexExhausted as error:  # the make-before-break peak needs one more
+                raise RequestError(ErrorCode.TABLE_FULL, "", f"not applied: {error}; this "
+                                   "change holds its old and new SAs at once") from None
             new_alloc[tunnel_id] = allocation
         old_entries = ({} if before is None or previous is None else self._by_key(
             self._entries(before, previous, self._tunnel_indexes(self._alloc))))
@@ -355,28 +356,38 @@ class P4RuntimeDataPlane:
         for sa in add_sas:
             twin = next((other for other in live
                          if sa.encrypt and other.sa.secret == sa.sa.secret), None)
+            # Last guard (the service's planner refuses these first, controller.key_guard).
             if twin is not None:
-                raise DataPlaneUnavailable(
-                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id}: its key is in use by "
-                    f"the encrypt SA spi {twin.sa.spi} of tunnel {twin.tunnel_id}; a second SA "
-                    "numbering packets from 1 under that key would reuse nonces (a changed "
-                    "tunnel type or cipher also needs a new key)")
-            if self._retired.is_retired(sa):
-                raise DataPlaneUnavailable(
-                    f"encrypt SA spi {sa.sa.spi} of tunnel {tunnel_id}: its key has already "
-                    "been used by an encrypt SA that is gone; using it again would restart the "
-                    "sequence numbers under the same key (nonce reuse): rekey with a new key")
+                raise RequestError(
+                    ErrorCode.INVALID_KEY, KEY_FIELD,
+                    f"the key of spi {sa.sa.spi} is in use by the encrypt SA spi "
+                    f"{twin.sa.spi} of tunnel {twin.tunnel_id}; a second SA numbering packets "
+                    "from 1 under that key would reuse AES nonces: send a new key")
+            if sa.encrypt and self._book.is_retired(self._book.fingerprint(sa.sa.secret)):
+                raise RequestError(
+                    ErrorCode.INVALID_KEY, KEY_FIELD,
+                    f"the key of spi {sa.sa.spi} has already protected traffic in an encrypt "
+                    "SA that is gone (retired key); send a new key")
         undo: list[Callable[[], Awaitable[None]]] = []
         try:
             for sa in add_sas:
-                await self._worker_call(self._worker_add(sa))
+                # Undo first: an AddSa that timed out may still have landed on the worker (the
+                # index is fresh, so removing it — missing is fine — is right); one the worker
+                # refused did not, and the index may hold someone else's SA: keep it.
                 undo.append(functools.partial(self._worker_remove, sa.sa_index))
+                try:
+                    await self._worker_add(sa)
+                except WorkerRefused:
+                    undo.pop()
+                    raise
             await self._switch_write(make, undo_make, undo)
             await self._switch_write(brk, undo_brk, undo)
-        except BaseException as error:  # a fault, a bug or a cancelled call: undo, then raise
+        except BaseException as error:  # a fault, a refusal or a bug: undo, then raise
             log.warning("tunnel %d: %s failed (%s); undoing %d step(s)", tunnel_id,
                         change.operation.name, error or type(error).__name__, len(undo))
             await self._undo(undo)
+            if isinstance(error, WorkerError):
+                raise self._worker_failure(error) from None
             raise
         # The switch no longer refers to the old SAs: the change is done. Removing them is
         # cleanup, never undone (re-adding an encrypt SA would restart its sequence numbers,
@@ -385,7 +396,9 @@ class P4RuntimeDataPlane:
             assert allocation is not None
             await self._drain(allocation, previous)
         for sa in remove_sas:
-            self._retired.retire(sa)
+            if sa.encrypt:
+                self._book.retire(self._book.fingerprint(sa.sa.secret))
+            self._degraded.pop(sa.sa_index, None)
             try:
                 await self._worker_remove(sa.sa_index)
             except WorkerError as error:
@@ -393,45 +406,64 @@ class P4RuntimeDataPlane:
                             "reconciliation: %s", tunnel_id, sa.sa_index, error)
         self._alloc = new_alloc
         self._book.save_allocation(tunnel_id, allocation)
+        if previous is None or allocation is None:  # a new tunnel (maybe a reused index) or gone
+            self._baselines.forget(tunnel_id)
         log.info("tunnel %d: %s programmed: index %s, %d switch update(s), SAs +%d -%d",
                  tunnel_id, change.operation.name,
                  allocation.tunnel_index if allocation else previous.tunnel_index
                  if previous else "-", len(make) + len(brk), len(add_sas), len(remove_sas))
 
     async def _drain(self, allocation: Allocation, previous: Allocation | None) -> None:
-        """Wait until every frame this tunnel sent to the worker so far has come back (or was
-        dropped there), so removing an old SA loses nothing in flight. Best effort: a read
-        failure or ``sa_drain`` seconds end the wait."""
+        """Wait until the frames this tunnel sent to the worker before the repoint have come
+        back (or were dropped there), so removing an old SA loses nothing in flight.
+
+        Done as soon as one of these holds (the crypto port is FIFO):
+        the tunnel's ``tunnel_out`` + drops reach ``tunnel_in`` − ``tunnel_drop_in`` as read
+        right after the repoint; or the worker has finished a frame of a *new* SA since then
+        (every older frame is through); or nothing moves — no frame entered the tunnel and the
+        worker finished none of its SAs for ``DRAIN_QUIET_POLLS`` polls (nothing in flight;
+        the totals may differ for old reasons, e.g. a worker restart). Only frames really
+        outstanding after ``sa_drain`` seconds are warned about. Best effort: a read failure
+        ends the wait."""
         index = allocation.tunnel_index
-        sa_indexes = {sa_index for _, sa_index in allocation.sa_pairs}
-        if previous is not None:
-            sa_indexes |= {sa_index for _, sa_index in previous.sa_pairs}
+        new_sas = {sa_index for _, sa_index in allocation.sa_pairs}
+        old_sas = set() if previous is None else {i for _, i in previous.sa_pairs} - new_sas
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._sa_drain
         try:
-            counts = await self._drain_counts(index, sa_indexes)
+            counts = await self._drain_counts(index, new_sas | old_sas)
             sent = counts[TUNNEL_IN] - counts[TUNNEL_DROP_IN]
-            while counts[TUNNEL_OUT] + counts["worker"] < sent:
+            start, last, quiet = counts, counts, 0
+            while counts[TUNNEL_OUT] + counts[TUNNEL_DROP_OUT] + counts["worker"] < sent:
+                if any(counts["handled"][i] > start["handled"][i] for i in new_sas):
+                    return
+                moved = (counts[TUNNEL_IN] != last[TUNNEL_IN]
+                         or counts["handled"] != last["handled"])
+                quiet = 0 if moved else quiet + 1
+                if quiet >= DRAIN_QUIET_POLLS:
+                    return
                 if loop.time() > deadline:
                     log.warning("tunnel %d: %d frame(s) still at the crypto worker after "
                                 "%.1f s; removing the old SA anyway", index,
-                                sent - counts[TUNNEL_OUT] - counts["worker"], self._sa_drain)
+                                sent - counts[TUNNEL_OUT] - counts[TUNNEL_DROP_OUT]
+                                - counts["worker"], self._sa_drain)
                     return
                 await asyncio.sleep(DRAIN_POLL_SECONDS)
-                counts = await self._drain_counts(index, sa_indexes)
+                last, counts = counts, await self._drain_counts(index, new_sas | old_sas)
         except (SwitchUnavailable, WorkerError) as error:
             log.warning("tunnel index %d: drain not checked (%s)", index, error)
 
-    async def _drain_counts(self, index: int, sa_indexes: set[int]) -> dict[str, int]:
-        cells = await self.connection.read(
-            [fy.P4CounterEntry(name, index=index) for name in (TUNNEL_IN, TUNNEL_OUT,
-                                                               TUNNEL_DROP_IN)])
-        counts = {self.pipeline.schema.counters[cell.counter_id].name: cell.packet_count
-                  for cell in cells}
+    async def _drain_counts(self, index: int, sa_indexes: set[int]) -> dict[str, Any]:
+        names = (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)
+        cells = await self.connection.read([fy.P4CounterEntry(name, index=index)
+                                            for name in names])
+        counts: dict[str, Any] = {name: 0 for name in names}
+        counts.update({self.pipeline.schema.counters[cell.counter_id].name: cell.packet_count
+                       for cell in cells})
         assert self._worker is not None
-        drops = await self._worker.drops(sa_indexes)
-        return {TUNNEL_IN: counts.get(TUNNEL_IN, 0), TUNNEL_OUT: counts.get(TUNNEL_OUT, 0),
-                TUNNEL_DROP_IN: counts.get(TUNNEL_DROP_IN, 0), "worker": sum(drops.values())}
+        counts["worker"] = sum((await self._worker.drops(sa_indexes)).values())
+        counts["handled"] = await self._worker.handled(sa_indexes)
+        return counts
 
     @staticmethod
     def _unchanged_spis(before: Tunnel | None, after: Tunnel) -> list[int]:
@@ -498,11 +530,14 @@ class P4RuntimeDataPlane:
         self._notify_tasks.add(task)
         task.add_done_callback(self._notify_tasks.discard)
 
-    async def _worker_call(self, call: Awaitable[None]) -> None:
-        try:
-            await call
-        except WorkerError as error:
-            raise DataPlaneUnavailable(str(error)) from None
+    @staticmethod
+    def _worker_failure(error: WorkerError) -> Exception:
+        """A worker refusal of the request's own making (FAILED_PRECONDITION, e.g. "key
+        retired") is a request error; anything else means the data plane is unavailable."""
+        if isinstance(error, WorkerRefused) and error.code == "FAILED_PRECONDITION":
+            return RequestError(ErrorCode.INVALID_KEY, KEY_FIELD,
+                                f"not applied: {error}; send a new key")
+        return DataPlaneUnavailable(str(error))
 
     async def _worker_add(self, sa: WorkerSa) -> None:
         assert self._worker is not None
@@ -525,7 +560,11 @@ class P4RuntimeDataPlane:
                                        "not connected; counters cannot be read")
         alloc = {tunnel_id: self._alloc[tunnel_id] for tunnel_id in ids
                  if tunnel_id in self._alloc}
-        if len(alloc) <= FEW_TUNNELS:
+        # By index unless that names more than WHOLE_READ_SHARE of all cells (whole arrays are
+        # then cheaper): finsy and the switch pay per cell, and the whole arrays are 68 cells
+        # per tunnel index — reading them for a page of 110 tunnels took 4-5x longer than
+        # reading its 110 x 68 cells (profiled; it was the getAllIpTunnels page-size-0 cost).
+        if len(alloc) <= WHOLE_READ_SHARE * (self.pipeline.sizes.max_tunnels + 1):
             query = [fy.P4CounterEntry(name, index=index) for a in alloc.values()
                      for name, index in self.pipeline.counter_cells(a.tunnel_index)]
             try:
@@ -548,6 +587,8 @@ class P4RuntimeDataPlane:
             except WorkerError as error:
                 raise DataPlaneUnavailable(str(error)) from None
         result: dict[int, TunnelCounters] = {}
+        raw: dict[int, TunnelCounters] = {}
+        worker: dict[int, int] = {}
         for tunnel_id in ids:
             a = alloc.get(tunnel_id)
             if a is None:
@@ -559,10 +600,16 @@ class P4RuntimeDataPlane:
             din_p, din_b = figures[TUNNEL_DROP_IN]
             dout_p, dout_b = figures[TUNNEL_DROP_OUT]
             worker_drops = sum(drops.get(sa_index, 0) for _, sa_index in a.sa_pairs)
-            result[tunnel_id] = TunnelCounters(
+            raw[tunnel_id] = TunnelCounters(
                 in_packets=in_p, in_bytes=in_b, out_packets=out_p, out_bytes=out_b,
-                in_packets_drops=din_p + worker_drops, in_bytes_drops=din_b,
+                in_packets_drops=din_p, in_bytes_drops=din_b,
                 out_packets_drops=dout_p, out_bytes_drops=dout_b)
+            worker[tunnel_id] = worker_drops
+        # The switch's figures are monotonic across switch restarts (controller.counter_baselines);
+        # the worker's drops are added as it reports them.
+        for tunnel_id, grown in self._baselines.observe(raw).items():
+            result[tunnel_id] = dataclasses.replace(
+                grown, in_packets_drops=grown.in_packets_drops + worker[tunnel_id])
         return result
 
     # ---- reconciliation -------------------------------------------------------------------
@@ -578,6 +625,11 @@ class P4RuntimeDataPlane:
             inserts = [insert(entry) for key, entry in desired.items() if key not in actual]
             modifies = [modify(entry) for key, entry in desired.items() if key in actual and
                         _full(entry, self.pipeline) != _full(actual[key], self.pipeline)]
+            tunnel_keys = desired.keys() - self._by_key(
+                self.pipeline.route_entry(route) for route in self._routes).keys()
+            if tunnel_keys and not tunnel_keys & actual.keys():
+                # The switch came back empty (restarted): its counters restarted at 0.
+                self._baselines.fold(self._tunnels())
             await connection.write(deletes)
             await connection.write(modifies + inserts)
             log.info("switch reconciled: %d entries wanted, %d deleted, %d modified, "
@@ -598,12 +650,14 @@ class P4RuntimeDataPlane:
         self._notify()
 
     async def reconcile_worker(self) -> None:
-        """List the worker's SAs; remove stray or changed ones, re-install missing decrypt SAs.
+        """List the worker's SAs; remove stray or changed ones, re-install missing ones.
 
-        A missing *encrypt* SA is never re-installed: the worker would start its sequence
-        numbers — the AES-GCM/CCM IVs — at 1 again under a key that already protected traffic
-        (nonce reuse). It is reported once and stays out until the client rekeys the tunnel
-        (UPDATE with a new ``ipsecSA``); its packets are dropped and counted meanwhile.
+        A missing SA (the worker restarted) is re-installed with ``resume=True``: the worker
+        continues from its durable state — outbound after the last sequence-number block it
+        reserved, inbound refusing everything at or below its replay high-water mark — so no
+        nonce is used twice and no old frame is accepted again. An SA the worker cannot resume
+        (FAILED_PRECONDITION "no durable state", …) is never added afresh under its key: its
+        tunnel is ``degraded`` (:meth:`tunnel_states`) until the client rekeys it.
         """
         assert self._worker is not None
         async with self._lock:
@@ -613,30 +667,61 @@ class P4RuntimeDataPlane:
                      if index not in desired or not _same_sa(desired[index].params, params)]
             missing = [sa for index, sa in desired.items()
                        if index not in actual or not _same_sa(sa.params, actual[index])]
+            self._degraded = {index: reason for index, reason in self._degraded.items()
+                              if index in desired and index not in actual}
             for index in stray:
                 await self._worker.remove(index, missing_ok=True)
-            reinstall = [sa for sa in missing if not sa.encrypt]
+            resumed = 0
             for sa in missing:
-                if sa.encrypt and sa.sa_index not in self._lost_encrypt:
-                    self._lost_encrypt.add(sa.sa_index)
-                    self._retired.retire(sa)
-                    log.error("tunnel %d: encrypt SA spi %d (index %d) is gone from the crypto "
-                              "worker; not re-installed (its sequence numbers would restart "
-                              "under the same key: AES-GCM/CCM nonce reuse); rekey the tunnel "
-                              "(UPDATE with a new ipsecSA) — its packets are dropped until "
-                              "then", sa.tunnel_id, sa.sa.spi, sa.sa_index)
-            for sa in reinstall:
-                await self._worker.add(sa)
-            self._lost_encrypt &= {sa.sa_index for sa in missing if sa.encrypt}
-            if stray or reinstall:
-                log.info("crypto worker reconciled: %d SA(s) removed, %d decrypt SA(s) "
-                         "re-installed (anti-replay windows start afresh)",
-                         len(stray), len(reinstall))
+                if sa.sa_index in self._degraded:
+                    continue  # refused before; the worker's durable state does not come back
+                try:
+                    await self._worker.add(sa, resume=True)
+                    resumed += 1
+                except WorkerRefused as error:
+                    self._degraded[sa.sa_index] = (
+                        f"{'encrypt' if sa.encrypt else 'decrypt'} SA spi {sa.sa.spi} (index "
+                        f"{sa.sa_index}) is missing at the crypto worker and cannot be resumed "
+                        f"({error}); it is not re-added under its used key: rekey the tunnel")
+            if stray or resumed:
+                log.info("crypto worker reconciled: %d SA(s) removed, %d SA(s) resumed from "
+                         "the worker's durable state", len(stray), resumed)
             changed = not self._worker_ready
             self._worker_ready = True
         if changed:
             log.info("crypto worker reachable; %d SA(s)", len(desired))
             self._notify()
+        self.log_states()
+
+    def tunnel_states(self) -> dict[int, str]:
+        """Each tunnel's operational state: ``active`` or ``degraded: <reason>``."""
+        states: dict[int, str] = {}
+        for tunnel_id, tunnel in self._tunnels().items():
+            allocation = self._alloc.get(tunnel_id)
+            reasons: list[str] = []
+            if not self._switch_ready:
+                reasons.append(f"the switch at {self.connection.target.address} is unreachable")
+            if tunnel.security_associations and not self._worker_ready:
+                reasons.append("the crypto worker is unreachable")
+            if allocation is not None:
+                reasons += [self._degraded[index] for _, index in allocation.sa_pairs
+                            if index in self._degraded]
+            states[tunnel_id] = f"degraded: {'; '.join(reasons)}" if reasons else "active"
+        return states
+
+    def log_states(self) -> None:
+        """Log every tunnel whose operational state changed, at WARNING, once per transition
+        (tunnels that change to the same state together share one line)."""
+        states = self.tunnel_states()
+        changed: dict[str, list[int]] = {}
+        for tunnel_id, state in sorted(states.items()):
+            if self._states.get(tunnel_id, "active") != state:
+                changed.setdefault(state, []).append(tunnel_id)
+        self._states = states
+        for state, ids in changed.items():
+            shown = ", ".join(str(tunnel_id) for tunnel_id in ids[:STATE_IDS_SHOWN])
+            more = f" and {len(ids) - STATE_IDS_SHOWN} more" if len(ids) > STATE_IDS_SHOWN else ""
+            log.warning("tunnel(s) %s%s now %s", shown, more, state)
 
     async def _watch_worker(self) -> None:
         while True:

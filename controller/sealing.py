@@ -8,6 +8,8 @@ open instead of silently keying the wrong tunnel.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import stat
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 STORE_KEY_FILE = "store.key"
 _NONCE_LEN = 12
 _AAD_LABEL = b"tunneloffload-sa-v1"
+_FINGERPRINT_LABEL = b"tunneloffload-retired-key-v1"
 
 
 class SealingError(Exception):
@@ -55,6 +58,9 @@ class KeySealer:
 
     def __init__(self, store_key: bytes) -> None:
         self._aead = AESGCM(store_key)
+        # A separate key for fingerprints, derived one way from the store key: the fingerprint
+        # table is useless without store.key, and reveals nothing about the sealing key.
+        self._fingerprint_key = hmac.new(store_key, _FINGERPRINT_LABEL, hashlib.sha256).digest()
 
     def __repr__(self) -> str:
         return "<KeySealer>"
@@ -69,6 +75,14 @@ class KeySealer:
         plaintext = bytes([len(key)]) + key + secret.reveal_salt()
         nonce = os.urandom(_NONCE_LEN)
         return nonce + self._aead.encrypt(nonce, plaintext, self._aad(tunnel_id, spi))
+
+    def fingerprint(self, secret: Secret) -> bytes:
+        """HMAC-SHA256 of key and salt under a key derived from the store key: equality only.
+
+        Key and salt only: the SPI is not part of the AEAD nonce (salt || sequence number), so
+        the same key under another SPI is the same nonce space."""
+        return hmac.new(self._fingerprint_key, secret.reveal_key() + secret.reveal_salt(),
+                        hashlib.sha256).digest()
 
     def open(self, sealed: bytes, *, tunnel_id: int, spi: int) -> Secret:
         """Inverse of :meth:`seal`; raises :class:`SealingError` on any mismatch."""

@@ -90,6 +90,7 @@ class ControllerServer:
         self._stopping = True
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.service.drain()  # streams whose client left still finish (service doc)
         if isinstance(self.dataplane, P4RuntimeDataPlane):
             await self.dataplane.stop()
         self.store.close()

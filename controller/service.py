@@ -5,19 +5,30 @@ earlier valid requests of the stream leave behind; valid requests are applied ev
 fail; each request is atomic (store write and data-plane apply succeed together or not at all);
 if the stream's valid requests need more tunnels or SAs than the device has at any point,
 nothing is applied (TABLE_FULL); a data-plane fault stops the stream (TABLE_UNAVAILABLE).
+
+Once a stream is being applied, the client no longer matters: :meth:`TunnelService.submit` runs
+the work in its own task behind :func:`asyncio.shield`, so a cancelled call or an expired
+deadline stops the handler but never a request half-way; every request is finished (store
+committed to exactly what the data plane holds) or undone. Each request is journalled in the
+store before its data-plane writes (:meth:`TunnelStore.journal_begin`) and the stream's rows
+are cleared once its answer is ready, so after a crash the next start logs every request that
+was applied but never acknowledged, or was interrupted (and is then undone by reconciliation).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.capabilities import Capabilities
 from controller.dataplane import DataPlane, DataPlaneUnavailable, TunnelChange, TunnelCounters
 from controller.errors import ErrorCode, NotFound, RequestError
+from controller.key_guard import StreamKeys
 from controller.model import Tunnel
 from controller.store import TunnelStore
 from controller.validation import validate_request
@@ -82,18 +93,56 @@ class TunnelService:
         self._dataplane = dataplane
         self.capabilities = capabilities
         self._lock = asyncio.Lock()  # one stream at a time: plans see a stable state
+        self._running: set[asyncio.Task[StreamResult]] = set()
 
     async def submit(self, requests: Sequence[pb.ipTunnelRequest]) -> StreamResult:
-        """Validate, capacity-check and apply one createIpTunnel stream."""
+        """Validate, capacity-check and apply one createIpTunnel stream, to the end even if the
+        caller is cancelled (module doc)."""
+        stream = uuid.uuid4().hex[:12]
+        task = asyncio.get_running_loop().create_task(self._submit(stream, requests),
+                                                      name=f"stream-{stream}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                log.warning("stream %s: the client went away (cancelled or deadline) while its "
+                            "%d request(s) were being applied; finishing them", stream,
+                            len(requests))
+                task.add_done_callback(functools.partial(_report_unanswered, stream))
+            raise
+
+    @property
+    def busy(self) -> bool:
+        """True while a stream is being validated or applied."""
+        return bool(self._running)
+
+    async def drain(self) -> None:
+        """Wait for every stream being applied (server stop: the store closes after this)."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    async def _submit(self, stream: str, requests: Sequence[pb.ipTunnelRequest]
+                      ) -> StreamResult:
+        try:
+            return await self._submit_locked(stream, requests)
+        finally:
+            self._store.journal_clear(stream)
+
+    async def _submit_locked(self, stream: str, requests: Sequence[pb.ipTunnelRequest]
+                             ) -> StreamResult:
         async with self._lock:
             view = dict(self._store.tunnels)
             outcomes: list[RequestOutcome | None] = [None] * len(requests)
             plan: list[tuple[int, TunnelChange]] = []
             peak_tunnels, peak_sas = _usage(view)
             tunnels, sas = peak_tunnels, peak_sas
+            keys = StreamKeys(self._store, view)
             for index, request in enumerate(requests):
                 try:
                     change = validate_request(request, view=view, caps=self.capabilities)
+                    keys.check(change)
                 except RequestError as error:
                     outcomes[index] = RequestOutcome(tunnel_id=request.tunnelId, error=error)
                     log.info("request %d (%s tunnel %d) refused: %s", index,
@@ -106,6 +155,7 @@ class TunnelService:
                 tunnels += tunnels_after - tunnels_before
                 sas += sas_after - sas_before
                 peak_tunnels, peak_sas = max(peak_tunnels, tunnels), max(peak_sas, sas)
+                keys.accept(change)
                 if change.after is None:
                     del view[change.tunnel_id]
                 else:
@@ -114,7 +164,7 @@ class TunnelService:
             caps = self.capabilities
             if peak_tunnels > caps.max_tunnels or peak_sas > caps.max_sas:
                 return self._table_full(requests, outcomes, plan, peak_tunnels, peak_sas)
-            status = await self._apply_plan(plan, outcomes)
+            status = await self._apply_plan(stream, plan, outcomes)
         final = tuple(outcome or RequestOutcome(tunnel_id=0) for outcome in outcomes)
         if status is None:
             failures = [outcome.error for outcome in final if outcome.error is not None]
@@ -143,11 +193,16 @@ class TunnelService:
                       for i, outcome in enumerate(outcomes))
         return StreamResult(status=StreamStatus.TABLE_FULL, outcomes=final)
 
-    async def _apply_plan(self, plan: list[tuple[int, TunnelChange]],
+    async def _apply_plan(self, stream: str, plan: list[tuple[int, TunnelChange]],
                           outcomes: list[RequestOutcome | None]) -> StreamStatus | None:
         for position, (index, change) in enumerate(plan):
             try:
-                await self._apply(change)
+                await self._apply(stream, index, change)
+            except RequestError as error:  # the data plane refused this request: its own fault
+                outcomes[index] = RequestOutcome(tunnel_id=change.tunnel_id, error=error)
+                log.info("request %d (%s tunnel %d) refused: %s", index, change.operation.name,
+                         change.tunnel_id, error)
+                continue
             except DataPlaneUnavailable as fault:
                 log.error("data plane unavailable at request %d (tunnel %d): %s", index,
                           change.tunnel_id, fault)
@@ -163,9 +218,9 @@ class TunnelService:
                      (change.after or change.before).kind)  # type: ignore[union-attr]
         return None
 
-    async def _apply(self, change: TunnelChange) -> None:
+    async def _apply(self, stream: str, index: int, change: TunnelChange) -> None:
         """Store write + data-plane apply as one unit: either both happen or neither."""
-        staged = self._store.stage(change)
+        staged = self._store.stage(change, self._store.journal_begin(stream, index, change))
         try:
             await self._dataplane.apply(change)
         except BaseException:
@@ -194,3 +249,19 @@ class TunnelService:
     async def counters(self, tunnel_ids: Sequence[int]) -> Mapping[int, TunnelCounters]:
         """Data-plane counters for the given ids."""
         return await self._dataplane.read_counters(tunnel_ids)
+
+
+def _report_unanswered(stream: str, task: asyncio.Task[StreamResult]) -> None:
+    """Log what a stream whose client went away did (the client never learns it)."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:
+        log.error("stream %s (client gone) failed: %s", stream, error)
+        return
+    result = task.result()
+    applied = [outcome.tunnel_id for outcome in result.outcomes if outcome.error is None]
+    log.warning("stream %s (client gone): %d request(s) applied but not acknowledged "
+                "(tunnel ids %s), %d refused", stream, len(applied),
+                ", ".join(str(tunnel_id) for tunnel_id in applied[:20]) or "-",
+                len(result.outcomes) - len(applied))

@@ -24,7 +24,7 @@ from typing import Any
 
 from controller import model
 from controller.allocation import Allocation
-from controller.dataplane import TunnelChange
+from controller.dataplane import TunnelChange, TunnelCounters
 from controller.keys import Secret
 from controller.sealing import KeySealer, SealingError
 
@@ -48,6 +48,22 @@ CREATE TABLE IF NOT EXISTS allocations (  -- data-plane indices (controller.allo
     tunnel_id TEXT PRIMARY KEY,
     tunnel_index INTEGER NOT NULL,
     sa_indexes TEXT NOT NULL             -- JSON [[spi, sa_index], ...]
+);
+CREATE TABLE IF NOT EXISTS retired_keys (  -- encrypt keys that protected traffic and are gone
+    fingerprint BLOB PRIMARY KEY         -- KeySealer.fingerprint: keyed HMAC, never the key
+);
+CREATE TABLE IF NOT EXISTS counter_baselines (  -- controller.counter_baselines
+    tunnel_id TEXT PRIMARY KEY,
+    base TEXT NOT NULL,                  -- JSON of TunnelCounters: figures before the last reset
+    last TEXT NOT NULL                   -- JSON of TunnelCounters: the last raw reading
+);
+CREATE TABLE IF NOT EXISTS journal (     -- requests between the data-plane writes and the answer
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT NOT NULL,
+    request_index INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    tunnel_id TEXT NOT NULL,
+    state TEXT NOT NULL                  -- 'applying' (before the writes) | 'applied' (committed)
 );
 """
 
@@ -104,19 +120,23 @@ def _from_json(data: Any, secret_for: Callable[[int], Secret]) -> Any:
 
 
 class StagedChange:
-    """A change written inside an open transaction; exactly one of commit/rollback follows."""
+    """A change written inside an open transaction; exactly one of commit/rollback follows.
 
-    def __init__(self, store: TunnelStore, change: TunnelChange) -> None:
+    ``journal`` is the request's journal row (:meth:`TunnelStore.journal_begin`): the commit
+    marks it 'applied' in the same transaction, a rollback deletes it."""
+
+    def __init__(self, store: TunnelStore, change: TunnelChange, journal: int | None) -> None:
         self._store = store
         self.change = change
+        self._journal = journal
 
     def commit(self) -> None:
         """Make the change durable and visible to readers."""
-        self._store._commit(self.change)
+        self._store._commit(self.change, self._journal)
 
     def rollback(self) -> None:
         """Discard the change; the database and the in-memory view are as before."""
-        self._store._rollback()
+        self._store._rollback(self._journal)
 
 
 class TunnelStore:
@@ -141,10 +161,55 @@ class TunnelStore:
                          (str(SCHEMA_VERSION),))
         try:
             self._tunnels: dict[int, model.Tunnel] = self._load()
+            self._retired: set[bytes] = {bytes(row[0]) for row in self._db.execute(
+                "SELECT fingerprint FROM retired_keys")}
         except BaseException:
             self._db.close()
             raise
         log.info("store %s: %d tunnel(s) loaded", path, len(self._tunnels))
+        self._report_journal()
+
+    def _report_journal(self) -> None:
+        """Log every request the last run left in the journal (it stopped — crashed — between a
+        request's data-plane writes and the client's answer), then clear the journal.
+
+        'applying': the writes had started, the store never committed: the request did not
+        happen, and reconciliation removes whatever of it reached the switch or the worker.
+        'applied': committed (and programmed) but the client was never told."""
+        rows = self._db.execute("SELECT stream, request_index, operation, tunnel_id, state "
+                                "FROM journal ORDER BY seq").fetchall()
+        for stream, index, operation, tunnel_id, state in rows:
+            if state == "applied":
+                log.warning("stream %s request %d (%s tunnel %s) was applied but never "
+                            "acknowledged: the controller stopped before answering; the tunnel "
+                            "is as that request left it", stream, index, operation, tunnel_id)
+            else:
+                log.warning("stream %s request %d (%s tunnel %s) was being applied when the "
+                            "controller stopped and was not committed: it did not happen; "
+                            "reconciliation restores the switch and the crypto worker to the "
+                            "store", stream, index, operation, tunnel_id)
+        if rows:
+            self._db.execute("DELETE FROM journal")
+
+    def journal_begin(self, stream: str, request_index: int, change: TunnelChange) -> int:
+        """Record (durably, before any data-plane write) that a request is being applied."""
+        cursor = self._db.execute(
+            "INSERT INTO journal (stream, request_index, operation, tunnel_id, state) "
+            "VALUES (?, ?, ?, ?, 'applying')",
+            (stream, request_index, change.operation.name, str(change.tunnel_id)))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def journal_clear(self, stream: str) -> None:
+        """The stream's answer is on its way: forget its journal rows."""
+        self._db.execute("DELETE FROM journal WHERE stream = ?", (stream,))
+
+    def journal(self) -> list[tuple[str, int, str, int, str]]:
+        """(stream, request index, operation, tunnel id, state) rows (tests)."""
+        return [(stream, index, operation, int(tunnel_id), state)
+                for stream, index, operation, tunnel_id, state in self._db.execute(
+                    "SELECT stream, request_index, operation, tunnel_id, state FROM journal "
+                    "ORDER BY seq")]
 
     def _load(self) -> dict[int, model.Tunnel]:
         sealed: dict[tuple[int, int], bytes] = {
@@ -171,7 +236,7 @@ class TunnelStore:
         """The committed tunnels by id (read-only view)."""
         return MappingProxyType(self._tunnels)
 
-    def stage(self, change: TunnelChange) -> StagedChange:
+    def stage(self, change: TunnelChange, journal: int | None = None) -> StagedChange:
         """Write ``change`` in a new transaction and leave it open for commit or rollback."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -181,9 +246,9 @@ class TunnelStore:
             if change.after is not None:
                 self._insert(change.after)
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback(journal)
             raise
-        return StagedChange(self, change)
+        return StagedChange(self, change, journal)
 
     def _insert(self, tunnel: model.Tunnel) -> None:
         key = str(tunnel.tunnel_id)
@@ -194,16 +259,39 @@ class TunnelStore:
                 key, sa.spi, self._sealer.seal(sa.secret, tunnel_id=tunnel.tunnel_id,
                                                spi=sa.spi)))
 
-    def _commit(self, change: TunnelChange) -> None:
+    def _commit(self, change: TunnelChange, journal: int | None) -> None:
+        if journal is not None:
+            self._db.execute("UPDATE journal SET state = 'applied' WHERE seq = ?", (journal,))
         self._db.execute("COMMIT")
         if change.after is None:
             self._tunnels.pop(change.tunnel_id, None)
         else:
             self._tunnels[change.tunnel_id] = change.after
 
-    def _rollback(self) -> None:
+    def _rollback(self, journal: int | None) -> None:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
+        if journal is not None:
+            self._db.execute("DELETE FROM journal WHERE seq = ?", (journal,))
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while a request's change is staged and not yet committed or rolled back."""
+        return self._db.in_transaction
+
+    def fingerprint(self, secret: Secret) -> bytes:
+        """The keyed fingerprint of an SA secret (:meth:`KeySealer.fingerprint`)."""
+        return self._sealer.fingerprint(secret)
+
+    def is_retired(self, fingerprint: bytes) -> bool:
+        """True when an encrypt SA under this key has left the worker (never install it again)."""
+        return fingerprint in self._retired
+
+    def retire(self, fingerprint: bytes) -> None:
+        """Retire a key for good — inside the request's transaction when one is open (it then
+        commits with the request; the in-memory set keeps it either way: the SA is gone)."""
+        self._retired.add(fingerprint)
+        self._db.execute("INSERT OR IGNORE INTO retired_keys VALUES (?)", (fingerprint,))
 
     def load_allocations(self) -> dict[int, Allocation]:
         """The data-plane indices of every tunnel that has them."""
@@ -221,6 +309,24 @@ class TunnelStore:
             self._db.execute("INSERT INTO allocations VALUES (?, ?, ?)", (
                 key, allocation.tunnel_index,
                 json.dumps([list(pair) for pair in allocation.sa_pairs])))
+
+    def load_baselines(self) -> dict[int, tuple[TunnelCounters, TunnelCounters]]:
+        """Every tunnel's counter baseline and last raw reading."""
+        return {int(tunnel_id): (TunnelCounters(**json.loads(base)),
+                                 TunnelCounters(**json.loads(last)))
+                for tunnel_id, base, last in self._db.execute(
+                    "SELECT tunnel_id, base, last FROM counter_baselines")}
+
+    def save_baselines(self, rows: Mapping[int, tuple[TunnelCounters, TunnelCounters] | None]
+                       ) -> None:
+        """Write (or, for None, forget) baselines — in the open request transaction if any."""
+        for tunnel_id, row in rows.items():
+            self._db.execute("DELETE FROM counter_baselines WHERE tunnel_id = ?",
+                             (str(tunnel_id),))
+            if row is not None:
+                self._db.execute("INSERT INTO counter_baselines VALUES (?, ?, ?)", (
+                    str(tunnel_id), json.dumps(dataclasses.asdict(row[0])),
+                    json.dumps(dataclasses.asdict(row[1]))))
 
     def close(self) -> None:
         """Close the database (the next start reloads everything from disk)."""

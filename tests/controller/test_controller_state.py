@@ -147,3 +147,59 @@ async def test_a_moved_sealed_key_stops_the_start(start_controller, state_dir: P
         db.execute("UPDATE sealed_keys SET sealed = ? WHERE tunnel_id = '4'", (blob,))
     with pytest.raises(SealingError, match="tunnel 4 spi 4587"):
         await start_controller()
+
+
+def test_a_crash_mid_stream_is_reported_at_the_next_start(tmp_path: Path, caplog) -> None:
+    """Journal rows left by a run that stopped between a request's data-plane writes and its
+    answer are logged at the next start (applied-but-unacknowledged, or interrupted), then
+    cleared; a clean stream leaves none."""
+    from controller.dataplane import TunnelChange
+    from controller.model import Operation
+    from controller.store import TunnelStore
+
+    sealer = KeySealer(load_or_create_store_key(tmp_path))
+    path = tmp_path / DATABASE_FILE
+    store = TunnelStore(path, sealer)
+    tunnel = _tunnel(41)
+    applied = TunnelChange(operation=Operation.CREATE, before=None, after=tunnel)
+    store.stage(applied, store.journal_begin("s1", 0, applied)).commit()
+    interrupted = TunnelChange(operation=Operation.CREATE, before=None, after=_tunnel(42))
+    store.journal_begin("s1", 1, interrupted)
+    store.stage(interrupted)  # never committed: the process "dies" here
+    store.close()
+
+    caplog.set_level(logging.WARNING, logger="controller.store")
+    store = TunnelStore(path, sealer)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("stream s1 request 0 (CREATE tunnel 41) was applied but never acknowledged"
+               in message for message in messages), messages
+    assert any("stream s1 request 1 (CREATE tunnel 42) was being applied" in message
+               and "not committed" in message for message in messages), messages
+    assert sorted(store.tunnels) == [41]
+    assert store.journal() == []
+    store.close()
+
+
+def test_retired_fingerprints_are_keyed_and_persisted(tmp_path: Path) -> None:
+    from controller.store import TunnelStore
+
+    store_key = load_or_create_store_key(tmp_path)
+    secret = Secret(key=b"\x07" * 32, salt=b"\x01\x02\x03\x04")
+    fingerprint = KeySealer(store_key).fingerprint(secret)
+    assert fingerprint != KeySealer(os.urandom(32)).fingerprint(secret)  # keyed
+    store = TunnelStore(tmp_path / DATABASE_FILE, KeySealer(store_key))
+    assert not store.is_retired(fingerprint)
+    store.retire(fingerprint)
+    store.close()
+    store = TunnelStore(tmp_path / DATABASE_FILE, KeySealer(store_key))
+    assert store.is_retired(store.fingerprint(secret))
+    store.close()
+    database = (tmp_path / DATABASE_FILE).read_bytes()
+    assert b"\x07" * 32 not in database
+
+
+def _tunnel(tunnel_id: int):  # type: ignore[no-untyped-def]
+    from controller.model import GeneveDecap, Match, NextAction, Tunnel
+
+    return Tunnel(tunnel_id=tunnel_id, match=Match(), next_action=NextAction.FORWARD,
+                  body=GeneveDecap())

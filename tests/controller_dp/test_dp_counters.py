@@ -141,8 +141,8 @@ async def test_a_reused_tunnel_index_starts_from_zero(controller, v1, port, read
 
 async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
                                                        monkeypatch) -> None:
-    """Past FEW_TUNNELS the counters and their byte cells are read whole, not by index: the
-    figures are the same frames' lengths."""
+    """Past WHOLE_READ_SHARE of all tunnels the counters and their byte cells are read whole,
+    not by index: the figures are the same frames' lengths."""
     from controller import p4runtime_dataplane
 
     await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
@@ -151,7 +151,51 @@ async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
     received = port.receive()
     assert received is not None
     by_index = await stats(v1, 1)
-    monkeypatch.setattr(p4runtime_dataplane, "FEW_TUNNELS", 0)
+    monkeypatch.setattr(p4runtime_dataplane, "WHOLE_READ_SHARE", 0)
     whole = await stats(v1, 1)
     assert whole == by_index
     assert (whole.inBytes, whole.outBytes) == (len(frame), len(received[1]))
+
+
+async def test_counters_only_grow_across_a_switch_restart(controller, v1, switch) -> None:
+    """The restarted switch counts from 0 again; the API's figures carry on from before."""
+    from dp_support import health, wait_serving
+
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    frame = bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP() / (b"z" * 60))
+
+    def send(count: int) -> int:
+        port = PacketPort(switch.packet_url)
+        try:
+            out = 0
+            for _ in range(count):
+                port.send(1, frame)
+                received = port.receive()
+                assert received is not None
+                out = len(received[1])
+            return out
+        finally:
+            port.close()
+
+    out_len = send(3)
+    before = await stats(v1, 1)
+    assert (before.inPackets, before.inBytes, before.outBytes) == (3, 3 * len(frame),
+                                                                  3 * out_len)
+    switch.restart()  # same addresses, empty tables and zero counters
+    await eventually(lambda: _not_serving(health(controller.port)))
+    await wait_serving(controller, timeout=30)
+    after = await stats(v1, 1)
+    assert (after.inPackets, after.inBytes, after.outPackets) == (3, 3 * len(frame), 3)
+    send(2)
+    later = await stats(v1, 1)
+    assert (later.inPackets, later.inBytes, later.outBytes) == (5, 5 * len(frame), 5 * out_len)
+
+
+async def _not_serving(status) -> bool:  # type: ignore[no-untyped-def]
+    import grpc
+    from grpc_health.v1 import health_pb2
+
+    try:
+        return await status != health_pb2.HealthCheckResponse.SERVING
+    except grpc.aio.AioRpcError:
+        return True

@@ -9,6 +9,7 @@ from ctl_builders import (
     hex_key,
     ipsec_dec,
     ipsec_enc,
+    match_ipv4,
     update_enc_sa,
 )
 from ctl_client import all_tunnels, create
@@ -61,24 +62,14 @@ async def test_dead_worker_refuses_requests_then_gets_its_sas_back(controller, v
         await v1.getIpTunnelStats(pb.tunnelId(tunnelId=1), timeout=5)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
-    worker.start()  # a fresh worker: no SAs until the controller re-installs them
+    worker.start()  # a restarted worker: no SAs until the controller re-installs them
     await eventually(lambda: _is(health(controller.port), SERVING))
-    # The decrypt SA is back; the encrypt SA is not (same key, sequence from 1 = nonce reuse).
-    assert {i: p.spi for i, p in worker_sas(worker.socket).items()} == {1: 780}
+    # Both SAs are back, re-installed with AddSa resume=true (the worker continues from its
+    # durable sequence/replay state, worker.proto): the encrypt tunnel needs no rekey.
+    await eventually(lambda: {i: p.spi for i, p in worker_sas(worker.socket).items()}
+                     == {1: 780, 2: 4587})
     port = PacketPort(switch.packet_url)
     try:
-        port.send(1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"x"))
-        assert port.receive(timeout=1.0) is None
-
-        async def dropped() -> bool:
-            stats = await v1.getIpTunnelStats(pb.tunnelId(tunnelId=3), timeout=5)
-            return stats.tunnelCounters.inPacketsDrops == 1
-
-        await eventually(dropped, timeout=5)
-        # The client rekeys: a fresh SA at a new index, traffic flows again.
-        answer = await create(v1, update_enc_sa(3, spi=4588))
-        assert answer.requestStatus == pb._TUNNEL_ACCEPTED
-        assert {p.spi for p in worker_sas(worker.socket).values()} == {780, 4588}
         port.send(1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"x"))
         assert port.receive() is not None
     finally:
@@ -226,3 +217,58 @@ async def test_a_failed_undo_is_repaired_by_reconciliation(controller, v1, reade
     await eventually(lambda: _is(health(controller.port), SERVING))
     assert {p.spi for p in worker_sas(worker.socket).values()} == {4587}
     assert len(calls) >= 3  # the reconciliation's own writes came after the failed undo
+
+
+async def test_a_retired_key_is_still_refused_after_a_controller_restart(
+        start_dp_controller, reader, worker, tmp_path) -> None:
+    """Retired-key fingerprints live in the store (keyed HMAC), not in process memory."""
+    from ctl_builders import update_enc_sa
+
+    key = b"9a" * 32
+    first = await start_dp_controller()
+    async with channel_for(first) as channel:
+        v1 = pb_grpc.ipTunnelServiceStub(channel)
+        assert (await create(v1, ipsec_enc(5, spi=4587, key=key))).requestStatus \
+            == pb._TUNNEL_ACCEPTED
+        assert (await create(v1, update_enc_sa(5, spi=4588))).requestStatus \
+            == pb._TUNNEL_ACCEPTED  # the first key is retired now
+    await first.stop(grace=None)
+    database = (tmp_path / "state" / "tunnels.sqlite3").read_bytes()
+    assert bytes.fromhex(key.decode()) not in database and key not in database
+
+    second = await start_dp_controller()
+    async with channel_for(second) as channel:
+        v1 = pb_grpc.ipTunnelServiceStub(channel)
+        before, sas_before = reader.snapshot(), worker_sas(worker.socket)
+        for request in (update_enc_sa(5, spi=4600, key=key),
+                        ipsec_enc(6, spi=4601, key=key, match=match_ipv4(source="10.0.0.8"))):
+            answer = await create(v1, request)
+            assert answer.requestStatus == pb._TUNNEL_REJECTED, answer
+            assert "retired key" in answer.responses[0].error.errorString
+            assert answer.responses[0].error.errorString.startswith(
+                "ipsecTunnel.ipsecEnc.ipsecSA.encryptionKey: the key of spi ")
+        assert reader.snapshot() == before
+        assert worker_sas(worker.socket).keys() == sas_before.keys()
+
+
+async def test_rekey_drain_does_not_warn_about_frames_lost_long_before(
+        controller, v1, worker, switch, caplog) -> None:
+    """A frame lost while the worker was down leaves tunnel_in one above what came back, for
+    good; a later rekey must see that nothing is in flight now (no warning)."""
+    await create(v1, ipsec_enc(3, spi=4587))
+    worker.kill()
+    await eventually(lambda: _is(health(controller.port), NOT_SERVING))
+    port = PacketPort(switch.packet_url)
+    try:
+        port.send(1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"lost"))
+        assert port.receive(timeout=0.5) is None
+    finally:
+        port.close()
+    worker.start()
+    await eventually(lambda: _is(health(controller.port), SERVING))
+    await eventually(lambda: 1 in worker_sas(worker.socket))  # resumed
+    stats = await v1.getIpTunnelStats(pb.tunnelId(tunnelId=3), timeout=5)
+    assert stats.tunnelCounters.inPackets == 1 and stats.tunnelCounters.outPackets == 0
+    answer = await create(v1, update_enc_sa(3, spi=4588))
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+    assert not [r for r in caplog.records if "still at the crypto worker" in r.getMessage()]

@@ -192,13 +192,12 @@ async def test_a_used_encrypt_key_is_never_installed_again(controller, v1, reade
     await create(v1, update_enc_sa(80, spi=4590))
     before, sas_before = reader.snapshot(), worker_sas(worker.socket)
     answer = await create(v1, update_enc_sa(80, spi=4587, key=key))  # back to the old SA
-    assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
-    assert "nonce reuse" in answer.responses[0].error.errorString
+    _assert_key_refused(answer, "spi 4587", "retired key")
     assert reader.snapshot() == before
     assert worker_sas(worker.socket).keys() == sas_before.keys()
     # Another SPI does not help: the SPI is not part of the nonce.
     answer = await create(v1, update_enc_sa(80, spi=4600, key=key))
-    assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+    _assert_key_refused(answer, "spi 4600", "retired key")
     # The same SPI with a fresh key is a new SA and fine.
     answer = await create(v1, update_enc_sa(80, spi=4587, key=b"cd" * 32))
     assert answer.requestStatus == pb._TUNNEL_ACCEPTED
@@ -247,9 +246,20 @@ async def test_one_encrypt_key_never_numbers_packets_twice(controller, v1, reade
     twin = ipsec_enc(86, spi=4999, key=key, match=match_ipv4(source="10.0.0.9"))
     change_mode = pb.ipTunnelRequest(tunnelId=85, operation=pb._UPDATE)
     change_mode.ipsecTunnel.ipsecEnc.tunnelType = pb.TUNNEL  # NAT-T off, same SA
-    for request in (twin, change_mode):
-        answer = await create(v1, request)
-        assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE, answer
-        assert "would reuse nonces" in answer.responses[0].error.errorString
+    answer = await create(v1, twin)
+    _assert_key_refused(answer, "spi 4999", "in use by the encrypt SA spi 4587 of tunnel 85")
+    answer = await create(v1, change_mode)
+    _assert_key_refused(answer, "spi 4587", "this tunnel's current encrypt SA spi 4587")
     assert reader.snapshot() == before
     assert worker_sas(worker.socket).keys() == sas_before.keys()
+
+
+def _assert_key_refused(answer: pb.createIpTunnelResponses, *phrases: str) -> None:
+    """A reused key is the client's mistake: REJECTED with ipsecError invalidKey and a string
+    naming the key field and the SPI — never TABLE_UNAVAILABLE."""
+    assert answer.requestStatus == pb._TUNNEL_REJECTED, answer
+    error = answer.responses[0].error
+    # (ipsecError invalidKey is 0, proto3's default: the string carries the distinction.)
+    assert error.errorString.startswith("ipsecTunnel.ipsecEnc.ipsecSA.encryptionKey: ")
+    for phrase in phrases:
+        assert phrase in error.errorString, error.errorString

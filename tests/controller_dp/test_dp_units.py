@@ -161,3 +161,38 @@ def test_rule_priorities_are_unique_per_tunnel() -> None:
     longer = {"ip_version": 4, "ipv4_src": (int(IPv4Address("10.1.0.0")), 0xFFFF0000)}
     assert pipe.priority(longer, 1023) > pipe.priority(match, 1)
     assert pipe.priority({}, 1023) >= 1
+
+
+def test_counter_baselines_fold_resets_and_a_new_tunnel_starts_from_zero() -> None:
+    from controller.counter_baselines import CounterBaselines
+    from controller.dataplane import TunnelCounters
+
+    class Book:
+        def __init__(self) -> None:
+            self.rows: dict = {}
+
+        def load_baselines(self) -> dict:
+            return dict(self.rows)
+
+        def save_baselines(self, rows) -> None:  # type: ignore[no-untyped-def]
+            for tunnel_id, row in rows.items():
+                if row is None:
+                    self.rows.pop(tunnel_id, None)
+                else:
+                    self.rows[tunnel_id] = row
+
+    book = Book()
+    baselines = CounterBaselines(book)
+    assert baselines.observe({1: TunnelCounters(in_packets=10, in_bytes=900)})[1].in_packets == 10
+    # The source reset (10 -> 2): the API goes on from 10.
+    assert baselines.observe({1: TunnelCounters(in_packets=2, in_bytes=180)})[1] == \
+        TunnelCounters(in_packets=12, in_bytes=1080)
+    # A restart the reading cannot see (already past the last reading): fold() says so.
+    baselines.fold([1])
+    assert baselines.observe({1: TunnelCounters(in_packets=5, in_bytes=450)})[1] == \
+        TunnelCounters(in_packets=17, in_bytes=1530)
+    # Persisted: a new controller carries on.
+    again = CounterBaselines(book)
+    assert again.observe({1: TunnelCounters(in_packets=6, in_bytes=540)})[1].in_packets == 18
+    again.forget(1)  # deleted, index reused by a new tunnel
+    assert again.observe({1: TunnelCounters(in_packets=1)})[1] == TunnelCounters(in_packets=1)
