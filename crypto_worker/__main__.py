@@ -10,6 +10,8 @@ import threading
 from crypto_worker.esp import DEFAULT_MTU, MAX_FRAME, MIN_MTU
 from crypto_worker.packet_loop import DEFAULT_BATCH
 from crypto_worker.ports.nanomsg import limit_nng_threads
+from crypto_worker.reservation import DEFAULT_BLOCK
+from crypto_worker.sa_state import StateStoreError
 from crypto_worker.server import CRYPTO_PORT, SaSocketError, Worker, WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,13 @@ def _mtu(text: str) -> int:
     value = int(text)
     if not MIN_MTU <= value <= MAX_FRAME:
         raise argparse.ArgumentTypeError(f"{value}, must be {MIN_MTU} … {MAX_FRAME}")
+    return value
+
+
+def _block(text: str) -> int:
+    value = int(text)
+    if not 2 <= value <= 1 << 32:
+        raise argparse.ArgumentTypeError(f"{value}, must be 2 … {1 << 32}")
     return value
 
 
@@ -38,6 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the crypto port's MTU: the largest IP packet (Ethernet header not counted) the "
         f"worker returns; larger results are dropped as OVERSIZE (default {DEFAULT_MTU})",
     )
+    parser.add_argument(
+        "--state-dir", metavar="DIR",
+        help="directory (created 0700) for the durable SA state: reserved sequence numbers, "
+        "replay marks, retired keys; without it nothing survives a restart (tests only)",
+    )
+    parser.add_argument(
+        "--sequence-block", type=_block, default=DEFAULT_BLOCK, metavar="N",
+        help="sequence numbers / replay marks reserved per durable write (default "
+        f"{DEFAULT_BLOCK}); a crash skips or refuses fewer than N",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -54,12 +73,14 @@ def main(argv: list[str] | None = None) -> None:
         crypto_port=args.crypto_port,
         batch=args.batch,
         mtu=args.mtu,
+        state_dir=args.state_dir,
+        sequence_block=args.sequence_block,
     )
     if args.nanomsg:
         limit_nng_threads()  # before the port opens nng's first socket
     try:
         worker = Worker(settings)
-    except SaSocketError as error:
+    except (SaSocketError, StateStoreError) as error:
         log.error("%s", error)
         raise SystemExit(2) from None
     stopped = threading.Event()

@@ -236,6 +236,9 @@ def decrypt_frame(
         raise PacketDropped(
             DropReason.ICV_FAILURE, f"sa_index {sa.config.sa_index}: ICV check failed"
         ) from None
+    reservation = sa.reservation
+    if sequence > reservation.refill_at:  # the mark is durable before the window passes it
+        reservation.reach(sequence)
     replay.accept(sequence)
     pad_length, next_header = plaintext[-2], plaintext[-1]
     payload_end = len(plaintext) - 2 - pad_length

@@ -23,6 +23,8 @@ from crypto_worker.ports.afpacket import AfPacketPort
 from crypto_worker.ports.base import CryptoPortIo
 from crypto_worker.ports.nanomsg import NanomsgPort
 from crypto_worker.processor import FrameProcessor
+from crypto_worker.reservation import DEFAULT_BLOCK
+from crypto_worker.sa_state import SaStateStore
 from crypto_worker.sa_table import SaTable
 from crypto_worker.servicer import CryptoWorkerServicer
 from tunneloffload.crypto.v1 import worker_pb2_grpc
@@ -44,6 +46,7 @@ class WorkerSettings:
     batch: int = DEFAULT_BATCH
     mtu: int = DEFAULT_MTU
     state_dir: str | None = None
+    sequence_block: int = DEFAULT_BLOCK
 
     def __post_init__(self) -> None:
         if (self.nanomsg_url is None) == (self.interface is None):
@@ -140,7 +143,13 @@ class Worker:
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        self.table = SaTable()
+        if settings.state_dir is not None:
+            store = SaStateStore.open(settings.state_dir)
+        else:
+            store = SaStateStore.in_memory()
+            log.warning("no --state-dir: SA state is kept in memory only; after a restart no SA "
+                        "can be resumed and used encrypt keys are not recognised")
+        self.table = SaTable(store, block=settings.sequence_block)
         self._health = health.HealthServicer()
         self._server = create_server(settings, self.table, self._health)
         self._socket_inode = os.lstat(settings.sa_socket).st_ino
@@ -173,6 +182,7 @@ class Worker:
         self._thread.join(timeout=5)
         self._server.stop(grace=1).wait()
         self._port.close()
+        self.table.close()
         # Remove the socket only if it is still ours (not one a newer worker bound meanwhile).
         try:
             if os.lstat(self.settings.sa_socket).st_ino == self._socket_inode:
