@@ -7,11 +7,28 @@ import logging
 import signal
 import threading
 
+from crypto_worker.esp import DEFAULT_MTU, MAX_FRAME, MIN_MTU
 from crypto_worker.packet_loop import DEFAULT_BATCH
 from crypto_worker.ports.nanomsg import limit_nng_threads
+from crypto_worker.reservation import DEFAULT_BLOCK
+from crypto_worker.sa_state import StateStoreError
 from crypto_worker.server import CRYPTO_PORT, SaSocketError, Worker, WorkerSettings
 
 log = logging.getLogger(__name__)
+
+
+def _mtu(text: str) -> int:
+    value = int(text)
+    if not MIN_MTU <= value <= MAX_FRAME:
+        raise argparse.ArgumentTypeError(f"{value}, must be {MIN_MTU} … {MAX_FRAME}")
+    return value
+
+
+def _block(text: str) -> int:
+    value = int(text)
+    if not 2 <= value <= 1 << 32:
+        raise argparse.ArgumentTypeError(f"{value}, must be 2 … {1 << 32}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,6 +42,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     io.add_argument("--interface", metavar="IF", help="a Linux interface (AF_PACKET), e.g. veth")
     parser.add_argument("--crypto-port", type=int, default=CRYPTO_PORT)
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
+    parser.add_argument(
+        "--mtu", type=_mtu, default=DEFAULT_MTU,
+        help="the crypto port's MTU: the largest IP packet (Ethernet header not counted) the "
+        f"worker returns; larger results are dropped as OVERSIZE (default {DEFAULT_MTU})",
+    )
+    parser.add_argument(
+        "--state-dir", metavar="DIR",
+        help="directory (created 0700) for the durable SA state: reserved sequence numbers, "
+        "replay marks, retired keys; without it nothing survives a restart (tests only)",
+    )
+    parser.add_argument(
+        "--sequence-block", type=_block, default=DEFAULT_BLOCK, metavar="N",
+        help="sequence numbers / replay marks reserved per durable write (default "
+        f"{DEFAULT_BLOCK}); a crash skips or refuses fewer than N",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -40,12 +72,15 @@ def main(argv: list[str] | None = None) -> None:
         interface=args.interface,
         crypto_port=args.crypto_port,
         batch=args.batch,
+        mtu=args.mtu,
+        state_dir=args.state_dir,
+        sequence_block=args.sequence_block,
     )
     if args.nanomsg:
         limit_nng_threads()  # before the port opens nng's first socket
     try:
         worker = Worker(settings)
-    except SaSocketError as error:
+    except (SaSocketError, StateStoreError) as error:
         log.error("%s", error)
         raise SystemExit(2) from None
     stopped = threading.Event()

@@ -36,6 +36,26 @@ _PADDING = tuple(bytes(range(1, n + 1)) for n in range(4))
 _TRAILERS = tuple(_PADDING[pad] + bytes((pad, nh)) for pad in range(4) for nh in range(256))
 _PAD_BYTES = bytes(range(1, 256))  # what any pad length's bytes must be
 _TUNNEL_NEXT_HEADER = {4: IPPROTO_IPV4, 6: IPPROTO_IPV6}  # inner IP version -> next header
+DEFAULT_MTU = 9000
+"""The crypto port's MTU unless --mtu says otherwise: the largest IP packet (the outer IP header
+and everything after it, Ethernet header not included, as Linux counts an interface MTU) that the
+worker returns."""
+MIN_MTU = 68  # RFC 791: every IPv4 link carries 68-byte packets
+MAX_FRAME = 65535
+"""The largest frame either port carries (nanomsg message, AF_PACKET buffer); also bounds every
+IP length field, so a result is never built whose length would not fit its header."""
+
+
+def _check_size(shim: CryptoShim, frame_length: int, mtu: int) -> None:
+    """Refuses a result the crypto port cannot carry, before any state (sequence number, replay
+    window) is spent on it."""
+    ip_length = frame_length - shim.l3_offset
+    if ip_length > mtu or frame_length > MAX_FRAME:
+        raise PacketDropped(
+            DropReason.OVERSIZE,
+            f"result: IP packet of {ip_length} bytes in a {frame_length}-byte frame, "
+            f"the crypto port carries IP packets up to its MTU of {mtu} bytes",
+        )
 
 
 def _malformed(detail: str) -> PacketDropped:
@@ -138,8 +158,11 @@ def _protected_end_for_encrypt(shim: CryptoShim, frame: bytes) -> int:
     return end
 
 
-def encrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> bytes:
-    """Returns the frame with the ESP payload sealed; raises PacketDropped."""
+def encrypt_frame(
+    sa: SecurityAssociation, shim: CryptoShim, frame: bytes, mtu: int = DEFAULT_MTU
+) -> bytes:
+    """Returns the frame with the ESP payload sealed; raises PacketDropped (OVERSIZE when the
+    sealed frame's IP packet would exceed `mtu`, before a sequence number is taken)."""
     if (shim.op, shim.flags & _MODE_FLAGS) != sa.shim_signature:
         _check_sa_matches_shim(sa, shim)
     _check_offsets(shim, frame, 0)
@@ -149,12 +172,14 @@ def encrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> by
     payload = frame[esp + ESP_HEADER_BYTES : end]
     pad_length = -(len(payload) + 2) % 4
     plaintext = payload + _TRAILERS[pad_length * 256 + shim.next_header]
+    length = esp + ESP_HEADER_BYTES + ESP_IV_BYTES + len(plaintext) + sa.config.suite.icv_bytes
+    if length - shim.l3_offset > mtu or length > MAX_FRAME:
+        _check_size(shim, length, mtu)
     sequence = sa.take_sequence()
     iv = sequence.to_bytes(ESP_IV_BYTES, "big")
     # ESN: the AAD carries the high half too (_aad); the header carries the low 32 bits.
     low = iv[4:]
     sealed = sa.aead.seal(iv, plaintext, spi_bytes + (iv if sa.config.esn else low))
-    length = esp + ESP_HEADER_BYTES + ESP_IV_BYTES + len(sealed)
     return _with_lengths(shim, frame, (spi_bytes, low, iv, sealed), length)
 
 
@@ -176,8 +201,11 @@ def _with_lengths(
     return bytes(out)
 
 
-def decrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> tuple[bytes, int]:
-    """Returns (frame with ESP opened, trailer next header); raises PacketDropped."""
+def decrypt_frame(
+    sa: SecurityAssociation, shim: CryptoShim, frame: bytes, mtu: int = DEFAULT_MTU
+) -> tuple[bytes, int]:
+    """Returns (frame with ESP opened, trailer next header); raises PacketDropped (OVERSIZE when
+    even the opened frame's IP packet exceeds `mtu`: it arrived on a port without that limit)."""
     if (shim.op, shim.flags & _MODE_FLAGS) != sa.shim_signature:
         _check_sa_matches_shim(sa, shim)
     icv_bytes = sa.config.suite.icv_bytes
@@ -208,6 +236,9 @@ def decrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> tu
         raise PacketDropped(
             DropReason.ICV_FAILURE, f"sa_index {sa.config.sa_index}: ICV check failed"
         ) from None
+    reservation = sa.reservation
+    if sequence > reservation.refill_at:  # the mark is durable before the window passes it
+        reservation.reach(sequence)
     replay.accept(sequence)
     pad_length, next_header = plaintext[-2], plaintext[-1]
     payload_end = len(plaintext) - 2 - pad_length
@@ -219,5 +250,8 @@ def decrypt_frame(sa: SecurityAssociation, shim: CryptoShim, frame: bytes) -> tu
         raise PacketDropped(DropReason.DUMMY_PACKET, "next header 59: dummy packet discarded")
     if shim.tunnel_mode and next_header not in (IPPROTO_IPV4, IPPROTO_IPV6):
         raise _malformed(f"next header: {next_header}, tunnel mode needs 4 or 41")
+    length = esp + ESP_HEADER_BYTES + payload_end
+    if length - shim.l3_offset > mtu:
+        _check_size(shim, length, mtu)
     esp_pieces = (frame[esp : esp + ESP_HEADER_BYTES], plaintext[:payload_end])
-    return _with_lengths(shim, frame, esp_pieces, esp + ESP_HEADER_BYTES + payload_end), next_header
+    return _with_lengths(shim, frame, esp_pieces, length), next_header

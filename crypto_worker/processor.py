@@ -2,28 +2,46 @@
 
 Parses the shim, finds the SA by sa_index, runs the ESP transform, counts the result. A dropped
 frame returns None: the switch never sees a failed packet (docs/dataplane.md, `status`).
+
+No frame can stop the worker: an exception the transforms did not foresee (a bug) drops that one
+frame, counts it as INTERNAL (on its SA when known), logs the traceback at ERROR (at most once per
+`_ERROR_LOG_INTERVAL` seconds, with the count of those not logged, so a flood of bad frames cannot
+flood the log) and the next frame is processed as usual.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from crypto_worker.drops import DropReason, PacketDropped
-from crypto_worker.esp import decrypt_frame, encrypt_frame
+from crypto_worker.esp import DEFAULT_MTU, decrypt_frame, encrypt_frame
 from crypto_worker.sa_table import SaTable
 from crypto_worker.shim import SHIM_BYTES, ShimError, ShimOp, parse_shim, shim_with_next_header
 
 log = logging.getLogger(__name__)
 
+_ERROR_LOG_INTERVAL = 10.0
+
 
 class FrameProcessor:
-    """Applies ESP to shim-wrapped frames using the SAs in `table`."""
+    """Applies ESP to shim-wrapped frames using the SAs in `table`; results bounded by `mtu`."""
 
-    def __init__(self, table: SaTable) -> None:
+    def __init__(self, table: SaTable, *, mtu: int = DEFAULT_MTU) -> None:
         self._table = table
+        self._mtu = mtu
+        self._next_error_log = 0.0
+        self._errors_not_logged = 0
 
     def process(self, message: bytes) -> bytes | None:
         """Returns `shim | frame` to send back, or None when the frame was dropped and counted."""
+        try:
+            return self._process(message)
+        except Exception as error:  # noqa: BLE001 - one bad frame must never stop the loop
+            self._count_internal(message, error)
+            return None
+
+    def _process(self, message: bytes) -> bytes | None:
         try:
             shim = parse_shim(message)
         except ShimError as error:
@@ -39,10 +57,10 @@ class FrameProcessor:
         counters = sa.counters
         try:
             if shim.op is ShimOp.ENCRYPT:
-                out_frame = encrypt_frame(sa, shim, frame)
+                out_frame = encrypt_frame(sa, shim, frame, self._mtu)
                 raw_shim = message[:SHIM_BYTES]
             else:
-                out_frame, next_header = decrypt_frame(sa, shim, frame)
+                out_frame, next_header = decrypt_frame(sa, shim, frame, self._mtu)
                 raw_shim = shim_with_next_header(message, next_header)
         except PacketDropped as drop:
             counters.count_drop(drop.reason)
@@ -52,11 +70,38 @@ class FrameProcessor:
         counters.bytes += len(out_frame)
         return raw_shim + out_frame
 
+    def _count_internal(self, message: bytes, error: Exception) -> None:
+        sa = None
+        try:
+            sa = self._table.get(parse_shim(message).sa_index)
+        except Exception:  # noqa: BLE001 - the shim itself may be what failed
+            pass
+        if sa is not None:
+            sa.counters.count_drop(DropReason.INTERNAL)
+        else:
+            self._table.count_unattributed(DropReason.INTERNAL)
+        now = time.monotonic()
+        if now < self._next_error_log:
+            self._errors_not_logged += 1
+            return
+        self._next_error_log = now + _ERROR_LOG_INTERVAL
+        log.error(
+            "internal error on a %s-byte frame (sa %r); dropped and counted as INTERNAL "
+            "(%s more not logged since the last report)",
+            len(message), sa, self._errors_not_logged, exc_info=error,
+        )
+        self._errors_not_logged = 0
+
     def process_batch(self, messages: list[bytes]) -> list[bytes]:
         """Processes a batch in order; the result holds only the frames to send back."""
         out = []
+        process = self._process  # the try here, not a second call per frame through process()
         for message in messages:
-            result = self.process(message)
+            try:
+                result = process(message)
+            except Exception as error:  # noqa: BLE001 - as in process()
+                self._count_internal(message, error)
+                continue
             if result is not None:
                 out.append(result)
         return out

@@ -35,6 +35,12 @@ class ReplayWindow:
     def top(self) -> int:
         return self._top
 
+    def refuse_up_to(self, mark: int) -> None:
+        """A resumed SA: every sequence number at or below the durable high-water mark counts
+        as received, so none of them is accepted again after a restart."""
+        self._top = mark
+        self._bitmap = self._mask
+
     def full_sequence(self, low32: int) -> int:
         """The 64-bit sequence number of a received low half (RFC 4303 A2.1).
 

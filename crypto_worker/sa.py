@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from crypto_worker.aead import EspAead
 from crypto_worker.ciphers import CipherSuite
@@ -12,8 +13,15 @@ from crypto_worker.replay import ReplayWindow
 from crypto_worker.secret import Secret
 from crypto_worker.shim import FLAG_NAT_T, FLAG_TUNNEL_MODE, ShimOp
 
+if TYPE_CHECKING:
+    from crypto_worker.reservation import Reservation
+
 MAX_SEQUENCE_32 = 0xFFFFFFFF
 MAX_SEQUENCE_64 = 0xFFFFFFFFFFFFFFFF
+
+
+def max_sequence(config: SaConfig) -> int:
+    return MAX_SEQUENCE_64 if config.esn else MAX_SEQUENCE_32
 
 
 class Direction(enum.Enum):
@@ -93,9 +101,20 @@ class SecurityAssociation:
         "_next_sequence",
         "_max_sequence",
         "replay",
+        "reservation",
     )
 
-    def __init__(self, config: SaConfig, keys: SaKeys) -> None:
+    def __init__(
+        self,
+        config: SaConfig,
+        keys: SaKeys,
+        reservation: Reservation,
+        *,
+        start_after: int = 0,
+    ) -> None:
+        """`reservation` holds the durable limit; `start_after` is where a resumed SA takes
+        over: outbound, the first sequence number is start_after + 1; inbound, everything at or
+        below start_after is refused as a replay."""
         self.config = config
         self.aead = EspAead(config.suite, keys.key, keys.salt)
         self.counters = SaCounters()
@@ -106,11 +125,14 @@ class SecurityAssociation:
             | (FLAG_NAT_T if config.nat_traversal else 0),
         )
         self.spi_bytes = config.spi.to_bytes(4, "big")
-        self._next_sequence = 1
-        self._max_sequence = MAX_SEQUENCE_64 if config.esn else MAX_SEQUENCE_32
+        self._next_sequence = start_after + 1
+        self._max_sequence = max_sequence(config)
+        self.reservation = reservation
         self.replay: ReplayWindow | None = None
         if config.direction is Direction.DECRYPT:
             self.replay = ReplayWindow(size=config.replay_window, esn=config.esn)
+            if start_after:
+                self.replay.refuse_up_to(start_after)
 
     def __repr__(self) -> str:
         c = self.config
@@ -127,11 +149,13 @@ class SecurityAssociation:
     def take_sequence(self) -> int:
         """Allocates the next outbound sequence number; never cycles (RFC 4303 §3.3.3)."""
         sequence = self._next_sequence
-        if sequence > self._max_sequence:
-            raise PacketDropped(
-                DropReason.SEQUENCE_EXHAUSTED,
-                f"sa_index {self.config.sa_index}: sequence number space exhausted",
-            )
+        if sequence > self.reservation.refill_at:  # refill_at <= the maximum: one compare
+            if sequence > self._max_sequence:
+                raise PacketDropped(
+                    DropReason.SEQUENCE_EXHAUSTED,
+                    f"sa_index {self.config.sa_index}: sequence number space exhausted",
+                )
+            self.reservation.reach(sequence)  # durable before use; may raise PacketDropped
         self._next_sequence = sequence + 1
         return sequence
 

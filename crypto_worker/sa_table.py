@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from crypto_worker.drops import DropReason
-from crypto_worker.sa import CounterSnapshot, SaConfig, SaKeys, SecurityAssociation
+from crypto_worker.reservation import DEFAULT_BLOCK, Reservation
+from crypto_worker.sa import CounterSnapshot, SaConfig, SaKeys, SecurityAssociation, max_sequence
+from crypto_worker.sa_state import SaStateStore, StateStoreError
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +33,57 @@ class SaTableError(KeyError):
 
 
 class SaTable:
-    """sa_index → SecurityAssociation, plus unknown-SA and unattributed drop counts."""
+    """sa_index → SecurityAssociation, plus unknown-SA and unattributed drop counts.
 
-    def __init__(self) -> None:
+    Every add, replace and remove goes through the durable `store` first
+    (crypto_worker/sa_state.py): an SA is live only once its first reservation is on disk.
+    Without a store the table keeps its state in memory (in-process tests, benchmarks).
+    """
+
+    def __init__(self, store: SaStateStore | None = None, *, block: int = DEFAULT_BLOCK) -> None:
         self._sas: dict[int, SecurityAssociation] = {}
         self._lock = threading.Lock()
         self.unknown_sa_drops: dict[int, int] = {}
         self.unattributed_drops: dict[DropReason, int] = {}
+        self.store = store if store is not None else SaStateStore.in_memory()
+        self._block = block
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sa-state")
 
     def get(self, sa_index: int) -> SecurityAssociation | None:
         return self._sas.get(sa_index)
 
-    def add(self, config: SaConfig, keys: SaKeys) -> None:
+    def _new_sa(self, config: SaConfig, keys: SaKeys, *, resume: bool) -> SecurityAssociation:
+        """Builds the SA after its durable state is written; raises SaStateRefused or
+        StateStoreError and then nothing has changed."""
+        identity = self.store.identity(config.sa_index, config.spi, config.direction, keys)
+        maximum = max_sequence(config)
+        start_after = 0
+        if resume:
+            start_after = self.store.resume(identity)
+            limit = min(start_after + self._block, maximum)
+            self.store.extend(identity, limit)
+        else:
+            limit = min(self._block, maximum)
+            self.store.begin(identity, limit)
+        reservation = Reservation(self.store, identity, limit=limit, block=self._block,
+                                  maximum=maximum, executor=self._writer)
+        return SecurityAssociation(config, keys, reservation, start_after=start_after)
+
+    def _release(self, sa: SecurityAssociation) -> None:
+        identity = sa.reservation.identity
+        try:
+            self.store.release(identity)
+        except StateStoreError as error:
+            # The row stays "used", so a fresh SA with this key is still refused.
+            log.error("%r removed, but its durable state could not be updated: %s", sa, error)
+
+    def add(self, config: SaConfig, keys: SaKeys, *, resume: bool = False) -> None:
         with self._lock:
             if config.sa_index in self._sas:
                 raise SaTableError("sa_index", f"{config.sa_index} is already in use", in_use=True)
-            self._sas[config.sa_index] = SecurityAssociation(config, keys)
-        log.info("added %r", self._sas[config.sa_index])
+            sa = self._new_sa(config, keys, resume=resume)
+            self._sas[config.sa_index] = sa
+        log.info("%s %r", "resumed" if resume else "added", sa)
 
     def replace(self, config: SaConfig, keys: SaKeys) -> CounterSnapshot:
         """Installs a new SA at an index in use; returns the old SA's final counters."""
@@ -54,19 +91,27 @@ class SaTable:
             old = self._sas.get(config.sa_index)
             if old is None:
                 raise SaTableError("sa_index", f"{config.sa_index} is not in use", in_use=False)
-            new = SecurityAssociation(config, keys)
+            new = self._new_sa(config, keys, resume=False)
             self._sas[config.sa_index] = new
+            if new.reservation.identity != old.reservation.identity:
+                self._release(old)
         log.info("replaced %r with %r", old, new)
         return old.counters.snapshot(config.sa_index)
 
     def remove(self, sa_index: int) -> CounterSnapshot:
-        """Drops the SA and, with it, the only reference to its keys; returns final counters."""
+        """Drops the SA and, with it, the only reference to its keys; returns final counters.
+        An encrypt SA's key is retired in the durable state: it is never accepted again."""
         with self._lock:
             old = self._sas.pop(sa_index, None)
             if old is None:
                 raise SaTableError("sa_index", f"{sa_index} is not in use", in_use=False)
+            self._release(old)
         log.info("removed %r", old)
         return old.counters.snapshot(sa_index)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self.store.close()
 
     def all(self) -> list[SecurityAssociation]:
         with self._lock:

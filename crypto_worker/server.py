@@ -17,11 +17,14 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from crypto_worker.esp import DEFAULT_MTU
 from crypto_worker.packet_loop import DEFAULT_BATCH, PacketLoop
 from crypto_worker.ports.afpacket import AfPacketPort
 from crypto_worker.ports.base import CryptoPortIo
 from crypto_worker.ports.nanomsg import NanomsgPort
 from crypto_worker.processor import FrameProcessor
+from crypto_worker.reservation import DEFAULT_BLOCK
+from crypto_worker.sa_state import SaStateStore
 from crypto_worker.sa_table import SaTable
 from crypto_worker.servicer import CryptoWorkerServicer
 from tunneloffload.crypto.v1 import worker_pb2_grpc
@@ -41,6 +44,9 @@ class WorkerSettings:
     interface: str | None = None
     crypto_port: int = CRYPTO_PORT
     batch: int = DEFAULT_BATCH
+    mtu: int = DEFAULT_MTU
+    state_dir: str | None = None
+    sequence_block: int = DEFAULT_BLOCK
 
     def __post_init__(self) -> None:
         if (self.nanomsg_url is None) == (self.interface is None):
@@ -97,13 +103,20 @@ def remove_stale_socket(path: str) -> None:
     raise SaSocketError(f"sa_socket: {path!r} is in use by a running process")
 
 
-def create_server(settings: WorkerSettings, table: SaTable) -> grpc.Server:
-    """The SA service bound to `unix:<sa_socket>` (not started); the socket is owner-only."""
+def create_server(
+    settings: WorkerSettings,
+    table: SaTable,
+    health_servicer: health.HealthServicer | None = None,
+) -> grpc.Server:
+    """The SA service bound to `unix:<sa_socket>` (not started); the socket is owner-only.
+
+    The worker passes its `health_servicer` so it can turn it NOT_SERVING if the packet loop
+    dies."""
     check_socket_directory(settings.sa_socket)
     remove_stale_socket(settings.sa_socket)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     worker_pb2_grpc.add_CryptoWorkerServicer_to_server(CryptoWorkerServicer(table), server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health_servicer or health.HealthServicer()
     health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -130,15 +143,34 @@ class Worker:
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        self.table = SaTable()
-        self._server = create_server(settings, self.table)
+        if settings.state_dir is not None:
+            store = SaStateStore.open(settings.state_dir)
+        else:
+            store = SaStateStore.in_memory()
+            log.warning("no --state-dir: SA state is kept in memory only; after a restart no SA "
+                        "can be resumed and used encrypt keys are not recognised")
+        self.table = SaTable(store, block=settings.sequence_block)
+        self._health = health.HealthServicer()
+        self._server = create_server(settings, self.table, self._health)
         self._socket_inode = os.lstat(settings.sa_socket).st_ino
         self._port = open_port(settings)
-        self._loop = PacketLoop(self._port, FrameProcessor(self.table), batch=settings.batch)
+        self._loop = PacketLoop(
+            self._port, FrameProcessor(self.table, mtu=settings.mtu), batch=settings.batch
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._loop.run, args=(self._stop,), name="packet-loop", daemon=True
+            target=self._loop.run,
+            args=(self._stop, self._loop_died),
+            name="packet-loop",
+            daemon=True,
         )
+
+    def _loop_died(self) -> None:
+        """The packet loop ended on an error: nothing is transformed any more, so the worker
+        must not look healthy (the controller reads this health and reports it)."""
+        for service in ("", SERVICE_NAME):
+            self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.error("health is NOT_SERVING: the packet loop is dead; restart the worker")
 
     def start(self) -> None:
         self._server.start()
@@ -150,6 +182,7 @@ class Worker:
         self._thread.join(timeout=5)
         self._server.stop(grace=1).wait()
         self._port.close()
+        self.table.close()
         # Remove the socket only if it is still ours (not one a newer worker bound meanwhile).
         try:
             if os.lstat(self.settings.sa_socket).st_ino == self._socket_inode:

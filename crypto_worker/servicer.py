@@ -15,6 +15,7 @@ import grpc
 from crypto_worker.ciphers import SUITE_BY_PROTO_NAME, CipherSuite
 from crypto_worker.drops import DropReason
 from crypto_worker.sa import CounterSnapshot, Direction, EspMode, SecurityAssociation
+from crypto_worker.sa_state import SaStateRefused, StateStoreError
 from crypto_worker.sa_table import SaTable, SaTableError
 from crypto_worker.secret import Secret
 from crypto_worker.validation import SaRequest, SaValidationError, validate_sa
@@ -119,6 +120,11 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
                 grpc.StatusCode.ALREADY_EXISTS if error.in_use else grpc.StatusCode.NOT_FOUND
             )
             context.abort(code, error.message)
+        if isinstance(error, SaStateRefused):
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        if isinstance(error, StateStoreError):
+            log.error("%s", error)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"the worker cannot keep SA state: {error}")
         reference = uuid.uuid4().hex[:12]
         log.error("internal error, reference %s", reference, exc_info=error)
         context.abort(grpc.StatusCode.INTERNAL, f"internal error, reference {reference}")
@@ -127,7 +133,7 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
     def AddSa(self, request: pb.AddSaRequest, context: grpc.ServicerContext) -> pb.AddSaResponse:
         try:
             config, keys = validate_sa(_request_from_pb(request.params, request.key))
-            self._table.add(config, keys)
+            self._table.add(config, keys, resume=request.resume)
         except Exception as error:  # noqa: BLE001 - every error becomes a status
             self._abort(context, error)
         return pb.AddSaResponse()

@@ -187,7 +187,8 @@ run_sim() {
     --port "$CRYPTO_PORT@$CRYPTO_SOCKET" --grpc-addr "$P4RT_ADDR" --device-id "$DEVICE_ID"
   wait_ready switch "P4Runtime on $P4RT_ADDR" tcp_open "$P4RT_ADDR"
 
-  start crypto-worker "$PY" -m crypto_worker --sa-socket "$SA_SOCKET" --nanomsg "$CRYPTO_SOCKET"
+  start crypto-worker "$PY" -m crypto_worker --sa-socket "$SA_SOCKET" --nanomsg "$CRYPTO_SOCKET" \
+    --state-dir "$STATE_ABS/crypto-worker"
   wait_ready crypto-worker "gRPC health SERVING on unix:$SA_SOCKET" \
     "$PY" -m tunnelctl --server "unix:$SA_SOCKET" --insecure --timeout 2 health
 

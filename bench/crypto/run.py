@@ -326,8 +326,9 @@ def run(packets: int, io: str = "nanomsg") -> list[Result]:
         try:
             _wait_ready(channel, process)
             stub = pb_grpc.CryptoWorkerStub(channel)
-            key, salt = os.urandom(SUITE.key_bytes), os.urandom(SUITE.salt_bytes)
             for number, size in enumerate(SIZES):
+                # A key per size: the worker refuses a second encrypt SA under a used key.
+                key, salt = os.urandom(SUITE.key_bytes), os.urandom(SUITE.salt_bytes)
                 for op, direction in (("encrypt", pb.DIRECTION_ENCRYPT),
                                       ("decrypt", pb.DIRECTION_DECRYPT)):
                     sa_index = 1 + number * 2 + (op == "decrypt")

@@ -103,7 +103,7 @@ class NanomsgPort:
         if size < _HEADER_BYTES:
             log.warning("ignored a %s-byte message shorter than the header", size)
             return None
-        if size == self._capacity:
+        if size >= self._capacity:  # nng reports a longer message's full size, not the copy
             log.warning("ignored a message over %s bytes", _MAX_MESSAGE)
             return None
         view = self._view

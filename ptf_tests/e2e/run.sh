@@ -78,6 +78,7 @@ p4rt_port=$(sed -n 's/.*grpc-port=\([0-9]*\).*/\1/p' "$tmp/p4sim.out")
 
 # 2. The crypto worker.
 "$PY" -m crypto_worker --sa-socket "$tmp/crypto-sa.sock" --nanomsg "ipc://$tmp/crypto-port.ipc" \
+    --state-dir "$tmp/crypto-worker-state" \
     >"$tmp/crypto-worker.log" 2>&1 &
 pids+=($!)
 wait_for "the crypto worker's SA service" "${pids[-1]}" "$PY" - "$tmp/crypto-sa.sock" <<'EOF'

@@ -270,3 +270,62 @@ def test_make_before_break_rekey_loses_nothing_in_flight(
         key=pb.SaKey(key=new_keys.key, salt=new_keys.salt)))
     (info,) = [s for s in stub.ListSas(pb.ListSasRequest()).sas if s.params.sa_index == 22]
     assert (info.params.spi, info.next_sequence) == (0x2201, 1)
+
+
+def test_oversized_frames_are_counted_and_traffic_goes_on(
+    worker: tuple[Switch, pb_grpc.CryptoWorkerStub],
+) -> None:
+    """Issue 11 defect 2: a legal 65,500-byte IPv4 frame for an encrypt SA killed the packet
+    thread (OverflowError); now it and a 9,000-byte one (over the default 9,000 MTU once sealed)
+    are dropped as OVERSIZE, and encrypt and decrypt traffic keeps passing."""
+    switch, stub = worker
+    out_keys, in_keys = Keying.random(GCM), Keying.random(GCM)
+    stub.AddSa(pb.AddSaRequest(params=_params(30, 0x3030, pb.DIRECTION_ENCRYPT, GCM.proto_name),
+                               key=pb.SaKey(key=out_keys.key, salt=out_keys.salt)))
+    stub.AddSa(pb.AddSaRequest(params=_params(31, 0x3031, pb.DIRECTION_DECRYPT, GCM.proto_name),
+                               key=pb.SaKey(key=in_keys.key, salt=in_keys.salt)))
+    sender = scapy_sa(GCM, in_keys, spi=0x3031, tunnel_header=OUTER, nat_t=False)
+    for size in (65500 - 14 - 28, 9000 - 28):  # a 65,500-byte frame, a 9,000-byte packet
+        message, _ = p4_encrypt_message(_inner(size), sa_index=30, spi=0x3030,
+                                        tunnel_header=OUTER, nat_t=False)
+        switch.send(message)
+    for seq in range(1, 4):
+        good, _ = p4_encrypt_message(_inner(40 + seq), sa_index=30, spi=0x3030,
+                                     tunnel_header=OUTER, nat_t=False)
+        switch.send(good)
+        assert ip_of(switch.receive()[SHIM_BYTES:])[ESP].seq == seq  # 1: none spent on drops
+        inbound, offset = p4_decrypt_message(sender.encrypt(_inner(seq), seq_num=seq),
+                                             sa_index=31, tunnel=True, nat_t=False)
+        switch.send(inbound)
+        assert switch.receive()[SHIM_BYTES + offset + 8 :] == bytes(_inner(seq))
+    by_index = {c.sa_index: c for c in stub.GetCounters(pb.GetCountersRequest()).sas}
+    assert {pb.DropReason.Name(d.reason): d.packets for d in by_index[30].drops} == {
+        "DROP_REASON_OVERSIZE": 2}
+    assert (by_index[30].packets, by_index[31].packets) == (3, 3)
+
+
+def test_a_dead_packet_loop_makes_health_not_serving(tmp_path: Path) -> None:
+    """If the packet thread ends on an error (here: its port fails underneath it), the worker
+    says so: health NOT_SERVING for the service and for "", and an ERROR log line."""
+    from crypto_worker.server import Worker, WorkerSettings
+
+    sa_socket = str(tmp_path / "sa.sock")
+    switch = Switch(f"ipc://{tmp_path}/crypto-port.ipc")
+    worker = Worker(WorkerSettings(sa_socket=sa_socket,
+                                   nanomsg_url=f"ipc://{tmp_path}/crypto-port.ipc"))
+    worker.start()
+    channel = grpc.insecure_channel(f"unix:{sa_socket}")
+    health = health_pb2_grpc.HealthStub(channel)
+    serving = health_pb2.HealthCheckResponse.SERVING
+    try:
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == serving
+        worker._port.close()  # the port fails: recv raises in the packet thread
+        worker._thread.join(timeout=10)
+        assert not worker._thread.is_alive()
+        for service in ("", "tunneloffload.crypto.v1.CryptoWorker"):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        channel.close()
+        worker.stop()
+        switch.socket.close()
