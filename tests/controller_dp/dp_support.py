@@ -80,13 +80,14 @@ class WorkerProcess:
 
     def __init__(self, workdir: Path, crypto_url: str) -> None:
         self.socket = workdir / "worker.sock"
+        self.state_dir = workdir / "worker-state"  # durable SA state: kept across restarts
         self.crypto_url = crypto_url
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [str(BIN / "tunnel-offload-crypto-worker"), "--sa-socket", str(self.socket),
-             "--nanomsg", self.crypto_url, "--log-level", "WARNING"],
+             "--state-dir", str(self.state_dir), "--nanomsg", self.crypto_url, "--log-level", "WARNING"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         channel = grpc.insecure_channel(f"unix:{self.socket}")
         try:
