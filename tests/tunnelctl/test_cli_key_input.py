@@ -35,6 +35,8 @@ def test_a_key_file_others_can_read_is_warned_about(server: Controller, tmp_path
     assert loose.status == 0, loose.err
     assert f"key file {key_file} is readable by group or others (mode 644)" in loose.err
     assert NEW_KEY not in loose.err + loose.out
+    # A second rekey needs a fresh key: the first one is retired with its SA (never reused).
+    key_file.write_text("ef" * 36 + "\n")
     key_file.chmod(0o600)
     private = server.cli("rekey", "10003", "--new-spi", "4601", "--new-key-file", str(key_file))
     assert (private.status, private.err) == (0, "")
