@@ -87,7 +87,8 @@ class WorkerProcess:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [str(BIN / "tunnel-offload-crypto-worker"), "--sa-socket", str(self.socket),
-             "--state-dir", str(self.state_dir), "--nanomsg", self.crypto_url, "--log-level", "WARNING"],
+             "--state-dir", str(self.state_dir), "--nanomsg", self.crypto_url,
+             "--log-level", "WARNING"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         channel = grpc.insecure_channel(f"unix:{self.socket}")
         try:
