@@ -185,16 +185,19 @@ class CryptoWorkerClient:
             raise _fault(error, "ListSas") from None
         return {info.params.sa_index: info.params for info in response.sas}
 
+    async def _counters(self) -> wpb.GetCountersResponse:
+        """One GetCounters call (the worker answers for every SA at once)."""
+        try:
+            return await self._stub.GetCounters(wpb.GetCountersRequest(), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            raise _fault(error, "GetCounters") from None
+
     async def handled(self, sa_indexes: Iterable[int]) -> dict[int, int]:
         """Frames each SA index has finished with: transformed and returned, or dropped."""
         wanted = sorted(set(sa_indexes))
         if not wanted:
             return {}
-        try:
-            response = await self._stub.GetCounters(wpb.GetCountersRequest(),
-                                                    timeout=CALL_TIMEOUT)
-        except grpc.aio.AioRpcError as error:
-            raise _fault(error, "GetCounters") from None
+        response = await self._counters()
         counts = {counters.sa_index: counters.packets + sum(d.packets for d in counters.drops)
                   for counters in response.sas}
         return {index: counts.get(index, 0) for index in wanted}
@@ -205,11 +208,7 @@ class CryptoWorkerClient:
         wanted = sorted(set(sa_indexes))
         if not wanted:
             return {}
-        try:
-            response = await self._stub.GetCounters(wpb.GetCountersRequest(),
-                                                    timeout=CALL_TIMEOUT)
-        except grpc.aio.AioRpcError as error:
-            raise _fault(error, "GetCounters") from None
+        response = await self._counters()
         counts = {counters.sa_index: sum(drop.packets for drop in counters.drops)
                   for counters in response.sas}
         for unknown in response.unknown_sa:  # frames for an index whose SA the worker lost
