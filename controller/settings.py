@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_LISTEN = "localhost:3443"
-DEFAULT_STATE_DIR = Path("state")
 DEFAULT_SWITCH_ADDR = "127.0.0.1:9559"
-DEFAULT_P4INFO = Path("p4src/tunnel_offload.p4info.txtpb")
+# The environment variable naming the state directory, read by the controller and tunnelctl alike.
+STATE_DIR_ENV = "TUNNELOFFLOAD_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """Where state lives when ``--state-dir`` is not given: ``$TUNNELOFFLOAD_STATE_DIR``, else
+    ``$XDG_STATE_HOME/tunneloffload``, else ``~/.local/state/tunneloffload`` (always absolute, so
+    the controller and tunnelctl agree whatever directory each is started from)."""
+    if os.environ.get(STATE_DIR_ENV):
+        return Path(os.environ[STATE_DIR_ENV]).expanduser().absolute()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser().absolute() / "tunneloffload"
+
+
+def p4src_dir() -> Path:
+    """The P4 program and its P4Info: shipped inside the package by the wheel build (setup.py),
+    else the checkout's ``p4src/`` (editable installs, ``make``)."""
+    installed = Path(__file__).resolve().parent / "p4src"
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[1] / "p4src"
+
+
+DEFAULT_P4INFO = p4src_dir() / "tunnel_offload.p4info.txtpb"
 DATA_PLANES = ("p4runtime", "detached")
 
 
@@ -19,7 +42,7 @@ class Settings:
     """Everything ``create_server`` needs; tests build it directly with ``listen=...:0``."""
 
     listen: str = DEFAULT_LISTEN
-    state_dir: Path = DEFAULT_STATE_DIR
+    state_dir: Path = field(default_factory=default_state_dir)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -58,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                         help="address to serve on (default: %(default)s; port 0 picks a free "
                              "port; IPv6 as [::1]:3443)")
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR",
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir(), metavar="DIR",
                         help="where the tunnel database, the store key and the generated TLS "
-                             "certificate live (default: ./%(default)s, created 0700)")
+                             "certificate live (default: $TUNNELOFFLOAD_STATE_DIR, else "
+                             "$XDG_STATE_HOME/tunneloffload, else ~/.local/state/tunneloffload; "
+                             "now %(default)s; created 0700)")
     parser.add_argument("--tls-cert", type=Path, metavar="PEM",
                         help="server certificate chain (default: a self-signed localhost "
                              "certificate generated once into --state-dir)")
@@ -85,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataplane.add_argument("--device-id", type=int, default=1, metavar="N",
                            help="P4Runtime device id (default: %(default)s)")
     dataplane.add_argument("--p4info", type=Path, default=DEFAULT_P4INFO, metavar="FILE",
-                           help="P4Info text file of the pipeline (default: %(default)s)")
+                           help="P4Info text file of the pipeline (default: the one installed "
+                                "with the package, %(default)s)")
     dataplane.add_argument("--p4-device-config", type=Path, metavar="FILE",
                            help="p4_device_config sent with the pipeline: for p4sim its JSON "
                                 "(p4sim device-config), for BMv2 p4c's JSON (default: empty, "

@@ -19,7 +19,12 @@ from google.protobuf import text_format
 
 from tunnelctl import codec, graph, summary
 from tunnelctl.client import TunnelClient, error_codes
-from tunnelctl.connection import ConnectionError_, open_channel, settings_from_args
+from tunnelctl.connection import (
+    ConnectionError_,
+    explain_unreachable,
+    open_channel,
+    settings_from_args,
+)
 from tunnelctl.document import load_documents, parse_requests
 from tunnelctl.output import dump, print_outcome, readable_list
 from tunnelctl.readable import InputError, to_readable
@@ -217,16 +222,17 @@ def cmd_health(args: argparse.Namespace, client: TunnelClient | None, out: TextI
     written its certificate yet, and that is "not ready", not an error.
     """
     deadline = time.monotonic() + args.wait
+    settings = settings_from_args(args)
     while True:
         try:
-            channel = open_channel(settings_from_args(args))
+            channel = open_channel(settings)
         except ConnectionError_ as error:
             last = str(error)
         else:
             try:
                 last = TunnelClient(channel, timeout=args.timeout).health(args.service)
             except grpc.RpcError as error:
-                last = f"{error.code().name}: {error.details()}"
+                last = explain_unreachable(settings, error.code(), error.details() or "")
             finally:
                 channel.close()
         if last == "SERVING":
