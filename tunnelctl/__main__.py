@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--dry-run", action="store_true",
                          help="check the file and print the requests in protobuf text format "
                               "(wire values), without a server")
+        if name == "create":
+            sub.add_argument("--atomic", action="store_true",
+                             help="the whole file or nothing: every tunnel is checked before "
+                                  "any is sent, and if the server refuses one, the tunnels this "
+                                  "command created are deleted again")
 
     get = commands.add_parser("get", help="show tunnels by id (keys are never shown)")
     get.add_argument("tunnel_ids", nargs="+", type=_tunnel_id, metavar="ID")
