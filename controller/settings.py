@@ -57,6 +57,7 @@ class Settings:
     crypto_worker_socket: Path | None = None
     routes: Path | None = None
     worker_poll: float = 0.5
+    metrics_addr: str | None = None
 
     def __post_init__(self) -> None:
         if self.data_plane not in DATA_PLANES:
@@ -68,6 +69,10 @@ class Settings:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.insecure and (self.tls_cert or self.tls_client_ca):
             raise ValueError("--insecure cannot be combined with --tls-cert/--tls-client-ca")
+        if self.metrics_addr is not None:
+            from controller.metrics import parse_metrics_addr
+
+            parse_metrics_addr(self.metrics_addr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-wire", action="store_true",
                         help="log every request and response message (keys redacted) to the "
                              "'controller.wire' logger at DEBUG")
+    parser.add_argument("--metrics-addr", metavar="HOST:PORT",
+                        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: "
+                             "off; docs/operations.md \"Metrics\"); plain HTTP, so keep it on "
+                             "loopback or a management network")
     dataplane = parser.add_argument_group("data plane")
     dataplane.add_argument("--data-plane", choices=DATA_PLANES, default="p4runtime",
                            help="p4runtime: program the switch and the crypto worker "
@@ -135,6 +144,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
                         log_wire=args.log_wire, data_plane=args.data_plane,
                         switch_addr=args.switch_addr, device_id=args.device_id,
                         p4info=args.p4info, p4_device_config=args.p4_device_config,
-                        crypto_worker_socket=args.crypto_worker_socket, routes=args.routes)
+                        crypto_worker_socket=args.crypto_worker_socket, routes=args.routes,
+                        metrics_addr=args.metrics_addr)
     except ValueError as error:
         parser.error(str(error))
