@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from controller.capabilities import (
     Capabilities,
@@ -21,6 +22,7 @@ from controller.capabilities import (
 )
 from controller.crypto_client import CryptoWorkerClient, worker_ciphers
 from controller.dataplane import DataPlane, DetachedDataPlane
+from controller.metrics import MetricsServer, RequestMetrics, start_metrics
 from controller.p4rt.connection import SwitchTarget
 from controller.p4runtime_dataplane import DataPlaneStatus, P4RuntimeDataPlane
 from controller.pipeline import Pipeline
@@ -58,11 +60,20 @@ class ControllerServer:
         self.dataplane = dataplane
         self._health = health_servicer
         self._stopping = False
+        self.metrics_registry: CollectorRegistry | None = None  # with --metrics-addr
+        self.metrics: MetricsServer | None = None
+        self.settings_metrics_addr: str | None = None
+        self.worker_socket: str | None = None
 
     async def start(self) -> None:
         """Start serving. Health is SERVING at once with a detached data plane; with the
         P4Runtime data plane only while the switch and the worker are reconciled."""
         await self.server.start()
+        if self.metrics_registry is not None and self.settings_metrics_addr is not None:
+            self.metrics = start_metrics(self.settings_metrics_addr,
+                                         registry=self.metrics_registry, service=self.service,
+                                         dataplane=self.dataplane,
+                                         worker_socket=self.worker_socket)
         if isinstance(self.dataplane, P4RuntimeDataPlane):
             await self._set_health(False)
             self.dataplane.on_status(self._on_dataplane_status)
@@ -91,6 +102,8 @@ class ControllerServer:
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.service.drain()  # streams whose client left still finish (service doc)
+        if self.metrics is not None:
+            await self.metrics.stop()
         if isinstance(self.dataplane, P4RuntimeDataPlane):
             await self.dataplane.stop()
         self.store.close()
@@ -123,8 +136,11 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
 
     # No SO_REUSEPORT: a second controller on the same port must fail, not share the traffic.
     # Larger messages are refused by gRPC (RESOURCE_EXHAUSTED) before any of our code runs.
+    registry = CollectorRegistry() if settings.metrics_addr is not None else None
+    interceptors = [RequestMetrics(registry)] if registry is not None else []
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0),
-                                      ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
+                                      ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+                             interceptors=interceptors)
     pb_grpc.add_ipTunnelServiceServicer_to_server(servicer, server)
     server.add_generic_rpc_handlers((v2_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
@@ -143,9 +159,14 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     except BaseException:
         store.close()
         raise
-    return ControllerServer(server=server, port=port, store=store, service=service,
-                            health_servicer=health_servicer, cert_path=cert_path,
-                            dataplane=dataplane)
+    controller = ControllerServer(server=server, port=port, store=store, service=service,
+                                  health_servicer=health_servicer, cert_path=cert_path,
+                                  dataplane=dataplane)
+    controller.metrics_registry = registry
+    controller.settings_metrics_addr = settings.metrics_addr
+    controller.worker_socket = (str(settings.crypto_worker_socket)
+                                if settings.crypto_worker_socket is not None else None)
+    return controller
 
 
 def is_loopback_listen(listen: str) -> bool:

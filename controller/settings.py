@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_LISTEN = "localhost:3443"
-DEFAULT_STATE_DIR = Path("state")
 DEFAULT_SWITCH_ADDR = "127.0.0.1:9559"
-DEFAULT_P4INFO = Path("p4src/tunnel_offload.p4info.txtpb")
+# The environment variable naming the state directory, read by the controller and tunnelctl alike.
+STATE_DIR_ENV = "TUNNELOFFLOAD_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """Where state lives when ``--state-dir`` is not given: ``$TUNNELOFFLOAD_STATE_DIR``, else
+    ``$XDG_STATE_HOME/tunneloffload``, else ``~/.local/state/tunneloffload`` (always absolute, so
+    the controller and tunnelctl agree whatever directory each is started from)."""
+    if os.environ.get(STATE_DIR_ENV):
+        return Path(os.environ[STATE_DIR_ENV]).expanduser().absolute()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base).expanduser().absolute() / "tunneloffload"
+
+
+def p4src_dir() -> Path:
+    """The P4 program and its P4Info: shipped inside the package by the wheel build (setup.py),
+    else the checkout's ``p4src/`` (editable installs, ``make``)."""
+    installed = Path(__file__).resolve().parent / "p4src"
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[1] / "p4src"
+
+
+DEFAULT_P4INFO = p4src_dir() / "tunnel_offload.p4info.txtpb"
 DATA_PLANES = ("p4runtime", "detached")
 
 
@@ -19,7 +42,7 @@ class Settings:
     """Everything ``create_server`` needs; tests build it directly with ``listen=...:0``."""
 
     listen: str = DEFAULT_LISTEN
-    state_dir: Path = DEFAULT_STATE_DIR
+    state_dir: Path = field(default_factory=default_state_dir)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -34,6 +57,7 @@ class Settings:
     crypto_worker_socket: Path | None = None
     routes: Path | None = None
     worker_poll: float = 0.5
+    metrics_addr: str | None = None
 
     def __post_init__(self) -> None:
         if self.data_plane not in DATA_PLANES:
@@ -45,6 +69,10 @@ class Settings:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.insecure and (self.tls_cert or self.tls_client_ca):
             raise ValueError("--insecure cannot be combined with --tls-cert/--tls-client-ca")
+        if self.metrics_addr is not None:
+            from controller.metrics import parse_metrics_addr
+
+            parse_metrics_addr(self.metrics_addr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                         help="address to serve on (default: %(default)s; port 0 picks a free "
                              "port; IPv6 as [::1]:3443)")
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, metavar="DIR",
+    parser.add_argument("--state-dir", type=Path, default=default_state_dir(), metavar="DIR",
                         help="where the tunnel database, the store key and the generated TLS "
-                             "certificate live (default: ./%(default)s, created 0700)")
+                             "certificate live (default: $TUNNELOFFLOAD_STATE_DIR, else "
+                             "$XDG_STATE_HOME/tunneloffload, else ~/.local/state/tunneloffload; "
+                             "now %(default)s; created 0700)")
     parser.add_argument("--tls-cert", type=Path, metavar="PEM",
                         help="server certificate chain (default: a self-signed localhost "
                              "certificate generated once into --state-dir)")
@@ -76,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-wire", action="store_true",
                         help="log every request and response message (keys redacted) to the "
                              "'controller.wire' logger at DEBUG")
+    parser.add_argument("--metrics-addr", metavar="HOST:PORT",
+                        help="serve Prometheus metrics on http://HOST:PORT/metrics (default: "
+                             "off; docs/operations.md \"Metrics\"); plain HTTP, so keep it on "
+                             "loopback or a management network")
     dataplane = parser.add_argument_group("data plane")
     dataplane.add_argument("--data-plane", choices=DATA_PLANES, default="p4runtime",
                            help="p4runtime: program the switch and the crypto worker "
@@ -85,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataplane.add_argument("--device-id", type=int, default=1, metavar="N",
                            help="P4Runtime device id (default: %(default)s)")
     dataplane.add_argument("--p4info", type=Path, default=DEFAULT_P4INFO, metavar="FILE",
-                           help="P4Info text file of the pipeline (default: %(default)s)")
+                           help="P4Info text file of the pipeline (default: the one installed "
+                                "with the package, %(default)s)")
     dataplane.add_argument("--p4-device-config", type=Path, metavar="FILE",
                            help="p4_device_config sent with the pipeline: for p4sim its JSON "
                                 "(p4sim device-config), for BMv2 p4c's JSON (default: empty, "
@@ -109,6 +144,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
                         log_wire=args.log_wire, data_plane=args.data_plane,
                         switch_addr=args.switch_addr, device_id=args.device_id,
                         p4info=args.p4info, p4_device_config=args.p4_device_config,
-                        crypto_worker_socket=args.crypto_worker_socket, routes=args.routes)
+                        crypto_worker_socket=args.crypto_worker_socket, routes=args.routes,
+                        metrics_addr=args.metrics_addr)
     except ValueError as error:
         parser.error(str(error))

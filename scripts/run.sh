@@ -43,8 +43,9 @@ PIDS=()
 NAMES=()
 STOPPING=0
 
-stop_all() {
+stop_all() {  # stop_all [signal]: with "signal" (Ctrl-C, SIGTERM) the run ends with status 0
   local status=$?
+  [ "${1:-}" = signal ] && status=0
   [ "$STOPPING" = 1 ] && return
   STOPPING=1
   trap - INT TERM EXIT
@@ -68,7 +69,17 @@ stop_all() {
     fi
     wait "$pid" 2>/dev/null || true
   done
+  [ "${1:-}" = signal ] && say "stopped; state kept in $STATE_ABS"
   exit "$status"
+}
+
+# Where tunnelctl finds this run from any directory (tunnelctl/connection.py, docs/cli.md).
+RUN_RECORD="${XDG_CONFIG_HOME:-$HOME/.config}/tunneloffload/make-run.yaml"
+record_run() {
+  mkdir -p "$(dirname "$RUN_RECORD")"
+  printf '# written by make run (scripts/run.sh) when its controller was ready\nserver: %s\nstate_dir: %s\n' \
+    "$LISTEN" "$STATE_ABS" >"$RUN_RECORD.tmp" && mv "$RUN_RECORD.tmp" "$RUN_RECORD"
+  say "recorded server $LISTEN and state $STATE_ABS in $RUN_RECORD"
 }
 
 start() {  # start NAME COMMAND...: run in the background, output to $LOG_DIR/NAME.log
@@ -178,7 +189,8 @@ run_sim() {
   chmod 700 "$STATE_DIR"
   rm -f "$SA_SOCKET"
 
-  trap stop_all INT TERM EXIT
+  trap 'stop_all signal' INT TERM
+  trap stop_all EXIT
   # The pipeline the controller pushes (and pushes again if the switch restarts).
   "$PY" -m p4sim device-config "$PROGRAM" >"$RUN_DIR/device-config.json" ||
     die "'p4sim device-config $PROGRAM' failed"
@@ -199,6 +211,7 @@ run_sim() {
     --crypto-worker-socket "$SA_SOCKET" --routes "$ROUTES"
   wait_ready controller "gRPC health SERVING on $LISTEN" \
     "$PY" -m tunnelctl --server "$LISTEN" --state-dir "$STATE_DIR" --timeout 2 health
+  record_run
 
   print_banner "p4sim (embedded v1model target) running $PROGRAM, P4Runtime $P4RT_ADDR" \
     "packets:  front-panel ports on $PACKET_SOCKET (PTF nanomsg);" \
@@ -230,6 +243,7 @@ run_bmv2() {
   # --wait returns once every service's health check passes (and fails if one turns unhealthy).
   HOST_UID="$(id -u)" HOST_GID="$(id -g)" STATE_DIR="$STATE_ABS" "${compose[@]}" up --build --detach --wait \
     --wait-timeout "$READY_TIMEOUT"
+  record_run
   print_banner "BMv2 simple_switch_grpc in Docker ($COMPOSE_FILE)" \
     "logs:     docker compose -f $COMPOSE_FILE --project-name tunnel-offload logs"
   "${compose[@]}" logs --follow || true

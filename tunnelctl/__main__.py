@@ -1,7 +1,8 @@
 """tunnelctl: the command-line client of the TunnelOffload API (docs/cli.md).
 
-With no connection options it reaches the controller ``make run`` started: ``localhost:3443`` over
-TLS, trusting the certificate the controller generated into ``./state``.
+With no connection options it reaches the controller ``make run`` started, from any directory:
+the address and the state directory (whose generated certificate it trusts) come from the
+environment, the per-user config file or ``make run``'s record (tunnelctl/connection.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+# gRPC's C core logs TLS handshake failures itself; tunnelctl reports each as one line instead.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -21,6 +25,10 @@ from tunnelctl.connection import (
     DEFAULT_STATE_DIR,
     GENERATED_CERT_NAME,
     ConnectionError_,
+    ConnectionSettings,
+    UsageError_,
+    check_options,
+    explain_unreachable,
     key_file_warning,
     open_channel,
     plaintext_warning,
@@ -37,16 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drive a TunnelOffload controller: create, inspect, rekey and delete tunnels.",
         epilog="Exit status: 0 ok, 1 the server refused a request, 2 bad arguments or input file, "
                "3 server unreachable or not serving. See docs/cli.md.")
-    connection = parser.add_argument_group("connection (defaults reach `make run`)")
-    connection.add_argument("-s", "--server", default=os.environ.get("TUNNELCTL_SERVER",
-                                                                     DEFAULT_SERVER),
+    connection = parser.add_argument_group(
+        "connection (defaults: env, then ~/.config/tunneloffload/tunnelctl.yaml, then the "
+        "controller `make run` last started; docs/cli.md)")
+    connection.add_argument("-s", "--server",
                             help="controller address HOST:PORT (env TUNNELCTL_SERVER; "
                                  f"default {DEFAULT_SERVER})")
-    connection.add_argument("--state-dir", default=os.environ.get("TUNNELCTL_STATE_DIR",
-                                                                  DEFAULT_STATE_DIR),
+    connection.add_argument("--state-dir",
                             help="the controller's --state-dir; its generated certificate "
                                  f"({GENERATED_CERT_NAME}) is trusted when --ca is not given "
-                                 f"(env TUNNELCTL_STATE_DIR; default ./{DEFAULT_STATE_DIR})")
+                                 f"(env TUNNELOFFLOAD_STATE_DIR; default {DEFAULT_STATE_DIR})")
     connection.add_argument("--ca", help="PEM file of the CA (or self-signed certificate) to "
                                          "trust, like the server's --tls-cert")
     connection.add_argument("--cert", help="client certificate PEM for mutual TLS (the server's "
@@ -71,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--dry-run", action="store_true",
                          help="check the file and print the requests in protobuf text format "
                               "(wire values), without a server")
+        if name == "create":
+            sub.add_argument("--atomic", action="store_true",
+                             help="the whole file or nothing: every tunnel is checked before "
+                                  "any is sent, and if the server refuses one, the tunnels this "
+                                  "command created are deleted again")
 
     get = commands.add_parser("get", help="show tunnels by id (keys are never shown)")
     get.add_argument("tunnel_ids", nargs="+", type=_tunnel_id, metavar="ID")
@@ -147,24 +160,27 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     except SystemExit as exit_:
         return int(exit_.code or 0)
     channel = None
+    settings = None
     try:
         client = None
+        _check_input_file(args)
         if needs_server(args):
             settings = settings_from_args(args)
+            check_options(settings)
             for warning in (plaintext_warning(settings), key_file_warning(settings)):
                 if warning is not None:
                     err.write(f"tunnelctl: {warning}\n")
             channel = open_channel(settings)
             client = TunnelClient(channel, timeout=args.timeout)
         return int(run_command(args, client, out, err))
-    except InputError as error:
+    except (InputError, UsageError_) as error:
         err.write(f"error: {error}\n")
         return int(Exit.USAGE)
     except ConnectionError_ as error:
         err.write(f"error: {error}\n")
         return int(Exit.UNREACHABLE)
     except grpc.RpcError as error:
-        return int(_report_rpc_error(error, args.server, err))
+        return int(_report_rpc_error(error, settings, err))
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return 130
@@ -178,11 +194,22 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
             channel.close()
 
 
-def _report_rpc_error(error: grpc.RpcError, server: str, err: TextIO) -> Exit:
+def _check_input_file(args: argparse.Namespace) -> None:
+    """A missing ``-f`` file is the error to report, before any certificate or connection."""
+    path = getattr(args, "file", None)
+    if path and path != "-" and not os.path.isfile(path):
+        reason = "is a directory" if os.path.isdir(path) else "no such file"
+        raise InputError(path, reason)
+
+
+def _report_rpc_error(error: grpc.RpcError, settings: ConnectionSettings | None,
+                      err: TextIO) -> Exit:
     code = error.code() if hasattr(error, "code") else None
     details = error.details() if hasattr(error, "details") else str(error)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        err.write(f"error: cannot reach the controller at {server}: {code.name}: {details}\n")
+        server = settings.server if settings else "?"
+        cause = explain_unreachable(settings, code, details or "") if settings else details
+        err.write(f"error: cannot reach the controller at {server}: {cause}\n")
         return Exit.UNREACHABLE
     name = code.name if code is not None else "ERROR"
     err.write(f"error: the controller answered {name}: {details}\n")

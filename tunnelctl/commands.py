@@ -18,8 +18,13 @@ import grpc
 from google.protobuf import text_format
 
 from tunnelctl import codec, graph, summary
-from tunnelctl.client import TunnelClient, error_codes
-from tunnelctl.connection import ConnectionError_, open_channel, settings_from_args
+from tunnelctl.client import CreateOutcome, TunnelClient, error_codes
+from tunnelctl.connection import (
+    ConnectionError_,
+    explain_unreachable,
+    open_channel,
+    settings_from_args,
+)
 from tunnelctl.document import load_documents, parse_requests
 from tunnelctl.output import dump, print_outcome, readable_list
 from tunnelctl.readable import InputError, to_readable
@@ -217,16 +222,17 @@ def cmd_health(args: argparse.Namespace, client: TunnelClient | None, out: TextI
     written its certificate yet, and that is "not ready", not an error.
     """
     deadline = time.monotonic() + args.wait
+    settings = settings_from_args(args)
     while True:
         try:
-            channel = open_channel(settings_from_args(args))
+            channel = open_channel(settings)
         except ConnectionError_ as error:
             last = str(error)
         else:
             try:
                 last = TunnelClient(channel, timeout=args.timeout).health(args.service)
             except grpc.RpcError as error:
-                last = f"{error.code().name}: {error.details()}"
+                last = explain_unreachable(settings, error.code(), error.details() or "")
             finally:
                 channel.close()
         if last == "SERVING":
@@ -267,7 +273,10 @@ def run_command(args: argparse.Namespace, client: TunnelClient | None, out: Text
 
 def _send_file(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
                err: TextIO, *, operation: int, verb: str) -> Exit:
-    requests = parse_requests(load_documents(args.file), operation=operation)
+    notes: list[str] = []
+    requests = parse_requests(load_documents(args.file), operation=operation, notes=notes)
+    for note in notes:
+        err.write(f"note: {note}\n")
     if operation == pb._UPDATE:
         for index, request in enumerate(requests):
             if not request.tunnelId:
@@ -281,7 +290,29 @@ def _send_file(args: argparse.Namespace, client: TunnelClient | None, out: TextI
         return Exit.OK
     outcome = _need(client).send(requests)
     print_outcome(outcome, verb, [summary.describe_kind(r) for r in requests], out, err)
+    if not outcome.ok and getattr(args, "atomic", False):
+        _roll_back(_need(client), outcome, out, err)
     return Exit.OK if outcome.ok else Exit.REJECTED
+
+
+def _roll_back(client: TunnelClient, outcome: CreateOutcome, out: TextIO, err: TextIO) -> None:
+    """``create --atomic``: the server refused part of the file, so delete what this command
+    created (chained tunnels first: the reverse of the file order) and say so."""
+    created = [item.tunnel_id for item in outcome.outcomes if not item.failed and item.tunnel_id]
+    if not created:
+        err.write("atomic: nothing was created, nothing to undo\n")
+        return
+    undo = client.send([pb.ipTunnelRequest(tunnelId=tunnel_id, operation=pb._DELETE)
+                        for tunnel_id in reversed(created)])
+    left = [item.tunnel_id for item in undo.outcomes if item.failed]
+    removed = [t for t in reversed(created) if t not in left]
+    if removed:
+        err.write(f"atomic: the file was not applied; deleted the tunnel(s) this command created: "
+                  f"{', '.join(map(str, removed))}\n")
+    for item in undo.outcomes:
+        if item.failed:
+            err.write(f"error: atomic: could not delete tunnel {item.tunnel_id} this command "
+                      f"created: {item.reason} (delete it by hand)\n")
 
 
 @dataclass(frozen=True, kw_only=True)

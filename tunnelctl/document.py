@@ -6,6 +6,9 @@ Accepted shapes (YAML may also hold several ``---`` documents, each of these sha
 - a list of tunnels;
 - one tunnel mapping.
 
+What ``get``/``list -o yaml|json`` print (``{tunnelId, ipTunnel: {...}, tunnelCounters}``) is
+accepted too: the ``ipTunnel`` inside is sent and the read-only fields are dropped with a note.
+
 Duplicate keys are an error rather than "last one wins": in a security configuration a silently
 dropped line is a bug waiting to happen.
 """
@@ -103,17 +106,69 @@ def tunnels_from_text(
     return tunnels
 
 
-def parse_requests(tunnels: list[Any], *, operation: int) -> list[pb.ipTunnelRequest]:
+# The fields of a read (ipTunnelResponse) around the tunnel itself; only the server sets them.
+_READ_ONLY = tuple(f.name for f in pb.ipTunnelResponse.DESCRIPTOR.fields
+                   if f.name not in ("tunnelId", "ipTunnel"))
+
+
+def _from_read_output(tunnel: Any, path: str, notes: list[str]) -> Any:
+    """The tunnel inside a ``get``/``list`` item; anything else unchanged."""
+    if not isinstance(tunnel, Mapping) or "ipTunnel" not in tunnel:
+        return tunnel
+    beside = sorted(str(k) for k in tunnel if k not in ("tunnelId", "ipTunnel", *_READ_ONLY))
+    if beside:
+        raise InputError(f"{path}.ipTunnel", "'ipTunnel' wraps a tunnel only in get/list output "
+                         f"(beside tunnelId, {', '.join(_READ_ONLY)}), not beside "
+                         f"{', '.join(beside)}; write the tunnel's fields directly")
+    inner = tunnel["ipTunnel"]
+    if not isinstance(inner, Mapping):
+        raise InputError(f"{path}.ipTunnel", "expected the tunnel's fields (a mapping)")
+    inner = dict(inner)
+    outer_id = tunnel.get("tunnelId")
+    if outer_id is not None and inner.setdefault("tunnelId", outer_id) != outer_id:
+        raise InputError(f"{path}.tunnelId", f"{outer_id} differs from ipTunnel.tunnelId "
+                         f"{inner['tunnelId']}")
+    ignored = [name for name in _READ_ONLY if name in tunnel]
+    note = f"{path}: get/list output: sending its ipTunnel"
+    if ignored:
+        note += f", ignoring the read-only {', '.join(ignored)}"
+    if _keyless_sas(inner):
+        note += " (reads never show keys: add each SA's encryptionKey before sending)"
+    notes.append(note)
+    return inner
+
+
+def _keyless_sas(value: Any) -> int:
+    """How many SAs (``ipsecSA``/``ipsecSAs`` entries) under ``value`` carry no key."""
+    if isinstance(value, list):
+        return sum(_keyless_sas(item) for item in value)
+    if not isinstance(value, Mapping):
+        return 0
+    count = 0
+    for key, item in value.items():
+        if key in ("ipsecSA", "ipsecSAs"):
+            sas = item if isinstance(item, list) else [item]
+            count += sum(1 for sa in sas if isinstance(sa, Mapping) and "encryptionKey" not in sa)
+        else:
+            count += _keyless_sas(item)
+    return count
+
+
+def parse_requests(tunnels: list[Any], *, operation: int,
+                   notes: list[str] | None = None) -> list[pb.ipTunnelRequest]:
     """Build one ``ipTunnelRequest`` per readable tunnel, all with ``operation``.
 
     A tunnel may leave ``operation`` out or spell the same one; any other value is refused, so
-    ``create -f`` can never delete by accident.
+    ``create -f`` can never delete by accident. ``notes`` collects what was done to get/list
+    output to make it a request.
     """
     requests: list[pb.ipTunnelRequest] = []
     wanted = pb.OPERATION.Name(operation)
+    notes = [] if notes is None else notes
     for index, tunnel in enumerate(tunnels):
         path = f"tunnels[{index}]"
-        request = from_readable(tunnel, pb.ipTunnelRequest(), path)
+        request = from_readable(_from_read_output(tunnel, path, notes), pb.ipTunnelRequest(),
+                                path)
         if request.operation not in (pb._NONE, operation):
             raise InputError(f"{path}.operation",
                              f"{pb.OPERATION.Name(request.operation)} does not belong in a file "

@@ -8,6 +8,18 @@ import pytest
 from tc_support import Controller, start_controller, stop
 
 
+@pytest.fixture(autouse=True)
+def private_user_dirs(tmp_path_factory: pytest.TempPathFactory,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the developer's ~/.config or ~/.local/state (tunnelctl's config
+    file, make run's record and the controller's default state directory live there)."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    for name in ("TUNNELOFFLOAD_STATE_DIR", "TUNNELCTL_STATE_DIR", "TUNNELCTL_SERVER"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
     state_dir = tmp_path_factory.mktemp("controller") / "state"

@@ -53,7 +53,9 @@ def test_graph_of_a_file_needs_no_server() -> None:
 def test_unreachable_server_is_status_3() -> None:
     status, out, err = _run("list")
     assert (status, out) == (3, "")
-    assert err.startswith("error: cannot reach the controller at localhost:1: UNAVAILABLE")
+    assert err == ("error: cannot reach the controller at localhost:1: nothing is listening at "
+                   "localhost:1 (is the controller running? start it with `make run` or "
+                   "tunnel-offload-controller, or point --server at it)\n")
     assert len(err.splitlines()) == 1
 
 

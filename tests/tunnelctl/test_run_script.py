@@ -45,7 +45,8 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
     state = short_tmp / "state"
     listen = f"localhost:{free_port()}"
     env = {**os.environ, "TARGET": "sim", "STATE_DIR": str(state), "LISTEN": listen,
-           "P4RT_ADDR": f"127.0.0.1:{free_port()}", "READY_TIMEOUT": "90"}
+           "P4RT_ADDR": f"127.0.0.1:{free_port()}", "READY_TIMEOUT": "90",
+           "XDG_CONFIG_HOME": str(short_tmp / "config")}
     output = short_tmp / "run.out"
     with output.open("wb") as sink:
         launcher = subprocess.Popen([str(REPO / "scripts" / "run.sh")], cwd=REPO, env=env,
@@ -67,6 +68,19 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
         for path in (state, state / "run", state / "logs", state / "logs" / "controller.log",
                      state / "run" / "device-config.json", state / "run" / "crypto-sa.sock"):
             assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+        # make run records where it is; tunnelctl elsewhere, with no options, finds it.
+        record = short_tmp / "config" / "tunneloffload" / "make-run.yaml"
+        assert f"server: {listen}\nstate_dir: {state}\n" in record.read_text()
+        elsewhere = short_tmp / "elsewhere"
+        elsewhere.mkdir()
+        found = subprocess.run(
+            [sys.executable, "-m", "tunnelctl", "capabilities"], cwd=elsewhere,
+            env={k: v for k, v in env.items() if k not in ("TUNNELOFFLOAD_STATE_DIR",
+                                                             "TUNNELCTL_STATE_DIR",
+                                                             "TUNNELCTL_SERVER")},
+            capture_output=True, text=True, timeout=60)
+        assert found.returncode == 0, found.stderr
 
         server = Controller(address=listen, state_dir=state, log=state / "logs/controller.log")
         created = server.cli("create", "-f", str(REPO / "examples" / "3-rematch-chain.yaml"))
@@ -90,7 +104,9 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
         assert counters[30001]["inPackets"] == counters[30001]["outPackets"] == 3
 
         os.killpg(launcher.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
-        launcher.wait(timeout=60)
+        # Ctrl-C is how a run ends: status 0, so `make run` does not report an error.
+        assert launcher.wait(timeout=60) == 0, output.read_text()
+        assert output.read_text().rstrip().endswith(f"run: stopped; state kept in {state}")
         deadline = time.monotonic() + 30
         while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
             time.sleep(0.1)
