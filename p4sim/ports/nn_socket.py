@@ -11,6 +11,8 @@ Info requests are answered "not supported", as BMv2 answers them.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from p4sim.ports.transport import Deliver
 
 logger = logging.getLogger(__name__)
 
+IPC_SCHEME = "ipc://"
+IPC_MODE = 0o600  # only the switch's user may connect to an ipc:// packet socket
 RECEIVE_POLL_MS = 100  # how often the receive thread checks whether it must stop
 SEND_TIMEOUT_MS = 1000  # a peer that takes nothing for this long loses the frame (logged)
 QUEUE_MESSAGES = 1024  # nng's queues on each side: a burst waits there, read in one wake-up
@@ -52,6 +56,30 @@ class PortInfo:
     is_up: bool
 
 
+def _listen_private(sock: pynng.Socket, address: str) -> None:
+    """Listen on ``address``; an ipc:// socket file gets mode 0600 whatever the umask.
+
+    The crypto port's socket carries clear packets, so only this user may connect. nng's
+    ``ipc:permissions`` listener option chmods the file after bind() and before listen(), so
+    there is no moment at which another user could connect; the mode is checked afterwards.
+    """
+    lib, ffi = pynng.lib, pynng.ffi
+    listener = ffi.new("nng_listener *")
+    check_err(lib.nng_listener_create(listener, sock.socket, address.encode()))
+    path = address[len(IPC_SCHEME):] if address.startswith(IPC_SCHEME) else None
+    if path is not None:
+        check_err(lib.nng_listener_set_int(listener[0], b"ipc:permissions", IPC_MODE))
+    error = lib.nng_listener_start(listener[0], 0)
+    if error:
+        lib.nng_listener_close(listener[0])
+        check_err(error)
+    if path is not None:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode != IPC_MODE:  # an nng without the option: never leave it open to others
+            os.chmod(path, IPC_MODE)
+            logger.warning("packet socket %s was mode %o; set to %o", address, mode, IPC_MODE)
+
+
 class NnPacketSocket:
     """A listening PAIR socket carrying all ports (``port=None``) or one port."""
 
@@ -66,7 +94,7 @@ class NnPacketSocket:
                                    recv_buffer_size=QUEUE_MESSAGES,
                                    send_buffer_size=QUEUE_MESSAGES)
         try:
-            self._socket.listen(address)
+            _listen_private(self._socket, address)
         except pynng.NNGException as exc:
             self._socket.close()
             raise OSError(f"cannot listen on packet socket {address!r}: {exc}") from exc
