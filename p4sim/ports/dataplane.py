@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from p4sim.ports.pcap import PcapCapture
 from p4sim.ports.transport import Transport
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Dataplane:
         device_socket: Transport | None = None,
         port_transports: Mapping[int, Transport] | None = None,
         batch_size: int = DEFAULT_BATCH,
+        capture: PcapCapture | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -56,6 +58,7 @@ class Dataplane:
         self._device_socket = device_socket
         self._port_transports = dict(port_transports or {})
         self._batch_size = batch_size
+        self._capture = capture
         self._queue: queue.SimpleQueue[list[tuple[int, bytes]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._counts_lock = threading.Lock()
@@ -96,6 +99,8 @@ class Dataplane:
             self._queue.put(None)
             self._thread.join(timeout=5)
             self._thread = None
+        if self._capture is not None:
+            self._capture.close()
 
     def inject(self, port: int, frame: bytes) -> None:
         """Queue one frame entering the switch on ``port`` (thread-safe)."""
@@ -127,6 +132,9 @@ class Dataplane:
                 by_transport[id(transport)] = (transport, [(port, frame)])
             else:
                 entry[1].append((port, frame))
+        if self._capture is not None:
+            self._capture.record_out([out for _, group in by_transport.values()
+                                      for out in group])
         sent = 0
         for transport, frames in by_transport.values():
             transport.send_batch(frames)
@@ -164,6 +172,8 @@ class Dataplane:
         outputs: list[tuple[int, bytes]] = []
         errors = 0
         debug = logger.isEnabledFor(logging.DEBUG)
+        if self._capture is not None:
+            self._capture.record_in(frames)
         for port, frame in frames:
             if debug:
                 logger.debug("frame in on port %d, %d bytes", port, len(frame))
