@@ -467,7 +467,7 @@ def run(args: argparse.Namespace) -> list[Result]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=3000, help="frames per case")
-    parser.add_argument("--window", type=int, default=256,
+    parser.add_argument("--window", type=int, default=1024,
                         help="frames in flight at most (default %(default)s)")
     parser.add_argument("--cases", default="plain,geneve,encrypt,decrypt")
     parser.add_argument("--p4sim-arg", action="append", default=[],
