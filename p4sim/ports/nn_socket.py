@@ -226,9 +226,13 @@ class NnPacketSocket:
         elif kind == MsgType.PORT_SET_STATUS:
             self._set_status(message.port, message.more)
         elif kind == MsgType.INFO_REQ:
-            self._socket.send(
-                encode_info_reply(message.port, message.more, InfoStatus.NOT_SUPPORTED)
-            )
+            try:
+                self._socket.send(
+                    encode_info_reply(message.port, message.more, InfoStatus.NOT_SUPPORTED)
+                )
+            except (pynng.Timeout, pynng.Closed):
+                logger.warning("packet socket %s: info reply for port %d not sent",
+                               self.address, message.port)
         else:
             raise NnProtocolError(f"{kind.name} is sent by the switch, never to it")
 
