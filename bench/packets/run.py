@@ -9,7 +9,9 @@ Cases: plain routing, Geneve encapsulation, IPsec encrypt and decrypt (AES-128-G
 mode), with 128- and 1,400-byte frames. Every frame that comes out, end to end and in-process,
 is compared byte for byte with the expected frame (built with scapy from the documented
 behaviour, as the e2e suite builds it; the ESP ciphertext for each sequence number with the
-`cryptography` AEAD); a lost, extra or wrong frame fails the run.
+`cryptography` AEAD); a lost, extra or wrong frame fails the run. Each line also gives the CPU
+time p4sim and the worker spent per frame (all threads, from /proc/PID/task/*/schedstat),
+which the machine's other load does not distort the way it distorts the rates.
 
 The bench plays PTF on p4sim's device socket (BMv2's nanomsg packet-in format), keeping at most
 ``--window`` frames in flight; a receive thread collects the outputs.
@@ -111,6 +113,8 @@ class Result:
     size: int
     end_to_end: float
     in_process: float
+    p4sim_us: float  # p4sim's CPU time per frame sent (all its threads), microseconds
+    worker_us: float  # the crypto worker's, likewise
 
     @property
     def ratio(self) -> float:
@@ -192,8 +196,19 @@ class Stack:
                 process.kill()
                 process.wait()
 
-    def p4sim_pid(self) -> int:
-        return self.processes[0].pid
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time so far of p4sim and of the crypto worker, every thread (schedstat, ns)."""
+        return _cpu(self.processes[0].pid), _cpu(self.processes[1].pid)
+
+
+def _cpu(pid: int) -> float:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+    return total / 1e9
 
 
 def _healthy(address: str, state_dir: str | None) -> bool:
@@ -452,13 +467,20 @@ def run(args: argparse.Namespace) -> list[Result]:
                 outputs = [out for frame in case.frames for out in run_in_process(frame)]
                 in_pps = len(case.frames) / (time.perf_counter() - start)
                 _check(f"{label} in-process", outputs, case.expected)
+                switch_before, worker_before = stack.cpu_seconds()
                 elapsed, got = pump(stack.ports_url, case.frames, args.window)
+                switch_after, worker_after = stack.cpu_seconds()
                 _check(f"{label} end to end", got, case.expected)
-                results.append(Result(name=case.name, size=case.size,
-                                      end_to_end=len(case.frames) / elapsed, in_process=in_pps))
-                print(f"{label:12} end to end {results[-1].end_to_end:9,.0f} pps   "
-                      f"in-process {in_pps:9,.0f} pps   ratio {results[-1].ratio:.3f}",
-                      flush=True)
+                count = len(case.frames)
+                result = Result(name=case.name, size=case.size, end_to_end=count / elapsed,
+                                in_process=in_pps,
+                                p4sim_us=(switch_after - switch_before) / count * 1e6,
+                                worker_us=(worker_after - worker_before) / count * 1e6)
+                results.append(result)
+                print(f"{label:12} end to end {result.end_to_end:9,.0f} pps   "
+                      f"in-process {in_pps:9,.0f} pps   ratio {result.ratio:.3f}   "
+                      f"CPU/frame p4sim {result.p4sim_us:5.1f} us, worker "
+                      f"{result.worker_us:5.1f} us", flush=True)
         finally:
             stack.stop()
     return results
