@@ -215,6 +215,9 @@ class SwitchRunner:
         from p4sim.p4runtime.device import Device
         from p4sim.p4runtime.server import ServerSettings, create_server
         from p4sim.ports import AfPacketPort, Dataplane, NnPacketSocket, PcapCapture
+        from p4sim.ports.nn_socket import limit_nng_threads
+
+        limit_nng_threads()  # before the first socket opens
 
         device = Device(device_id=args.device_id, cpu_port=args.cpu_port,
                         default_program=program)

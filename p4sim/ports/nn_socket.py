@@ -34,6 +34,7 @@ from p4sim.ports.transport import Deliver
 
 logger = logging.getLogger(__name__)
 
+NNG_TASK_THREADS = 2
 IPC_SCHEME = "ipc://"
 IPC_MODE = 0o600  # only the switch's user may connect to an ipc:// packet socket
 RECEIVE_POLL_MS = 100  # how often the receive thread checks whether it must stop
@@ -54,6 +55,17 @@ class PortInfo:
 
     port: int
     is_up: bool
+
+
+def limit_nng_threads() -> None:
+    """Caps nng's thread pools for this process (call before the first socket opens; nng reads
+    the parameters once). Its default, two task threads per core, hands every message between
+    threads under one lock; a switch with a few sockets needs few of them."""
+    lib = pynng.lib
+    lib.nng_init_set_parameter(lib.NNG_INIT_NUM_TASK_THREADS, NNG_TASK_THREADS)
+    lib.nng_init_set_parameter(lib.NNG_INIT_MAX_TASK_THREADS, NNG_TASK_THREADS)
+    lib.nng_init_set_parameter(lib.NNG_INIT_NUM_EXPIRE_THREADS, 1)
+    lib.nng_init_set_parameter(lib.NNG_INIT_NUM_POLLER_THREADS, 1)
 
 
 def _listen_private(sock: pynng.Socket, address: str) -> None:
