@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="N@ADDR|N@IFACE",
                      help="bind port N to its own nanomsg socket ADDR (contains ://) or to "
                           "the Linux interface IFACE (AF_PACKET); repeatable")
+    run.add_argument("--pcap", type=Path, metavar="DIR",
+                     help="write one pcap per port and direction into DIR (created 0700; "
+                          "files 0600): NAME_in.pcap, NAME_out.pcap, NAME the interface of an "
+                          "N@IFACE port, else portN (as BMv2 --pcap)")
     run.add_argument("--enforce-ports", action="store_true",
                      help="on the packet socket, accept frames only on ports the client added "
                           "and set up (BMv2 --enforce-ports)")
@@ -210,7 +214,10 @@ class SwitchRunner:
     def start(cls, args: argparse.Namespace, program: Program | None) -> SwitchRunner:
         from p4sim.p4runtime.device import Device
         from p4sim.p4runtime.server import ServerSettings, create_server
-        from p4sim.ports import AfPacketPort, Dataplane, NnPacketSocket
+        from p4sim.ports import AfPacketPort, Dataplane, NnPacketSocket, PcapCapture
+        from p4sim.ports.nn_socket import limit_nng_threads
+
+        limit_nng_threads()  # before the first socket opens
 
         device = Device(device_id=args.device_id, cpu_port=args.cpu_port,
                         default_program=program)
@@ -233,7 +240,13 @@ class SwitchRunner:
             for transport in transports.values():
                 transport.close()
             raise
-        dataplane = Dataplane(device, device_socket=device_socket, port_transports=transports)
+        capture = None
+        if args.pcap is not None:
+            capture = PcapCapture(args.pcap, port_names={
+                b.port: b.target for b in args.ports if not b.is_socket})
+            logger.info("writing pcap files of every port to %s", args.pcap)
+        dataplane = Dataplane(device, device_socket=device_socket, port_transports=transports,
+                              capture=capture)
         device.transmit = dataplane.transmit
         server = None
         grpc_port = None

@@ -26,6 +26,7 @@ ROUTES="${ROUTES:-examples/routes.txt}"
 CRYPTO_PORT="${CRYPTO_PORT:-64}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 COMPOSE_FILE="${COMPOSE_FILE:-docker/compose.yaml}"
+P4SIM_ARGS="${P4SIM_ARGS:-}"  # extra `p4sim run` arguments (TARGET=sim), e.g. "--pcap state/pcap"
 
 case "$STATE_DIR" in /*) STATE_ABS="$STATE_DIR" ;; *) STATE_ABS="$PWD/$STATE_DIR" ;; esac
 RUN_DIR="$STATE_ABS/run"
@@ -196,7 +197,8 @@ run_sim() {
     die "'p4sim device-config $PROGRAM' failed"
 
   start switch "$PY" -m p4sim run "$PROGRAM" --packet-socket "$PACKET_SOCKET" \
-    --port "$CRYPTO_PORT@$CRYPTO_SOCKET" --grpc-addr "$P4RT_ADDR" --device-id "$DEVICE_ID"
+    --port "$CRYPTO_PORT@$CRYPTO_SOCKET" --grpc-addr "$P4RT_ADDR" --device-id "$DEVICE_ID" \
+    $P4SIM_ARGS  # word-split on purpose: several arguments
   wait_ready switch "P4Runtime on $P4RT_ADDR" tcp_open "$P4RT_ADDR"
 
   start crypto-worker "$PY" -m crypto_worker --sa-socket "$SA_SOCKET" --nanomsg "$CRYPTO_SOCKET" \

@@ -3,5 +3,7 @@
 from p4sim.ports.af_packet import AfPacketPort
 from p4sim.ports.dataplane import Dataplane, DataplaneStats, FrameProcessor
 from p4sim.ports.nn_socket import NnPacketSocket
+from p4sim.ports.pcap import PcapCapture
 
-__all__ = ["AfPacketPort", "Dataplane", "DataplaneStats", "FrameProcessor", "NnPacketSocket"]
+__all__ = ["AfPacketPort", "Dataplane", "DataplaneStats", "FrameProcessor", "NnPacketSocket",
+           "PcapCapture"]

@@ -10,9 +10,11 @@ sees the frame as it was on the wire.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import struct
 import threading
+from collections.abc import Sequence
 
 from p4sim.ports.transport import Deliver
 
@@ -22,6 +24,8 @@ ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4  # sll_pkttype of frames sent by this host
 MAX_FRAME = 65535
 RECEIVE_POLL_S = 0.1
+SEND_WAIT_S = 1.0
+MAX_BATCH = 256  # frames handed over per wake-up at most
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
 TP_STATUS_VLAN_VALID = 1 << 4
@@ -65,7 +69,7 @@ class AfPacketPort:
             self._socket.close()
             raise OSError(f"cannot bind to interface {interface!r}: {exc.strerror}") from exc
         self._socket.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-        self._socket.settimeout(RECEIVE_POLL_S)
+        self._socket.setblocking(False)  # waits are select()s, so a drain never blocks
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -80,11 +84,19 @@ class AfPacketPort:
 
     def send(self, port: int, frame: bytes) -> None:
         try:
-            self._socket.send(frame)
+            try:
+                self._socket.send(frame)
+            except BlockingIOError:  # the socket's send queue is full: wait for room once
+                select.select([], [self._socket], [], SEND_WAIT_S)
+                self._socket.send(frame)
         except OSError as exc:
             logger.warning(
                 "interface %s: frame of %d bytes not sent: %s", self.interface, len(frame), exc
             )
+
+    def send_batch(self, frames: Sequence[tuple[int, bytes]]) -> None:
+        for port, frame in frames:
+            self.send(port, frame)
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -95,16 +107,32 @@ class AfPacketPort:
         self._socket.close()
 
     def _receive_loop(self, deliver: Deliver) -> None:
+        # Wait (up to the poll interval) until a frame is there, then take, without waiting,
+        # whatever else is queued, so one wake-up hands the dataplane the whole burst.
+        sock = self._socket
+        recvmsg, port = sock.recvmsg, self.port
+        ancillary_size = socket.CMSG_SPACE(AUXDATA.size)
         while not self._closed.is_set():
             try:
-                frame, ancillary, _, address = self._socket.recvmsg(
-                    MAX_FRAME, socket.CMSG_SPACE(AUXDATA.size))
-            except TimeoutError:
-                continue
-            except OSError:
+                readable, _, _ = select.select([sock], [], [], RECEIVE_POLL_S)
+            except (OSError, ValueError):
                 if self._closed.is_set():
                     return
                 raise
-            if address[2] == PACKET_OUTGOING:
+            if not readable:
                 continue
-            deliver(self.port, restore_vlan_tag(frame, ancillary))
+            batch: list[tuple[int, bytes]] = []
+            while len(batch) < MAX_BATCH:
+                try:
+                    frame, ancillary, _, address = recvmsg(MAX_FRAME, ancillary_size)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    if self._closed.is_set():
+                        return
+                    raise
+                if address[2] == PACKET_OUTGOING:
+                    continue
+                batch.append((port, restore_vlan_tag(frame, ancillary)))
+            if batch:
+                deliver(batch)

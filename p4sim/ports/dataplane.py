@@ -1,10 +1,12 @@
 """Moves frames between the transports and the switch: one pipeline thread, in arrival order.
 
-Transports hand frames in from their receive threads; the pipeline thread takes them in batches
-(up to ``batch_size`` at a time, so a burst costs one wake-up) and runs each through the
-processor, which takes the switch lock per packet, so P4Runtime write batches land between
-packets. Frames the switch emits go to the transport bound to the egress port, else to the
-device socket; a frame for a port nobody carries is counted, never lost silently.
+Transports hand frames in from their receive threads, all the frames of one wake-up in one
+call; the pipeline thread takes every batch that is waiting, runs each frame through the
+processor (which takes the switch lock per packet, so P4Runtime write batches land between
+packets), then sends what the switch emitted, grouped by transport, one `send_batch` per
+transport and batch. Frames from one transport are processed in arrival order, and the outputs
+of each port leave in the order the switch emitted them (BMv2's per-port order). A frame for a
+port nobody carries is counted, never lost silently. Counters are updated once per batch.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from p4sim.ports.pcap import PcapCapture
 from p4sim.ports.transport import Transport
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 64
-_STOP = object()
+DEFAULT_BATCH = 256  # frames run per pipeline wake-up before their outputs are sent
 
 
 class FrameProcessor(Protocol):
@@ -48,6 +50,7 @@ class Dataplane:
         device_socket: Transport | None = None,
         port_transports: Mapping[int, Transport] | None = None,
         batch_size: int = DEFAULT_BATCH,
+        capture: PcapCapture | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -55,7 +58,8 @@ class Dataplane:
         self._device_socket = device_socket
         self._port_transports = dict(port_transports or {})
         self._batch_size = batch_size
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._capture = capture
+        self._queue: queue.SimpleQueue[list[tuple[int, bytes]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._counts_lock = threading.Lock()
         self._frames_in = 0
@@ -85,60 +89,101 @@ class Dataplane:
         )
         self._thread.start()
         for transport in self.transports:
-            transport.start(self.inject)
+            transport.start(self.inject_batch)
             logger.info("listening for frames on %s", transport.name)
 
     def stop(self) -> None:
         for transport in self.transports:
             transport.close()
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._queue.put(None)
             self._thread.join(timeout=5)
             self._thread = None
+        if self._capture is not None:
+            self._capture.close()
 
     def inject(self, port: int, frame: bytes) -> None:
         """Queue one frame entering the switch on ``port`` (thread-safe)."""
-        self._queue.put((port, frame))
+        self._queue.put([(port, frame)])
+
+    def inject_batch(self, frames: list[tuple[int, bytes]]) -> None:
+        """Queue frames entering the switch, [(port, frame), ...], in order (thread-safe); the
+        list is the dataplane's from now on."""
+        self._queue.put(frames)
 
     def transmit(self, outputs: Iterable[tuple[int, bytes]]) -> None:
         """Send frames that leave the switch, each on the transport carrying its port."""
+        by_transport: dict[int, tuple[Transport, list[tuple[int, bytes]]]] = {}
+        unroutable = 0
+        transports, default = self._port_transports, self._device_socket
+        debug = logger.isEnabledFor(logging.DEBUG)
         for port, frame in outputs:
-            transport = self._port_transports.get(port, self._device_socket)
+            transport = transports.get(port, default)
             if transport is None:
-                with self._counts_lock:
-                    self._unroutable += 1
-                logger.debug(
-                    "no transport carries port %d; frame of %d bytes dropped", port, len(frame)
-                )
+                unroutable += 1
+                if debug:
+                    logger.debug("no transport carries port %d; frame of %d bytes dropped",
+                                 port, len(frame))
                 continue
-            logger.debug("frame out on port %d, %d bytes", port, len(frame))
-            transport.send(port, frame)
-            with self._counts_lock:
-                self._frames_out += 1
+            if debug:
+                logger.debug("frame out on port %d, %d bytes", port, len(frame))
+            entry = by_transport.get(id(transport))
+            if entry is None:
+                by_transport[id(transport)] = (transport, [(port, frame)])
+            else:
+                entry[1].append((port, frame))
+        if self._capture is not None:
+            self._capture.record_out([out for _, group in by_transport.values()
+                                      for out in group])
+        sent = 0
+        for transport, frames in by_transport.values():
+            transport.send_batch(frames)
+            sent += len(frames)
+        with self._counts_lock:
+            self._unroutable += unroutable
+            self._frames_out += sent
 
     def _pipeline_loop(self) -> None:
+        get, get_nowait = self._queue.get, self._queue.get_nowait
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < self._batch_size:
+            batch = get()
+            if batch is None:
+                return
+            frames = batch
+            stop = False
+            while len(frames) < self._batch_size:  # small batches waiting: run them together
                 try:
-                    batch.append(self._queue.get_nowait())
+                    more = get_nowait()
                 except queue.Empty:
                     break
-            for item in batch:
-                if item is _STOP:
-                    return
-                assert isinstance(item, tuple)
-                self._run_one(item[0], item[1])
+                if more is None:
+                    stop = True
+                    break
+                if frames is batch:
+                    frames = list(batch)
+                frames += more
+            if frames:
+                self._run(frames)
+            if stop:
+                return
 
-    def _run_one(self, port: int, frame: bytes) -> None:
+    def _run(self, frames: Sequence[tuple[int, bytes]]) -> None:
+        process = self._processor.process
+        outputs: list[tuple[int, bytes]] = []
+        errors = 0
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if self._capture is not None:
+            self._capture.record_in(frames)
+        for port, frame in frames:
+            if debug:
+                logger.debug("frame in on port %d, %d bytes", port, len(frame))
+            try:
+                outputs += process(port, frame)
+            except Exception:
+                errors += 1
+                logger.exception("processing a frame from port %d failed; frame dropped", port)
         with self._counts_lock:
-            self._frames_in += 1
-        logger.debug("frame in on port %d, %d bytes", port, len(frame))
-        try:
-            outputs = self._processor.process(port, frame)
-        except Exception:
-            with self._counts_lock:
-                self._errors += 1
-            logger.exception("processing a frame from port %d failed; frame dropped", port)
-            return
-        self.transmit(outputs)
+            self._frames_in += len(frames)
+            self._errors += errors
+        if outputs:
+            self.transmit(outputs)

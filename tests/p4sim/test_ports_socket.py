@@ -5,6 +5,8 @@ Run: .venv/bin/python -m pytest tests/p4sim/test_ports_socket.py -q
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 import threading
 import time
@@ -200,3 +202,20 @@ def test_a_burst_is_processed_in_order(running, address):
 def test_listening_twice_on_one_address_is_a_clear_error(running, address):
     with pytest.raises(OSError, match="cannot listen on packet socket"):
         NnPacketSocket(address)
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o000, 0o022])
+def test_ipc_socket_files_are_0600_whatever_the_umask(tmp_path, umask):
+    """The crypto port's socket carries clear packets: only the switch's user may connect."""
+    path = tmp_path / "crypto.ipc"
+    old = os.umask(umask)
+    try:
+        sock = NnPacketSocket(f"ipc://{path}", port=64)
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with pynng.Pair0(dial=f"ipc://{path}", recv_timeout=TIMEOUT_MS) as peer:
+            peer.send(encode_frame(MsgType.PORT_ADD, 64, b""))  # still usable by its owner
+    finally:
+        sock.close()
