@@ -20,6 +20,7 @@ from typing import Any
 from lark import Token, Tree
 
 from p4sim.compiled import CompiledProgram
+from p4sim import bmv2_rules
 from p4sim.errors import (
     ArgumentCountError,
     DuplicateDeclarationError,
@@ -2527,6 +2528,7 @@ class Scope:
 
 def compile_program(tree: Tree, pre: Preprocessed) -> CompiledProgram:
     """Check and compile a parsed program."""
+    bmv2_rules.check(tree, pre)  # what p4c-bm2-ss refuses, refused first with its reasons
     comp = Compiler(tree, pre)
     result = comp.run()
     return result
