@@ -19,8 +19,8 @@ from typing import Any
 
 from lark import Token, Tree
 
-from p4sim.compiled import CompiledProgram
 from p4sim import bmv2_rules
+from p4sim.compiled import CompiledProgram
 from p4sim.errors import (
     ArgumentCountError,
     DuplicateDeclarationError,

@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from google.protobuf import text_format
-
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "p4info_diff.py"
 
 P4INFO = """
