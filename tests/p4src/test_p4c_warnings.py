@@ -49,6 +49,6 @@ def test_each_warning_kind_with_its_place(tmp_path: Path) -> None:
         f"{source}:3:14: [--Wwarn=unused] warning: 'UNUSED' is unused",
         f"{source}:8:50: [--Wwarn=unsupported] warning: Explicit transition to reject not "
         "supported on this target",
-        f"{source}:14:9: [--Wwarn=invalid-header] warning: accessing a field of a potentially "
+        f"{source}:15:9: [--Wwarn=invalid-header] warning: accessing a field of a potentially "
         "invalid header hdr.h",
     ]
