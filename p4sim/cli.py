@@ -159,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     program = _load(args.program, dict(args.defines))
     if program is None:
         return EXIT_P4_ERROR
+    for warning in program.warnings:  # on stderr, like p4c; they do not fail the check
+        print(warning, file=sys.stderr)
     if args.command == "check":
         print(f"{args.program}: ok")
         return 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from lark import Token, Tree
 
+from p4sim import bmv2_rules
 from p4sim.compiled import CompiledProgram
 from p4sim.errors import (
     ArgumentCountError,
@@ -1165,6 +1166,7 @@ class Compiler:
                 entries_nodes = [e for e in kids(p)[1:]]
         if not actions:
             actions = []  # p4c accepts a table without actions: only NoAction, by default
+        default_explicit = default_call is not None
         if default_call is None:
             if "NoAction" not in {a[0] for a in actions}:
                 scope_na = scope.lookup("NoAction")
@@ -1200,7 +1202,8 @@ class Compiler:
             name=full, keys=tuple(keys), actions=tuple((q, a) for _, q, a in actions),
             size=size, default_action=(scope.lookup(default_call[0]).info[1],  # type: ignore[union-attr]
                                        default_call[1]),
-            default_is_const=default_const, is_const=const_entries, const_entries=tuple(
+            default_is_const=default_const, default_explicit=default_explicit,
+            is_const=const_entries, const_entries=tuple(
                 (m, p, (scope.lookup(c[0]).info[1], c[1]))  # type: ignore[union-attr]
                 for m, p, c in entries),
             direct_counter=direct_counter, direct_meter=direct_meter, annotations=anns,
@@ -2148,6 +2151,7 @@ class Compiler:
 
     def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
         decl, full, anns = sym.info
+        self.model.directly_called.add(full)  # p4c binds (removes) all its parameters
         plist = self.param_types(kids(decl)[2])
         aname = ident(kids(decl)[1])
         self.check_args(args, {len(plist)}, node, f"action {aname}")
@@ -2527,6 +2531,7 @@ class Scope:
 
 def compile_program(tree: Tree, pre: Preprocessed) -> CompiledProgram:
     """Check and compile a parsed program."""
+    bmv2_rules.check(tree, pre)  # what p4c-bm2-ss refuses, refused first with its reasons
     comp = Compiler(tree, pre)
     result = comp.run()
     return result

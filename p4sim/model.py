@@ -45,6 +45,7 @@ class TableModel:
     explicit_id: int | None = None
     id: int = 0
     direct_meter: str | None = None
+    default_explicit: bool = True  # False: no default_action property (p4c writes no default)
 
 
 @dataclass
@@ -101,6 +102,7 @@ class ProgramModel:
     direct_meters: list[MeterModel] = field(default_factory=list)
     digests: list[DigestModel] = field(default_factory=list)
     controller_headers: list[ControllerHeaderModel] = field(default_factory=list)
+    directly_called: set[str] = field(default_factory=set)  # actions called from a block
     headers_type: str = ""
     metadata_type: str = ""
 

@@ -21,6 +21,7 @@ from google.protobuf import text_format
 
 from p4sim.compiled import CompiledProgram
 from p4sim.compiler import compile_program
+from p4sim.p4c_warnings import P4Warning, find_warnings
 from p4sim.p4info import build_p4info
 from p4sim.preprocess import preprocess
 from p4sim.syntax import parse_source
@@ -33,6 +34,7 @@ class Program:
     source_path: Path
     p4info: p4i.P4Info
     compiled: CompiledProgram
+    warnings: tuple[P4Warning, ...] = ()  # what p4c-bm2-ss would warn about (p4c_warnings)
 
     def p4info_text(self) -> str:
         """The P4Info as text proto, the format `p4c --p4runtime-files x.txt` writes."""
@@ -54,4 +56,5 @@ def load_program(
     pre = preprocess(source, defines=defines, include_dirs=tuple(Path(d) for d in include_dirs))
     tree = parse_source(pre)
     compiled = compile_program(tree, pre)
-    return Program(source_path=source, p4info=build_p4info(compiled.model), compiled=compiled)
+    return Program(source_path=source, p4info=build_p4info(compiled.model), compiled=compiled,
+                   warnings=tuple(find_warnings(tree, pre)))

@@ -123,6 +123,7 @@ control Classifier(inout headers_t hdr,
     @defaultonly
     action skip_tunnel() {
         meta.tunnel.kind = TUNNEL_KIND_NONE;
+        meta.next_action = NEXT_ACTION_FORWARD;  // no tunnel: route the packet as it is
     }
 
     // Programmed by the controller, one entry per tunnel, priorities computed by the controller.
@@ -200,6 +201,8 @@ control Classifier(inout headers_t hdr,
         } else if (hdr.vxlan.isValid()) {
             meta.key.tunnel_header = TUNNEL_HEADER_VXLAN;
             meta.key.vxlan_vni = hdr.vxlan.vni;
+        } else {
+            meta.key.tunnel_header = TUNNEL_HEADER_NONE;
         }
         if (hdr.inner_ethernet.isValid()) {
             meta.key.inner_dst_mac = hdr.inner_ethernet.dst_addr;

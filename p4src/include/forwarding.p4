@@ -82,7 +82,8 @@ control Forwarding(inout headers_t hdr,
         } else if (meta.route.hit && hdr.encap_ethernet.isValid()) {
             hdr.encap_ethernet.src_addr = meta.route.src_mac;
             hdr.encap_ethernet.dst_addr = meta.route.dst_mac;
-        } else if (meta.route.hit) {
+        } else if (meta.route.hit && hdr.ethernet.isValid()) {
+            // isValid(): p4c cannot see that the parser always extracts Ethernet
             hdr.ethernet.src_addr = meta.route.src_mac;
             hdr.ethernet.dst_addr = meta.route.dst_mac;
             if (hdr.vlan.isValid()) {

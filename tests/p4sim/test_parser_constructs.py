@@ -1,5 +1,5 @@
 """Parser constructs (programs/parser_constructs.p4): select masks/ranges/tuples/default,
-header stacks, lookahead, advance, varbit with a computed length, verify, reject.
+header stacks, lookahead, advance, varbit with a computed length, verify.
 
 Every case feeds a scapy-built frame and asserts the exact output bytes: a 4-byte report header
 (path, error, VLAN count, last PCP) followed by the deparsed headers and the unparsed payload.
@@ -61,10 +61,10 @@ def test_third_vlan_overflows_the_stack() -> None:
     assert report[2] == 2
 
 
-def test_lookahead_rejects_non_ipv4_without_error() -> None:
+def test_lookahead_leaves_non_ipv4_unparsed_without_error() -> None:
     frame = bytes(Ether(type=0x0800)) + bytes([0x60]) + b"\x00" * 39
     report, rest = _run(frame)
-    assert report == bytes([1, 0, 0, 0])  # reject: no parser_error (BMv2 v1model)
+    assert report == bytes([1, 0, 0, 0])  # accepted after Ethernet: no parser_error
     assert rest == frame
 
 

@@ -15,7 +15,7 @@ from p4sim.switch import Switch
 
 def _facts(arg: int, op: int, last_index: int, copied: int = 0) -> bytes:
     signed = arg - 256 if arg & 0x80 else arg
-    return bytes([3, last_index, (signed >> 2) & 0xFF, arg // 10, arg % 10, op, copied])
+    return bytes([3, last_index, (signed >> 2) & 0xFF, arg // 8, arg % 8, op, copied])
 
 
 def _run(frame: bytes) -> tuple[Switch, list[tuple[int, bytes]]]:

@@ -72,3 +72,23 @@ def _consts(prefix: str) -> list[tuple[str, int]]:
     from tunnel_dataplane import p4_constants
     return [(k, v) for k, v in p4_constants().items()
             if k.startswith(prefix) and not k.endswith("_COUNT")]
+
+
+def test_p4c_details_are_written() -> None:
+    # what p4c-bm2-ss writes and an earlier generator left out (issue 16)
+    p4info = program().p4info
+    actions = {a.preamble.id: a for a in p4info.actions}
+    default_only = [a.preamble.name.split(".")[-1] for a in p4info.actions
+                    if "@defaultonly" in a.preamble.annotations]
+    assert sorted(default_only) == ["reject_no_route", "reject_unknown_spi", "skip_tunnel"]
+    for table in p4info.tables:
+        refs = [r for r in table.action_refs if r.scope == r.DEFAULT_ONLY]
+        assert [list(r.annotations) for r in refs] == [["@defaultonly"]]
+        # every table here has a `const default_action`: both fields name the same action
+        assert table.initial_default_action.action_id == table.const_default_action_id
+        assert table.const_default_action_id in actions
+        assert not table.initial_default_action.arguments
+        assert not table.has_initial_entries
+    assert p4info.HasField("type_info")
+    assert [t.preamble.name.split(".")[-1] for t in p4info.tables] == [
+        "tunnel_rules", "decrypt_sas", "routes_v4", "routes_v6"]  # declaration order, like p4c

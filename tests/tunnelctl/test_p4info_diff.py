@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from google.protobuf import text_format
-
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "p4info_diff.py"
 
 P4INFO = """
@@ -75,13 +73,44 @@ def test_ids_widths_names_and_match_kinds_are_reported(tmp_path: Path) -> None:
     ]
 
 
-def test_size_is_not_a_difference(tmp_path: Path) -> None:
-    # p4c and our generator may round table sizes differently; the control plane does not care.
+def test_everything_p4c_writes_is_compared(tmp_path: Path) -> None:
+    # p4c's details the old comparison ignored: sizes, annotations, scopes, default actions,
+    # initial entries, type_info
     diff = _module()
     info = diff.load(_write(tmp_path / "a.txt", P4INFO))
-    other = type(info)()
-    text_format.Parse(P4INFO.replace("size: 1024\n}", "size: 2048\n}"), other)
-    assert diff.compare(info, other) == []
+    changed = (P4INFO.replace("size: 1024\n}", "size: 2048\n}")
+               .replace('action_refs { id: 16777218 }',
+                        'action_refs { id: 16777218 annotations: "@defaultonly" '
+                        'scope: DEFAULT_ONLY }\n'
+                        '  initial_default_action { action_id: 16777218 }\n'
+                        '  has_initial_entries: true')
+               .replace('alias: "NoAction" }', 'alias: "NoAction" annotations: "@noWarn" }')
+               + "type_info {}\n")
+    problems = diff.compare(info, diff.load(_write(tmp_path / "b.txt", changed)))
+    assert problems == [
+        "tables: 'Ingress.tunnel_rules': action ref 0x01000002 scope TABLE_AND_DEFAULT != "
+        "DEFAULT_ONLY",
+        "tables: 'Ingress.tunnel_rules': action ref 0x01000002 annotations [] != "
+        "['@defaultonly']",
+        "tables: 'Ingress.tunnel_rules': initial_default_action only in the second file",
+        "tables: 'Ingress.tunnel_rules': size 1024 != 2048",
+        "tables: 'Ingress.tunnel_rules': has_initial_entries False != True",
+        "actions: 'NoAction': annotations [] != ['@noWarn']",
+        "type_info: only in the second file",
+    ]
+
+
+def test_entity_order_is_a_difference_unless_ignored(tmp_path: Path) -> None:
+    diff = _module()
+    info = diff.load(_write(tmp_path / "a.txt", P4INFO))
+    swapped = type(info)()
+    swapped.CopyFrom(info)
+    swapped.actions[0].CopyFrom(info.actions[1])
+    swapped.actions[1].CopyFrom(info.actions[0])
+    assert diff.compare(info, swapped) == [
+        "actions: order ['Ingress.encap_geneve', 'NoAction'] != "
+        "['NoAction', 'Ingress.encap_geneve']"]
+    assert diff.compare(info, swapped, ignore_order=True) == []
 
 
 def test_command_line_exit_status_and_output(tmp_path: Path) -> None:

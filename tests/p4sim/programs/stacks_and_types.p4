@@ -69,8 +69,8 @@ control SIngress(inout headers_t hdr, inout metadata_t meta, inout standard_meta
         }
         int<8> s = (int<8>)hdr.op.arg;
         hdr.facts.signed_shift = (byte_t)(s >> 2);
-        hdr.facts.quotient = hdr.op.arg / 8w10;
-        hdr.facts.remainder = hdr.op.arg % 8w10;
+        hdr.facts.quotient = hdr.op.arg / 8w8;  // p4c-bm2-ss: only constant or power-of-two divisors
+        hdr.facts.remainder = hdr.op.arg % 8w8;
         hdr.facts.op_echo = (bit<8>)op;
         op_bytes.count((bit<32>)hdr.op.op);
         sm.egress_spec = 1;

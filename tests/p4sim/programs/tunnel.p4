@@ -42,6 +42,7 @@ struct metadata_t {
     @field_list(1) bit<8> passes;
     bit<8> option_bytes;
     bit<8> drop_reason;
+    bool recirculate;  // set in ingress; p4c-bm2-ss accepts recirculate only in egress
 }
 
 parser TunnelParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
@@ -163,7 +164,7 @@ control TunnelIngress(inout headers_t hdr, inout metadata_t meta,
         hdr.inner_ipv4.setInvalid();
         meta.passes = meta.passes + 1;
         rule_hits.count((bit<32>)rule);
-        recirculate_preserving_field_list(1);
+        meta.recirculate = true;
     }
 
     // Programmed by the controller; a miss drops with reason 1.
@@ -208,6 +209,9 @@ control TunnelEgress(inout headers_t hdr, inout metadata_t meta,
     apply {
         if (!IS_RECIRCULATED(sm) && hdr.ipv4.isValid() && !hdr.geneve.isValid()) {
             hdr.ipv4.ttl = hdr.ipv4.ttl |-| 1;
+        }
+        if (meta.recirculate) {
+            recirculate_preserving_field_list(1);
         }
     }
 }

@@ -36,6 +36,7 @@ struct headers_t {
 
 struct metadata_t {
     bit<12> vrf;
+    bit<48> next_hop_mac;
 }
 
 parser ConformanceParser(packet_in pkt, out headers_t hdr, inout metadata_t meta,
@@ -68,6 +69,7 @@ control MyIngress(inout headers_t hdr, inout metadata_t meta,
 
     action set_nhop(bit<9> port, bit<48> dmac) {
         standard_metadata.egress_spec = port;
+        meta.next_hop_mac = dmac;
     }
     action drop() {
         mark_to_drop(standard_metadata);
@@ -105,7 +107,7 @@ control MyIngress(inout headers_t hdr, inout metadata_t meta,
         const entries = {
             7 : drop();
         }
-        size = 8;
+        // no `size`: p4c warns that a size is meaningless for a table of constant entries
     }
 
 #ifdef CONFORMANCE_V2
