@@ -17,7 +17,7 @@ from typing import TextIO, TypeVar
 import grpc
 from google.protobuf import text_format
 
-from tunnelctl import codec, graph, summary
+from tunnelctl import graph, summary, wire_values
 from tunnelctl.client import CreateOutcome, TunnelClient, error_codes
 from tunnelctl.connection import (
     ConnectionError_,
@@ -407,8 +407,8 @@ def _read_key(args: argparse.Namespace, err: TextIO) -> bytes:
     else:
         text = args.new_key
     try:
-        return codec.encode_key(text)
-    except codec.CodecError as error:
+        return wire_values.encode_key(text)
+    except wire_values.CodecError as error:
         raise InputError(option, str(error)) from None
 
 
@@ -475,7 +475,7 @@ def _without_keys(request: pb.ipTunnelRequest) -> pb.ipTunnelRequest:
     sas.extend(shown.ipsecTunnel.ipsecDec.ipsecSAs)
     for sa in sas:
         if sa.encryptionKey:
-            sa.encryptionKey = codec.redact_key(sa.encryptionKey).encode()
+            sa.encryptionKey = wire_values.redact_key(sa.encryptionKey).encode()
     return shown
 
 
