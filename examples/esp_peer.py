@@ -180,6 +180,7 @@ class Opened:
     spi: int
     seq: int
     packet: Packet
+    tunnel_mode: bool
 
 
 def esp_of(packet: Packet) -> tuple[int, int] | None:
@@ -204,7 +205,8 @@ def _esp_bytes(packet: Packet) -> bytes | None:
 
 
 def decrypt(sa: PeerSa, packet: Packet) -> Opened:
-    """Open the ESP packet ``packet`` (an IP packet) with ``sa``: checks the SPI and the ICV."""
+    """Open the ESP packet ``packet`` (an IP packet) with ``sa``: checks the SPI and the ICV.
+    The mode is the packet's: next header 4 or 41 is tunnel mode, anything else transport."""
     data = _esp_bytes(packet)
     if data is None or len(data) < 8 + IV_BYTES + sa.suite.icv_bytes:
         raise EspError("not an ESP packet")
@@ -216,8 +218,8 @@ def decrypt(sa: PeerSa, packet: Packet) -> Opened:
     if pad + 2 > len(plain):
         raise EspError("ESP padding longer than the payload")
     inner = plain[:-(pad + 2)]
-    if next_header in (NEXT_HEADER_IPV4, NEXT_HEADER_IPV6) and sa.tunnel is not None:
-        return Opened(spi=spi, seq=seq,
+    if next_header in (NEXT_HEADER_IPV4, NEXT_HEADER_IPV6):  # tunnel mode
+        return Opened(spi=spi, seq=seq, tunnel_mode=True,
                       packet=(IPv6 if next_header == NEXT_HEADER_IPV6 else IP)(inner))
     header = packet.copy()
     header.remove_payload()
@@ -229,4 +231,5 @@ def decrypt(sa: PeerSa, packet: Packet) -> Opened:
     else:
         header.proto = next_header
     restored = header / inner
-    return Opened(spi=spi, seq=seq, packet=restored.__class__(bytes(restored)))
+    return Opened(spi=spi, seq=seq, tunnel_mode=False,
+                  packet=restored.__class__(bytes(restored)))

@@ -55,7 +55,8 @@ def test_every_example_is_accepted_and_stored_as_written(server: Controller) -> 
     assert codec.decode_ipv4(stored[10003].ipsecTunnel.ipsecEnc.ipv4_tunnel.sourceIp) == "11.0.0.2"
     assert stored[10001].geneve.geneveEncap.innerMacPair.sourceMac == bytes.fromhex(
         "102030405060")
-    assert stored[20003].match_criteria.ipsecMatch.spi == 920
+    assert stored[20003].match_criteria.tunnelId == 20002  # and no SPI (examples/2-...yaml)
+    assert not stored[20003].match_criteria.HasField("ipsecMatch")
     assert stored[40002].match_criteria.tunnelId == 40000
 
 
