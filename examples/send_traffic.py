@@ -109,9 +109,9 @@ def _payload_text(data: bytes) -> str:
     return f"{len(data)} bytes"
 
 
-def describe(frame: bytes, sas: dict[int, PeerSa]) -> list[str]:
+def describe(frame: bytes, sas: dict[int, PeerSa], *, verb: str = "decrypted") -> list[str]:
     """The layers of ``frame``, outermost first, one short string each; ESP under a known SA is
-    decrypted and its contents follow."""
+    decrypted (ICV checked) and its contents follow, after ``ESP spi S seq N <verb> <cipher>``."""
     layers: list[str] = []
     packet: Packet | None = Ether(frame)
     while packet is not None and not isinstance(packet, Raw) and packet.name != "NoPayload":
@@ -124,7 +124,7 @@ def describe(frame: bytes, sas: dict[int, PeerSa]) -> list[str]:
             esp = esp_of(packet)
             if esp is not None:
                 next_packet = None
-                layers.extend(_esp_layers(packet, esp, sas))
+                layers.extend(_esp_layers(packet, esp, sas, verb))
         elif isinstance(packet, UDP):
             layers.append(f"UDP {packet.sport} > {packet.dport}")
         elif isinstance(packet, GENEVE):
@@ -137,7 +137,8 @@ def describe(frame: bytes, sas: dict[int, PeerSa]) -> list[str]:
     return layers
 
 
-def _esp_layers(packet: Packet, esp: tuple[int, int], sas: dict[int, PeerSa]) -> list[str]:
+def _esp_layers(packet: Packet, esp: tuple[int, int], sas: dict[int, PeerSa],
+                verb: str) -> list[str]:
     spi, seq = esp
     layers = []
     if isinstance(packet.payload, UDP):
@@ -150,8 +151,8 @@ def _esp_layers(packet: Packet, esp: tuple[int, int], sas: dict[int, PeerSa]) ->
         opened = decrypt(sa, packet)
     except EspError as error:
         return [*layers, f"ESP spi {spi} seq {seq} (cannot decrypt: {error})"]
-    head = f"ESP spi {spi} seq {seq} decrypted {sa.suite.name}"
-    inner = describe(bytes(Ether() / opened.packet), sas)[1:]   # without the placeholder Ether
+    head = f"ESP spi {spi} seq {seq} {verb} {sa.suite.name}"
+    inner = describe(bytes(Ether() / opened.packet), sas, verb=verb)[1:]  # without the Ether
     if not opened.tunnel_mode:   # transport: the IP header is the one already shown
         inner = inner[1:]
     return [*layers, head, *inner]
@@ -263,7 +264,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         for sequence in range(args.count):
             socket.send(encode_frame(MsgType.PACKET_IN, args.port,
                                      traffic.frame(sequence, first_seq + sequence)))
-        sent = " / ".join(describe(traffic.frame(0, first_seq), {})[1:])
+        own = {traffic.esp.spi: traffic.esp} if traffic.esp is not None else {}
+        sent = " / ".join(describe(traffic.frame(0, first_seq), own, verb="encrypted")[1:])
         print(f"sent {args.count} packet(s) into port {args.port}: {sent}", file=stdout)
         received = 0
         deadline = time.monotonic() + args.listen

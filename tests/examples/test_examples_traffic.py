@@ -80,7 +80,9 @@ def test_example_1_ipsec_geneve(live: Stack, key_files: dict[int, Path]) -> None
                              "--cipher", "_aes256gcm64", "--key-file", str(key_files[780]),
                              "--nat-t", "--seq", "1", "--count", "2", "--expect", "2")
     assert sent.status == 0, sent.err + sent.out
-    assert "UDP 4500 > 4500 / ESP spi 780 seq 1" in sent.out.splitlines()[0]
+    assert sent.out.splitlines()[0] == (
+        "sent 2 packet(s) into port 0: IPv4 11.0.0.1 > 11.0.0.2 / UDP 4500 > 4500 / ESP spi 780 "
+        f"seq 1 encrypted _aes256gcm64 / {INNER_UDP} / {PAYLOAD.format(0)}")
     assert [(port, without_udp_ports(layers)) for port, layers in out_lines(sent.out)] == [
         (1, ["Ether 02:00:00:00:00:aa > 02:00:00:00:0b:01", "IPv4 5.5.5.5 > 6.6.6.6",
              "UDP * > 6081", "Geneve vni 500 options 1", RULE_MACS, "IPv4 11.0.0.1 > 11.0.0.2",
