@@ -18,9 +18,11 @@ independent of the crypto worker, so decrypt tunnels can be exercised. docs/cli.
 "send_traffic.py", has a command for every example.
 
 It speaks BMv2's nanomsg packet protocol (what PTF's `--platform nn` speaks) to p4sim's
-front-panel socket (`state/run/ports.ipc`): each packet enters on --port; every frame the switch
-sends out of a front-panel port within --listen seconds is printed with its port, layer by
-layer; ESP whose SPI a --decrypt SA names is decrypted (ICV checked) and its inner packet shown.
+front-panel socket (`run/ports.ipc` in the state directory of the stack `make run` last
+started, which its record names, so any directory works): each packet enters on --port; every
+frame the switch sends out of a front-panel port within --listen seconds is printed with its
+port, layer by layer; ESP whose SPI a --decrypt SA names is decrypted (ICV checked) and its inner
+packet shown.
 Exit status: 0, or 1 when --expect N frames did not come out, 2 bad arguments, 3 no switch.
 """
 
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import TextIO
 
 import pynng
+import yaml
 from scapy.contrib.geneve import GENEVE
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
@@ -48,7 +51,7 @@ from esp_peer import EspError, PeerSa, decrypt, encrypt, esp_of, read_key_file  
 
 from p4sim.ports.nn_protocol import MsgType, NnProtocolError, decode, encode_frame  # noqa: E402
 
-DEFAULT_SOCKET = f"ipc://{Path('state/run/ports.ipc').resolve()}"
+RUN_SOCKET = Path("run") / "ports.ipc"    # inside make run's state directory (scripts/run.sh)
 HOST_MAC, SWITCH_MAC = "02:00:00:00:0c:01", "02:00:00:00:00:aa"
 INNER_MACS = ("02:00:00:00:0c:02", "02:00:00:00:0c:03")   # the frame inside Geneve: src, dst
 GENEVE_PORT = 6081
@@ -160,6 +163,21 @@ def _esp_layers(packet: Packet, esp: tuple[int, int], sas: dict[int, PeerSa],
 
 # ---- command line ------------------------------------------------------------------------------
 
+def default_socket() -> str:
+    """The front-panel socket of the stack ``make run`` last started (its record, as tunnelctl
+    reads it, so this works from any directory), else ``./state/run/ports.ipc``."""
+    from tunnelctl.connection import MAKE_RUN_RECORD, config_dir
+
+    state_dir = Path("state")
+    try:
+        record = yaml.safe_load((config_dir() / MAKE_RUN_RECORD).read_text()) or {}
+        if isinstance(record, dict) and record.get("state_dir"):
+            state_dir = Path(str(record["state_dir"]))
+    except (OSError, yaml.YAMLError):
+        pass
+    return f"ipc://{(state_dir / RUN_SOCKET).resolve()}"
+
+
 def _sa_from(spec: str) -> PeerSa:
     """``SPI:ENC_TYPE:KEYFILE`` -> the SA that decrypts what the switch sends out."""
     parts = spec.split(":", 2)
@@ -208,8 +226,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(doc.split("\n\n")[2:]))
-    p.add_argument("--socket", default=DEFAULT_SOCKET,
-                   help=f"p4sim's front-panel nanomsg socket (default {DEFAULT_SOCKET})")
+    socket = default_socket()
+    p.add_argument("--socket", default=socket,
+                   help="p4sim's front-panel nanomsg socket (default: that of the stack make "
+                        f"run last started, from its record; now {socket})")
     p.add_argument("--port", type=int, default=0, help="ingress port (default 0)")
     p.add_argument("--count", type=int, default=3, help="packets to send (default 3)")
     p.add_argument("--listen", type=float, default=2.0,
