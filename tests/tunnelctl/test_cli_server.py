@@ -56,7 +56,8 @@ def test_every_example_is_accepted_and_stored_as_written(server: Controller) -> 
     assert wire_values.decode_ipv4(source) == "11.0.0.2"
     assert stored[10001].geneve.geneveEncap.innerMacPair.sourceMac == bytes.fromhex(
         "102030405060")
-    assert stored[20003].match_criteria.ipsecMatch.spi == 920
+    assert stored[20003].match_criteria.tunnelId == 20002  # and no SPI (examples/2-...yaml)
+    assert not stored[20003].match_criteria.HasField("ipsecMatch")
     assert stored[40002].match_criteria.tunnelId == 40000
 
 
