@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import finsy as fy
+from finsy.proto import p4i
 
 T = TypeVar("T")
 
@@ -36,16 +37,19 @@ class P4RuntimeTestClient:
     ``device_config`` is the p4_device_config: p4c's BMv2 JSON on BMv2; on p4sim empty means "the
     program `p4sim run` was started with". Connecting always pushes the pipeline
     (VERIFY_AND_COMMIT: every table empty, every counter at 0), whatever the switch ran before.
+    ``p4info`` is a P4Info text file or the message itself (finsy's P4Schema takes both).
     """
 
-    def __init__(self, address: str, *, p4info: Path, device_id: int = 1,
+    def __init__(self, address: str, *, p4info: Path | p4i.P4Info, device_id: int = 1,
                  device_config: bytes = b"", election_id: int = ELECTION_ID) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="p4rt-test-client",
                                         daemon=True)
         self._thread.start()
-        options = fy.SwitchOptions(p4info=p4info, p4blob=device_config, device_id=device_id,
-                                   initial_election_id=election_id, p4force=True)
+        options = fy.SwitchOptions(
+            p4info=p4info,  # type: ignore[arg-type]  # annotated Path, passed on to P4Schema
+            p4blob=device_config, device_id=device_id, initial_election_id=election_id,
+            p4force=True)
         self._switch = fy.Switch("switch-under-test", address, options)
         try:
             self._call(self._switch.__aenter__())
