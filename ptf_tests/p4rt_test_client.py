@@ -127,7 +127,9 @@ class P4RuntimeTestClient:
         """One ReadRequest for ``entities`` (finsy entities, wildcards allowed); what the switch
         returned, decoded by finsy, in its order."""
         async def collect() -> list[Any]:
-            return [found async for found in self._switch.read(list(entities))]
+            # finsy's overloads of Switch.read are async generators its stubs type as coroutines
+            found = self._switch.read(list(entities))
+            return [entity async for entity in found]  # type: ignore[attr-defined]
         return self._call(collect())
 
     def counters(self, name: str, indexes: Sequence[int]) -> list[tuple[int, int]]:

@@ -62,6 +62,7 @@ class _PooledSwitch:
 
     device: Device
     server: grpc.Server
+    address: str
     client: P4RuntimeTestClient
 
     @classmethod
@@ -70,13 +71,13 @@ class _PooledSwitch:
         device = Device(device_id=DEVICE_ID, default_program=loaded)
         server, port = create_server(device, ServerSettings(address="127.0.0.1:0"))
         server.start()
+        address = f"127.0.0.1:{port}"
         try:
-            client = P4RuntimeTestClient(f"127.0.0.1:{port}", device_id=DEVICE_ID,
-                                         p4info=loaded.p4info)
+            client = P4RuntimeTestClient(address, device_id=DEVICE_ID, p4info=loaded.p4info)
         except BaseException:
             server.stop(None)
             raise
-        return cls(device=device, server=server, client=client)
+        return cls(device=device, server=server, address=address, client=client)
 
     def close(self) -> None:
         self.client.close()
@@ -116,6 +117,7 @@ class TunnelDataplane:
         _taken.append(switch)
         switch.client.set_pipeline()
         self._device = switch.device
+        self.address = switch.address  # of its P4Runtime server
         self.p4rt = switch.client
 
     # -- control plane (P4Runtime) ---------------------------------------------------------------
