@@ -1,6 +1,9 @@
 """The checked-in P4Info must be exactly what the P4 source generates, and say what the
 controller relies on (names, sizes from sizes.p4).
 
+These read the P4Info p4sim's front end generates (`program()`), not a running switch: they check
+the program, and program nothing, so they do not go through the P4Runtime test client.
+
 Run just these: .venv/bin/python -m pytest tests/p4src/test_p4info.py -q
 Regenerate after a deliberate change:
     .venv/bin/python -m p4sim p4info p4src/tunnel_offload.p4 -o p4src/tunnel_offload.p4info.txtpb
