@@ -9,15 +9,37 @@ Run just these: .venv/bin/python -m pytest tests/controller_dp/test_dp_unknown_s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 from ctl_builders import delete, ipsec_dec, match_ipv4, update_dec_sas
 from ctl_client import create
-from dp_support import PacketPort, eventually
+from dp_support import P4INFO, PacketPort, eventually
 from scapy.layers.inet import IP, UDP
 from scapy.layers.ipsec import ESP
 from scapy.layers.l2 import Ether
 
+from controller.keys import Secret
+from controller.model import (
+    Cipher,
+    IpMatch,
+    IpsecDecrypt,
+    Match,
+    NextAction,
+    Prefix,
+    SecurityAssociation,
+    Tunnel,
+    TunnelMode,
+)
+from controller.pipeline import (
+    DECRYPT,
+    DROP_UNKNOWN_SPI,
+    ESP_ENDPOINTS,
+    TUNNEL_RULES,
+    Pipeline,
+    PipelineMismatch,
+)
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
 HOST_MACS = {"src": "02:00:00:00:00:aa", "dst": "02:00:00:00:00:bb"}
@@ -34,6 +56,56 @@ def port(switch) -> Iterator[PacketPort]:
 def esp_from(source: str, spi: int) -> bytes:
     return bytes(Ether(**HOST_MACS) / IP(src=source, dst=GATEWAY)
                  / UDP(sport=4500, dport=4500) / ESP(spi=spi, seq=1, data=b"\x55" * 40))
+
+
+def _decrypt(match: Match, *spis: int) -> Tunnel:
+    sas = tuple(SecurityAssociation(spi=spi, secret=Secret(key=bytes([spi % 250 + 1]) * 32,
+                                                           salt=b"\0" * 4)) for spi in spis)
+    return Tunnel(tunnel_id=9, match=match, next_action=NextAction.FORWARD,
+                  body=IpsecDecrypt(mode=TunnelMode.TRANSPORT, cipher=Cipher.AES256_GCM64,
+                                    sas=sas))
+
+
+def test_a_decrypt_tunnel_has_one_end_point_with_its_match_less_the_spi() -> None:
+    pipeline = Pipeline.load(P4INFO)
+    peer = Match(ip=IpMatch(version=4, source=Prefix(address=IPv4Address(PEER), length=32)))
+    for match in (peer, Match()):   # an empty decrypt match claims all ESP no rule takes
+        entries = pipeline.rule_entries(_decrypt(match, 780, 781), tunnel_index=5,
+                                        sa_indexes={780: 1, 781: 2}, tunnel_indexes={})
+        *rules, endpoint = entries
+        assert [rule.table_id for rule in rules] == [TUNNEL_RULES, TUNNEL_RULES]
+        assert {rule.action.name for rule in rules} == {DECRYPT}
+        assert endpoint.table_id == ESP_ENDPOINTS
+        assert endpoint.action.name == DROP_UNKNOWN_SPI
+        assert dict(endpoint.action.args) == {"tunnel_index": 5}
+        outer = {name: value for name, value in dict(rules[0].match).items()
+                 if name not in ("tunnel_header", "esp_spi")}
+        assert dict(endpoint.match) == outer
+        assert endpoint.priority == pipeline.priority(outer, 5) >= 1
+    assert ESP_ENDPOINTS in pipeline.managed_tables()
+
+
+def test_end_point_priorities_put_the_more_specific_match_first() -> None:
+    pipeline = Pipeline.load(P4INFO)
+    def endpoint(prefix: str, index: int):  # noqa: ANN202 - a finsy entry
+        net = IPv4Network(prefix)
+        match = Match(ip=IpMatch(version=4, destination=Prefix(
+            address=net.network_address, length=net.prefixlen)))
+        return pipeline.rule_entries(_decrypt(match, 780), tunnel_index=index,
+                                     sa_indexes={780: 1}, tunnel_indexes={})[-1]
+    assert endpoint("11.0.0.1/32", 9).priority > endpoint("11.0.0.0/24", 1).priority
+    assert endpoint("11.0.0.0/24", 1).priority > endpoint("11.0.0.0/24", 2).priority
+
+
+def test_a_p4info_without_room_for_every_end_point_is_refused(tmp_path: Path) -> None:
+    text = P4INFO.read_text()
+    start = text.index('name: "TunnelIngress.classifier.esp_endpoints"')
+    end = text.index("  size: 65536\n", start)
+    drifted = tmp_path / "drifted.p4info.txtpb"
+    drifted.write_text(text[:end] + "  size: 1024\n" + text[end + len("  size: 65536\n"):])
+    with pytest.raises(PipelineMismatch, match="'TunnelIngress.classifier.esp_endpoints' has "
+                       "1024 entries; 65535 tunnels may all be decrypt tunnels"):
+        Pipeline.load(drifted)
 
 
 async def stats(v1, tunnel_id: int) -> pb.tunnelCounters:
