@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+import grpc
 import pytest
 from ctl_builders import delete, ipsec_dec, match_ipv4, update_dec_sas
 from ctl_client import create
@@ -168,3 +169,32 @@ async def test_spi_retired_by_a_rekey_is_an_unknown_spi(controller, v1, port, re
 
     await eventually(dropped, timeout=5)
     assert (await stats(v1, 10)).inPackets == 1
+
+
+async def test_a_restarted_switch_gets_the_end_point_back(controller, v1, switch,
+                                                          reader) -> None:
+    from dp_support import wait_serving
+
+    await create(v1, ipsec_dec(11, spi=780, match=match_ipv4(source=PEER)))
+    [endpoint] = reader.entries("esp_endpoints")
+    switch.restart()  # same addresses, empty tables and zero counters
+
+    async def restored() -> bool:
+        try:
+            return reader.entries("esp_endpoints") == [endpoint]
+        except grpc.RpcError:  # the switch is still starting
+            return False
+
+    await eventually(restored, timeout=30)
+    await wait_serving(controller, timeout=30)
+    port = PacketPort(switch.packet_url)
+    try:
+        port.send(1, esp_from(PEER, 999))
+        assert port.receive(timeout=1.0) is None
+    finally:
+        port.close()
+
+    async def dropped() -> bool:
+        return (await stats(v1, 11)).inPacketsDrops == 1
+
+    await eventually(dropped, timeout=5)
