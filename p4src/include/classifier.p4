@@ -259,8 +259,10 @@ control Classifier(inout headers_t hdr,
             meta.frame_len = meta.frame_len - VLAN_LEN;
         }
 
-        if (!tunnel_rules.apply().hit && meta.key.tunnel_header == TUNNEL_HEADER_ESP) {
-            esp_endpoints.apply();
+        if (!tunnel_rules.apply().hit) {
+            if (meta.key.tunnel_header == TUNNEL_HEADER_ESP) {
+                esp_endpoints.apply();
+            }
         }
     }
 }

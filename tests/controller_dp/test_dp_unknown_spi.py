@@ -1,7 +1,8 @@
 """ESP with an unknown SPI, end to end through the controller: a decrypt tunnel's CREATE writes
 its esp_endpoints entry; ESP from the tunnel's peer with an SPI that is none of its SAs (never
 was, or retired by a rekey) is dropped by the switch and shows in getIpTunnelStats as an
-in-packet and an in-drop of that tunnel; ESP no decrypt tunnel's match claims is routed.
+in-packet and an in-drop of that tunnel; ESP no decrypt tunnel's match claims is routed; a
+restarted switch gets the entry back from reconciliation.
 
 Run just these: .venv/bin/python -m pytest tests/controller_dp/test_dp_unknown_spi.py -q
 """
