@@ -22,7 +22,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.ipsec import ESP
 from scapy.layers.l2 import Ether
 
-from controller.keys import Secret
+from controller.keys import parse_key
 from controller.model import (
     Cipher,
     IpMatch,
@@ -61,8 +61,10 @@ def esp_from(source: str, spi: int) -> bytes:
 
 
 def _decrypt(match: Match, *spis: int) -> Tunnel:
-    sas = tuple(SecurityAssociation(spi=spi, secret=Secret(key=bytes([spi % 250 + 1]) * 32,
-                                                           salt=b"\0" * 4)) for spi in spis)
+    # parse_key: the key wrapper whatever its class is called (main renamed Secret to SaKey).
+    sas = tuple(SecurityAssociation(spi=spi, secret=parse_key(
+        bytes([spi % 250 + 1]) * 36, key_len=32, salt_len=4, cipher_name="aes256gcm64",
+        field="test")) for spi in spis)
     return Tunnel(tunnel_id=9, match=match, next_action=NextAction.FORWARD,
                   body=IpsecDecrypt(mode=TunnelMode.TRANSPORT, cipher=Cipher.AES256_GCM64,
                                     sas=sas))
