@@ -125,7 +125,7 @@ class SwitchReader:
     def snapshot(self) -> dict[str, list[bytes]]:
         """Every managed table's entries as sorted canonical bytes (for "untouched" checks)."""
         result = {}
-        for table in ("tunnel_rules", "decrypt_sas", "routes_v4", "routes_v6"):
+        for table in ("tunnel_rules", "esp_endpoints", "decrypt_sas", "routes_v4", "routes_v6"):
             table_id = self.schema.tables[table].id
             entities = self._read(p4r.Entity(table_entry=p4r.TableEntry(table_id=table_id)))
             result[table] = sorted(e.SerializeToString(deterministic=True) for e in entities)
