@@ -61,7 +61,7 @@ def esp_from(source: str, spi: int) -> bytes:
 
 
 def _decrypt(match: Match, *spis: int) -> Tunnel:
-    # parse_key: the key wrapper whatever its class is called (main renamed Secret to SaKey).
+    # parse_key: the key wrapper whatever its class is called (main renamed SaKey to SaKey).
     sas = tuple(SecurityAssociation(spi=spi, secret=parse_key(
         bytes([spi % 250 + 1]) * 36, key_len=32, salt_len=4, cipher_name="aes256gcm64",
         field="test")) for spi in spis)
