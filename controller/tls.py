@@ -63,17 +63,22 @@ def ensure_self_signed(state_dir: Path) -> tuple[Path, Path]:
                        critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    os.fchmod(fd, 0o600)  # a key file left over from an earlier run keeps its mode otherwise
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key_pem)
+    write_private_key(key_path, key)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("generated self-signed certificate %s (SAN DNS:localhost, IP:127.0.0.1, IP:::1)",
              cert_path)
     return cert_path, key_path
+
+
+def write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    """Write ``key`` as unencrypted PKCS#8 PEM, mode 0600 from the first byte."""
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # a key file left over from an earlier run keeps its mode otherwise
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key_pem)
 
 
 def check_private_key(path: Path, *, allow_group: bool) -> None:
