@@ -27,7 +27,7 @@ class TlsConfigError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class ServerTls:
-    """The PEM files of ``--grpc-server-cert/-key/-cacert`` and ``--grpc-server-with-client-auth``."""
+    """The PEM files of ``--grpc-server-cert/-key/-cacert``, and whether clients need one."""
 
     cert: Path
     key: Path
