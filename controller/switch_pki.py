@@ -10,7 +10,7 @@ The CA's private key is never written anywhere: it signs the two certificates an
 so nobody can issue a third certificate later. To re-issue (other names, expiry), delete the
 directory; the next run generates a new CA and new certificates, and old ones stop verifying.
 
-    python -m controller.switch_pki DIR [--name switch --name 10.0.0.2]
+    python -m controller.switch_pki DIR [--name switch.example --name 10.0.0.2]
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
 
 def _general_name(name: str) -> x509.GeneralName:
     try:
-        return x509.IPAddress(ipaddress.ip_address(name))
+        return x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
     except ValueError:
         return x509.DNSName(name)
 
@@ -147,13 +147,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Generate (once) the CA, switch certificate and controller certificate of "
                     "the P4Runtime channel into DIR, and print the paths.")
     parser.add_argument("directory", type=Path, metavar="DIR")
-    parser.add_argument("--name", dest="names", action="append", metavar="DNS|IP",
-                        help="a name the switch certificate is valid for; repeatable "
-                             f"(default: {', '.join(DEFAULT_SWITCH_NAMES)})")
+    parser.add_argument("--name", dest="names", action="append", default=[], metavar="DNS|IP",
+                        help="another name the switch certificate is valid for, besides "
+                             f"{', '.join(DEFAULT_SWITCH_NAMES)}; repeatable (used only when "
+                             "the files are generated)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    names = tuple(dict.fromkeys([*DEFAULT_SWITCH_NAMES, *(n.strip("[]") for n in args.names)]))
     try:
-        pki = ensure_switch_pki(args.directory, tuple(args.names or DEFAULT_SWITCH_NAMES))
+        pki = ensure_switch_pki(args.directory, names)
     except OSError as error:
         print(f"switch_pki: {error}", file=sys.stderr)
         return 1
