@@ -293,10 +293,11 @@ class SwitchRunner:
     def ready_line(self) -> str:
         running = self.device.running
         program = running.pipeline.program.source_path if running else "none"
-        grpc_part = f"grpc-port={self.grpc_port}" if self.grpc_port else "grpc=off"
-        if self.grpc_port:
-            grpc_part += " tls=" + ("off" if self.tls is None
-                                    else "client-auth" if self.tls.client_auth else "on")
+        grpc_part = "grpc=off"
+        if self.grpc_port:  # grpc-port stays the last word: scripts read it from the end
+            tls = ("off" if self.tls is None else "client-auth" if self.tls.client_auth
+                   else "on")
+            grpc_part = f"tls={tls} grpc-port={self.grpc_port}"
         return f"p4sim ready: program={program} {grpc_part}"
 
     def stop(self) -> None:
