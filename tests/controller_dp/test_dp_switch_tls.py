@@ -9,7 +9,12 @@ Run: .venv/bin/python -m pytest tests/controller_dp/test_dp_switch_tls.py -q
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +22,7 @@ import grpc
 import pytest
 from ctl_builders import ipsec_enc
 from ctl_client import create
-from dp_support import SwitchProcess, eventually, health, worker_sas
+from dp_support import REPO, SwitchProcess, eventually, health, worker_sas
 from finsy.proto import p4r, p4r_grpc
 from grpc_health.v1 import health_pb2
 
@@ -156,3 +161,43 @@ async def test_controller_with_wrong_tls_says_why_once_and_is_not_serving(
     for key in (pki.controller_key, other_pki.controller_key, pki.switch_key):
         body = [line for line in key.read_text().splitlines() if "PRIVATE KEY" not in line]
         assert body and not any(line in output for line in body)
+
+
+async def test_controller_process_with_a_wrong_ca_prints_one_line(workdir, pki, other_pki,
+                                                                   switch, worker) -> None:
+    """The `tunnel-offload-controller` process as an operator runs it: its whole stderr holds
+    one ERROR line for the refused handshake (gRPC's own per-attempt lines are silenced), and
+    its health says NOT_SERVING."""
+    log = workdir / "controller.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "controller", "--listen", "127.0.0.1:0", "--insecure",
+             "--state-dir", str(workdir / "state"), "--switch-addr", switch.address,
+             "--switch-ca", str(other_pki.ca_cert), "--switch-cert", str(pki.controller_cert),
+             "--switch-key", str(pki.controller_key),
+             "--crypto-worker-socket", str(worker.socket)],
+            cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        def port() -> int | None:
+            found = re.search(r"serving PLAINTEXT \(--insecure\) on 127\.0\.0\.1:(\d+)",
+                              log.read_text())
+            return int(found.group(1)) if found else None
+
+        api_port = await eventually(port, timeout=30)
+        await eventually(lambda: "ERROR" in log.read_text(), timeout=30)
+        first_error = time.monotonic()
+        assert await health(api_port) == health_pb2.HealthCheckResponse.NOT_SERVING
+        # Several more attempts (0.1 s doubling): still the one line.
+        await asyncio.sleep(max(0.0, 2.0 - (time.monotonic() - first_error)))
+        text = log.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    errors = [line for line in text.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, text
+    assert errors[0].endswith(
+        f"ERROR controller.p4rt.connection: P4Runtime channel to {switch.address}: TLS handshake "
+        f"failed: the switch's certificate does not verify against --switch-ca "
+        f"{other_pki.ca_cert} (unable to get local issuer certificate) (retrying every 5 s at "
+        "most)"), errors[0]
+    assert "Handshake failed" not in text and "PRIVATE KEY" not in text
