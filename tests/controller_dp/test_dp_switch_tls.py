@@ -201,3 +201,30 @@ async def test_controller_process_with_a_wrong_ca_prints_one_line(workdir, pki, 
         f"{other_pki.ca_cert} (unable to get local issuer certificate) (retrying every 5 s at "
         "most)"), errors[0]
     assert "Handshake failed" not in text and "PRIVATE KEY" not in text
+
+
+async def test_switch_restart_under_tls_reconnects_without_a_tls_error(
+        start_dp_controller, pki, switch, reader, caplog) -> None:
+    """A switch that dies and comes back is an outage, not a certificate problem: the
+    controller reconnects with its certificate and re-installs the rule, and no ERROR line
+    blames TLS meanwhile."""
+    controller = await start_dp_controller(switch_ca=pki.ca_cert, switch_cert=pki.controller_cert,
+                                           switch_key=pki.controller_key)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
+        answer = await create(pb_grpc.ipTunnelServiceStub(channel), ipsec_enc(21, spi=4587))
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED, answer
+    before = reader.snapshot()
+    switch.kill()
+    await eventually(lambda: _status_is(controller.port, NOT_SERVING))
+    switch.start()  # same port and certificates, empty tables
+    await eventually(lambda: _status_is(controller.port, SERVING), timeout=30)
+    assert reader.snapshot() == before
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+async def _status_is(port: int, status: int) -> bool:
+    return await health(port) == status
