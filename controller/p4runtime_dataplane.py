@@ -64,7 +64,7 @@ from controller.crypto_client import (
 from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters
 from controller.errors import ErrorCode, RequestError
 from controller.key_guard import KEY_FIELD
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.model import Tunnel
 from controller.p4rt.connection import (
     SwitchConnection,
@@ -103,7 +103,7 @@ class AllocationBook(Protocol):
 
     def save_allocation(self, tunnel_id: int, allocation: Allocation | None) -> None: ...
 
-    def fingerprint(self, secret: Secret) -> bytes: ...
+    def fingerprint(self, secret: SaKey) -> bytes: ...
 
     def is_retired(self, fingerprint: bytes) -> bool: ...
 

@@ -55,6 +55,10 @@ TUNNEL_OUT = "TunnelIngress.counters.tunnel_out"
 TUNNEL_DROP_IN = "TunnelIngress.counters.tunnel_drop_in"
 TUNNEL_DROP_OUT = "TunnelIngress.counters.tunnel_drop_out"
 TUNNEL_COUNTERS = (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)
+# Switch-wide drops by DROP_* code and parser errors by PARSER_ERROR_* kind (defines.p4 names
+# the indexes: controller/drop_reasons.py); read for the metrics endpoint.
+DROP_REASONS = "TunnelIngress.counters.drop_reasons"
+PARSER_ERRORS = "TunnelIngress.counters.parser_errors"
 # Per-tunnel packet counter → the counter holding its byte total, one cell per bit of the frame
 # length (p4src/include/counters.p4 FrameBytes): cell index * bits + b counts the frames whose
 # length has bit b set. The packet counters' own byte counts are v1model's (the frame as it
@@ -182,7 +186,7 @@ class Pipeline:
                 if param not in names:
                     raise _did_you_mean(f"parameter of {action_name}:", param, names)
         counters = [counter.name for counter in schema.counters]
-        for counter in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values()):
+        for counter in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values(), DROP_REASONS, PARSER_ERRORS):
             if schema.counters.get(counter) is None:
                 raise _did_you_mean("counter", counter, counters)
 
@@ -363,6 +367,11 @@ class Pipeline:
         """Every counter holding tunnel figures: name → (P4Info id, size), for bulk reads."""
         return {name: (self.schema.counters[name].id, self.schema.counters[name].size)
                 for name in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values())}
+
+    def drop_counter_arrays(self) -> dict[str, tuple[int, int]]:
+        """The switch's drops by reason and its parser errors by kind: name → (id, size)."""
+        return {name: (self.schema.counters[name].id, self.schema.counters[name].size)
+                for name in (DROP_REASONS, PARSER_ERRORS)}
 
     def counter_cells(self, tunnel_index: int) -> list[tuple[str, int]]:
         """Every (counter, index) holding a figure of the tunnel at ``tunnel_index``."""

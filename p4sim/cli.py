@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # imported lazily at run time so `--help` and `check` start f
 
     from p4sim.p4runtime.device import Device
     from p4sim.p4runtime.tls import ServerTls
-    from p4sim.ports import Dataplane
+    from p4sim.ports import PacketPump
     from p4sim.program import Program
 
 logger = logging.getLogger("p4sim")
@@ -222,7 +222,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
 class SwitchRunner:
     """The running pieces of ``p4sim run``: device, packet ports, P4Runtime server."""
 
-    def __init__(self, device: Device, dataplane: Dataplane, server: grpc.Server | None,
+    def __init__(self, device: Device, dataplane: PacketPump, server: grpc.Server | None,
                  grpc_port: int | None, tls: ServerTls | None = None) -> None:
         self.device = device
         self.dataplane = dataplane
@@ -235,7 +235,7 @@ class SwitchRunner:
         from p4sim.p4runtime.device import Device
         from p4sim.p4runtime.server import ServerSettings, create_server
         from p4sim.p4runtime.tls import server_credentials
-        from p4sim.ports import AfPacketPort, Dataplane, NnPacketSocket, PcapCapture
+        from p4sim.ports import AfPacketPort, NnPacketSocket, PacketPump, PcapCapture
         from p4sim.ports.nn_socket import limit_nng_threads
 
         tls = None if args.no_p4runtime else _server_tls(args)
@@ -269,7 +269,7 @@ class SwitchRunner:
             capture = PcapCapture(args.pcap, port_names={
                 b.port: b.target for b in args.ports if not b.is_socket})
             logger.info("writing pcap files of every port to %s", args.pcap)
-        dataplane = Dataplane(device, device_socket=device_socket, port_transports=transports,
+        dataplane = PacketPump(device, device_socket=device_socket, port_transports=transports,
                               capture=capture)
         device.transmit = dataplane.transmit
         server = None

@@ -122,8 +122,11 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
         assert sent.returncode == 0, sent.stderr
         frames = [line for line in sent.stdout.splitlines() if line.startswith("out port ")]
         # examples/routes.txt sends 10.10.10.10 (the Geneve outer destination) out of port 4.
-        assert frames == ["out port 4: Ether / IP / UDP / GENEVE / Ether / 14.0.0.2 > 14.0.0.1 "
-                          "esp / Raw"] * 3, sent.stdout
+        shape = re.compile(r"out port 4: Ether 02:00:00:00:00:aa > 02:00:00:00:0b:04 / "
+                           r"IPv4 9\.9\.9\.9 > 10\.10\.10\.10 / UDP \d+ > 6081 / Geneve vni 701 "
+                           r"options 1 / Ether 10:20:30:40:50:60 > 60:50:40:30:20:10 / "
+                           r"IPv4 14\.0\.0\.2 > 14\.0\.0\.1 / ESP spi 50000 seq \d+ \(encrypted")
+        assert len(frames) == 3 and all(shape.match(f) for f in frames), sent.stdout
 
         stats = server.cli("stats", "30000", "30001", "-o", "json")
         assert stats.status == 0, stats.err
