@@ -27,6 +27,10 @@ CRYPTO_PORT="${CRYPTO_PORT:-64}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 COMPOSE_FILE="${COMPOSE_FILE:-docker/compose.yaml}"
 P4SIM_ARGS="${P4SIM_ARGS:-}"  # extra `p4sim run` arguments (TARGET=sim), e.g. "--pcap state/pcap"
+# P4Runtime between the controller and p4sim: mutual TLS with the private CA generated once into
+# $STATE_DIR/switch-tls (controller/switch_pki.py); SWITCH_TLS=off serves it plaintext, open to
+# every local process (debugging only).
+SWITCH_TLS="${SWITCH_TLS:-mutual}"
 
 case "$STATE_DIR" in /*) STATE_ABS="$STATE_DIR" ;; *) STATE_ABS="$PWD/$STATE_DIR" ;; esac
 RUN_DIR="$STATE_ABS/run"
@@ -34,6 +38,7 @@ LOG_DIR="$STATE_DIR/logs"
 PACKET_SOCKET="${PACKET_SOCKET:-ipc://$RUN_DIR/ports.ipc}"
 CRYPTO_SOCKET="${CRYPTO_SOCKET:-ipc://$RUN_DIR/crypto-port.ipc}"
 SA_SOCKET="${SA_SOCKET:-$RUN_DIR/crypto-sa.sock}"
+SWITCH_TLS_DIR="$STATE_ABS/switch-tls"
 
 say() { printf 'run: %s\n' "$*"; }
 die() { printf 'run: %s\n' "$*" >&2; exit 1; }
@@ -190,6 +195,28 @@ run_sim() {
   chmod 700 "$STATE_DIR"
   rm -f "$SA_SOCKET"
 
+  local switch_tls_args=() controller_tls_args=() channel_text="PLAINTEXT (SWITCH_TLS=off)"
+  case "$SWITCH_TLS" in
+    mutual)
+      require_options "p4sim" "$PY -m p4sim run" --grpc-server-ssl --grpc-server-with-client-auth
+      require_options "the controller" "$PY -m controller" --switch-ca --switch-cert --switch-key
+      # First run: a CA, the switch's and the controller's certificates (keys 0600); kept after.
+      "$PY" -m controller.switch_pki "$SWITCH_TLS_DIR" --name "${P4RT_ADDR%:*}" \
+        >"$LOG_DIR/switch-pki.log" 2>&1 ||
+        die "cannot create the switch-channel certificates in $SWITCH_TLS_DIR: $(
+          tail -n 1 "$LOG_DIR/switch-pki.log")"
+      switch_tls_args=(--grpc-server-ssl --grpc-server-cert "$SWITCH_TLS_DIR/switch.crt"
+        --grpc-server-key "$SWITCH_TLS_DIR/switch.key" --grpc-server-with-client-auth
+        --grpc-server-cacert "$SWITCH_TLS_DIR/ca.crt")
+      controller_tls_args=(--switch-ca "$SWITCH_TLS_DIR/ca.crt"
+        --switch-cert "$SWITCH_TLS_DIR/controller.crt"
+        --switch-key "$SWITCH_TLS_DIR/controller.key")
+      channel_text="mutual TLS, certificates in $STATE_DIR/switch-tls"
+      ;;
+    off) say "SWITCH_TLS=off: P4Runtime on $P4RT_ADDR is plaintext, open to every local process" ;;
+    *) die "SWITCH_TLS must be mutual or off (got '$SWITCH_TLS')" ;;
+  esac
+
   trap 'stop_all signal' INT TERM
   trap stop_all EXIT
   # The pipeline the controller pushes (and pushes again if the switch restarts).
@@ -198,7 +225,7 @@ run_sim() {
 
   start switch "$PY" -m p4sim run "$PROGRAM" --packet-socket "$PACKET_SOCKET" \
     --port "$CRYPTO_PORT@$CRYPTO_SOCKET" --grpc-addr "$P4RT_ADDR" --device-id "$DEVICE_ID" \
-    $P4SIM_ARGS  # word-split on purpose: several arguments
+    "${switch_tls_args[@]}" $P4SIM_ARGS  # P4SIM_ARGS word-split on purpose: several arguments
   wait_ready switch "P4Runtime on $P4RT_ADDR" tcp_open "$P4RT_ADDR"
 
   start crypto-worker "$PY" -m crypto_worker --sa-socket "$SA_SOCKET" --nanomsg "$CRYPTO_SOCKET" \
@@ -208,14 +235,15 @@ run_sim() {
 
   # Health turns SERVING once the controller has the switch and the worker (issue 7).
   start controller "$PY" -m controller --listen "$LISTEN" --state-dir "$STATE_DIR" \
-    --data-plane p4runtime --switch-addr "$P4RT_ADDR" --device-id "$DEVICE_ID" \
-    --p4info "$P4INFO" --p4-device-config "$RUN_DIR/device-config.json" \
+    --data-plane p4runtime --switch-addr "$P4RT_ADDR" "${controller_tls_args[@]}" \
+    --device-id "$DEVICE_ID" --p4info "$P4INFO" --p4-device-config "$RUN_DIR/device-config.json" \
     --crypto-worker-socket "$SA_SOCKET" --routes "$ROUTES"
   wait_ready controller "gRPC health SERVING on $LISTEN" \
     "$PY" -m tunnelctl --server "$LISTEN" --state-dir "$STATE_DIR" --timeout 2 health
   record_run
 
   print_banner "p4sim (embedded v1model target) running $PROGRAM, P4Runtime $P4RT_ADDR" \
+    "switch:   P4Runtime $channel_text" \
     "packets:  front-panel ports on $PACKET_SOCKET (PTF nanomsg);" \
     "          crypto port $CRYPTO_PORT on $CRYPTO_SOCKET, owned by the crypto worker" \
     "routes:   $ROUTES" \

@@ -33,13 +33,26 @@ CRYPTO_PORT = 64
 
 class SwitchProcess:
     """``p4sim run`` on a free P4Runtime port; front-panel ports on one socket, port 64 on its
-    own (for the worker). :meth:`restart` keeps the addresses (the pipeline state is lost)."""
+    own (for the worker). :meth:`restart` keeps the addresses (the pipeline state is lost).
 
-    def __init__(self, workdir: Path) -> None:
+    With ``tls`` (a controller.switch_pki.SwitchPki) P4Runtime is mutual TLS, as ``make run``
+    serves it; by default it is plaintext."""
+
+    def __init__(self, workdir: Path, tls: Any = None) -> None:
         self.packet_url = f"ipc://{workdir}/switch.ipc"
         self.crypto_url = f"ipc://{workdir}/crypto.ipc"
         self.grpc_port = 0
+        self.tls = tls
         self.process: subprocess.Popen[str] | None = None
+
+    def channel(self) -> grpc.Channel:
+        """A channel to the P4Runtime server (with the controller's certificate under TLS)."""
+        if self.tls is None:
+            return grpc.insecure_channel(self.address)
+        return grpc.secure_channel(self.address, grpc.ssl_channel_credentials(
+            root_certificates=self.tls.ca_cert.read_bytes(),
+            private_key=self.tls.controller_key.read_bytes(),
+            certificate_chain=self.tls.controller_cert.read_bytes()))
 
     @property
     def address(self) -> str:
@@ -48,10 +61,14 @@ class SwitchProcess:
     def start(self) -> None:
         # DP_P4SIM_SRC: run the p4sim package of another checkout (e.g. a clean export).
         source = os.environ.get("DP_P4SIM_SRC", str(REPO))
+        tls_args = [] if self.tls is None else [
+            "--grpc-server-ssl", "--grpc-server-cert", str(self.tls.switch_cert),
+            "--grpc-server-key", str(self.tls.switch_key), "--grpc-server-cacert",
+            str(self.tls.ca_cert), "--grpc-server-with-client-auth"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "p4sim", "run", str(PROGRAM), "--grpc-addr",
              f"127.0.0.1:{self.grpc_port}", "--packet-socket", self.packet_url,
-             "--port", f"{CRYPTO_PORT}@{self.crypto_url}"],
+             "--port", f"{CRYPTO_PORT}@{self.crypto_url}", *tls_args],
             cwd=source, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.process.stdout is not None
         deadline = time.monotonic() + READY_TIMEOUT
@@ -112,7 +129,7 @@ class SwitchReader:
         self.schema = fy.P4Schema(P4INFO)
 
     def _read(self, entity: p4r.Entity) -> list[p4r.Entity]:
-        with grpc.insecure_channel(self.switch.address) as channel:
+        with self.switch.channel() as channel:
             stub = p4r_grpc.P4RuntimeStub(channel)
             request = p4r.ReadRequest(device_id=1, entities=[entity])
             return [e for response in stub.Read(request, timeout=10) for e in response.entities]

@@ -41,11 +41,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _p4runtime_answers(address: str, pki: Path | None) -> bool:
+    """Whether p4sim answers Capabilities: plaintext (pki None) or with the controller's
+    certificate from the run's switch-tls directory."""
+    import grpc
+    from finsy.proto import p4r, p4r_grpc
+
+    channel = grpc.insecure_channel(address) if pki is None else grpc.secure_channel(
+        address, grpc.ssl_channel_credentials(
+            root_certificates=(pki / "ca.crt").read_bytes(),
+            private_key=(pki / "controller.key").read_bytes(),
+            certificate_chain=(pki / "controller.crt").read_bytes()))
+    with channel:
+        try:
+            p4r_grpc.P4RuntimeStub(channel).Capabilities(p4r.CapabilitiesRequest(), timeout=10)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+            return False
+    return True
+
+
 def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
     state = short_tmp / "state"
     listen = f"localhost:{free_port()}"
+    p4rt_addr = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "TARGET": "sim", "STATE_DIR": str(state), "LISTEN": listen,
-           "P4RT_ADDR": f"127.0.0.1:{free_port()}", "READY_TIMEOUT": "90",
+           "P4RT_ADDR": p4rt_addr, "READY_TIMEOUT": "90",
            "XDG_CONFIG_HOME": str(short_tmp / "config")}
     output = short_tmp / "run.out"
     with output.open("wb") as sink:
@@ -68,6 +89,13 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
         for path in (state, state / "run", state / "logs", state / "logs" / "controller.log",
                      state / "run" / "device-config.json", state / "run" / "crypto-sa.sock"):
             assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+        # The switch channel is mutual TLS by default: only the controller's certificate opens it.
+        assert f"switch:   P4Runtime mutual TLS, certificates in {state}/switch-tls" in text
+        pki = state / "switch-tls"
+        assert all((pki / key).stat().st_mode & 0o077 == 0
+                   for key in ("switch.key", "controller.key"))
+        assert _p4runtime_answers(p4rt_addr, None) is False
+        assert _p4runtime_answers(p4rt_addr, pki) is True
 
         # make run records where it is; tunnelctl elsewhere, with no options, finds it.
         record = short_tmp / "config" / "tunneloffload" / "make-run.yaml"
