@@ -177,7 +177,7 @@ class DataPlaneCollector(Collector):
             self._drop_arrays = list(arrays)  # DROP_REASONS, PARSER_ERRORS in that order
             self._drop_reader = CounterArrayReader(
                 address=connection.target.address, device_id=connection.target.device_id,
-                counters=arrays, timeout=SCRAPE_TIMEOUT)
+                counters=arrays, timeout=SCRAPE_TIMEOUT, tls=connection.target.tls)
         snapshot = await self._drop_reader.read()
         drops_array, parser_array = (snapshot.packets[name] for name in self._drop_arrays)
         names = self._drop_names

@@ -179,7 +179,7 @@ class P4RuntimeDataPlane:
         # Stats of many tunnels: bulk counter reads shared for up to counter_max_age seconds.
         self._counter_reader = CounterArrayReader(
             address=target.address, device_id=target.device_id,
-            counters=pipeline.tunnel_counter_arrays())
+            counters=pipeline.tunnel_counter_arrays(), tls=target.tls)
         self.counter_poller = CounterPoller(
             lambda: self._counter_reader.read(self._polled_cells()), max_age=counter_max_age)
         self._monitor: asyncio.Task[None] | None = None

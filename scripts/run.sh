@@ -31,6 +31,9 @@ P4SIM_ARGS="${P4SIM_ARGS:-}"  # extra `p4sim run` arguments (TARGET=sim), e.g. "
 # $STATE_DIR/switch-tls (controller/switch_pki.py); SWITCH_TLS=off serves it plaintext, open to
 # every local process (debugging only).
 SWITCH_TLS="${SWITCH_TLS:-mutual}"
+# The controller's Prometheus endpoint (docs/operations.md "Metrics"; `tunnelctl stats --reasons`
+# reads it); loopback only, plain HTTP, counters and names but never keys. METRICS_ADDR=off: none.
+METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9464}"
 
 case "$STATE_DIR" in /*) STATE_ABS="$STATE_DIR" ;; *) STATE_ABS="$PWD/$STATE_DIR" ;; esac
 RUN_DIR="$STATE_ABS/run"
@@ -83,7 +86,9 @@ stop_all() {  # stop_all [signal]: with "signal" (Ctrl-C, SIGTERM) the run ends 
 RUN_RECORD="${XDG_CONFIG_HOME:-$HOME/.config}/tunneloffload/make-run.yaml"
 record_run() {
   mkdir -p "$(dirname "$RUN_RECORD")"
-  printf '# written by make run (scripts/run.sh) when its controller was ready\nserver: %s\nstate_dir: %s\n' \
+  local metrics_line=""
+  [ "${1:-}" = with-metrics ] && [ "$METRICS_ADDR" != off ] && metrics_line="metrics: $METRICS_ADDR\n"
+  printf "# written by make run (scripts/run.sh) when its controller was ready\nserver: %s\nstate_dir: %s\n$metrics_line" \
     "$LISTEN" "$STATE_ABS" >"$RUN_RECORD.tmp" && mv "$RUN_RECORD.tmp" "$RUN_RECORD"
   say "recorded server $LISTEN and state $STATE_ABS in $RUN_RECORD"
 }
@@ -191,6 +196,11 @@ run_sim() {
     die "$RUN_DIR is too long for the Unix sockets under it; set STATE_DIR to a shorter path"
   port_free "the TunnelOffload API, LISTEN" "$LISTEN"
   port_free "P4Runtime, P4RT_ADDR" "$P4RT_ADDR"
+  local metrics_args=()
+  if [ "$METRICS_ADDR" != off ]; then
+    port_free "the metrics endpoint, METRICS_ADDR" "$METRICS_ADDR"
+    metrics_args=(--metrics-addr "$METRICS_ADDR")
+  fi
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   chmod 700 "$STATE_DIR"
   rm -f "$SA_SOCKET"
@@ -237,13 +247,14 @@ run_sim() {
   start controller "$PY" -m controller --listen "$LISTEN" --state-dir "$STATE_DIR" \
     --data-plane p4runtime --switch-addr "$P4RT_ADDR" "${controller_tls_args[@]}" \
     --device-id "$DEVICE_ID" --p4info "$P4INFO" --p4-device-config "$RUN_DIR/device-config.json" \
-    --crypto-worker-socket "$SA_SOCKET" --routes "$ROUTES"
+    --crypto-worker-socket "$SA_SOCKET" --routes "$ROUTES" ${metrics_args[@]+"${metrics_args[@]}"}
   wait_ready controller "gRPC health SERVING on $LISTEN" \
     "$PY" -m tunnelctl --server "$LISTEN" --state-dir "$STATE_DIR" --timeout 2 health
-  record_run
+  record_run with-metrics
 
   print_banner "p4sim (embedded v1model target) running $PROGRAM, P4Runtime $P4RT_ADDR" \
     "switch:   P4Runtime $channel_text" \
+    "metrics:  $([ "$METRICS_ADDR" = off ] && echo off || echo "http://$METRICS_ADDR/metrics")" \
     "packets:  front-panel ports on $PACKET_SOCKET (PTF nanomsg);" \
     "          crypto port $CRYPTO_PORT on $CRYPTO_SOCKET, owned by the crypto worker" \
     "routes:   $ROUTES" \

@@ -22,11 +22,14 @@ import grpc
 import pytest
 from ctl_builders import ipsec_enc
 from ctl_client import create
-from dp_support import REPO, SwitchProcess, eventually, health, worker_sas
+from dp_support import P4INFO, REPO, SwitchProcess, eventually, health, worker_sas
 from finsy.proto import p4r, p4r_grpc
 from grpc_health.v1 import health_pb2
 
+from controller.counter_poller import CounterArrayReader, CounterReadFailed
+from controller.pipeline import Pipeline
 from controller.switch_pki import SwitchPki, ensure_switch_pki
+from controller.tls import SwitchChannelTls
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
 
@@ -112,7 +115,10 @@ async def test_controller_with_its_certificate_programs_a_tunnel(start_dp_contro
                                            switch_key=pki.controller_key)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
         answer = await create(pb_grpc.ipTunnelServiceStub(channel), ipsec_enc(21, spi=4587))
+        stats = await pb_grpc.ipTunnelServiceStub(channel).getIpTunnelStats(
+            pb.tunnelId(tunnelId=21), timeout=10)
     assert answer.requestStatus == pb._TUNNEL_ACCEPTED, answer
+    assert stats.HasField("tunnelCounters") and stats.tunnelCounters.inPackets == 0, stats
     # Read back over the same mutual-TLS channel: the rule is on the switch, the SA on the worker.
     [rule] = reader.entries("tunnel_rules")
     assert rule.action.name == "ipsec_encrypt_tunnel_v4"
@@ -212,7 +218,10 @@ async def test_switch_restart_under_tls_reconnects_without_a_tls_error(
                                            switch_key=pki.controller_key)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
         answer = await create(pb_grpc.ipTunnelServiceStub(channel), ipsec_enc(21, spi=4587))
+        stats = await pb_grpc.ipTunnelServiceStub(channel).getIpTunnelStats(
+            pb.tunnelId(tunnelId=21), timeout=10)
     assert answer.requestStatus == pb._TUNNEL_ACCEPTED, answer
+    assert stats.HasField("tunnelCounters") and stats.tunnelCounters.inPackets == 0, stats
     before = reader.snapshot()
     switch.kill()
     await eventually(lambda: _status_is(controller.port, NOT_SERVING))
@@ -228,3 +237,25 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 
 async def _status_is(port: int, status: int) -> bool:
     return await health(port) == status
+
+
+async def test_bulk_counter_reads_use_the_switch_channel_tls(switch: SwitchProcess,
+                                                             pki: SwitchPki) -> None:
+    """The bulk counter reader (many-tunnel stats, the metrics scrape) opens a channel of its own:
+    with the controller's TLS files it reads every cell; plaintext is refused by the switch."""
+    arrays = Pipeline.load(P4INFO).tunnel_counter_arrays()
+    tls = SwitchChannelTls(ca=pki.ca_cert, cert=pki.controller_cert, key=pki.controller_key)
+    reader = CounterArrayReader(address=switch.address, device_id=1, counters=arrays, tls=tls)
+    try:
+        snapshot = await reader.read()
+    finally:
+        await reader.close()
+    assert {name: len(cells) for name, cells in snapshot.packets.items()} == {
+        name: size for name, (_, size) in arrays.items()}
+    plaintext = CounterArrayReader(address=switch.address, device_id=1, counters=arrays,
+                                   timeout=5)
+    try:
+        with pytest.raises(CounterReadFailed, match="UNAVAILABLE"):
+            await plaintext.read()
+    finally:
+        await plaintext.close()

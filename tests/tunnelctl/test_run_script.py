@@ -65,8 +65,9 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
     state = short_tmp / "state"
     listen = f"localhost:{free_port()}"
     p4rt_addr = f"127.0.0.1:{free_port()}"
+    metrics_addr = f"127.0.0.1:{free_port()}"
     env = {**os.environ, "TARGET": "sim", "STATE_DIR": str(state), "LISTEN": listen,
-           "P4RT_ADDR": p4rt_addr, "READY_TIMEOUT": "90",
+           "P4RT_ADDR": p4rt_addr, "METRICS_ADDR": metrics_addr, "READY_TIMEOUT": "90",
            "XDG_CONFIG_HOME": str(short_tmp / "config")}
     output = short_tmp / "run.out"
     with output.open("wb") as sink:
@@ -99,7 +100,8 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
 
         # make run records where it is; tunnelctl elsewhere, with no options, finds it.
         record = short_tmp / "config" / "tunneloffload" / "make-run.yaml"
-        assert f"server: {listen}\nstate_dir: {state}\n" in record.read_text()
+        assert (f"server: {listen}\nstate_dir: {state}\nmetrics: {metrics_addr}\n"
+                in record.read_text())
         elsewhere = short_tmp / "elsewhere"
         elsewhere.mkdir()
         found = subprocess.run(
@@ -109,6 +111,14 @@ def test_run_sim_serves_and_ctrl_c_stops_everything(short_tmp: Path) -> None:
                                                              "TUNNELCTL_SERVER")},
             capture_output=True, text=True, timeout=60)
         assert found.returncode == 0, found.stderr
+        # ... and the metrics endpoint make run turned on (stats --reasons reads it).
+        reasons = subprocess.run(
+            [sys.executable, "-m", "tunnelctl", "stats", "--reasons", "-o", "json"],
+            cwd=elsewhere, env={k: v for k, v in env.items() if k != "TUNNELCTL_METRICS"},
+            capture_output=True, text=True, timeout=60)
+        assert reasons.returncode == 0, reasons.stderr
+        assert "route_miss" in reasons.stdout.lower(), reasons.stdout
+        assert f"metrics:  http://{metrics_addr}/metrics" in text
 
         server = Controller(address=listen, state_dir=state, log=state / "logs/controller.log")
         created = server.cli("create", "-f", str(REPO / "examples" / "3-rematch-chain.yaml"))
