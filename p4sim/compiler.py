@@ -112,6 +112,17 @@ class ExternDecl:
 
 
 @dataclass
+class BoundArgs:
+    """Arguments of one call laid out for copy-in/copy-out: statements before the call, the
+    argument expressions, and what to copy back ("copy", target, temporary) or ("scalar",
+    target node, "") in parameter order."""
+
+    pre: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    copy_out: list[tuple[str, Any, str]] = field(default_factory=list)
+
+
+@dataclass
 class Instance:
     """A control instance being compiled: its qualified name and what the code calls."""
 
@@ -1038,6 +1049,7 @@ class Compiler:
         widths = []
         pinfo = []
         outs: list[str] = []
+        writes = any(d in ("out", "inout") for _n, d, _t in plist)
         for pname, d, ptype in plist:
             self.dup(ascope.names, pname, params, "parameter")
             if d:
@@ -1062,13 +1074,32 @@ class Compiler:
         g.emit(f"def {pyname}(P, {cparams}, L{''.join(', ' + a for a in argnames)}):")
         g.depth += 1
         saved_frame = self.function_frame
-        self.function_frame = (VoidT(), outs, False)
-        self.block(body, ascope, ctx="function" if outs else "action")
-        g.emit(f"return ({', '.join(outs)},)" if outs else "pass")
+        if writes:
+            self.action_with_copy_out(body, ascope, outs)
+        else:
+            self.function_frame = (VoidT(), outs, False)
+            self.block(body, ascope, ctx="action")
+            g.emit("pass")
         self.function_frame = saved_frame
         g.depth -= 1
         sym.code = pyname
         return pyname
+
+    def action_with_copy_out(self, body: Tree, scope: Scope, outs: list[str]) -> None:
+        """The body of an action with out/inout parameters. It returns its scalar out/inout
+        values and whether it ran `exit`: the caller copies every out/inout argument back, then
+        exits, as p4c's front end lowers `exit` inside an action (P4_16 "Calling convention":
+        copy-out happens on every way out of the callee)."""
+        g = self.gen
+        self.function_frame = (VoidT(), outs + ["False"], False)
+        g.emit("try:")
+        g.depth += 1
+        self.block(body, scope, ctx="function")
+        g.emit("pass")
+        g.depth -= 1
+        g.emit("except ExitSignal:")
+        g.emit(f"    return ({''.join(o + ', ' for o in outs)}True,)")
+        g.emit(f"return ({''.join(o + ', ' for o in outs)}False,)")
 
     def compile_table(self, decl: Tree, scope: Scope, qname: str, cparams: str) -> str:
         ann, name_node, *props = kids(decl)
@@ -1315,7 +1346,8 @@ class Compiler:
             callee, args = norm(parts[0]), parts[-1]
             v = self.call(callee, args, scope, st, statement=True)
             if v is not None and v.code:
-                g.emit(v.code)
+                for line in v.code.split("\n"):  # copy-in/copy-out calls take several lines
+                    g.emit(line)
         elif d == "if_statement":
             cond, then, other = kids(st)
             c = self.expr(cond, scope)
@@ -1692,6 +1724,8 @@ class Compiler:
         if i.const is not None and not 0 <= i.const < b.type.size:
             raise self.fail(P4TypeError, idx, f"index {i.const} out of range for "
                             f"{b.type.show()}", "index")
+        if i.const is None:
+            return Val(f"stack_at({b.code}, {i.code})", b.type.elem)  # out of range: BMv2's
         return Val(f"{b.code}.a[{i.code}]", b.type.elem)
 
     def slice_bounds(self, b: Val, hi: Any, lo: Any, node: Any) -> tuple[int, int]:
@@ -2120,69 +2154,137 @@ class Compiler:
 
     def function_call(self, name: str, sym: Sym, args: list[Any], scope: Scope, node: Any,
                       statement: bool) -> Val:
+        """A call of a program-level function. A function reaches nothing of the caller's but its
+        arguments, so headers and structs are passed in place unless two arguments overlap
+        (then copied in and out, P4_16 "Calling convention")."""
         pyname, ret_type, plist = self.compile_function(name, sym)
         self.check_args(args, {len(plist)}, node, f"function {name}")
-        codes = []
-        out_targets = []
-        for arg, (pname, direction, ptype) in zip(args, plist, strict=True):
-            v = self.expr(arg, scope)
-            if not isinstance(ptype, StructLikeT | StackT):
-                if direction != "out":
-                    v = self.coerce(v, ptype, arg, "call", what=f"{name}'s parameter '{pname}'")
-                if direction in ("out", "inout"):
-                    self.check_lvalue(norm_expr(arg), scope)
-                    out_targets.append(arg)
-            elif v.type != ptype:
-                raise self.fail(P4TypeError, arg, f"function {name}: argument '{pname}' must "
-                                f"be {ptype.show()}, got {v.type.show()}", "call")
-            codes.append("0" if direction == "out" and not isinstance(
-                ptype, StructLikeT | StackT) else v.code)
-        call = f"{pyname}(P{''.join(', ' + c for c in codes)})"
-        if not out_targets:
+        copy = self.arguments_overlap(args, plist, scope)
+        bound = self.bind_arguments(f"function {name}", args, plist, scope, copy)
+        call = f"{pyname}(P{''.join(', ' + c for c in bound.codes)})"
+        if not bound.copy_out:
             return Val(call, ret_type)
         if not statement:
             raise self.fail(UnsupportedConstructError, node,
-                            f"function {name} has out/inout scalar parameters: call it as a "
-                            "statement", "function call")
+                            f"function {name} has out/inout scalar parameters or overlapping "
+                            "out/inout arguments: call it as a statement", "function call")
         r = self.gen.tmp("fr")
-        lines = [f"{r} = {call}"] + [self.store(t, f"{r}[{i + 1}]", scope)
-                                     for i, t in enumerate(out_targets)]
-        return Val("; ".join(lines), VoidT())
+        return Val("\n".join(bound.pre + [f"{r} = {call}"] + self.copy_out_lines(bound, r, 1,
+                                                                              scope)), VoidT())
 
     def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
+        """A direct action call. An action also sees its control's parameters and variables, so
+        header and struct arguments are always copied in (and out, for out/inout), as P4_16's
+        "Calling convention" says: a write to `hdr` inside the action is overwritten by the
+        copy-out of an inout argument bound to it."""
         decl, full, anns = sym.info
         self.model.directly_called.add(full)  # p4c binds (removes) all its parameters
         plist = self.param_types(kids(decl)[2])
         aname = ident(kids(decl)[1])
         self.check_args(args, {len(plist)}, node, f"action {aname}")
-        vals = []
-        out_targets = []
-        for a, (pname, d, pt) in zip(args, plist, strict=True):
-            v = self.expr(a, scope)
-            if isinstance(pt, StructLikeT | StackT):
-                if v.type != pt:
-                    raise self.fail(P4TypeError, a, f"action {aname}: argument '{pname}' must "
-                                    f"be {pt.show()}, got {v.type.show()}", "action call")
-                vals.append(v.code)
-                continue
-            if d != "out":
-                v = self.coerce(v, pt, a, "action argument")
-            if d in ("out", "inout"):
-                self.check_lvalue(norm_expr(a), scope)
-                out_targets.append(a)
-            vals.append("0" if d == "out" else v.code)
+        bound = self.bind_arguments(f"action {aname}", args, plist, scope, copy=True)
         fn = scope.compiled_action(aname)
         self.used_actions.add(full)
         if fn is None:
             raise self.fail(UnsupportedConstructError, node,
                             "calling an action from another action", "action call")
         cparams = ", ".join(scope.find_pyparams())
-        call = f"{fn}(P, {cparams}, L{''.join(', ' + v for v in vals)})"
-        if not out_targets:
-            return Val(call, VoidT())
+        call = f"{fn}(P, {cparams}, L{''.join(', ' + v for v in bound.codes)})"
+        if not any(d in ("out", "inout") for _n, d, _t in plist):
+            return Val("\n".join(bound.pre + [call]), VoidT())
         r = self.gen.tmp("ar")
-        return Val("; ".join([f"{r} = {call}"] + [
-            self.store(t, f"{r}[{i}]", scope) for i, t in enumerate(out_targets)]), VoidT())
+        scalars = sum(1 for kind, *_ in bound.copy_out if kind == "scalar")
+        return Val("\n".join(bound.pre + [f"{r} = {call}"]
+                             + self.copy_out_lines(bound, r, 0, scope)
+                             + [f"if {r}[{scalars}]: raise ExitSignal()"]), VoidT())
+
+    def bind_arguments(self, what: str, args: list[Any], plist: list[tuple[str, str, P4Type]],
+                       scope: Scope, copy: bool) -> BoundArgs:
+        """Type-check call arguments and lay out the copy-in: scalars are passed by value (out
+        ones as 0) and come back in the callee's result; headers, structs and stacks are passed
+        in place (an `out` one made invalid first) or, when `copy`, as copies that
+        `copy_out_lines` writes back."""
+        bound = BoundArgs()
+        for a, (pname, d, pt) in zip(args, plist, strict=True):
+            v = self.expr(a, scope)
+            if d in ("out", "inout"):
+                self.check_lvalue(norm_expr(a), scope)
+            if isinstance(pt, StructLikeT | StackT):
+                if v.type != pt:
+                    raise self.fail(P4TypeError, a, f"{what}: argument '{pname}' must be "
+                                    f"{pt.show()}, got {v.type.show()}", "call")
+                if not copy:
+                    bound.codes.append(f"out_arg({v.code})" if d == "out" else v.code)
+                elif d == "in":
+                    bound.codes.append(f"copy_of({v.code})")
+                else:
+                    ref, tmp = self.gen.tmp("ref"), self.gen.tmp("arg")
+                    bound.pre.append(f"{ref} = {v.code}")
+                    bound.pre.append(f"{tmp} = copy_of({ref})" if d == "inout"
+                                     else f"{tmp} = {self.new_value(pt)}")
+                    bound.codes.append(tmp)
+                    bound.copy_out.append(("copy", ref, tmp))
+                continue
+            if d != "out" and not isinstance(pt, TypeParamT):
+                v = self.coerce(v, pt, a, "argument", what=f"{what}'s parameter '{pname}'")
+            if d in ("out", "inout"):
+                bound.copy_out.append(("scalar", a, ""))
+            bound.codes.append("0" if d == "out" else v.code)
+        return bound
+
+    def copy_out_lines(self, bound: BoundArgs, result: str, first: int, scope: Scope
+                       ) -> list[str]:
+        """Copy-out, left to right in parameter order: copied headers/structs back into the
+        arguments, scalar out/inout values from `result[first]`, `result[first + 1]`, ..."""
+        lines = []
+        k = first
+        for kind, target, tmp in bound.copy_out:
+            if kind == "copy":
+                lines.append(f"copy_value({target}, {tmp})")
+            else:
+                lines.append(self.store(target, f"{result}[{k}]", scope))
+                k += 1
+        return lines
+
+    def arguments_overlap(self, args: list[Any], plist: list[tuple[str, str, P4Type]],
+                          scope: Scope) -> bool:
+        """Whether passing headers and structs in place could differ from copy-in/copy-out:
+        two arguments name overlapping storage (`hdr` and `hdr.h`, `a[i]` and `a[0]`), one of
+        them is written (out/inout) and one is a header, struct or stack."""
+        items = [(self.arg_path(a, scope), d in ("out", "inout"),
+                  isinstance(pt, StructLikeT | StackT))
+                 for a, (_n, d, pt) in zip(args, plist, strict=True)]
+        for i, (p, w, st) in enumerate(items):
+            for q, w2, st2 in items[i + 1:]:
+                if p is None or q is None or not (w or w2) or not (st or st2):
+                    continue
+                n = min(len(p), len(q))
+                if p[:n] == q[:n]:
+                    return True
+        return False
+
+    def arg_path(self, node: Any, scope: Scope) -> tuple[str, ...] | None:
+        """The storage an lvalue argument names, as a path from its variable (a run-time stack
+        index or `.next`/`.last` stops at the stack: any element); None for other values."""
+        node = norm_expr(node)
+        d = node.data
+        if d == "name_ref":
+            sym = scope.lookup(ident(kids(node)[0]))
+            return (sym.code,) if sym is not None and sym.kind == "var" else None
+        if d == "type_member":
+            sym = scope.lookup(str(kids(node)[0]))
+            return (sym.code, ident(kids(node)[1])) if sym is not None and sym.kind == "var" \
+                else None
+        if d in ("member", "index", "slice"):
+            base = self.arg_path(kids(node)[0], scope)
+            if base is None or d == "slice":
+                return base
+            if d == "member":
+                m = ident(kids(node)[1])
+                return base if m in ("next", "last") else base + (m,)
+            i = self.expr(kids(node)[1], scope)
+            return base if i.const is None else base + (str(i.const),)
+        return None
 
     def table_apply(self, sym: Sym, m: str, args: list[Any], scope: Scope, node: Any) -> Val:
         if m != "apply":
@@ -2209,17 +2311,21 @@ class Compiler:
         return v
 
     def control_apply(self, sym: Sym, m: str, args: list[Any], scope: Scope, node: Any) -> Val:
+        """`c.apply(...)` of a control instance. A control reaches nothing of the caller's but
+        its arguments, so they are passed in place unless two overlap; then they are copied in
+        and copied back even when the control exits (P4_16 "Calling convention")."""
         tname, sub_q, inst = sym.info
         if m != "apply":
             raise self.fail(UnknownNameError, node, f"control has no method '{m}'", "control")
         self.check_args(args, {len(inst.params)}, node, f"{tname}.apply")
-        codes = []
-        for a, (_pn, _d, pt) in zip(args, inst.params, strict=True):
-            v = self.expr(a, scope)
-            if not isinstance(pt, TypeParamT):
-                v = self.coerce(v, pt, a, "argument")
-            codes.append(v.code)
-        return Val(f"{inst.pyname}(P, {', '.join(codes)})", VoidT())
+        copy = self.arguments_overlap(args, inst.params, scope)
+        bound = self.bind_arguments(f"{tname}.apply", args, inst.params, scope, copy)
+        call = f"{inst.pyname}(P, {', '.join(bound.codes)})"
+        if not bound.copy_out:
+            return Val("\n".join(bound.pre + [call]), VoidT())
+        back = self.copy_out_lines(bound, "", 0, scope)
+        return Val("\n".join(bound.pre + ["try:", f"    {call}", "finally:"]
+                             + [f"    {line}" for line in back]), VoidT())
 
     def packet_method(self, kind: str, m: str, args: list[Any], scope: Scope, node: Any) -> Val:
         if kind == "packet_in":

@@ -77,11 +77,29 @@ RUNTIME_FAULT = PROGRAM.replace(
     "        hdr.e[hdr.h.mode].v = 1;\n        hdr.h.steps = hdr.h.steps + 0x10;")
 
 
-def test_run_time_fault_drops_and_counts_the_packet(tmp_path: Path) -> None:
-    path = tmp_path / "fault.p4"
+def test_out_of_range_stack_write_is_ignored(tmp_path: Path) -> None:
+    # BMv2 runs p4c's output, where a run-time index is a chain of `if (i == k)` over the
+    # elements (p4c midend/hsIndexSimplify.cpp): index 9 of a 2-element stack writes nothing
+    path = tmp_path / "oob.p4"
     path.write_text(RUNTIME_FAULT)
     sw = Switch(load_program(path))
-    assert sw.process(1, bytes([9, 0, 0])) == []  # index 9 of a 2-element stack
+    assert sw.process(1, bytes([9, 0, 0])) == [(4, bytes([9, 0x12, 1]))]
+    assert sw.stats.dropped["runtime_error"] == 0
+
+
+def test_run_time_fault_drops_and_counts_the_packet(tmp_path: Path) -> None:
+    path = tmp_path / "fault.p4"
+    path.write_text(PROGRAM)
+    sw = Switch(load_program(path))
+    real_ingress = sw._pipeline.ingress
+
+    def faulty(P, hdr, meta, sm):  # type: ignore[no-untyped-def]  # noqa: N803
+        if hdr.f_h.f_mode == 9:
+            raise IndexError("a fault inside the generated code")
+        return real_ingress(P, hdr, meta, sm)
+
+    sw._pipeline.ingress = faulty
+    assert sw.process(1, bytes([9, 0, 0])) == []
     assert sw.stats.dropped["runtime_error"] == 1
     assert sw.process(1, bytes([0, 0, 0])) == [(4, bytes([0, 0x12, 1]))]
 

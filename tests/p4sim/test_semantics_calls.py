@@ -1,0 +1,144 @@
+"""Calling convention: call by copy-in/copy-out (P4_16 specification, section "Calling
+convention: call by copy in/copy out", and "Exit statement").
+
+Arguments are evaluated and copied in at the call; `out` and `inout` arguments are copied back
+when the callee returns, left to right; an `out` header starts invalid (uninitialized) and that
+invalidity is copied back; an `exit` inside an action still copies its out/inout arguments back
+(as p4c's front end lowers the action, frontends/p4/removeReturns.cpp and inlining). Each test
+sends a frame through p4sim and checks the bytes that come out.
+
+Run just this file: .venv/bin/python -m pytest tests/p4sim/test_semantics_calls.py -q
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from semantics_helpers import out_bytes, run
+
+HEADERS = """
+header h_t { bit<8> a; bit<8> b; }
+struct headers_t { h_t h; h_t h2; }
+struct meta_t { }
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start { pkt.extract(hdr.h); pkt.extract(hdr.h2); transition accept; }
+}
+control E(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) { apply { } }
+control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.h); pkt.emit(hdr.h2); } }
+"""
+
+
+def _ingress(declarations: str, apply: str) -> str:
+    return HEADERS + ("control I(inout headers_t hdr, inout meta_t meta, "
+                      "inout standard_metadata_t sm) {\n" + declarations
+                      + "\n    apply { sm.egress_spec = 2; " + apply + " }\n}\n")
+
+
+def test_inout_argument_copy_out_overwrites_a_direct_write(tmp_path: Path) -> None:
+    # the action writes hdr directly, then the copy-out of `val` (taken at the call) wins
+    program = _ingress("action do_action(inout headers_t val) { hdr.h.a = 0xaa; val.h.b = 0xbb; }",
+                       "do_action(hdr);")
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4])) == bytes([1, 0xbb, 3, 4])
+
+
+def test_in_argument_is_a_copy(tmp_path: Path) -> None:
+    program = _ingress("action take(in h_t val) { hdr.h.a = 0x55; hdr.h.b = val.a; }",
+                       "take(hdr.h);")
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4])) == bytes([0x55, 1, 3, 4])
+
+
+def test_out_header_of_an_action_comes_back_invalid(tmp_path: Path) -> None:
+    program = _ingress("action reset(out h_t x) { }", "reset(hdr.h2);")
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4, 5])) == bytes([1, 2, 5])
+
+
+def test_out_header_of_a_function_comes_back_invalid(tmp_path: Path) -> None:
+    program = HEADERS.replace("control E(", "void reset(out h_t x) { }\ncontrol E(") + (
+        "control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {\n"
+        "    apply { sm.egress_spec = 2; reset(hdr.h); }\n}\n")
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4])) == bytes([3, 4])
+
+
+def test_out_header_of_a_control_comes_back_invalid_unless_set_valid(tmp_path: Path) -> None:
+    program = HEADERS + """
+control Reset(out h_t x, out h_t y) {
+    apply { y.setValid(); y.a = 7; y.b = 8; }
+}
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    Reset() r;
+    apply { sm.egress_spec = 2; r.apply(hdr.h, hdr.h2); }
+}
+"""
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4, 9])) == bytes([7, 8, 9])
+
+
+def test_exit_in_an_action_still_copies_out(tmp_path: Path) -> None:
+    program = _ingress(
+        "action set_and_exit(inout bit<8> v, inout h_t x) { v = 0x77; x.b = 0x66; exit; }",
+        "set_and_exit(hdr.h.a, hdr.h2); hdr.h.b = 0xee;")
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4])) == bytes([0x77, 2, 3, 0x66])
+
+
+def test_exit_in_a_nested_action_copies_out_through_both_calls(tmp_path: Path) -> None:
+    program = _ingress(
+        "action inner(out bit<8> v) { v = 0x44; exit; }\n"
+        "action outer(inout h_t x) { x.a = 0x33; inner(x.b); x.a = 0xee; }",
+        "outer(hdr.h); hdr.h2.a = 0xee;")
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4])) == bytes([0x33, 0x44, 3, 4])
+
+
+def test_copy_out_is_left_to_right(tmp_path: Path) -> None:
+    decl = ("action first_scalar(inout bit<8> x, inout h_t h) { x = 1; h.a = 2; }\n"
+            "action first_header(inout h_t h, inout bit<8> x) { x = 1; h.a = 2; }")
+    # hdr.h.a is written by the scalar copy-out, then by the header copy-out: the header wins
+    assert out_bytes(tmp_path, _ingress(decl, "first_scalar(hdr.h.a, hdr.h);"),
+                     bytes([9, 9, 3, 4])) == bytes([2, 9, 3, 4])
+    # the other order: the scalar copy-out comes last
+    assert out_bytes(tmp_path, _ingress(decl, "first_header(hdr.h, hdr.h.a);"),
+                     bytes([9, 9, 3, 4])) == bytes([1, 9, 3, 4])
+
+
+def test_function_with_aliased_arguments_sees_copies(tmp_path: Path) -> None:
+    program = HEADERS.replace("control E(", """
+void mix(inout h_t x, in h_t y) { x.a = 9; x.b = y.a; }
+control E(""") + """
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    apply { sm.egress_spec = 2; mix(hdr.h, hdr.h); }
+}
+"""
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4])) == bytes([9, 1, 3, 4])
+
+
+def test_control_with_aliased_arguments_sees_copies(tmp_path: Path) -> None:
+    program = HEADERS + """
+control Mix(inout h_t x, in h_t y) { apply { x.a = 9; x.b = y.a; } }
+control Both(inout h_t x, inout headers_t all) { apply { x.a = 5; all.h2.a = 6; } }
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    Mix() mix;
+    Both() both;
+    apply { sm.egress_spec = 2; mix.apply(hdr.h, hdr.h); both.apply(hdr.h2, hdr); }
+}
+"""
+    # both: x (a copy of hdr.h2) is copied out first, then `all` (whose h2.a is 6) over it
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4])) == bytes([9, 1, 6, 4])
+
+
+def test_in_place_control_arguments_still_see_every_write(tmp_path: Path) -> None:
+    # no overlap: the control gets the caller's storage and sees its own writes at once
+    program = HEADERS + """
+control Count(inout h_t x, inout h_t y) { apply { x.a = x.a + 1; y.a = x.a + y.a; } }
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    Count() c;
+    apply { sm.egress_spec = 2; c.apply(hdr.h, hdr.h2); c.apply(hdr.h, hdr.h2); }
+}
+"""
+    # h.a: 1 -> 2 -> 3; h2.a: 3 + 2 = 5, then 5 + 3 = 8
+    assert out_bytes(tmp_path, program, bytes([1, 2, 3, 4])) == bytes([3, 2, 8, 4])
+
+
+def test_struct_argument_copy_keeps_nested_validity(tmp_path: Path) -> None:
+    program = _ingress(
+        "action drop_second(inout headers_t all) { all.h2.setInvalid(); hdr.h.a = 0xee; }",
+        "drop_second(hdr);")
+    result = run(tmp_path, program, bytes([1, 2, 3, 4, 5]))
+    assert result == [(2, bytes([1, 2, 5]))]
