@@ -768,8 +768,7 @@ class Compiler:
         g.emit("hdr = P.hdr; meta = P.meta; sm = P.sm")
         for target, t, vinit, sc in init_lines:
             if vinit is not None:
-                v = self.coerce(self.expr(vinit, sc), t, vinit, "initializer")
-                g.emit(f"{target} = {v.code}")
+                self.initialize(target, t, vinit, sc)
             else:
                 g.emit(f"{target} = {self.new_value(t)}")
         g.emit(f"st = {state_names['start']}")
@@ -935,8 +934,7 @@ class Compiler:
         g.emit(f"L = CL_{py(qname)}()" if init_lines else "L = None  # no control-level variables")
         for target, t, vinit, sc in init_lines:
             if vinit is not None:
-                v = self.coerce(self.expr(vinit, sc), t, vinit, "initializer")
-                g.emit(f"{target} = {v.code}")
+                self.initialize(target, t, vinit, sc)
             else:
                 g.emit(f"{target} = {self.new_value(t)}")
         # `exit` raises ExitSignal, caught only around the top-level block (by Switch), so an
@@ -1372,8 +1370,7 @@ class Compiler:
             self.dup(scope.names, n, vname, "variable")
             code = g.tmp("v_" + py(n) + "_")
             if vinit is not None:
-                v = self.coerce(self.expr(vinit, scope), t, vinit, "initializer")
-                g.emit(f"{code} = {v.code}")
+                self.initialize(code, t, vinit, scope)
             else:
                 g.emit(f"{code} = {self.new_value(t)}")
             scope.names[n] = Sym("var", t, code)
@@ -1523,25 +1520,14 @@ class Compiler:
         target = self.expr(lhs, scope)
         self.check_lvalue(lhs, scope)
         if isinstance(target.type, HeaderT | StructT) and norm_expr(rhs).data == "list_expr":
-            items = kids(norm_expr(rhs))[0]
-            values = kids(items) if items is not None else []
-            fields = target.type.fields
-            if len(values) != len(fields):
-                raise self.fail(P4TypeError, rhs, f"{target.type.show()} has {len(fields)} "
-                                f"fields, the list {len(values)}", "assignment")
-            for f, value in zip(fields, values, strict=True):
-                v = self.coerce(self.expr(value, scope), f.type, value, "assignment",
-                                what=f"{source_text(lhs)}.{f.name}")
-                g.emit(f"{target.code}.f_{f.name} = {v.code}")
-            if isinstance(target.type, HeaderT):
-                g.emit(f"{target.code}._v = True")  # a list assigned to a header makes it valid
+            self.assign_list(target.code, target.type, rhs, scope, source_text(lhs))
             return
-        if isinstance(target.type, HeaderT | StructT | HeaderUnionT):
+        if isinstance(target.type, HeaderT | StructT | HeaderUnionT | StackT):
             src = self.expr(rhs, scope)
             if src.type != target.type:
                 raise self.fail(P4TypeError, node, f"cannot assign {src.type.show()} to "
                                 f"{target.type.show()}", "assignment")
-            g.emit(f"copy_header({target.code}, {src.code})")
+            g.emit(f"copy_value({target.code}, {src.code})")
             off = self.union_siblings_off(lhs, scope)
             if off:
                 g.emit(f"if {target.code}._v:{off[1:]}")
@@ -1549,6 +1535,52 @@ class Compiler:
         v = self.coerce(self.expr(rhs, scope), target.type, rhs, "assignment",
                         what=source_text(lhs))
         g.emit(f"{target.code} = {v.code}")
+
+    def assign_list(self, target: str, t: HeaderT | StructT, rhs: Any, scope: Scope,
+                    what: str) -> None:
+        """`x = {a, b, ...}` for a header or struct: field by field, in declaration order (a
+        header becomes valid, as P4_16's "Structure-valued expressions" and p4c make it)."""
+        items = kids(norm_expr(rhs))[0]
+        values = kids(items) if items is not None else []
+        if len(values) != len(t.fields):
+            raise self.fail(P4TypeError, rhs, f"{t.show()} has {len(t.fields)} fields, the "
+                            f"list {len(values)}", "assignment")
+        for f, value in zip(t.fields, values, strict=True):
+            if isinstance(f.type, HeaderT | StructT) and norm_expr(value).data == "list_expr":
+                self.assign_list(f"{target}.f_{f.name}", f.type, value, scope,
+                                 f"{what}.{f.name}")
+                continue
+            if isinstance(f.type, StructLikeT | StackT):
+                src = self.expr(value, scope)
+                if src.type != f.type:
+                    raise self.fail(P4TypeError, value, f"cannot use {src.type.show()} as "
+                                    f"{f.type.show()} for {what}.{f.name}", "assignment")
+                self.gen.emit(f"copy_value({target}.f_{f.name}, {src.code})")
+                continue
+            v = self.coerce(self.expr(value, scope), f.type, value, "assignment",
+                            what=f"{what}.{f.name}")
+            self.gen.emit(f"{target}.f_{f.name} = {v.code}")
+        if isinstance(t, HeaderT):
+            self.gen.emit(f"{target}._v = True")
+
+    def initialize(self, target: str, t: P4Type, init: Any, scope: Scope) -> None:
+        """A variable's initializer. Headers, structs and stacks get their own value (a copy,
+        never the initializer's storage: P4 variables have value semantics), also from a list
+        expression `{...}`."""
+        g = self.gen
+        if isinstance(t, HeaderT | StructT) and norm_expr(init).data == "list_expr":
+            g.emit(f"{target} = {self.new_value(t)}")
+            self.assign_list(target, t, init, scope, "the initializer")
+            return
+        v = self.expr(init, scope)
+        if isinstance(t, StructLikeT | StackT):
+            if v.type != t:
+                raise self.fail(P4TypeError, init, f"cannot initialize {t.show()} with "
+                                f"{v.type.show()}", "initializer")
+            g.emit(f"{target} = copy_of({v.code})")
+            return
+        v = self.coerce(v, t, init, "initializer")
+        g.emit(f"{target} = {v.code}")
 
     def union_siblings_off(self, member_node: Any, scope: Scope) -> str:
         """`; other._v = False` for the other members when `member_node` is a header inside a
@@ -1940,7 +1972,21 @@ class Compiler:
             ac, bc = f"to_signed({ac}, {t.width})", f"to_signed({bc}, {t.width})"
         if isinstance(t, ListT):
             raise self.fail(UnsupportedConstructError, node, "comparison of lists", "comparison")
+        if isinstance(t, StructLikeT | StackT):
+            # field-wise, validity included (not Python object identity)
+            return Val(f"({'' if op == '==' else 'not '}values_equal({ac}, {bc}))", BoolT())
+        if isinstance(t, VarbitT):
+            ac, bc = self.varbit_value(a), self.varbit_value(b)
         return Val(f"({ac} {op} {bc})", BoolT())
+
+    def varbit_value(self, v: Val) -> str:
+        """A varbit field compared as (value, current width): P4_16 makes two varbits equal
+        when they have the same width and the same bits."""
+        m = re.fullmatch(r"(.+)\.f_(\w+)", v.code)
+        if m is None:
+            raise self.fail(UnsupportedConstructError, None, "comparison of this varbit "
+                            "expression", "comparison")
+        return f"({v.code}, {m.group(1)}.w_{m.group(2)})"
 
     def e_eq(self, n: Tree, s: Scope) -> Val:
         return self._compare(n, s, "==")

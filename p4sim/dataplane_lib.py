@@ -175,6 +175,29 @@ def copy_of(src: object) -> object:
     return dst
 
 
+def values_equal(a: object, b: object) -> bool:
+    """`==` on headers, header stacks, structs and header unions (P4_16 "Operations on
+    headers", "... on header stacks", "... on structs", "... on header unions"): two headers
+    are equal when both are invalid, or both valid with equal fields; stacks, structs and unions
+    compare element by element (a union's members are headers, so the same rule gives "same
+    member valid and equal")."""
+    if isinstance(a, HeaderStack):
+        return all(values_equal(x, y) for x, y in zip(a.a, b.a, strict=True))  # type: ignore[attr-defined]
+    slots = type(a).__slots__  # type: ignore[attr-defined]
+    if slots and slots[0] == "_v":  # a header: validity, fields (and varbit widths)
+        if not (a._v and b._v):  # type: ignore[attr-defined]
+            return a._v == b._v  # type: ignore[attr-defined, no-any-return]
+        return all(getattr(a, n) == getattr(b, n) for n in slots[1:])
+    for n in slots:
+        x, y = getattr(a, n), getattr(b, n)
+        if hasattr(x, "__slots__"):
+            if not values_equal(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
 def reset_value(v: object) -> None:
     """An `out` argument at the call: headers (nested ones too) invalid, fields zero (P4_16
     leaves them uninitialized; an invalid header is what p4c and BMv2 give)."""
