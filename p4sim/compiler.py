@@ -607,11 +607,16 @@ class Compiler:
         g.depth += 1
         g.emit(f"o = P.off; e = o + {nbytes}")
         if varbit:
+            # BMv2's order (src/bm_sim/parser.cpp, extract_VL): a length that is not a whole
+            # number of bytes is ParserInvalidArgument, then too few bytes left is
+            # PacketTooShort, then more than the varbit's maximum is HeaderTooShort
             hts = self.error_code("HeaderTooShort")
+            bad = self.error_code("ParserInvalidArgument")
             assert isinstance(varbit.type, VarbitT)
-            g.emit(f"if vbits > {varbit.type.max_width} or vbits % 8: raise ParserFailure({hts})")
+            g.emit(f"if vbits % 8: raise ParserFailure({bad})")
             g.emit("ve = e + vbits // 8")
             g.emit(f"if ve > len(P.data): raise ParserFailure({too_short})")
+            g.emit(f"if vbits > {varbit.type.max_width}: raise ParserFailure({hts})")
         else:
             g.emit(f"if e > len(P.data): raise ParserFailure({too_short})")
         g.emit("v = int.from_bytes(P.data[o:e], 'big')")
@@ -2402,9 +2407,16 @@ class Compiler:
                            VoidT())
             if m == "advance":
                 self.check_args(args, {1}, node, "advance")
-                v = self.expr(args[0], scope)
+                v = self.coerce(self.expr(args[0], scope), BitT(32), args[0], "advance")
                 err = self.error_code("PacketTooShort")
-                return Val(f"advance(P, {v.code}, {err})", VoidT())
+                if v.const is not None and v.const % 8 == 0:
+                    return Val(f"advance(P, {v.code}, {err})", VoidT())
+                # BMv2 (src/bm_sim/parser.cpp, ParserOpAdvance): a bit count that is not a whole
+                # number of bytes is ParserInvalidArgument
+                count = self.gen.tmp("adv")
+                bad = self.error_code("ParserInvalidArgument")
+                return Val(f"{count} = {v.code}\nif {count} % 8: raise ParserFailure({bad})\n"
+                           f"advance(P, {count}, {err})", VoidT())
             raise self.fail(UnsupportedConstructError, node, f"packet_in.{m} is not supported",
                             f"packet_in.{m}")
         if m == "emit":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from p4sim.program import load_program
+from p4sim.program import Program, load_program
 from p4sim.switch import Switch
 
 PRELUDE = """#include <core.p4>
@@ -22,11 +22,18 @@ V1Switch(P(), V(), I(), E(), C(), D()) main;
 """
 
 
+_LOADED: dict[str, Program] = {}
+
+
 def run(tmp_path: Path, program: str, frame: bytes, port: int = 1) -> list[tuple[int, bytes]]:
-    """Load `program` (PRELUDE + text + SKELETON) and send `frame` on `port`."""
-    path = tmp_path / "semantics.p4"
-    path.write_text(PRELUDE + program + SKELETON)
-    return Switch(load_program(path)).process(port, frame)
+    """Load `program` (PRELUDE + text + SKELETON; each text once per session) and send `frame`
+    on `port` of a fresh switch."""
+    text = PRELUDE + program + SKELETON
+    if text not in _LOADED:
+        path = tmp_path / "semantics.p4"
+        path.write_text(text)
+        _LOADED[text] = load_program(path)
+    return Switch(_LOADED[text]).process(port, frame)
 
 
 def out_bytes(tmp_path: Path, program: str, frame: bytes) -> bytes:
