@@ -1532,7 +1532,8 @@ class Compiler:
             if src.type != target.type:
                 raise self.fail(P4TypeError, node, f"cannot assign {src.type.show()} to "
                                 f"{target.type.show()}", "assignment")
-            g.emit(f"copy_value({target.code}, {src.code})")
+            copy = "copy_value" if isinstance(target.type, StackT) else "copy_header"
+            g.emit(f"{copy}({target.code}, {src.code})")
             off = self.union_siblings_off(lhs, scope)
             if off:
                 g.emit(f"if {target.code}._v:{off[1:]}")
