@@ -70,6 +70,11 @@ from p4sim.tree import ident, kids, norm, norm_expr, py, source_text
 _UNSUPPORTED_DECLS = {
     "value_set_decl": "value_set", "newtype_decl": "type (new type) declaration",
 }
+# `a op= b` is `a = a op b` (P4_16 1.2.4, "Assignment statement"): the expression rule it becomes
+_COMPOUND_OPS = {
+    "+=": "add", "-=": "sub", "*=": "mul", "/=": "div", "%=": "mod", "<<=": "shl", ">>=": "shr",
+    "&=": "band", "|=": "bor", "^=": "bxor", "|+|=": "sadd", "|-|=": "ssub",
+}
 _UNSUPPORTED_EXTERN_CALLS = {
     "resubmit": "resubmit (deprecated; use resubmit_preserving_field_list)",
     "recirculate": "recirculate (deprecated; use recirculate_preserving_field_list)",
@@ -1344,6 +1349,12 @@ class Compiler:
         elif d == "assignment":
             lhs, rhs = kids(st)
             self.assign(norm(lhs), rhs, scope, st)
+        elif d in ("compound_assignment", "shr_assignment"):
+            lhs, *op, rhs = [c for c in st.children if not (isinstance(c, Token) and c.type in (
+                "SHR_START",))]
+            operator = ">>=" if d == "shr_assignment" else str(op[0])
+            value = Tree(_COMPOUND_OPS[operator], [norm(lhs), rhs], st.meta)
+            self.assign(norm(lhs), value, scope, st)
         elif d in ("call_statement", "generic_call_statement"):
             parts = kids(st)
             callee, args = norm(parts[0]), parts[-1]
@@ -2245,7 +2256,7 @@ class Compiler:
         if not any(d in ("out", "inout") for _n, d, _t in plist):
             return Val("\n".join(bound.pre + [call]), VoidT())
         r = self.gen.tmp("ar")
-        scalars = sum(1 for kind, *_ in bound.copy_out if kind == "scalar")
+        scalars = sum(1 for kind, *_ in bound.copy_out if kind in ("scalar", "skip"))
         return Val("\n".join(bound.pre + [f"{r} = {call}"]
                              + self.copy_out_lines(bound, r, 0, scope)
                              + [f"if {r}[{scalars}]: raise ExitSignal()"]), VoidT())
@@ -2258,6 +2269,9 @@ class Compiler:
         `copy_out_lines` writes back."""
         bound = BoundArgs()
         for a, (pname, d, pt) in zip(args, plist, strict=True):
+            if isinstance(a, Tree) and a.data == "dontcare_arg":
+                self.dont_care_argument(a, pname, d, pt, bound, what)
+                continue
             v = self.expr(a, scope)
             if d in ("out", "inout"):
                 self.check_lvalue(norm_expr(a), scope)
@@ -2284,6 +2298,19 @@ class Compiler:
             bound.codes.append("0" if d == "out" else v.code)
         return bound
 
+    def dont_care_argument(self, a: Tree, pname: str, d: str, pt: P4Type, bound: BoundArgs,
+                           what: str) -> None:
+        """`_` for an out or inout parameter (P4_16 "Don't care" arguments, as p4c's
+        DontcareArgs pass lowers it): a fresh temporary whose value is thrown away."""
+        if d not in ("out", "inout"):
+            raise self.fail(P4TypeError, a, f"{what}: `_` for parameter '{pname}', which is "
+                            f"not out or inout", "don't-care argument")
+        if isinstance(pt, StructLikeT | StackT):
+            bound.codes.append(self.new_value(pt))
+            return
+        bound.codes.append("False" if isinstance(pt, BoolT) else "0")
+        bound.copy_out.append(("skip", None, ""))
+
     def copy_out_lines(self, bound: BoundArgs, result: str, first: int, scope: Scope
                        ) -> list[str]:
         """Copy-out, left to right in parameter order: copied headers/structs back into the
@@ -2293,6 +2320,8 @@ class Compiler:
         for kind, target, tmp in bound.copy_out:
             if kind == "copy":
                 lines.append(f"copy_value({target}, {tmp})")
+            elif kind == "skip":
+                k += 1  # a `_` argument: the value comes back and is dropped
             else:
                 lines.append(self.store(target, f"{result}[{k}]", scope))
                 k += 1
