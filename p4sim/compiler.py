@@ -184,6 +184,9 @@ class Compiler:
         # inside a function or an action with out/inout scalars: (return type, the Python
         # names returned after the value, whether a value leads the returned tuple)
         self.function_frame: tuple[P4Type, list[str], bool] = (VoidT(), [], True)
+        self.in_function = False  # compiling a program-level function (no `exit` there)
+        # the `for` loops around the statement being compiled: (update steps, their scope)
+        self.loops: list[tuple[list[Any], Scope]] = []
 
     # -- errors ----------------------------------------------------------------------------------
 
@@ -1395,7 +1398,30 @@ class Compiler:
         elif d == "exit_statement":
             if ctx == "parser":
                 raise self.fail(P4TypeError, st, "exit is not allowed in a parser", "exit")
+            if self.in_function:
+                raise self.fail(P4TypeError, st, "exit is not allowed in a function", "exit")
             g.emit("raise ExitSignal()")
+        elif d == "for_statement":
+            self.for_loop(st, scope, ctx)
+        elif d == "for_in_statement":
+            raise self.fail(UnsupportedConstructError, st, "`for (x in ...)` loops are not "
+                            "supported (the three-part `for (init; cond; update)` is)",
+                            "for-in loop")
+        elif d in ("break_statement", "continue_statement"):
+            word = d.split("_")[0]
+            if not self.loops:
+                raise self.fail(P4TypeError, st, f"{word} outside a for loop", word)
+            if word == "continue":
+                updates, uscope = self.loops[-1]
+                for u in updates:  # the update runs before the next test, as in C
+                    self.statement(u, uscope, ctx)
+            g.emit(word)
+        elif d == "lookahead_statement":
+            # `pkt.lookahead<T>();`: only the PacketTooShort check has an effect
+            base, tnode = kids(st)
+            v = self.e_lookahead_call(Tree("lookahead_call", [norm(base), tnode], st.meta),
+                                      scope)
+            g.emit(v.code)
         elif d == "return_statement":
             if ctx == "parser":
                 raise self.fail(P4TypeError, st, "return is not allowed in a parser", "return")
@@ -1420,7 +1446,11 @@ class Compiler:
             if isinstance(ret_type, VoidT):
                 raise self.fail(P4TypeError, st, "return with a value in a void function",
                                 "return")
-            v = self.coerce(self.expr(kids(st)[0], scope), ret_type, kids(st)[0], "return")
+            value = kids(st)[0]
+            if isinstance(ret_type, HeaderT | StructT) and self.is_struct_literal(value):
+                v = Val(self.struct_value(ret_type, value, scope), ret_type)
+            else:
+                v = self.coerce(self.expr(value, scope), ret_type, value, "return")
             g.emit(f"return ({v.code}" + "".join(f", {o}" for o in outs) + ",)" if outs
                    else f"return {v.code}")
         elif d == "empty_statement":
@@ -1429,6 +1459,33 @@ class Compiler:
             self.switch(st, scope, ctx)
         else:
             raise self.fail(UnsupportedConstructError, st, f"statement {d} is not supported", d)
+
+    def for_loop(self, st: Tree, scope: Scope, ctx: str) -> None:
+        """`for (init; cond; update) body` (P4_16 1.2.4) as a Python `while`: the init steps in
+        a scope of their own, the condition tested before each pass, the update after the body
+        and before a `continue`. Nothing bounds the number of passes (p4c leaves termination to
+        the program too)."""
+        g = self.gen
+        inits, cond, updates, body = kids(st)
+        fscope = Scope(self, scope, {})
+        for step in kids(inits) if inits is not None else []:
+            self.statement(step, fscope, ctx)
+        g.emit("while True:")
+        g.depth += 1
+        if cond is not None:
+            c = self.expr(cond, fscope)
+            if not isinstance(c.type, BoolT):
+                raise self.fail(P4TypeError, cond, f"for condition is {c.type.show()}, not "
+                                "bool", "for loop")
+            g.emit(f"if not {c.code}: break")
+        steps = kids(updates) if updates is not None else []
+        self.loops.append((steps, fscope))
+        self.statement(body, Scope(self, fscope, {}), ctx)
+        self.loops.pop()
+        for step in steps:
+            self.statement(step, fscope, ctx)
+        g.emit("pass")
+        g.depth -= 1
 
     def switch(self, st: Tree, scope: Scope, ctx: str) -> None:
         """`switch (t.apply().action_run)` with action labels, or `switch (expr)` over a bit<W>
@@ -1535,7 +1592,7 @@ class Compiler:
             return
         target = self.expr(lhs, scope)
         self.check_lvalue(lhs, scope)
-        if isinstance(target.type, HeaderT | StructT) and norm_expr(rhs).data == "list_expr":
+        if isinstance(target.type, HeaderT | StructT) and self.is_struct_literal(rhs):
             self.assign_list(target.code, target.type, rhs, scope, source_text(lhs))
             return
         if isinstance(target.type, HeaderT | StructT | HeaderUnionT | StackT):
@@ -1557,13 +1614,9 @@ class Compiler:
                     what: str) -> None:
         """`x = {a, b, ...}` for a header or struct: field by field, in declaration order (a
         header becomes valid, as P4_16's "Structure-valued expressions" and p4c make it)."""
-        items = kids(norm_expr(rhs))[0]
-        values = kids(items) if items is not None else []
-        if len(values) != len(t.fields):
-            raise self.fail(P4TypeError, rhs, f"{t.show()} has {len(t.fields)} fields, the "
-                            f"list {len(values)}", "assignment")
+        values = self.literal_fields(t, rhs)
         for f, value in zip(t.fields, values, strict=True):
-            if isinstance(f.type, HeaderT | StructT) and norm_expr(value).data == "list_expr":
+            if isinstance(f.type, HeaderT | StructT) and self.is_struct_literal(value):
                 self.assign_list(f"{target}.f_{f.name}", f.type, value, scope,
                                  f"{what}.{f.name}")
                 continue
@@ -1580,12 +1633,56 @@ class Compiler:
         if isinstance(t, HeaderT):
             self.gen.emit(f"{target}._v = True")
 
+    @staticmethod
+    def is_struct_literal(node: Any) -> bool:
+        """`{a, b}` or `{x = a, y = b}`: a value for a header or struct."""
+        return isinstance(node, Tree) and norm_expr(node).data in ("list_expr", "struct_expr")
+
+    def literal_fields(self, t: HeaderT | StructT, node: Any) -> list[Any]:
+        """The expressions of a list `{a, b}` (in field order) or structure expression
+        `{x = a, y = b}` (by name, every field exactly once: P4_16 "Structure-valued
+        expressions") for the fields of `t`, in declaration order."""
+        node = norm_expr(node)
+        if node.data == "list_expr":
+            items = kids(node)[0]
+            values = kids(items) if items is not None else []
+            if len(values) != len(t.fields):
+                raise self.fail(P4TypeError, node, f"{t.show()} has {len(t.fields)} fields, "
+                                f"the list {len(values)}", "assignment")
+            return values
+        given: dict[str, Any] = {}
+        for pair in kids(node):
+            if pair is None:
+                continue
+            name_node, value = kids(pair)
+            name = ident(name_node)
+            if t.field(name) is None:
+                raise self.fail(UnknownNameError, name_node, f"{t.show()} has no field "
+                                f"'{name}'", "structure expression")
+            if name in given:
+                raise self.fail(DuplicateDeclarationError, name_node, f"field '{name}' given "
+                                "twice", "structure expression")
+            given[name] = value
+        missing = [f.name for f in t.fields if f.name not in given]
+        if missing:
+            raise self.fail(P4TypeError, node, f"structure expression for {t.show()} misses "
+                            f"{', '.join(missing)}", "structure expression")
+        return [given[f.name] for f in t.fields]
+
+    def struct_value(self, t: HeaderT | StructT, node: Any, scope: Scope) -> str:
+        """A temporary holding the header or struct a `{...}` expression describes (emitted
+        before the statement that uses it)."""
+        tmp = self.gen.tmp("lit")
+        self.gen.emit(f"{tmp} = {self.new_value(t)}")
+        self.assign_list(tmp, t, node, scope, t.show())
+        return tmp
+
     def initialize(self, target: str, t: P4Type, init: Any, scope: Scope) -> None:
         """A variable's initializer. Headers, structs and stacks get their own value (a copy,
         never the initializer's storage: P4 variables have value semantics), also from a list
         expression `{...}`."""
         g = self.gen
-        if isinstance(t, HeaderT | StructT) and norm_expr(init).data == "list_expr":
+        if isinstance(t, HeaderT | StructT) and self.is_struct_literal(init):
             g.emit(f"{target} = {self.new_value(t)}")
             self.assign_list(target, t, init, scope, "the initializer")
             return
@@ -2198,11 +2295,14 @@ class Compiler:
         self.gen = Gen()
         self.gen.counter = saved[0].counter + 1000
         self.function_frame = (ret_type, outs, True)
+        saved_in_function, self.in_function = self.in_function, True
+        saved_loops, self.loops = self.loops, []
         g = self.gen
         g.emit(f"def {pyname}(P{''.join(', ' + p for p in params)}):")
         g.depth += 1
         g.emit("L = None")
         self.block(body, fscope, ctx="function")
+        self.in_function, self.loops = saved_in_function, saved_loops
         if outs:
             g.emit("return (None" + "".join(f", {o}" for o in outs) + ",)")
         else:
@@ -2222,6 +2322,7 @@ class Compiler:
         (then copied in and out, P4_16 "Calling convention")."""
         pyname, ret_type, plist = self.compile_function(name, sym)
         self.check_args(args, {len(plist)}, node, f"function {name}")
+        args = self.order_arguments(args, plist, node, f"function {name}")
         copy = self.arguments_overlap(args, plist, scope)
         bound = self.bind_arguments(f"function {name}", args, plist, scope, copy)
         call = f"{pyname}(P{''.join(', ' + c for c in bound.codes)})"
@@ -2245,6 +2346,7 @@ class Compiler:
         plist = self.param_types(kids(decl)[2])
         aname = ident(kids(decl)[1])
         self.check_args(args, {len(plist)}, node, f"action {aname}")
+        args = self.order_arguments(args, plist, node, f"action {aname}")
         bound = self.bind_arguments(f"action {aname}", args, plist, scope, copy=True)
         fn = scope.compiled_action(aname)
         self.used_actions.add(full)
@@ -2272,6 +2374,9 @@ class Compiler:
             if isinstance(a, Tree) and a.data == "dontcare_arg":
                 self.dont_care_argument(a, pname, d, pt, bound, what)
                 continue
+            if isinstance(pt, HeaderT | StructT) and d == "in" and self.is_struct_literal(a):
+                bound.codes.append(self.struct_value(pt, a, scope))
+                continue
             v = self.expr(a, scope)
             if d in ("out", "inout"):
                 self.check_lvalue(norm_expr(a), scope)
@@ -2297,6 +2402,34 @@ class Compiler:
                 bound.copy_out.append(("scalar", a, ""))
             bound.codes.append("0" if d == "out" else v.code)
         return bound
+
+    def order_arguments(self, args: list[Any], plist: list[tuple[str, str, P4Type]],
+                        node: Any, what: str) -> list[Any]:
+        """Arguments in parameter order: positional as written, or all named (`f(x = 1)`,
+        P4_16 "Calling convention"), each parameter exactly once."""
+        named = [a for a in args if isinstance(a, Tree) and a.data == "named_arg"]
+        if not named:
+            return args
+        if len(named) != len(args):
+            raise self.fail(P4TypeError, node, f"{what}: arguments must be all named or all "
+                            "positional", "named arguments")
+        by_name: dict[str, Any] = {}
+        names = [p[0] for p in plist]
+        for a in named:
+            name_node, value = kids(a)
+            name = ident(name_node)
+            if name not in names:
+                raise self.fail(UnknownNameError, name_node, f"{what} has no parameter "
+                                f"'{name}'", "named arguments")
+            if name in by_name:
+                raise self.fail(DuplicateDeclarationError, name_node, f"argument '{name}' "
+                                "given twice", "named arguments")
+            by_name[name] = value
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise self.fail(ArgumentCountError, node, f"{what}: no argument for "
+                            f"{', '.join(missing)}", "named arguments")
+        return [by_name[n] for n in names]
 
     def dont_care_argument(self, a: Tree, pname: str, d: str, pt: P4Type, bound: BoundArgs,
                            what: str) -> None:
@@ -2399,6 +2532,7 @@ class Compiler:
         if m != "apply":
             raise self.fail(UnknownNameError, node, f"control has no method '{m}'", "control")
         self.check_args(args, {len(inst.params)}, node, f"{tname}.apply")
+        args = self.order_arguments(args, inst.params, node, f"{tname}.apply")
         copy = self.arguments_overlap(args, inst.params, scope)
         bound = self.bind_arguments(f"{tname}.apply", args, inst.params, scope, copy)
         call = f"{inst.pyname}(P, {', '.join(bound.codes)})"

@@ -1,0 +1,110 @@
+"""Constructs of newer P4_16 programs: `for` loops with `break`/`continue` (P4_16 1.2.4, "For
+statement"), structure-valued expressions `{f = v, ...}` and list expressions as header/struct
+values in initializers, returns and arguments (P4_16 "Structure-valued expressions"), named
+arguments (P4_16 "Calling convention", `f(x = 1)`), `pkt.lookahead<T>();` as a statement, and the
+refusals that stay (with file:line:column and the construct's name).
+
+Run just this file: .venv/bin/python -m pytest tests/p4sim/test_semantics_constructs.py -q
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from semantics_helpers import out_bytes, run
+
+from p4sim.errors import P4Error, P4TypeError, UnsupportedConstructError
+
+TYPES = """
+header h_t { bit<8> a; bit<8> b; }
+struct pair_t { h_t h; bit<8> n; }
+struct headers_t { h_t h; h_t h2; }
+struct meta_t { }
+control E(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) { apply { } }
+control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.h); pkt.emit(hdr.h2); } }
+"""
+
+PARSER = """
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start { pkt.extract(hdr.h); pkt.extract(hdr.h2); transition accept; }
+}
+"""
+
+
+def _program(extra: str, apply: str, parser: str = PARSER) -> str:
+    return TYPES + parser + extra + (
+        "\ncontrol I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {\n"
+        "    apply { sm.egress_spec = 2; " + apply + " }\n}\n")
+
+
+def test_for_loop_with_break_and_continue(tmp_path: Path) -> None:
+    apply = """
+        bit<8> sum = 0;
+        bit<8> i;
+        for (i = 0; i < 10; i = i + 1) {
+            if (i == hdr.h.a) { break; }
+            if (i == 2) { continue; }
+            sum = sum + i;
+        }
+        hdr.h2.a = sum;
+        hdr.h2.b = i;
+        for (bit<8> j = 0, bit<8> k = 10; j < 3; j = j + 1, k += 2) { hdr.h.b = k; }
+    """
+    # a = 5: i runs 0..4 and stops at 5 (break before the update); 2 is skipped: 0+1+3+4 = 8
+    assert out_bytes(tmp_path, _program("", apply), bytes([5, 0, 0, 0])) == bytes([5, 14, 8, 5])
+    # a = 50: the loop ends on its condition, i = 10; sum 0+1+3+...+9 = 43
+    assert out_bytes(tmp_path, _program("", apply), bytes([50, 0, 0, 0])) == bytes(
+        [50, 14, 43, 10])
+
+
+def test_structure_expressions_in_initializers_returns_and_arguments(tmp_path: Path) -> None:
+    extra = """
+h_t make(in bit<8> v) { return { b = v, a = v + 1 }; }
+pair_t pair(in bit<8> v) { return { { v, v }, 3 }; }
+bit<8> first(in h_t h) { return h.a; }
+"""
+    apply = """
+        pair_t p = { h = { a = 1, b = 2 }, n = 7 };
+        hdr.h = make(hdr.h.a);
+        hdr.h2.a = first({ 8w9, 8w8 }) + p.n;
+        hdr.h2.b = pair(4).h.b + first({ a = p.h.b, b = 0 });
+    """
+    assert out_bytes(tmp_path, _program(extra, apply), bytes([5, 0, 0, 0])) == bytes(
+        [6, 5, 16, 6])
+
+
+def test_named_arguments_bind_by_name(tmp_path: Path) -> None:
+    extra = "void put(out bit<8> low, in bit<8> high, inout h_t h) { low = high; h.b = high + 1; }"
+    apply = "put(h = hdr.h2, high = 0x30, low = hdr.h.a);"
+    assert out_bytes(tmp_path, _program(extra, apply), bytes([5, 6, 7, 8])) == bytes(
+        [0x30, 6, 7, 0x31])
+
+
+def test_lookahead_statement_checks_the_length_only(tmp_path: Path) -> None:
+    parser = """
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start { pkt.lookahead<bit<32>>(); pkt.extract(hdr.h); transition accept; }
+}
+"""
+    apply = "hdr.h.a = (sm.parser_error == error.PacketTooShort ? 8w1 : 8w0);"
+    program = _program("", apply, parser)
+    # 4 bytes: lookahead succeeds, the cursor does not move
+    assert run(tmp_path, program, bytes([0, 9, 3, 4])) == [(2, bytes([0, 9, 3, 4]))]
+    # 3 bytes: PacketTooShort, nothing extracted (h stays invalid; h2 was never extracted)
+    assert run(tmp_path, program, bytes([0, 9, 3])) == [(2, bytes([0, 9, 3]))]
+
+
+@pytest.mark.parametrize(("extra", "apply", "error", "construct"), [
+    ("void f() { exit; }", "f();", P4TypeError, "exit"),
+    ("", "break;", P4TypeError, "break"),
+    ("", "h_t[2] s; for (h_t x in s) { }", UnsupportedConstructError, "for-in loop"),
+    ("", "hdr.h = { a = 1 };", P4TypeError, "structure expression"),
+    ("void put(in bit<8> x, in bit<8> y) { }", "put(x = 1, 2);", P4TypeError, "named arguments"),
+])
+def test_refusals_name_the_place_and_construct(tmp_path: Path, extra: str, apply: str,
+                                               error: type[P4Error], construct: str) -> None:
+    with pytest.raises(error) as err:
+        run(tmp_path, _program(extra, apply), bytes(4))
+    assert err.value.construct == construct
+    assert str(err.value).startswith(str(tmp_path / "semantics.p4") + ":")
