@@ -2112,10 +2112,17 @@ class Compiler:
     def _sat(self, node: Tree, scope: Scope, op: str) -> Val:
         x, y = kids(node)
         a, b, t = self._unify(self.expr(x, scope), self.expr(y, scope), node, op)
-        if not isinstance(t, BitT) or t.signed:
-            raise self.fail(UnsupportedConstructError, node,
-                            f"saturating {op} on {t.show()}", "saturating arithmetic")
+        if not isinstance(t, BitT):
+            raise self.fail(P4TypeError, node, f"saturating {op} needs bit<W> or int<W>, got "
+                            f"{t.show()}", "saturating arithmetic")
         m = (1 << t.width) - 1
+        if t.signed:
+            # clamp the exact signed result to [-2^(W-1), 2^(W-1) - 1] (P4_16 "Operations on
+            # signed integers"), then back to the two's complement bit pattern
+            lo, hi = -(1 << (t.width - 1)), (1 << (t.width - 1)) - 1
+            sign = "+" if op == "|+|" else "-"
+            return Val(f"(max(min(to_signed({a.code}, {t.width}) {sign} to_signed({b.code}, "
+                       f"{t.width}), {hi}), {lo}) & {m:#x})", t)
         if op == "|+|":
             return Val(f"min({a.code} + {b.code}, {m:#x})", t)
         return Val(f"max({a.code} - {b.code}, 0)", t)
@@ -2819,6 +2826,8 @@ class Compiler:
                 return Val(f"if {cond.code} and {value} != {target.code}: "
                            "P.sm.f_checksum_error = 1", VoidT())
             self.check_lvalue(norm_expr(args[2]), scope)
+            if w < {"csum16": 16, "crc16": 16, "crc32": 32}.get(algo, 0):
+                value = f"({value} & {(1 << w) - 1:#x})"  # BMv2 keeps the field's low bits
             return Val(f"if {cond.code}: {target.code} = {value}", VoidT())
         raise self.fail(UnsupportedConstructError, node, f"{name} is not supported", name)
 
@@ -2836,15 +2845,23 @@ class Compiler:
         v = self.expr(node, scope)
         items = v.node if isinstance(v.type, ListT) else [v]
         parts = []
+        varbits = False
         for item in items:
             t = item.type
             if isinstance(t, HeaderT):
                 parts.append(f"E_{py(t.name)}({item.code})")
                 continue
+            if isinstance(t, VarbitT):
+                # a varbit field counts with its current width: (value, width) read at run time
+                parts.append(f"{self.varbit_value(item)}")
+                varbits = True
+                continue
             w = bit_width(t)
             if w == 0:
                 raise self.fail(P4TypeError, node, f"cannot hash a {t.show()}", "hash data")
             parts.append(f"({item.code}, {w})")
+        if varbits and all(p.startswith("(") for p in parts):
+            return f"pack_bits([{', '.join(parts)}])"
         # headers are already bytes; fields are packed bit by bit, inline when byte-aligned
         if all(p.startswith("(") for p in parts):
             widths = [bit_width(item.type) for item in items]

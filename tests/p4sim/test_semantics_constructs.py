@@ -12,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from semantics_helpers import out_bytes, run
+from semantics_helpers import PRELUDE, out_bytes, run
 
 from p4sim.errors import P4Error, P4TypeError, UnsupportedConstructError
+from p4sim.program import load_program
+from p4sim.switch import Switch
 
 TYPES = """
 header h_t { bit<8> a; bit<8> b; }
@@ -108,3 +110,58 @@ def test_refusals_name_the_place_and_construct(tmp_path: Path, extra: str, apply
         run(tmp_path, _program(extra, apply), bytes(4))
     assert err.value.construct == construct
     assert str(err.value).startswith(str(tmp_path / "semantics.p4") + ":")
+
+
+def test_saturating_arithmetic_on_signed_integers(tmp_path: Path) -> None:
+    # P4_16 "Operations on signed integers": |+| and |-| clamp to [-128, 127] for int<8>
+    apply = """
+        int<8> x = (int<8>) hdr.h.a;
+        int<8> y = (int<8>) hdr.h.b;
+        hdr.h2.a = (bit<8>) (x |+| y);
+        hdr.h2.b = (bit<8>) (x |-| y);
+    """
+    program = _program("", apply)
+    cases = [(100, 100, 127, 0), (0x9c, 100, 0, 0x80), (0x9c, 0x9c, 0x80, 0), (5, 3, 8, 2)]
+    for a, b, plus, minus in cases:  # 0x9c is -100
+        assert out_bytes(tmp_path, program, bytes([a, b, 0, 0])) == bytes([a, b, plus, minus])
+
+
+VARBIT_CHECKSUM = """
+header o_t { bit<8> len; bit<16> csum; varbit<64> data; }
+struct headers_t { o_t o; }
+struct meta_t { }
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    state start {
+        pkt.extract(hdr.o, (bit<32>) (pkt.lookahead<bit<8>>() * 8));
+        transition accept;
+    }
+}
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    apply { sm.egress_spec = 2; }
+}
+control E(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) { apply { } }
+control C(inout headers_t hdr, inout meta_t meta) {
+    apply { update_checksum(true, { hdr.o.len, hdr.o.data }, hdr.o.csum, HashAlgorithm.csum16); }
+}
+control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.o); } }
+"""
+
+
+def _internet_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@pytest.mark.parametrize("data", [b"", b"\x12\x34\x56", bytes(range(1, 9))])
+def test_checksum_over_a_varbit_uses_its_current_width(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "varbit_checksum.p4"
+    path.write_text(PRELUDE + VARBIT_CHECKSUM + "control V(inout headers_t hdr, inout meta_t "
+                    "meta) { apply { } }\nV1Switch(P(), V(), I(), E(), C(), D()) main;\n")
+    frame = bytes([len(data), 0, 0]) + data + b"tail"
+    out = Switch(load_program(path)).process(1, frame)
+    csum = _internet_checksum(bytes([len(data)]) + data)
+    assert out == [(2, bytes([len(data)]) + csum.to_bytes(2, "big") + data + b"tail")]
