@@ -2423,13 +2423,36 @@ class Compiler:
         call = f"{pyname}(P{''.join(', ' + c for c in bound.codes)})"
         if not bound.copy_out:
             return Val(call, ret_type)
-        if not statement:
-            raise self.fail(UnsupportedConstructError, node,
-                            f"function {name} has out/inout scalar parameters or overlapping "
-                            "out/inout arguments: call it as a statement", "function call")
         r = self.gen.tmp("fr")
+        if not statement:
+            return Val(self.call_in_expression(name, call, bound, r, scope, node), ret_type)
         return Val("\n".join(bound.pre + [f"{r} = {call}"] + self.copy_out_lines(bound, r, 1,
                                                                               scope)), VoidT())
+
+    def call_in_expression(self, name: str, call: str, bound: BoundArgs, r: str, scope: Scope,
+                           node: Any) -> str:
+        """A function call with scalar out/inout arguments inside an expression, as one Python
+        expression evaluated in place (so `c ? f(x) : 0` and left-to-right order hold): the
+        call, then each copy-out in parameter order (`name := value` for a Python local,
+        `setattr` for a field), then the returned value."""
+        parts = [f"{r} := {call}"]
+        k = 1
+        for kind, target, _tmp in bound.copy_out:
+            if kind == "skip":
+                k += 1
+                continue
+            code = self.expr(target, scope).code if kind == "scalar" else ""
+            attr = re.fullmatch(r"(.+)\.(\w+)", code)
+            if kind != "scalar" or norm_expr(target).data == "slice" or not (
+                    attr or re.fullmatch(r"[A-Za-z_]\w*", code)):
+                raise self.fail(UnsupportedConstructError, node,
+                                f"function {name} inside an expression with this out/inout "
+                                "argument (a slice, or overlapping header arguments): call it as "
+                                "a statement", "function call")
+            parts.append(f"setattr({attr.group(1)}, {attr.group(2)!r}, {r}[{k}])" if attr
+                         else f"({code} := {r}[{k}])")
+            k += 1
+        return f"(({parts[0]}), {', '.join(parts[1:])}, {r}[0])[-1]"
 
     def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
         """A direct action call. An action also sees its control's parameters and variables, so

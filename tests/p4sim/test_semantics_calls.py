@@ -142,3 +142,24 @@ def test_struct_argument_copy_keeps_nested_validity(tmp_path: Path) -> None:
         "drop_second(hdr);")
     result = run(tmp_path, program, bytes([1, 2, 3, 4, 5]))
     assert result == [(2, bytes([1, 2, 5]))]
+
+
+def test_function_with_inout_scalar_inside_an_expression(tmp_path: Path) -> None:
+    # evaluation is left to right and the copy-out happens when the call returns, so a read of
+    # the argument after the call sees the new value and one before it the old value; the call
+    # in an untaken ?: branch does not run
+    program = HEADERS.replace("control E(", """
+bit<8> bump(inout bit<8> x) { x = x + 1; return x; }
+control E(""") + """
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    apply {
+        sm.egress_spec = 2;
+        hdr.h.a = bump(hdr.h.b) + hdr.h.b;
+        hdr.h2.a = hdr.h2.b + bump(hdr.h2.b);
+        bit<8> local = 7;
+        hdr.h2.b = (hdr.h.a == 6 ? bump(local) : 8w0) + local;
+        hdr.h2.b = hdr.h2.b + (hdr.h.a == 0 ? bump(local) : 8w0);
+    }
+}
+"""
+    assert out_bytes(tmp_path, program, bytes([0, 2, 0, 4])) == bytes([6, 3, 9, 16])
