@@ -1214,6 +1214,8 @@ class Compiler:
         const_entries = False
         direct_counter = None
         direct_meter = None
+        # actions listed with their directional arguments bound (`actions = { a(hdr.x); }`)
+        bound_actions: dict[str, tuple[Sym, list[Any], list[tuple[str, str, P4Type]], Any]] = {}
         for p in props:
             d = p.data
             if d == "key_prop":
@@ -1248,10 +1250,15 @@ class Compiler:
                     if any(a[0] == an for a in actions):
                         raise self.fail(DuplicateDeclarationError, aname,
                                         f"action '{an}' listed twice", "table actions")
-                    if any(d for _n, d, _t in self.param_types(kids(sym.info[0])[2])):
-                        raise self.fail(UnsupportedConstructError, aname,
-                                        f"action '{an}' with directional parameters in a table's "
-                                        "actions", "action parameter")
+                    plist = self.param_types(kids(sym.info[0])[2])
+                    ndir = sum(1 for _n, d, _t in plist if d)
+                    given = [a for a in kids(aargs) if a is not None] if aargs is not None else []
+                    if ndir or given:
+                        if len(given) != ndir:
+                            raise self.fail(ArgumentCountError, ar, f"action '{an}' in a table "
+                                            f"binds its {ndir} directional parameters, got "
+                                            f"{len(given)} arguments", "table actions")
+                        bound_actions[an] = (sym, given, plist[:ndir], ar)
                     actions.append((an, sym.info[1], self.annotations(aann)))
                     self.used_actions.add(sym.info[1])
             elif d in ("simple_prop", "const_simple_prop"):
@@ -1326,6 +1333,7 @@ class Compiler:
             if all(k.match_kind in ("exact", "lpm") for k in keys):
                 priority = 0
             entries.append((tuple(matches), priority, call))
+        g = self.gen
         self.model.tables.append(TableModel(
             name=full, keys=tuple(keys), actions=tuple((q, a) for _, q, a in actions),
             size=size, default_action=(scope.lookup(default_call[0]).info[1],  # type: ignore[union-attr]
@@ -1336,9 +1344,15 @@ class Compiler:
                 for m, p, c in entries),
             direct_counter=direct_counter, direct_meter=direct_meter, annotations=anns,
             explicit_id=_int_or_none(self.ann_get(anns, "id"))))
-        g = self.gen
         fn = f"tbl_{pyname}"
-        compiled = scope.compiled_actions or {}
+        compiled = dict(scope.compiled_actions or {})
+        for an, (sym, given, dparams, ar) in bound_actions.items():
+            wrapper = f"tw_{pyname}__{py(an)}"
+            lines = self.action_call_lines(sym, given, dparams, scope, ar, ", *cp")
+            g.emit(f"def {wrapper}(P, {cparams}, L, *cp):  # {an} with its bound arguments")
+            for line in lines:
+                g.emit("    " + line)
+            compiled[an] = wrapper
         amap = ", ".join(f"_A_{py(q)}: {compiled[a]}" for a, q, _ in actions)
         g.emit(f"_AM_{pyname} = {{}}  # filled at instantiate: action id -> function")
         g.emit(f"def _bind_{pyname}():")
@@ -1383,6 +1397,10 @@ class Compiler:
         decl = sym.info[0]
         plist = self.param_types(kids(decl)[2])
         arglist = [a for a in kids(args) if a is not None] if args is not None else []
+        ndir = sum(1 for _n, d, _t in plist if d)
+        if ndir and len(arglist) == len(plist):
+            arglist = arglist[ndir:]  # the directional ones are bound by the actions list
+        plist = plist[ndir:]
         if len(arglist) != len(plist):
             raise self.fail(ArgumentCountError, node,
                             f"action {an} takes {len(plist)} arguments, got {len(arglist)}",
@@ -2455,16 +2473,24 @@ class Compiler:
         return f"(({parts[0]}), {', '.join(parts[1:])}, {r}[0])[-1]"
 
     def direct_action_call(self, sym: Sym, args: list[Any], scope: Scope, node: Any) -> Val:
-        """A direct action call. An action also sees its control's parameters and variables, so
-        header and struct arguments are always copied in (and out, for out/inout), as P4_16's
-        "Calling convention" says: a write to `hdr` inside the action is overwritten by the
-        copy-out of an inout argument bound to it."""
+        """A direct action call (all its parameters bound here)."""
         decl, full, anns = sym.info
         self.model.directly_called.add(full)  # p4c binds (removes) all its parameters
         plist = self.param_types(kids(decl)[2])
         aname = ident(kids(decl)[1])
         self.check_args(args, {len(plist)}, node, f"action {aname}")
         args = self.order_arguments(args, plist, node, f"action {aname}")
+        return Val("\n".join(self.action_call_lines(sym, args, plist, scope, node, "")), VoidT())
+
+    def action_call_lines(self, sym: Sym, args: list[Any], plist: list[tuple[str, str, P4Type]],
+                          scope: Scope, node: Any, extra: str) -> list[str]:
+        """Statements calling an action with `args` for its first parameters (`extra` passes
+        the rest: a table's action data). An action also sees its control's parameters and
+        variables, so header and struct arguments are always copied in (and out, for
+        out/inout), as P4_16's "Calling convention" says: a write to `hdr` inside the action is
+        overwritten by the copy-out of an inout argument bound to it."""
+        decl, full, anns = sym.info
+        aname = ident(kids(decl)[1])
         bound = self.bind_arguments(f"action {aname}", args, plist, scope, copy=True)
         fn = scope.compiled_action(aname)
         self.used_actions.add(full)
@@ -2472,14 +2498,13 @@ class Compiler:
             raise self.fail(UnsupportedConstructError, node,
                             "calling an action from another action", "action call")
         cparams = ", ".join(scope.find_pyparams())
-        call = f"{fn}(P, {cparams}, L{''.join(', ' + v for v in bound.codes)})"
+        call = f"{fn}(P, {cparams}, L{''.join(', ' + v for v in bound.codes)}{extra})"
         if not any(d in ("out", "inout") for _n, d, _t in plist):
-            return Val("\n".join(bound.pre + [call]), VoidT())
+            return bound.pre + [call]
         r = self.gen.tmp("ar")
         scalars = sum(1 for kind, *_ in bound.copy_out if kind in ("scalar", "skip"))
-        return Val("\n".join(bound.pre + [f"{r} = {call}"]
-                             + self.copy_out_lines(bound, r, 0, scope)
-                             + [f"if {r}[{scalars}]: raise ExitSignal()"]), VoidT())
+        return (bound.pre + [f"{r} = {call}"] + self.copy_out_lines(bound, r, 0, scope)
+                + [f"if {r}[{scalars}]: raise ExitSignal()"])
 
     def bind_arguments(self, what: str, args: list[Any], plist: list[tuple[str, str, P4Type]],
                        scope: Scope, copy: bool) -> BoundArgs:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from semantics_helpers import out_bytes, run
+import pytest
+from semantics_helpers import PRELUDE, SKELETON, out_bytes, run
+
+from p4sim.program import load_program
 
 HEADERS = """
 header h_t { bit<8> a; bit<8> b; }
@@ -163,3 +166,37 @@ control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) 
 }
 """
     assert out_bytes(tmp_path, program, bytes([0, 2, 0, 4])) == bytes([6, 3, 9, 16])
+
+
+TABLE_PROGRAM = HEADERS + """
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    action add_to(inout bit<8> x, bit<8> v) { x = x + v; }
+    action mark(inout h_t h, bit<8> v) { h.b = v; hdr.h.a = 0xee; }
+    table t {
+        key = { hdr.h.a: exact; }
+        actions = { add_to(hdr.h2.b); mark(hdr.h); }
+        const entries = { 1 : add_to(5); 2 : mark(0x42); }
+        default_action = add_to(hdr.h2.b, 9);
+    }
+    apply { sm.egress_spec = 2; t.apply(); }
+}
+"""
+
+
+@pytest.mark.parametrize(("frame", "want"), [
+    (bytes([1, 0, 3, 4]), bytes([1, 0, 3, 9])),  # add_to(hdr.h2.b) with action data 5
+    (bytes([2, 0, 3, 4]), bytes([2, 0x42, 3, 4])),  # mark's copy-out of hdr.h wins over 0xee
+    (bytes([7, 0, 3, 4]), bytes([7, 0, 3, 13])),  # the default: add_to(hdr.h2.b, 9)
+])
+def test_table_actions_with_directional_parameters_bound_in_the_actions_list(
+        tmp_path: Path, frame: bytes, want: bytes) -> None:
+    assert out_bytes(tmp_path, TABLE_PROGRAM, frame) == want
+
+
+def test_directional_parameters_are_not_action_data_in_the_p4info(tmp_path: Path) -> None:
+    path = tmp_path / "table.p4"
+    path.write_text(PRELUDE + TABLE_PROGRAM + SKELETON)
+    actions = {a.preamble.name: [p.name for p in a.params]
+               for a in load_program(path).p4info.actions}
+    assert actions["I.add_to"] == ["v"]
+    assert actions["I.mark"] == ["v"]
