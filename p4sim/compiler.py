@@ -2090,6 +2090,13 @@ class Compiler:
             raise self.fail(P4TypeError, node, f"operator {op} needs bit<W>, got {t.show()}",
                             "expression")
         m = (1 << t.width) - 1
+        if t.signed and pyop in ("//", "%") and not (
+                a.const is not None and b.const is not None
+                and not (a.const | b.const) >> (t.width - 1)):
+            # P4_16 defines / and % on int<W> for positive compile-time values only (p4c
+            # refuses the rest); floor division of two's complement patterns would be wrong
+            raise self.fail(P4TypeError, node, f"operator {op} on {t.show()} needs positive "
+                            "compile-time constants", "expression")
         const = None
         if a.const is not None and b.const is not None:
             folded = _fold(pyop, a.const, b.const)

@@ -165,3 +165,18 @@ def test_checksum_over_a_varbit_uses_its_current_width(tmp_path: Path, data: byt
     out = Switch(load_program(path)).process(1, frame)
     csum = _internet_checksum(bytes([len(data)]) + data)
     assert out == [(2, bytes([len(data)]) + csum.to_bytes(2, "big") + data + b"tail")]
+
+
+@pytest.mark.parametrize("expr", ["x / 2", "x % 3", "-8s6 / 2"])
+def test_signed_division_of_run_time_or_negative_values_is_refused(tmp_path: Path,
+                                                                    expr: str) -> None:
+    # refused by p4sim's p4c-style target check (bmv2_rules) or by the type checker
+    apply = f"int<8> x = (int<8>) hdr.h.a; hdr.h.b = (bit<8>) ({expr});"
+    with pytest.raises(P4Error) as err:
+        run(tmp_path, _program("", apply), bytes(4))
+    assert "compile-time" in str(err.value) or "compilation time" in str(err.value)
+
+
+def test_signed_division_of_positive_constants_folds(tmp_path: Path) -> None:
+    apply = "hdr.h.b = (bit<8>) (8s7 / 2); hdr.h.a = (bit<8>) (8s7 % 4);"
+    assert out_bytes(tmp_path, _program("", apply), bytes(4)) == bytes([3, 3, 0, 0])
