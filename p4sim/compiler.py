@@ -185,6 +185,7 @@ class Compiler:
         # names returned after the value, whether a value leads the returned tuple)
         self.function_frame: tuple[P4Type, list[str], bool] = (VoidT(), [], True)
         self.in_function = False  # compiling a program-level function (no `exit` there)
+        self.direct_calls: dict[int, str] = {}  # `Sub.apply()` call site -> its instance
         # the `for` loops around the statement being compiled: (update steps, their scope)
         self.loops: list[tuple[list[Any], Scope]] = []
 
@@ -1007,6 +1008,7 @@ class Compiler:
             if an not in cscope.names and an not in scope.names:
                 anns = self.annotations(kids(adecl)[0])
                 scope.names[an] = Sym("action", info=(adecl, self.qualify("", an, anns), anns))
+        sub_controls += self.direct_invocations_in(apply_block, cscope, qname)
         for _loc, n in sub_controls:
             tname, sub_q = cscope.names[n].info
             sub = self.compile_control(self.controls[tname], sub_q)
@@ -1042,6 +1044,30 @@ class Compiler:
         g.emit("pass")
         g.depth -= 1
         return inst
+
+    def direct_invocations_in(self, apply_block: Tree, cscope: Scope, qname: str
+                              ) -> list[tuple[Tree, str]]:
+        """`Sub.apply(...)` of a control type without an instance (P4_16 "Direct type
+        invocation"): each call site gets its own instance, named as p4c's
+        InstantiateDirectCalls names it (`Sub_inst`, then `Sub_inst_0`, ...)."""
+        found = []
+        for node in apply_block.iter_subtrees_topdown():
+            if node.data != "call_statement":
+                continue
+            callee = norm(kids(node)[0])
+            if callee.data != "member" or ident(kids(callee)[1]) != "apply":
+                continue
+            base = norm(kids(callee)[0])
+            tname = ident(kids(base)[0]) if base.data == "name_ref" else ""
+            if tname not in self.controls or cscope.lookup(tname) is not None:
+                continue
+            inst, n = f"{tname}_inst", 0
+            while inst in cscope.names:
+                inst, n = f"{tname}_inst_{n}", n + 1
+            cscope.names[inst] = Sym("control_inst", info=(tname, f"{qname}.{inst}"))
+            self.direct_calls[id(node)] = inst
+            found.append((node, inst))
+        return found
 
     def qualify(self, prefix: str, name: str, anns: tuple[tuple[str, tuple[object, ...]], ...]
                 ) -> str:
@@ -2307,6 +2333,8 @@ class Compiler:
             base_node = norm_expr(base_node)
             if base_node.data == "name_ref":
                 sym = scope.lookup(ident(kids(base_node)[0]))
+                if sym is None and id(node) in self.direct_calls:
+                    sym = scope.lookup(self.direct_calls[id(node)])
                 if sym is None:
                     raise self.fail(UnknownNameError, base_node,
                                     f"unknown name '{ident(kids(base_node)[0])}'", "call")

@@ -180,3 +180,24 @@ def test_signed_division_of_run_time_or_negative_values_is_refused(tmp_path: Pat
 def test_signed_division_of_positive_constants_folds(tmp_path: Path) -> None:
     apply = "hdr.h.b = (bit<8>) (8s7 / 2); hdr.h.a = (bit<8>) (8s7 % 4);"
     assert out_bytes(tmp_path, _program("", apply), bytes(4)) == bytes([3, 3, 0, 0])
+
+
+def test_direct_control_invocation_gets_one_instance_per_call_site(tmp_path: Path) -> None:
+    # P4_16 "Direct type invocation": `Bump.apply(...)` without an instance; p4c's
+    # InstantiateDirectCalls names the instances Bump_inst, Bump_inst_0, ... (the P4Info shows them)
+    extra = """
+control Bump(inout h_t h) {
+    action add(bit<8> v) { h.a = h.a + v; }
+    table t { key = { h.b: exact; } actions = { add; } const entries = { 0 : add(1); }
+              default_action = add(0x10); }
+    apply { t.apply(); }
+}
+"""
+    program = _program(extra, "Bump.apply(hdr.h); Bump.apply(hdr.h2);")
+    assert out_bytes(tmp_path, program, bytes([5, 0, 7, 1])) == bytes([6, 0, 0x17, 1])
+    path = tmp_path / "direct.p4"
+    path.write_text(PRELUDE + program + "control V(inout headers_t hdr, inout meta_t meta) { "
+                    "apply { } }\ncontrol C(inout headers_t hdr, inout meta_t meta) { apply { } }"
+                    "\nV1Switch(P(), V(), I(), E(), C(), D()) main;\n")
+    tables = sorted(t.preamble.name for t in load_program(path).p4info.tables)
+    assert tables == ["I.Bump_inst.t", "I.Bump_inst_0.t"]
