@@ -477,10 +477,9 @@ class Compiler:
             return self.types.get(name, TypeParamT(name))
         if d == "stack_type":
             elem = self.resolve_type(kids(t)[0])
-            if not isinstance(elem, HeaderT):
-                raise self.fail(UnsupportedConstructError, t,
-                                f"stack of {elem.show()}: p4sim supports header stacks only",
-                                "header stack")
+            if not isinstance(elem, HeaderT | HeaderUnionT):
+                raise self.fail(P4TypeError, t, f"stack of {elem.show()}: stack elements are "
+                                "headers or header unions", "header stack")
             return StackT(elem, self.const_eval(kids(t)[1]))
         if d == "tuple_type":
             return ListT(tuple(self.resolve_type(x) for x in kids(kids(t)[0])))
@@ -687,7 +686,7 @@ class Compiler:
         if isinstance(t, StructT | HeaderUnionT):
             return f"S_{py(t.name)}()"
         if isinstance(t, StackT):
-            return f"HeaderStack([H_{py(t.elem.name)}() for _ in range({t.size})])"
+            return f"HeaderStack([{self.new_value(t.elem)} for _ in range({t.size})])"
         if isinstance(t, BoolT):
             return "False"
         return "0"
@@ -1826,6 +1825,19 @@ class Compiler:
         v = self.coerce(v, t, init, "initializer")
         g.emit(f"{target} = {v.code}")
 
+    def union_stack_next(self, target: Any, scope: Scope) -> tuple[str, HeaderUnionT] | None:
+        """For `us.next.x` (a member of the next element of a header-union stack): the stack's
+        code and the union type; None otherwise."""
+        if target.data != "member":
+            return None
+        base = norm_expr(kids(target)[0])
+        if base.data != "member" or ident(kids(base)[1]) != "next":
+            return None
+        stack = self.expr(kids(base)[0], scope)
+        if not isinstance(stack.type, StackT) or not isinstance(stack.type.elem, HeaderUnionT):
+            return None
+        return stack.code, stack.type.elem
+
     def union_siblings_off(self, member_node: Any, scope: Scope) -> str:
         """`; other._v = False` for the other members when `member_node` is a header inside a
         header_union (making one member valid invalidates the rest); empty otherwise."""
@@ -2745,6 +2757,19 @@ class Compiler:
                 if target.data == "member" and ident(kids(target)[1]) == "next":
                     stack = self.expr(kids(target)[0], scope)
                     return Val(f"{fn}(P, {v.code}{extra}); {stack.code}.nxt += 1", VoidT())
+                union_next = self.union_stack_next(target, scope)
+                if union_next is not None:
+                    # `us.next.x`: extract into the next union's member x, invalidate the other
+                    # members, then push (BMv2's ParserOpExtractUnionStack)
+                    stack_code, elem = union_next
+                    u = self.gen.tmp("u")
+                    member = ident(kids(target)[1])
+                    off = "".join(f"; {u}.f_{f.name}._v = False" for f in elem.fields
+                                  if f.name != member)
+                    oob = self.error_code("StackOutOfBounds")
+                    return Val(f"{u} = stack_next({stack_code}, {oob}); "
+                               f"{fn}(P, {u}.f_{member}{extra}){off}; {stack_code}.nxt += 1",
+                               VoidT())
                 return Val(f"{fn}(P, {v.code}{extra}){self.union_siblings_off(target, scope)}",
                            VoidT())
             if m == "advance":
@@ -2772,6 +2797,11 @@ class Compiler:
         if isinstance(t, HeaderT):
             return [f"(P.emitted.append(E_{py(t.name)}({v.code})) if {v.code}._v else None)"]
         if isinstance(t, StackT):
+            if isinstance(t.elem, HeaderUnionT):  # each union's valid member, in order
+                members = ", ".join(f"(u.f_{f.name}, E_{py(f.type.show())})"
+                                    for f in t.elem.fields)
+                return [f"[P.emitted.append(e(h)) for u in {v.code}.a for h, e in ({members},) "
+                        "if h._v]"]
             return [f"[P.emitted.append(E_{py(t.elem.name)}(h)) for h in {v.code}.a if h._v]"]
         if isinstance(t, StructT | HeaderUnionT):
             out = []

@@ -243,7 +243,7 @@ def push_front(stack: HeaderStack, count: int) -> None:
         if i >= count:
             copy_header(a[i], a[i - count])
         else:
-            reset_header(a[i])
+            reset_value(a[i])  # a header, or a header union's members
     stack.nxt = min(stack.nxt + count, stack.size)
 
 
@@ -254,7 +254,7 @@ def pop_front(stack: HeaderStack, count: int) -> None:
         if i + count < stack.size:
             copy_header(a[i], a[i + count])
         else:
-            reset_header(a[i])
+            reset_value(a[i])  # a header, or a header union's members
     stack.nxt = max(stack.nxt - count, 0)
 
 
