@@ -134,6 +134,7 @@ class Instance:
     qname: str
     pyname: str
     params: list[tuple[str, str, P4Type]]  # (p4 name, direction, type)
+    returns: bool = False  # out/inout scalars: returns (values..., exited)
 
 
 class Gen:
@@ -945,18 +946,21 @@ class Compiler:
         inst = Instance(qname=qname, pyname=f"ctl_{py(qname)}", params=plist)
         scope = Scope(self, None, {})
         pyparams = []
+        scalar_outs: list[tuple[str, str]] = []  # (Python parameter, where the value lives)
         for pname, d, ptype in plist:
             code = f"p_{py(pname)}"
             if isinstance(ptype, ExternT) and ptype.name == "packet_out":
                 scope.names[pname] = Sym("packet_out", ptype, "P")
                 continue
+            if not isinstance(ptype, StructLikeT | StackT) and d in ("out", "inout"):
+                # an out/inout scalar lives in L (actions and tables share it) and comes back
+                # in the control's return tuple
+                scalar_outs.append((code, f"L.o_{py(pname)}"))
+                scope.names[pname] = Sym("var", ptype, f"L.o_{py(pname)}")
             else:
-                if not isinstance(ptype, StructLikeT | StackT) and d in ("out", "inout"):
-                    raise self.fail(UnsupportedConstructError, params,
-                                    f"control parameter '{pname}': out/inout scalars are not "
-                                    "supported", "control parameter")
                 scope.names[pname] = Sym("var", ptype, code, info="in" if d == "in" else None)
             pyparams.append(code)
+        inst.returns = bool(scalar_outs)
         scope.ctl = inst
         scope.pyparams = pyparams
         g = self.gen
@@ -1031,16 +1035,27 @@ class Compiler:
                 sym.code = self.compile_table(sym.info, cscope, qname, cparams)
         g.emit(f"def {inst.pyname}(P, {cparams}):")
         g.depth += 1
-        g.emit(f"L = CL_{py(qname)}()" if init_lines else "L = None  # no control-level variables")
+        g.emit(f"L = CL_{py(qname)}()" if init_lines or scalar_outs
+               else "L = None  # no control-level variables")
+        for code, store in scalar_outs:
+            g.emit(f"{store} = {code}")
         for target, t, vinit, sc in init_lines:
             if vinit is not None:
                 self.initialize(target, t, vinit, sc)
             else:
                 g.emit(f"{target} = {self.new_value(t)}")
-        # `exit` raises ExitSignal, caught only around the top-level block (by Switch), so an
-        # exit inside a nested control or an action ends the whole block as P4 requires.
-        self.block(apply_block, Scope(self, cscope, {}), ctx="apply")
-        g.emit("pass")
+        if scalar_outs:
+            # like an action with out/inout parameters: return the values and whether `exit`
+            # ran, so the caller copies out before exiting
+            saved_frame = self.function_frame
+            self.action_with_copy_out(apply_block, Scope(self, cscope, {}),
+                                      [store for _c, store in scalar_outs])
+            self.function_frame = saved_frame
+        else:
+            # `exit` raises ExitSignal, caught only around the top-level block (by Switch), so
+            # an exit inside a nested control or an action ends the whole block as P4 requires.
+            self.block(apply_block, Scope(self, cscope, {}), ctx="apply")
+            g.emit("pass")
         g.depth -= 1
         return inst
 
@@ -2726,6 +2741,12 @@ class Compiler:
         copy = self.arguments_overlap(args, inst.params, scope)
         bound = self.bind_arguments(f"{tname}.apply", args, inst.params, scope, copy)
         call = f"{inst.pyname}(P, {', '.join(bound.codes)})"
+        if inst.returns:
+            r = self.gen.tmp("cr")
+            scalars = sum(1 for kind, *_ in bound.copy_out if kind in ("scalar", "skip"))
+            return Val("\n".join(bound.pre + [f"{r} = {call}"]
+                                 + self.copy_out_lines(bound, r, 0, scope)
+                                 + [f"if {r}[{scalars}]: raise ExitSignal()"]), VoidT())
         if not bound.copy_out:
             return Val("\n".join(bound.pre + [call]), VoidT())
         back = self.copy_out_lines(bound, "", 0, scope)

@@ -200,3 +200,32 @@ def test_directional_parameters_are_not_action_data_in_the_p4info(tmp_path: Path
                for a in load_program(path).p4info.actions}
     assert actions["I.add_to"] == ["v"]
     assert actions["I.mark"] == ["v"]
+
+
+SCALAR_CONTROL = HEADERS + """
+control Sum(in bit<8> a, inout bit<8> acc, out bit<8> twice, inout h_t h) {
+    action add() { acc = acc + a; }
+    apply {
+        add();
+        twice = acc + acc;
+        if (a == 9) { exit; }
+        if (a == 8) { return; }
+        h.b = 0x55;
+    }
+}
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    Sum() s;
+    apply { sm.egress_spec = 2; s.apply(hdr.h.a, hdr.h2.a, hdr.h2.b, hdr.h); }
+}
+"""
+
+
+@pytest.mark.parametrize(("frame", "want"), [
+    (bytes([1, 2, 3, 4]), bytes([1, 0x55, 4, 8])),  # runs to the end
+    (bytes([8, 2, 3, 4]), bytes([8, 2, 11, 22])),  # return: copy-out, the caller goes on
+    (bytes([9, 2, 3, 4]), bytes([9, 2, 12, 24])),  # exit: copy-out, then the ingress ends
+])
+def test_control_with_out_and_inout_scalar_parameters(tmp_path: Path, frame: bytes,
+                                                      want: bytes) -> None:
+    # the action inside writes `acc` (the control's inout parameter), the copy-out brings it back
+    assert out_bytes(tmp_path, SCALAR_CONTROL, frame) == want
