@@ -1270,6 +1270,10 @@ class Compiler:
                         raise self.fail(UnknownNameError, kind_node,
                                         f"unknown match kind '{kind}'", "table key")
                     width = bit_width(v.type)
+                    if isinstance(v.type, ErrorT):
+                        raise self.fail(UnsupportedConstructError, expr_node,
+                                        "table key of type error (its P4Runtime width is not "
+                                        "modelled)", "error table key")
                     if width == 0:
                         raise self.fail(P4TypeError, expr_node,
                                         f"table key of type {v.type.show()} has no bit width",
