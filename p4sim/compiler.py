@@ -2583,7 +2583,7 @@ class Compiler:
             if isinstance(a, Tree) and a.data == "dontcare_arg":
                 self.dont_care_argument(a, pname, d, pt, bound, what)
                 continue
-            if isinstance(pt, HeaderT | StructT) and d == "in" and self.is_struct_literal(a):
+            if isinstance(pt, HeaderT | StructT) and d in ("in", "") and self.is_struct_literal(a):
                 bound.codes.append(self.struct_value(pt, a, scope))
                 continue
             v = self.expr(a, scope)

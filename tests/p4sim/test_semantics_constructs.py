@@ -201,3 +201,11 @@ control Bump(inout h_t h) {
                     "\nV1Switch(P(), V(), I(), E(), C(), D()) main;\n")
     tables = sorted(t.preamble.name for t in load_program(path).p4info.tables)
     assert tables == ["I.Bump_inst.t", "I.Bump_inst_0.t"]
+
+
+def test_nested_list_for_a_directionless_struct_parameter(tmp_path: Path) -> None:
+    # a function's directionless parameter is an `in` one; `{ { a, b } }` builds pair_t.h
+    extra = "bit<8> sum(pair_t p) { return p.h.a + p.h.b + p.n; }"
+    apply = "hdr.h2.a = sum({ { 8w1, 8w2 }, 8w4 });"
+    assert out_bytes(tmp_path, _program(extra, apply), bytes([5, 6, 0, 8])) == bytes(
+        [5, 6, 7, 8])
