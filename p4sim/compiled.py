@@ -154,7 +154,9 @@ class CompiledProgram:
             "reg_read": reg_read, "reg_write": reg_write,
         }
         for name in ("HeaderStack", "stack_next", "stack_last", "copy_header", "push_front",
-                     "pop_front", "to_signed", "pack_bits", "compute_hash", "hash_result",
+                     "pop_front", "to_signed", "copy_value", "copy_of", "reset_value", "out_arg",
+                     "values_equal",
+                     "stack_at", "pack_bits", "compute_hash", "hash_result",
                      "random_between", "log_message", "csum16", "crc16", "crc32"):
             ns[name] = getattr(dataplane_lib, name)
         m = self.model
