@@ -160,10 +160,12 @@ def _protected_end_for_encrypt(shim: CryptoShim, frame: bytes) -> int:
 
 
 def encrypt_frame(
-    sa: SecurityAssociation, shim: CryptoShim, frame: bytes, mtu: int = DEFAULT_MTU
+    sa: SecurityAssociation, shim: CryptoShim, frame: bytes, mtu: int = DEFAULT_MTU,
+    *, prefix: bytes = b"",
 ) -> bytes:
-    """Returns the frame with the ESP payload sealed; raises PacketDropped (OVERSIZE when the
-    sealed frame's IP packet would exceed `mtu`, before a sequence number is taken).
+    """Returns `prefix` ‖ the frame with the ESP payload sealed (the caller's shim goes in the
+    same join as the frame, not copied again); raises PacketDropped (OVERSIZE when the sealed
+    frame's IP packet would exceed `mtu`, before a sequence number is taken).
 
     The checks of `_check_offsets`, `_check_spi` and `_protected_end_for_encrypt`, in their
     order, written out on the success path: a Python call per check was half of the per-frame
@@ -218,9 +220,10 @@ def encrypt_frame(
     sealed = sa.aead.seal(iv, plaintext, spi_bytes + (iv if sa.config.esn else low))
     if first >> 4 == 4 and not flags & FLAG_NAT_T:  # the common case: only the IPv4 header
         header_end = l3 + header
-        return b"".join((frame[:l3], ipv4_header_with_length(frame, l3, header_end, length - l3),
+        return b"".join((prefix, frame[:l3],
+                         ipv4_header_with_length(frame, l3, header_end, length - l3),
                          frame[header_end:esp], spi_bytes, low, iv, sealed))
-    return _with_lengths(shim, frame, (spi_bytes, low, iv, sealed), length)
+    return prefix + _with_lengths(shim, frame, (spi_bytes, low, iv, sealed), length)
 
 
 def _with_lengths(
