@@ -102,6 +102,9 @@ class Report:
     clear: int = 0
     wrong: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
+    sent_times: list[float] = field(default_factory=list)  # since the start, per latency
+    p4sim_us: float = 0.0  # CPU per frame sent, all threads
+    worker_us: float = 0.0
 
 
 def _frame_template() -> bytes:
@@ -189,6 +192,7 @@ class RekeyBench:
         receiver.start()
         nng, send = sock.socket, pynng.lib.nng_send
         report = Report()
+        p4sim_before, worker_before = self.stack.cpu_seconds()
         started = time.perf_counter()
         rekeyer: threading.Thread | None = None
         next_rekey, rekey_number = started + args.rekey_every, 1
@@ -202,7 +206,8 @@ class RekeyBench:
                     sent_at[sent] = time.perf_counter()
                     check_err(send(nng, message, len(message), 0))
                     sent += 1
-                if now >= next_rekey and (rekeyer is None or not rekeyer.is_alive()):
+                if (now >= next_rekey and sent < total
+                        and (rekeyer is None or not rekeyer.is_alive())):
                     rekeyer = threading.Thread(target=self._rekey, args=(rekey_number, started))
                     rekeyer.start()
                     rekey_number += 1
@@ -216,15 +221,18 @@ class RekeyBench:
             while len(got) < sent and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.2)  # anything extra (duplicates) that is still on its way
+            p4sim_after, worker_after = self.stack.cpu_seconds()
+            report.p4sim_us = (p4sim_after - p4sim_before) / max(sent, 1) * 1e6
+            report.worker_us = (worker_after - worker_before) / max(sent, 1) * 1e6
         finally:
             stop.set()
             receiver.join(5)
             sock.close()
-        self._check(got, sent_at, report)
+        self._check(got, sent_at, report, started)
         return report
 
     def _check(self, got: list[tuple[float, int, bytes]], sent_at: list[float],
-               report: Report) -> None:
+               report: Report, started: float) -> None:
         seen = bytearray(report.sent)
         inner, at = self.inner, self.inner_number_at
         for when, port, frame in got:
@@ -260,6 +268,7 @@ class RekeyBench:
                 continue
             seen[number] = 1
             report.latencies.append(when - sent_at[number])
+            report.sent_times.append(sent_at[number] - started)
         report.lost = report.sent - sum(seen)
 
     def _problem(self, port: int, frame: bytes) -> str | None:
@@ -306,6 +315,15 @@ def main() -> None:
     for problem in report.wrong:
         print(f"wrong: {problem}")
     latencies = [x * 1000 for x in report.latencies]
+    # Latency of the frames sent within 2 s of a rekey's start, and of all the others: whether
+    # the rekey or the steady load is what delays frames.
+    near = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
+            if any(0 <= at - r.at < 2 for r in bench.rekeys)]
+    far = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
+           if not any(0 <= at - r.at < 2 for r in bench.rekeys)]
+    print(f"latency p99: {_percentile(near, 0.99):.1f} ms within 2 s of a rekey "
+          f"({len(near)} frames), {_percentile(far, 0.99):.1f} ms otherwise ({len(far)} frames); "
+          f"CPU/frame p4sim {report.p4sim_us:.1f} us, worker {report.worker_us:.1f} us")
     print(f"rekey_bench offered={args.rate:.0f} achieved={report.sent / report.send_seconds:.0f} "
           f"sent={report.sent} received={report.received} lost={report.lost} "
           f"duplicated={report.duplicated} clear={report.clear} "
