@@ -47,6 +47,13 @@ MAX_FRAME = 65535
 IP length field, so a result is never built whose length would not fit its header."""
 
 
+# Outer IPv4 headers of tunnel-mode encrypt results by (header as P4 wrote it, total length):
+# header bytes only, no key material; emptied when full (a few tunnels × a few sizes is the
+# working set; a flood of distinct headers costs one recomputation each, as without the table).
+_OUTER_HEADERS: dict[tuple[bytes, int], bytes] = {}
+_OUTER_HEADERS_MAX = 4096
+
+
 def _check_size(shim: CryptoShim, frame_length: int, mtu: int) -> None:
     """Refuses a result the crypto port cannot carry, before any state (sequence number, replay
     window) is spent on it."""
@@ -220,9 +227,20 @@ def encrypt_frame(
     sealed = sa.aead.seal(iv, plaintext, spi_bytes + (iv if sa.config.esn else low))
     if first >> 4 == 4 and not flags & FLAG_NAT_T:  # the common case: only the IPv4 header
         header_end = l3 + header
-        return b"".join((prefix, frame[:l3],
-                         ipv4_header_with_length(frame, l3, header_end, length - l3),
-                         frame[header_end:esp], spi_bytes, low, iv, sealed))
+        if flags & FLAG_TUNNEL_MODE:
+            # P4 writes the same outer header for every packet of a tunnel (id 0): its
+            # rewritten form for a given length is looked up, not recomputed per packet.
+            key = (frame[l3:header_end], length - l3)
+            outer = _OUTER_HEADERS.get(key)
+            if outer is None:
+                if len(_OUTER_HEADERS) >= _OUTER_HEADERS_MAX:
+                    _OUTER_HEADERS.clear()
+                outer = ipv4_header_with_length(frame, l3, header_end, length - l3)
+                _OUTER_HEADERS[key] = outer
+        else:
+            outer = ipv4_header_with_length(frame, l3, header_end, length - l3)
+        return b"".join((prefix, frame[:l3], outer, frame[header_end:esp], spi_bytes, low, iv,
+                         sealed))
     return prefix + _with_lengths(shim, frame, (spi_bytes, low, iv, sealed), length)
 
 
