@@ -18,7 +18,8 @@ unencrypted), latency median / p99 / max (send to receive, on this host's monoto
 frames per SA and each rekey's duration.
 
 Run: .venv/bin/python -m bench.packets.rekey [--rate 5000] [--seconds 60] [--rekey-every 10]
-(or `make bench-rekey`). Free ports and a private temporary directory (the Stack's).
+(or `make bench-rekey`). Free ports and a private temporary directory (the Stack's). Exits 1
+when a frame was lost, duplicated or left in clear, or a rekey failed; latency only reported.
 """
 
 from __future__ import annotations
@@ -330,6 +331,8 @@ def main() -> None:
           f"rekeys={sum(r.ok for r in bench.rekeys)}/{len(bench.rekeys)} "
           f"p50_ms={_percentile(latencies, 0.5):.1f} p99_ms={_percentile(latencies, 0.99):.1f} "
           f"max_ms={max(latencies, default=0):.1f} load={os.getloadavg()[0]:.2f}")
+    if report.lost or report.duplicated or report.clear or not all(r.ok for r in bench.rekeys):
+        raise SystemExit(1)  # a correctness failure, unlike a latency figure, fails the run
 
 
 if __name__ == "__main__":
