@@ -239,13 +239,13 @@ class AfPacketPort:
             length = len(frame)
             if length > limit:
                 if pending:
-                    self._kick(wait=False)
+                    self._flush(slot)
                     pending = 0
                 self._send_one(frame)
                 continue
             base = slot * TX_SLOT_BYTES
             if unpack_from(ring, base)[0] != TP_STATUS_AVAILABLE:
-                self._wait_for_slot(base, pending)
+                self._wait_for_slot(base)
                 pending = 0
             ring[base + _TX_DATA:base + _TX_DATA + length] = frame
             pack_into(ring, base, TP_STATUS_SEND_REQUEST, length)
@@ -253,7 +253,24 @@ class AfPacketPort:
             slot = slot + 1 if slot + 1 < slots else 0
         self._tx_slot = slot
         if pending:
-            self._kick(wait=False)
+            self._flush(slot)
+
+    def _flush(self, next_slot: int) -> None:
+        """Has the kernel take every SEND_REQUEST slot, up to the one before `next_slot`.
+
+        One non-blocking `send` normally does it; if the socket's send buffer was full, some
+        slots are left marked, and this waits until the kernel has taken them: a plain `send`
+        that follows (a small batch, an oversized frame) must not overtake them."""
+        assert self._tx_ring is not None
+        slots = TX_BLOCK_BYTES * TX_BLOCKS // TX_SLOT_BYTES
+        last = ((next_slot - 1) % slots) * TX_SLOT_BYTES
+        self._kick(wait=False)
+        deadline = time.monotonic() + TX_STALL_SECONDS
+        while _U32.unpack_from(self._tx_ring, last)[0] == TP_STATUS_SEND_REQUEST:
+            if time.monotonic() > deadline:  # the packet loop dies: health NOT_SERVING
+                raise OSError(errno.ETIMEDOUT, f"{self._interface}: TX ring not taken by the "
+                              f"kernel for {TX_STALL_SECONDS} s")
+            self._kick(wait=True)
 
     def _kick(self, *, wait: bool) -> None:
         """Has the kernel send every SEND_REQUEST slot now (within this call); with `wait`,
@@ -265,7 +282,7 @@ class AfPacketPort:
         except (BlockingIOError, TimeoutError):
             pass  # slots still in flight; the caller looks at their status again
 
-    def _wait_for_slot(self, base: int, pending: int) -> None:
+    def _wait_for_slot(self, base: int) -> None:
         """The slot at `base` is still the kernel's: send what is pending, then wait until it
         is free (a slow receiver can keep slots in flight for a while)."""
         assert self._tx_ring is not None
