@@ -334,3 +334,70 @@ def test_sigkill_under_esp_traffic_reuses_no_nonce_accepts_no_replay_and_resumes
             == sorted((ENC_SPI, DEC_SPI))
     finally:
         stream.stop()
+
+
+def _worker_drops(worker: WorkerProcess) -> dict[str, int]:
+    with grpc.insecure_channel(f"unix:{worker.socket}") as channel:
+        response = wpb_grpc.CryptoWorkerStub(channel).GetCounters(wpb.GetCountersRequest(),
+                                                                   timeout=5)
+    return {wpb.DropReason.Name(drop.reason): drop.packets for sa in response.sas
+            for drop in sa.drops}
+
+
+def _durable_drops(worker: WorkerProcess) -> int:
+    """The drop counts in the worker's durable state (crypto_worker/sa_state.py), read-only."""
+    import sqlite3
+
+    path = worker.state_dir / "sa-state.sqlite"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as database:
+        return database.execute("SELECT COALESCE(SUM(packets), 0) FROM sa_drops").fetchone()[0]
+
+
+def test_worker_drop_counters_survive_a_sigkill(switch: SwitchProcess, kill_worker: WorkerProcess,
+                                                kill_controller: ControllerProcess) -> None:
+    """Replays and forged frames counted by reason before a SIGKILL of the worker are still
+    counted after it (worker GetCounters and the tunnel's in-drops), and counting goes on."""
+    from dp_support import PacketPort
+
+    worker, controller = kill_worker, kill_controller
+    _, dec_key = _suite_keys()
+    with grpc.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
+        answer = pb_grpc.ipTunnelServiceStub(channel).createIpTunnel(iter([
+            ipsec_dec(DEC_TUNNEL, spi=DEC_SPI, key=dec_key.encode(), cipher=CIPHER,
+                      match=match_ipv4(source=PEER[0]), next_action=pb.FORWARD)]), timeout=10)
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED, answer
+    peer = SecurityAssociation(ESP, spi=DEC_SPI, crypt_algo="AES-GCM",
+                               crypt_key=bytes.fromhex(dec_key), crypt_icv_size=16,
+                               nat_t_header=UDP(sport=NAT_T, dport=NAT_T))
+    stream = EspStream.__new__(EspStream)  # only its frame builder
+    stream.peer = peer
+    first, second = stream.esp_frame(1), bytearray(stream.esp_frame(2))
+    second[-1] ^= 1  # a forged ICV
+    port = PacketPort(switch.packet_url)
+    try:
+        port.send(1, first)
+        assert port.receive() is not None
+        for frame in (first, first, first, first, bytes(second), bytes(second)):
+            port.send(1, frame)
+        wanted = {"DROP_REASON_REPLAY": 4, "DROP_REASON_ICV_FAILURE": 2}
+        _wait(lambda: _worker_drops(worker) == wanted, "the worker counted the drops")
+        _wait(lambda: _stats(controller, DEC_TUNNEL)["inPacketsDrops"] == 6,
+              lambda: f"the tunnel's in-drops: {_stats(controller, DEC_TUNNEL)}")
+        before = _stats(controller, DEC_TUNNEL)
+        _wait(lambda: _durable_drops(worker) == 6, "the drop counts written to the state dir")
+
+        worker.kill()
+        worker.start()
+        _wait(lambda: DEC_SPI in {p.spi for p in worker_sas(worker.socket).values()},
+              "the controller resumed the SA")
+        controller.wait_serving()
+        assert _worker_drops(worker) == wanted
+        after = _stats(controller, DEC_TUNNEL)
+        assert after["inPacketsDrops"] == before["inPacketsDrops"] == 6
+        assert all(after[name] >= before[name] for name in STATS_FIELDS), (before, after)
+        port.send(1, first)  # still a replay, and still counted
+        assert port.receive(timeout=1.0) is None
+        _wait(lambda: _worker_drops(worker) == {**wanted, "DROP_REASON_REPLAY": 5},
+              "counting goes on")
+    finally:
+        port.close()
