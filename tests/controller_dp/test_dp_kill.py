@@ -177,14 +177,20 @@ def _wait(condition, what, timeout: float = 30.0) -> None:  # type: ignore[no-un
         time.sleep(0.02)
 
 
-def _quiet(stream: EspStream, settle: float = 0.6) -> None:
-    """Wait until nothing has come out for `settle` seconds (everything in flight is out)."""
-    last, since = stream.counts(), time.monotonic()
+def _quiet(stream: EspStream, settle: float = 0.6, *, worker: WorkerProcess | None = None
+           ) -> None:
+    """Wait until nothing has come out — nor, with `worker`, been dropped there — for `settle`
+    seconds: everything in flight is through."""
+
+    def now() -> tuple[object, ...]:
+        return (*stream.counts(), _replay_drops(worker) if worker is not None else 0)
+
+    last, since = now(), time.monotonic()
     while time.monotonic() - since < settle:
         time.sleep(0.05)
-        now = stream.counts()
-        if now != last:
-            last, since = now, time.monotonic()
+        current = now()
+        if current != last:
+            last, since = current, time.monotonic()
 
 
 def _stats(controller: ControllerProcess, tunnel_id: int) -> dict[str, int]:
@@ -285,7 +291,7 @@ def test_sigkill_under_esp_traffic_reuses_no_nonce_accepts_no_replay_and_resumes
               and stream.counts()[1] >= dec_at_restart + AFTER,
               f"traffic both ways again after SIGKILL of {which}", timeout=30)
         stream.paused.set()
-        _quiet(stream)
+        _quiet(stream, worker=worker)
     finally:
         stream.paused.set()
 
