@@ -11,9 +11,10 @@ and salt under a random 32-byte secret kept in the state directory (file `finger
 0600), so the database holds no key material and a stolen database alone cannot be used to test
 key guesses. Each row holds `durable_limit`: outbound, the last sequence number reserved (none
 above it was ever used); inbound, the replay high-water mark (no sequence number above it was ever
-accepted). An encrypt row is never deleted: when the SA is removed it is marked retired, and a
-row of either kind for a key means that key has numbered packets, so a fresh SA with that key is
-refused (its sequence numbers would restart: AES-GCM/CCM nonce reuse).
+accepted). A row is never deleted: when the SA is removed it is marked retired. An encrypt row
+for a key means that key has numbered packets, so a fresh SA with that key is refused (its
+sequence numbers would restart: AES-GCM/CCM nonce reuse); a resume of the same identity is
+allowed, removed or not, because it continues above the durable limit (`resume`).
 
 The same database keeps the drop counters by reason (crypto_worker/drops.py writes them at most
 every few hundred milliseconds, off the packet thread): a live SA's under its identity, and the
@@ -238,23 +239,27 @@ class SaStateStore:
         ), (f"DELETE FROM sa_drops WHERE {_IDENTITY}", _identity_args(identity))])
 
     def resume(self, identity: SaIdentity) -> int:
-        """The durable limit of an SA that was installed and never removed."""
+        """The durable limit of an SA installed before, removed or not; a removed one is live
+        again from here on (its row un-retired in the same call, so the limit can be raised).
+
+        Resuming is safe whether or not the SA was removed: outbound numbering goes on above
+        the limit (no nonce is used twice) and inbound everything at or below it is refused (no
+        replay). It is what lets the controller undo a request it was killed in the middle of
+        (an encrypt rekey that had already removed the old SA: docs/operations.md)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT durable_limit, retired FROM sa_state WHERE sa_index = ? AND spi = ? "
-                "AND fingerprint = ? AND direction = ?",
-                (identity.sa_index, identity.spi, identity.fingerprint,
-                 identity.direction.value),
-            ).fetchone()
+                f"SELECT durable_limit, retired FROM sa_state WHERE {_IDENTITY}",
+                _identity_args(identity)).fetchone()
         if row is None:
             raise SaStateRefused(
                 f"no durable state for sa_index {identity.sa_index} spi {identity.spi} "
                 f"({identity.direction.value}) with this key; install it as a new SA "
                 "(resume=false) with a new key")
         if row[1]:
-            raise SaStateRefused(
-                f"key retired: sa_index {identity.sa_index} spi {identity.spi}: this encrypt "
-                "SA was removed; use a new key")
+            self._write([(f"UPDATE sa_state SET retired = 0 WHERE {_IDENTITY}",
+                          _identity_args(identity))])
+            log.info("sa_index %s spi %s (%s): resuming an SA that was removed, above its "
+                     "durable limit", identity.sa_index, identity.spi, identity.direction.value)
         return _unpack(row[0])
 
     def extend(self, identity: SaIdentity, limit: int) -> None:
@@ -267,15 +272,11 @@ class SaStateStore:
         )])
 
     def release(self, identity: SaIdentity) -> None:
-        """The SA was removed: an encrypt key is retired for good, a decrypt row forgotten."""
-        where = ("WHERE sa_index = ? AND spi = ? AND fingerprint = ? AND direction = ?",
-                 (identity.sa_index, identity.spi, identity.fingerprint,
-                  identity.direction.value))
-        drops = (f"DELETE FROM sa_drops {where[0]}", where[1])
-        if identity.direction is Direction.ENCRYPT:
-            self._write([(f"UPDATE sa_state SET retired = 1 {where[0]}", where[1]), drops])
-        else:
-            self._write([(f"DELETE FROM sa_state {where[0]}", where[1]), drops])
+        """The SA was removed: its row is kept, retired (an encrypt key is never installed
+        fresh again; a resume continues above the limit, refusing replays below it), and so
+        are its drop counts (a resume continues from them; a fresh SA clears them)."""
+        self._write([(f"UPDATE sa_state SET retired = 1 WHERE {_IDENTITY}",
+                      _identity_args(identity))])
 
     # ---- drop counters (crypto_worker/drops.py writes them; a resumed SA reads its own) -----
 

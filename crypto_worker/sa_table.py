@@ -116,7 +116,7 @@ class SaTable:
 
     def remove(self, sa_index: int) -> CounterSnapshot:
         """Drops the SA and, with it, the only reference to its keys; returns final counters.
-        An encrypt SA's key is retired in the durable state: it is never accepted again."""
+        An encrypt SA's key is retired in the durable state: never installed fresh again."""
         with self._lock:
             old = self._sas.pop(sa_index, None)
             if old is None:

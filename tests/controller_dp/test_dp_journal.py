@@ -23,6 +23,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -39,6 +40,7 @@ from ctl_builders import (
 )
 from dp_support import ControllerProcess, SwitchProcess, SwitchReader, WorkerProcess, worker_sas
 
+from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
 
@@ -197,15 +199,7 @@ def _send(port: int, requests: list[pb.ipTunnelRequest], outcome: list[object]) 
             outcome.append(error)
 
 
-@pytest.mark.parametrize("rekeys", [
-    False,
-    pytest.param(True, marks=pytest.mark.skipif(
-        os.environ.get("DP_JOURNAL_REKEYS") != "1",
-        reason="known defect (docs/operations.md \"What survives a restart\"): a kill between "
-               "an encrypt rekey's removal of the old SA and the store commit leaves the tunnel "
-               "degraded (the worker retired the old key; the new one was never stored); "
-               "DP_JOURNAL_REKEYS=1 runs it")),
-], ids=["creates-updates-deletes", "encrypt-rekeys"])
+@pytest.mark.parametrize("rekeys", [False, True], ids=["decrypt-updates", "encrypt-rekeys"])
 def test_kill_9_mid_stream_leaves_every_request_whole_or_absent(
         rekeys: bool, switch: SwitchProcess, worker: WorkerProcess,
         journal_controller: ControllerProcess) -> None:
@@ -226,7 +220,9 @@ def test_kill_9_mid_stream_leaves_every_request_whole_or_absent(
         before = _assert_equal(controller, reader, worker)
         requests = _stream(rng, round_number, base, spi, rekeys=rekeys)
         spi += STREAM
-        kill_after = rng.randrange(2, STREAM - 2)  # requests programmed before the SIGKILL
+        # Requests programmed before the SIGKILL (not too near the end: the stream must
+        # still be running when the kill lands).
+        kill_after = rng.randrange(2, STREAM * 3 // 4)
         log_offset = len(controller.log())
 
         outcome: list[object] = []
@@ -284,10 +280,124 @@ def test_kill_9_mid_stream_leaves_every_request_whole_or_absent(
         assert finished in ([], [len(applied) - 1]), (note, finished, applied)
         assert not finished or requests[finished[0]].operation == pb._DELETE
         print(f"{note}: killed after {kill_after} programmed; {len(applied)} applied, "
-              f"interrupted {interrupted}, finished at start-up {finished}")
+              f"interrupted {[pb.OPERATION.Name(requests[i].operation) for i in interrupted]}, "
+              f"finished at start-up {finished}")
         # The tunnels still work as tunnels: every surviving one of the stream can be deleted.
         channel, stub = _stub(controller)
         with channel:
             answer = stub.createIpTunnel(iter([delete(t) for t in sorted(after)]), timeout=30)
         assert answer.requestStatus == pb._TUNNEL_ACCEPTED, (note, answer)
         assert _assert_equal(controller, reader, worker) == {}
+
+
+class KillingProxy(wpb_grpc.CryptoWorkerServicer):
+    """The worker's SA service as the controller sees it: every call forwarded to the real
+    worker; when armed, the controller is SIGKILLed right after a RemoveSa has reached the
+    worker and before the controller gets the answer — a kill at exactly the point where the
+    request can no longer simply be dropped."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        self._channel = grpc.insecure_channel(f"unix:{worker.socket}")
+        self._stub = wpb_grpc.CryptoWorkerStub(self._channel)
+        self.victim: ControllerProcess | None = None
+        self.removed: list[int] = []
+
+    def AddSa(self, request, context):  # noqa: N802 - gRPC method names
+        return self._stub.AddSa(request, timeout=5)
+
+    def ReplaceSa(self, request, context):  # noqa: N802
+        return self._stub.ReplaceSa(request, timeout=5)
+
+    def ListSas(self, request, context):  # noqa: N802
+        return self._stub.ListSas(request, timeout=5)
+
+    def GetCounters(self, request, context):  # noqa: N802
+        return self._stub.GetCounters(request, timeout=5)
+
+    def RemoveSa(self, request, context):  # noqa: N802
+        response = self._stub.RemoveSa(request, timeout=5)
+        victim, self.victim = self.victim, None
+        if victim is not None:
+            self.removed.append(request.sa_index)
+            victim.kill()
+        return response
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+@dataclass
+class _Socket:
+    socket: Path
+
+
+def test_kill_9_after_the_old_sa_left_the_worker_undoes_a_rekey_and_finishes_a_delete(
+        workdir: Path, switch: SwitchProcess, worker: WorkerProcess, routes_file: Path) -> None:
+    """The worst moments for a crash: an encrypt rekey whose old SA the worker has just removed
+    (its key retired there), and a DELETE whose SA is gone. After the restart the rekey is
+    undone — the old SA resumed above its durable limit, the tunnel active and encrypting under
+    its old SPI with new sequence numbers — and the DELETE is finished."""
+    from concurrent import futures
+
+    from dp_support import PacketPort
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    proxy = KillingProxy(worker)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    wpb_grpc.add_CryptoWorkerServicer_to_server(proxy, server)
+    proxy_socket = workdir / "proxy.sock"
+    server.add_insecure_port(f"unix:{proxy_socket}")
+    server.start()
+    controller = ControllerProcess(workdir, switch, _Socket(proxy_socket),  # type: ignore[arg-type]
+                                   routes_file)
+    port = PacketPort(switch.packet_url)
+    try:
+        controller.start()
+        controller.wait_serving()
+        channel, stub = _stub(controller)
+        with channel:
+            answer = stub.createIpTunnel(iter([
+                ipsec_enc(1, spi=4587, match=match_ipv4(source="10.0.0.1")),
+                ipsec_dec(2, spi=780, match=match_ipv4(source="11.0.0.2"))]), timeout=10)
+        assert answer.requestStatus == pb._TUNNEL_ACCEPTED, answer
+        frame = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP() / b"x")
+
+        def encrypted() -> tuple[int, int]:
+            port.send(1, frame)
+            received = port.receive()
+            assert received is not None, "the encrypt tunnel is dark"
+            payload = bytes(Ether(received[1])[UDP].payload)
+            return int.from_bytes(payload[:4], "big"), int.from_bytes(payload[4:8], "big")
+
+        sent_before = [encrypted() for _ in range(3)]
+        assert sent_before == [(4587, 1), (4587, 2), (4587, 3)]
+        before = _assert_equal(controller, SwitchReader(switch), worker)
+
+        for request in (update_enc_sa(1, spi=4590), delete(2)):
+            proxy.victim = controller
+            outcome: list[object] = []
+            _send(controller.port, [request], outcome)
+            assert outcome and isinstance(outcome[0], grpc.RpcError), outcome
+            assert proxy.victim is None, f"no RemoveSa reached the worker: {outcome}"
+            restart = len(controller.log())
+            controller.start()
+            controller.wait_serving()
+            after = _assert_equal(controller, SwitchReader(switch), worker)
+            startup = controller.log()[restart:]
+            assert "cannot be resumed" not in startup, startup[-3000:]  # nothing left dark
+            if request.operation == pb._UPDATE:
+                assert after == before, "the interrupted rekey is not undone"
+                assert "UPDATE tunnel 1) was being applied" in startup
+            else:
+                assert after == {1: [4587]}, "the interrupted DELETE is not finished"
+                assert "DELETE tunnel 2) was interrupted by the stop; finished" in startup
+        # The old encrypt SA, resumed: same SPI, numbering above everything used before.
+        spi, sequence = encrypted()
+        assert spi == 4587 and sequence > 3
+        assert proxy.removed and len(proxy.removed) == 2
+    finally:
+        port.close()
+        controller.stop()
+        server.stop(None)
+        proxy.close()

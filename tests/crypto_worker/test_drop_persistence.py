@@ -98,11 +98,20 @@ def test_drop_counts_survive_a_crash_and_only_grow(tmp_path: Path) -> None:
     assert resumed is not None
     assert resumed.counters.drops == {DropReason.REPLAY: 3, DropReason.ICV_FAILURE: 2}
     assert third.unknown_sa_drops == {9: 2}
-    # Removed, then a new SA at the same index: its counts start from zero, and stay zero.
+    # Removed, then a new SA at the same index: its counts start from zero.
     third.remove(2)
     third.add(_config(spi=0x7004), Keying.random(GCM).keys())
     fresh = third.get(2)
     assert fresh is not None and fresh.counters.drops == {}
+    # The removed SA resumed (an interrupted request undone): its counts continue.
+    third.remove(2)
+    third.add(_config(), keys.keys(), resume=True)
+    back = third.get(2)
+    assert back is not None
+    assert back.counters.drops == {DropReason.REPLAY: 3, DropReason.ICV_FAILURE: 2}
+    # The same SA added fresh (resume=false): from zero, in the store too.
+    third.remove(2)
+    third.add(_config(), keys.keys())
     assert third.store.load_drops(identity) == {}
     third.close()
 
