@@ -22,6 +22,7 @@ from controller.capabilities import (
 )
 from controller.crypto_client import CryptoWorkerClient, worker_ciphers
 from controller.dataplane import DataPlane, DetachedDataPlane
+from controller.journal_recovery import RecoveringStore
 from controller.metrics import MetricsServer, RequestMetrics, start_metrics
 from controller.p4rt.connection import SwitchTarget
 from controller.p4runtime_dataplane import DataPlaneStatus, P4RuntimeDataPlane
@@ -121,8 +122,8 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     """Open the state, build the services and bind the port (nothing is served until start)."""
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_state_dir(settings.state_dir)
-    store = TunnelStore(settings.state_dir / DATABASE_FILE,
-                        KeySealer(load_or_create_store_key(settings.state_dir)))
+    store = RecoveringStore(settings.state_dir / DATABASE_FILE,
+                            KeySealer(load_or_create_store_key(settings.state_dir)))
     try:
         if dataplane is None:
             dataplane, capabilities = _build_dataplane(settings, store, capabilities)
