@@ -14,7 +14,7 @@ from pathlib import Path
 from controller.allocation import Allocation
 from controller.dataplane import TunnelChange, TunnelCounters
 from controller.journal_recovery import RecoveringStore
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.model import (
     Cipher,
     IpsecEncrypt,
@@ -30,7 +30,7 @@ from controller.store import DATABASE_FILE, TunnelStore
 
 
 def _encrypt(tunnel_id: int, spi: int) -> Tunnel:
-    secret = Secret(key=os.urandom(32), salt=os.urandom(4))
+    secret = SaKey(key=os.urandom(32), salt=os.urandom(4))
     return Tunnel(tunnel_id=tunnel_id, match=Match(), next_action=NextAction.FORWARD,
                   body=IpsecEncrypt(mode=TunnelMode.TRANSPORT, cipher=Cipher.AES256_GCM64,
                                     sa=SecurityAssociation(spi=spi, secret=secret)))
