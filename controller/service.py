@@ -76,11 +76,6 @@ class StreamResult:
         return bits
 
 
-def _usage(tunnels: Mapping[int, Tunnel]) -> tuple[int, int]:
-    """(tunnels, SAs) the given tunnels occupy in the data plane."""
-    return len(tunnels), sum(len(t.security_associations) for t in tunnels.values())
-
-
 def _footprint(tunnel: Tunnel | None) -> tuple[int, int]:
     """(tunnels, SAs) one tunnel occupies; (0, 0) for none."""
     return (0, 0) if tunnel is None else (1, len(tunnel.security_associations))
@@ -135,10 +130,10 @@ class TunnelService:
     async def _submit_locked(self, stream: str, requests: Sequence[pb.ipTunnelRequest]
                              ) -> StreamResult:
         async with self._lock:
-            view = dict(self._store.tunnels)
+            view = self._store.view()
             outcomes: list[RequestOutcome | None] = [None] * len(requests)
             plan: list[tuple[int, TunnelChange]] = []
-            peak_tunnels, peak_sas = _usage(view)
+            peak_tunnels, peak_sas = len(view), view.sa_count
             tunnels, sas = peak_tunnels, peak_sas
             keys = StreamKeys(self._store)
             for index, request in enumerate(requests):
@@ -158,10 +153,7 @@ class TunnelService:
                 sas += sas_after - sas_before
                 peak_tunnels, peak_sas = max(peak_tunnels, tunnels), max(peak_sas, sas)
                 keys.accept(change)
-                if change.after is None:
-                    del view[change.tunnel_id]
-                else:
-                    view[change.tunnel_id] = change.after
+                view.set(change.tunnel_id, change.after)
                 plan.append((index, change))
             caps = self.capabilities
             if peak_tunnels > caps.max_tunnels or peak_sas > caps.max_sas:

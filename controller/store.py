@@ -6,7 +6,8 @@ data plane programs the batch (saving allocations and retired keys inside the sa
 transaction), and :meth:`StagedBatch.commit` writes the tunnels of the requests the data plane
 applied and commits once, so a request is never half-applied and a batch costs one commit
 (:meth:`TunnelStore.stage` is the batch of one). The live encrypt keys of the committed tunnels
-are indexed by fingerprint (:attr:`TunnelStore.live_keys`), kept per commit. Tunnel definitions
+are indexed by fingerprint (:attr:`TunnelStore.live_keys`), and decrypt SPIs and chains by
+tunnel (:class:`controller.tunnel_view.TunnelIndex`), kept per commit. Tunnel definitions
 are stored as JSON without keys; each SA's key is sealed (``controller.sealing``) in its own row.
 """
 
@@ -30,6 +31,7 @@ from controller.allocation import Allocation
 from controller.dataplane import TunnelChange, TunnelCounters
 from controller.keys import Secret
 from controller.sealing import KeySealer, SealingError
+from controller.tunnel_view import TunnelIndex, TunnelView
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,7 @@ class TunnelStore:
             self._live_keys: dict[bytes, tuple[int, int]] = {}
             for tunnel in self._tunnels.values():
                 self._index_keys(None, tunnel)
+            self._index = TunnelIndex(self._tunnels)
         except BaseException:
             self._db.close()
             raise
@@ -327,6 +330,7 @@ class TunnelStore:
 
     def _apply_in_memory(self, change: TunnelChange) -> None:
         self._index_keys(change.before, change.after)
+        self._index.move(self._tunnels.get(change.tunnel_id), change.after)
         if change.after is None:
             self._tunnels.pop(change.tunnel_id, None)
         else:
@@ -341,6 +345,10 @@ class TunnelStore:
                     self._live_keys[fingerprint] = (tunnel.tunnel_id, tunnel.body.sa.spi)
                 elif self._live_keys.get(fingerprint, (None,))[0] == tunnel.tunnel_id:
                     del self._live_keys[fingerprint]
+
+    def view(self) -> TunnelView:
+        """The committed tunnels as a stream's starting view (indexed, nothing copied)."""
+        return TunnelView(self._tunnels, self._index)
 
     @property
     def live_keys(self) -> Mapping[bytes, tuple[int, int]]:
