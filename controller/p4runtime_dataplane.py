@@ -93,6 +93,7 @@ DRAIN_POLL_SECONDS = 0.005
 DRAIN_QUIET_POLLS = 20  # polls with nothing entering or leaving: nothing is in flight
 WHOLE_READ_SHARE = 0.5  # counters are read whole when a read names more than this share of cells
 STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
+FULL_CHECK_POLLS = 20  # every this many worker polls every SA's parameters are compared
 # Plans per executed batch: one WriteRequest carries at most MAX_BATCH plans' updates (a decrypt
 # CREATE is 18 updates: 16 counter-cell resets of its index, its SA entry and its rule).
 MAX_BATCH = 512
@@ -183,6 +184,8 @@ class P4RuntimeDataPlane:
         self._baselines = CounterBaselines(book)
         self._degraded: dict[int, str] = {}  # SA index -> why the worker does not hold it
         self._states: dict[int, str] = {}  # tunnel id -> last logged operational state
+        self._verified: dict[int, WorkerSa] = {}  # SA index -> SA last found equal on the worker
+        self._polls = 0
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -600,13 +603,25 @@ class P4RuntimeDataPlane:
         tunnel is ``degraded`` (:meth:`tunnel_states`) until the client rekeys it.
         """
         assert self._worker is not None
+        degraded_before = bool(self._degraded)
         async with self._lock:
             actual = await self._worker.list()
             desired = self.desired_sas()
-            stray = [index for index, params in actual.items()
-                     if index not in desired or not _same_sa(desired[index].params, params)]
-            missing = [sa for index, sa in desired.items()
-                       if index not in actual or not _same_sa(sa.params, actual[index])]
+            # SAs found equal before are compared again only every FULL_CHECK_POLLS polls, or
+            # when the sets of indices differ (a restarted worker, a stray): a poll of a large
+            # table then costs one set comparison, not one comparison per SA.
+            self._polls += 1
+            if actual.keys() != desired.keys() or self._polls % FULL_CHECK_POLLS == 0:
+                self._verified = {}
+            check = [index for index in actual.keys() | desired.keys()
+                     if index not in desired or self._verified.get(index) is not desired[index]]
+            stray = [index for index in check if index in actual and (
+                index not in desired or not _same_sa(desired[index].params, actual[index]))]
+            missing = [desired[index] for index in check if index in desired and (
+                index not in actual or not _same_sa(desired[index].params, actual[index]))]
+            self._verified.update({index: desired[index] for index in check
+                                   if index in desired and index in actual
+                                   and index not in stray})
             self._degraded = {index: reason for index, reason in self._degraded.items()
                               if index in desired and index not in actual}
             for index in stray:
@@ -631,7 +646,8 @@ class P4RuntimeDataPlane:
         if changed:
             log.info("crypto worker reachable; %d SA(s)", len(desired))
             self._notify()
-        self.log_states()
+        if changed or self._degraded or degraded_before:  # else no state can have changed
+            self.log_states()
 
     def tunnel_states(self) -> dict[int, str]:
         """Each tunnel's operational state: ``active`` or ``degraded: <reason>``."""
