@@ -93,6 +93,7 @@ DRAIN_POLL_SECONDS = 0.005
 DRAIN_QUIET_POLLS = 20  # polls with nothing entering or leaving: nothing is in flight
 WHOLE_READ_SHARE = 0.5  # counters are read whole when a read names more than this share of cells
 STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
+READ_CHUNK = 16384  # counter cells per ReadRequest (~0.3 MB; gRPC's default limit is 4 MiB)
 FULL_CHECK_POLLS = 20  # every this many worker polls every SA's parameters are compared
 # Plans per executed batch: one WriteRequest carries at most MAX_BATCH plans' updates (a decrypt
 # CREATE is 18 updates: 16 counter-cell resets of its index, its SA entry and its rule).
@@ -510,8 +511,9 @@ class P4RuntimeDataPlane:
         if len(alloc) <= WHOLE_READ_SHARE * (self.pipeline.sizes.max_tunnels + 1):
             query = [fy.P4CounterEntry(name, index=index) for a in alloc.values()
                      for name, index in self.pipeline.counter_cells(a.tunnel_index)]
-            try:
-                cells = await self.connection.read(query) if query else []
+            try:  # in ReadRequests of READ_CHUNK cells: gRPC refuses messages over 4 MiB
+                cells = [cell for start in range(0, len(query), READ_CHUNK)
+                         for cell in await self.connection.read(query[start:start + READ_CHUNK])]
             except SwitchUnavailable as error:
                 raise DataPlaneUnavailable(str(error)) from None
             packets: CellCounts = {
