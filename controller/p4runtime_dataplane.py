@@ -1,22 +1,33 @@
 """The P4Runtime data plane: every validated change becomes switch writes and worker SA calls.
 
-Per :meth:`P4RuntimeDataPlane.apply` (one API request), in this order — make before break,
-because BMv2 has no atomic multi-entry writes:
+Three jobs, three modules: :mod:`controller.planner` decides what a change needs (switch updates
+and their inverses, SAs to add and remove, indices, retired keys; key reuse and index
+exhaustion are request errors there), :mod:`controller.executor` does a batch of plans in few
+round trips, and this module owns the life cycle around them — readiness, batching, the drain
+before an old SA is removed, reconciliation, counters and tunnel states.
 
-1. the worker gets the new SAs (AddSa at fresh SA indices);
-2. one WriteRequest adds what is new on the switch: counter resets for a new tunnel index,
+Per :meth:`P4RuntimeDataPlane.apply_batch` (a batch of API requests, in order) the changes are
+planned into batches of at most ``MAX_BATCH`` (a batch ends early before a second change of the
+same tunnel, a change chaining from a tunnel of the batch, or a change that finds no free index
+while the batch frees some) and each batch is executed make before break, because P4Runtime
+writes are not atomic across updates:
+
+1. the worker gets the batch's new SAs (AddSa at fresh SA indices, concurrently);
+2. one WriteRequest adds what is new on the switch: counter resets for new tunnel indices,
    ``decrypt_sas`` entries, ``tunnel_rules`` entries (INSERT, or MODIFY when the key is the same);
 3. one WriteRequest removes what is gone (old rule and SA-index entries);
-4. once the frames already sent to the worker have come back (the drain, :meth:`_drain`), the
-   worker drops the old SAs: cleanup that is never undone (nothing refers to them any more; a
-   failure leaves a stray that reconciliation removes).
+4. once the frames already sent to the worker have come back (the drain, :meth:`_drain`, for
+   all rekeys of the batch at once), the worker drops the old SAs: cleanup that is never undone
+   (nothing refers to them any more; a failure leaves a stray that reconciliation removes).
 
-A CREATE therefore is one WriteRequest, a DELETE one, an UPDATE at most two. An encrypt rekey
-adds the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the
-new SPI's entries beside the old ones: no packet meets a missing SA. If any step fails, the
-steps already done are undone in reverse (per update, using the switch's per-update errors), so
-the switch and the worker stay equal to the controller's state, and the request fails with
-:class:`DataPlaneUnavailable`. If an undo itself fails, the next reconciliation repairs it.
+A batch of CREATEs therefore is one WriteRequest, whatever its length. An encrypt rekey adds
+the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the new
+SPI's entries beside the old ones: no packet meets a missing SA. Refused updates and AddSa
+calls are mapped back to their request, whose other steps are undone (executor module doc):
+a worker FAILED_PRECONDITION fails that request alone; any other failure fails it and undoes
+every later request of the batch (:class:`DataPlaneUnavailable`, the stream stops there), so
+the switch and the worker stay equal to the controller's state. If an undo itself fails, the
+next reconciliation repairs it.
 
 Reconciliation: whenever the P4Runtime channel comes up (start-up, switch restart — finsy
 re-pushes the pipeline when its cookie differs — or a reconnect) the managed tables are read
@@ -29,7 +40,8 @@ until a rekey. Until both are reconciled, the data plane is unavailable: request
 untouched, reads fail, health is NOT_SERVING.
 
 A request's own fault found here — an SA index the make-before-break peak cannot get, a reused
-or retired encrypt key (last guard; the service's planner refuses them first), the worker's
+or retired encrypt key (the planner's check; the service's stream validation refuses them
+first, controller.key_guard), the worker's
 FAILED_PRECONDITION "key retired" — raises :class:`controller.errors.RequestError`, after the
 undo; :class:`DataPlaneUnavailable` means the switch or the worker did not answer.
 """

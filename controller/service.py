@@ -9,9 +9,11 @@ nothing is applied (TABLE_FULL); a data-plane fault stops the stream (TABLE_UNAV
 Once a stream is being applied, the client no longer matters: :meth:`TunnelService.submit` runs
 the work in its own task behind :func:`asyncio.shield`, so a cancelled call or an expired
 deadline stops the handler but never a request half-way; every request is finished (store
-committed to exactly what the data plane holds) or undone. Each request is journalled in the
-store before its data-plane writes (:meth:`TunnelStore.journal_begin`) and the stream's rows
-are cleared once its answer is ready, so after a crash the next start logs every request that
+committed to exactly what the data plane holds) or undone. Valid requests are applied in
+batches of ``BATCH``: the batch's requests are journalled in the store (one durable commit,
+:meth:`TunnelStore.journal_begin_many`) before its data-plane writes, one store transaction
+spans the data plane's batch and commits the requests it applied, and the stream's rows are
+cleared once its answer is ready, so after a crash the next start logs every request that
 was applied but never acknowledged, or was interrupted (and is then undone by reconciliation).
 """
 
