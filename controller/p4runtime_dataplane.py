@@ -189,6 +189,10 @@ class P4RuntimeDataPlane:
         self._counter_reader = CounterArrayReader(
             address=target.address, device_id=target.device_id,
             counters=pipeline.tunnel_counter_arrays())
+        self._packet_reader = CounterArrayReader(  # the four packet arrays: which are 0
+            address=target.address, device_id=target.device_id,
+            counters={name: cells for name, cells in pipeline.tunnel_counter_arrays().items()
+                      if name in (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)})
         self.counter_poller = CounterPoller(
             lambda: self._counter_reader.read(self._polled_cells()), max_age=counter_max_age)
         self._monitor: asyncio.Task[None] | None = None
@@ -259,6 +263,7 @@ class P4RuntimeDataPlane:
                 await self._monitor
         await self.connection.stop()
         await self._counter_reader.close()
+        await self._packet_reader.close()
         if self._worker is not None:
             await self._worker.close()
 
@@ -420,6 +425,7 @@ class P4RuntimeDataPlane:
                 if isinstance(result, BaseException):
                     log.warning("tunnel %d: old SA index %d stays on the worker until the "
                                 "next reconciliation: %s", sa.tunnel_id, sa.sa_index, result)
+        await self._reset_freed(applied)
         for plan in applied:
             self._planner.commit(plan)
             self._book.save_allocation(plan.tunnel_id, plan.allocation)
@@ -484,6 +490,35 @@ class P4RuntimeDataPlane:
         counts["worker"] = sum((await self._worker.drops(sa_indexes)).values())
         counts["handled"] = await self._worker.handled(sa_indexes)
         return counts
+
+    async def _reset_freed(self, applied: list[Plan]) -> None:
+        """Zero the counter cells of the tunnel indices the applied DELETEs free, in one
+        WriteRequest, so the next CREATE there writes no resets; if it fails the index is
+        simply not known clean (that CREATE resets its cells itself)."""
+        freed = [plan.freed_tunnel for plan in applied if plan.freed_tunnel is not None]
+        if not freed:
+            return
+        try:
+            await self.connection.write([modify(counter) for index in freed
+                                         for counter in self.pipeline.counter_resets(index)])
+        except (SwitchUnavailable, SwitchWriteFailed) as error:
+            log.warning("counter cells of %d freed tunnel index(es) not reset (%s); a tunnel "
+                        "created there resets them", len(freed), error)
+            return
+        self._planner.mark_clean(freed)  # DELETEd: no longer allocated, its rule is gone
+
+    async def _find_clean(self) -> None:
+        """Read the four packet arrays once: a free index none of them counted has all its
+        cells at 0 (its byte cells count the same frames), so a CREATE there needs no reset."""
+        try:
+            snapshot = await self._packet_reader.read()
+        except CounterReadFailed as error:
+            log.warning("counter arrays not read (%s); every CREATE resets its cells", error)
+            return
+        arrays = list(snapshot.packets.values())
+        size = min(len(cells) for cells in arrays)
+        self._planner.mark_clean(index for index in range(1, size)
+                                 if not any(cells[index] for cells in arrays))
 
     def _undo_failed(self) -> None:
         """An undo did not reach the switch: unavailable until reconciliation repaired it."""
@@ -589,6 +624,8 @@ class P4RuntimeDataPlane:
                 self._baselines.fold(self._tunnels())
             await connection.write(deletes)
             await connection.write(modifies + inserts)
+            self._planner.forget_clean()
+            await self._find_clean()  # no rule counts at a free index any more
             log.info("switch reconciled: %d entries wanted, %d deleted, %d modified, "
                      "%d inserted", len(desired), len(deletes), len(modifies), len(inserts))
             self._switch_ready = True

@@ -139,6 +139,9 @@ class Planner:
                  tunnels: Mapping[int, Tunnel], fingerprint: Callable[[Secret], bytes],
                  is_retired: Callable[[bytes], bool]) -> None:
         self.pipeline = pipeline
+        # Free tunnel indices whose counter cells are known to be 0 on the switch (read back,
+        # or reset when their tunnel left): a CREATE there writes no counter resets.
+        self._clean: set[int] = set()
         self._fingerprint = fingerprint
         self._is_retired = is_retired
         sizes = pipeline.sizes
@@ -225,7 +228,8 @@ class Planner:
                    {sa.sa_index: sa for sa in worker_sas(after, allocation.sa_indexes)})
         make: list[Any] = []
         undo_make: list[Any] = []
-        if previous is None and allocation is not None:
+        if (previous is None and allocation is not None
+                and allocation.tunnel_index not in self._clean):
             make += [modify(counter) for counter in self.pipeline.counter_resets(
                 allocation.tunnel_index)]
             undo_make += [None] * len(make)
@@ -276,8 +280,19 @@ class Planner:
             raise RequestError(ErrorCode.INVALID_KEY, KEY_FIELD, key_retired(new.sa.spi))
         return [(fingerprint, (tunnel_id, new.sa.spi))]
 
+    def mark_clean(self, tunnel_indexes: Iterable[int]) -> None:
+        """These tunnel indices' counter cells are 0 on the switch (ignored while in use)."""
+        used = {allocation.tunnel_index for allocation in self._book.allocations.values()}
+        self._clean.update(index for index in tunnel_indexes if index not in used)
+
+    def forget_clean(self) -> None:
+        """Nothing is known about the switch's counters any more (a new connection)."""
+        self._clean.clear()
+
     def _reserve(self, plan: Plan) -> None:
         book = self._book
+        if plan.allocation is not None:
+            self._clean.discard(plan.allocation.tunnel_index)  # its cells will count
         if plan.allocation is None:
             book.allocations.pop(plan.tunnel_id, None)
         else:

@@ -214,3 +214,17 @@ def test_the_stream_view_answers_spi_owners_and_dependents_without_copying() -> 
     assert sorted(view) == [1, 3, 4] and len(view) == 3 and view.sa_count == 4
     assert 2 not in view and view[4].tunnel_id == 4
     assert sorted(base) == [1, 2, 3] and index.spi_owner[700] == 1  # the base is untouched
+
+
+def test_a_create_at_a_known_clean_index_writes_no_counter_resets() -> None:
+    planner = _planner()
+    planner.mark_clean([1])
+    clean = planner.plan(_create(_decrypt(7, 780)))
+    assert clean.allocation is not None and clean.allocation.tunnel_index == 1
+    assert len(clean.make) == 2  # the decrypt SA entry and the rule, no resets
+    planner.commit(clean)
+    planner.mark_clean([1])  # in use: not clean (its rule counts)
+    gone = planner.plan(_delete(_decrypt(7, 780)))
+    assert gone.freed_tunnel == 1
+    other = planner.plan(_create(_decrypt(8, 781)))
+    assert len(other.make) == len(PIPELINE.counter_resets(2)) + 2  # index 2 was never clean
