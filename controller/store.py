@@ -421,14 +421,25 @@ class TunnelStore:
 
     def save_baselines(self, rows: Mapping[int, tuple[TunnelCounters, TunnelCounters] | None]
                        ) -> None:
-        """Write (or, for None, forget) baselines — in the open request transaction if any."""
-        for tunnel_id, row in rows.items():
-            self._db.execute("DELETE FROM counter_baselines WHERE tunnel_id = ?",
-                             (str(tunnel_id),))
-            if row is not None:
-                self._db.execute("INSERT INTO counter_baselines VALUES (?, ?, ?)", (
-                    str(tunnel_id), json.dumps(dataclasses.asdict(row[0])),
-                    json.dumps(dataclasses.asdict(row[1]))))
+        """Write (or, for None, forget) baselines — in the open request transaction if any,
+        else in one transaction of their own (a stats page of new tunnels is one commit, not
+        two per tunnel)."""
+        own = not self._db.in_transaction
+        if own:
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("DELETE FROM counter_baselines WHERE tunnel_id = ?",
+                                 [(str(tunnel_id),) for tunnel_id in rows])
+            self._db.executemany("INSERT INTO counter_baselines VALUES (?, ?, ?)", [
+                (str(tunnel_id), json.dumps(dataclasses.asdict(row[0])),
+                 json.dumps(dataclasses.asdict(row[1])))
+                for tunnel_id, row in rows.items() if row is not None])
+        except BaseException:
+            if own:
+                self._db.execute("ROLLBACK")
+            raise
+        if own:
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database (the next start reloads everything from disk)."""
