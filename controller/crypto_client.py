@@ -198,6 +198,18 @@ class CryptoWorkerClient:
                 return await self._counters()
             raise _fault(error, "GetCounters") from None
 
+    async def holds(self, sa_indexes: Sequence[int]) -> bool:
+        """True when the worker holds every one of ``sa_indexes`` (a GetCounters of just
+        them: a cheap probe, where ListSas returns every SA)."""
+        try:
+            await self._stub.GetCounters(wpb.GetCountersRequest(sa_indexes=list(sa_indexes)),
+                                         timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return False
+            raise _fault(error, "GetCounters") from None
+        return True
+
     async def handled(self, sa_indexes: Iterable[int]) -> dict[int, int]:
         """Frames each SA index has finished with: transformed and returned, or dropped."""
         wanted = sorted(set(sa_indexes))
