@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from controller.sealing import SealingError
-from controller.server import serve
-from controller.settings import parse_settings
+# gRPC's C core logs every failed TLS handshake at INFO on stderr, one line per attempt; the
+# controller says what is wrong in one ERROR line (controller/p4rt/connection.py) instead. Read
+# by gRPC when it is first imported, so set before controller.server imports it.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+from controller.sealing import SealingError  # noqa: E402
+from controller.server import serve  # noqa: E402
+from controller.settings import parse_settings  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

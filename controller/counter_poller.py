@@ -4,12 +4,13 @@ A stats page used to read the eight counter arrays whole (4 × 65,536 packet cel
 4 × 1,048,576 byte cells at the default sizes) per page, and finsy decoded each cell into an
 entity object (issue 12: 25 % of the controller's time). Here:
 
-* :class:`CounterArrayReader` reads named indexed counters over its own insecure gRPC channel to
-  the switch (reads need no primary role) and keeps only the packet counts, per counter, in an
-  ``array('Q')`` — no entity object per cell. It reads the given cells by index (requests of
-  at most ``CELLS_PER_REQUEST`` entities) or, when that would be more than half the arrays,
-  each array whole in one request: with 16 byte cells per tunnel the arrays hold 4.4 million
-  cells, so by index is cheaper until nearly every tunnel index is in use;
+* :class:`CounterArrayReader` reads named indexed counters over its own gRPC channel to the
+  switch (reads need no primary role; the same TLS files as the primary channel) and keeps only
+  the packet counts, per counter, in an ``array('Q')`` — no entity object per cell. It reads the
+  given cells by index (requests of at most ``CELLS_PER_REQUEST`` entities) or, when that would
+  be more than half the arrays, each array whole in one request: with 16 byte cells per tunnel
+  the arrays hold 4.4 million cells, so by index is cheaper until nearly every tunnel index is
+  in use;
 * :class:`CounterPoller` hands out the latest :class:`CounterSnapshot` while it is younger than
   ``max_age`` (default 1 s) after its read ended — so a figure is at most ``max_age`` plus one
   read's duration old — and nothing was programmed
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import grpc
 from finsy.proto import p4r
+
+from controller.tls import SwitchChannelTls
 
 DEFAULT_MAX_AGE = 1.0  # seconds: how stale a stats page may be
 CELLS_PER_REQUEST = 32_768  # by-index entities per ReadRequest (about 0.5 MB; servers take 4 MiB)
@@ -60,8 +63,10 @@ class CounterArrayReader:
     """Reads whole indexed counters (name → (P4Info id, size)) in one ReadRequest."""
 
     def __init__(self, *, address: str, device_id: int,
-                 counters: Mapping[str, tuple[int, int]], timeout: float = 60.0) -> None:
+                 counters: Mapping[str, tuple[int, int]], timeout: float = 60.0,
+                 tls: SwitchChannelTls | None = None) -> None:
         self._address = address
+        self._tls = tls
         self._device_id = device_id
         self._counters = dict(counters)
         self._names = {counter_id: name for name, (counter_id, _) in self._counters.items()}
@@ -82,8 +87,12 @@ class CounterArrayReader:
             requests = [entities[first:first + CELLS_PER_REQUEST]
                         for first in range(0, len(entities), CELLS_PER_REQUEST)]
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(
-                self._address, options=[("grpc.max_receive_message_length", 64 << 20)])
+            options = [("grpc.max_receive_message_length", 64 << 20)]
+            if self._tls is None:
+                self._channel = grpc.aio.insecure_channel(self._address, options=options)
+            else:  # files re-read per channel, as the primary channel does at each reconnect
+                self._channel = grpc.aio.secure_channel(
+                    self._address, self._tls.credentials().to_client_credentials(), options=options)
         read = self._channel.unary_stream("/p4.v1.P4Runtime/Read",
                                           request_serializer=p4r.ReadRequest.SerializeToString,
                                           response_deserializer=p4r.ReadResponse.FromString)

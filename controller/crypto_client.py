@@ -1,7 +1,7 @@
 """Client of the crypto worker's SA service (proto/tunneloffload/crypto/v1/worker.proto).
 
 Turns the controller's SAs into AddSa/RemoveSa/ListSas/GetCounters calls on the worker's Unix
-socket. Keys are unwrapped from :class:`controller.keys.Secret` only here, straight into the
+socket. Keys are unwrapped from :class:`controller.keys.SaKey` only here, straight into the
 request message, and only after :func:`check_worker_socket` found the socket owned by this user
 (or root) in a directory no other user can write (the trust assumption, docs/operations.md).
 Every failure becomes :class:`WorkerUnavailable` (the worker could not be reached) or

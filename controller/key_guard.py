@@ -20,7 +20,7 @@ from typing import Protocol
 
 from controller.dataplane import TunnelChange
 from controller.errors import ErrorCode, RequestError
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.model import IpsecEncrypt, Tunnel
 
 KEY_FIELD = "ipsecTunnel.ipsecEnc.ipsecSA.encryptionKey"
@@ -29,7 +29,7 @@ KEY_FIELD = "ipsecTunnel.ipsecEnc.ipsecSA.encryptionKey"
 class RetiredKeys(Protocol):
     """Where retired fingerprints and the committed live keys live (the tunnel store)."""
 
-    def fingerprint(self, secret: Secret) -> bytes: ...
+    def fingerprint(self, secret: SaKey) -> bytes: ...
 
     def is_retired(self, fingerprint: bytes) -> bool: ...
 

@@ -1,4 +1,4 @@
-"""Key material: the :class:`Secret` wrapper and the parser for ``encryptionKey`` bytes.
+"""Key material: the :class:`SaKey` wrapper and the parser for ``encryptionKey`` bytes.
 
 Accepted layouts for an AES-``n`` key (``n`` = 16 or 32 bytes) with an AEAD salt of ``s`` bytes
 (4 for GCM / RFC 4106, 3 for CCM / RFC 4309): raw ``key``, raw ``key || salt``, or the ASCII hex
@@ -17,7 +17,7 @@ from controller.errors import ErrorCode, RequestError
 _HEX_DIGITS = frozenset(string.hexdigits.encode())
 
 
-class Secret:
+class SaKey:
     """An AES key and its salt; ``repr``/``str`` show only the length, never the bytes.
 
     Only code that must hand the key to the crypto worker (the data plane) and the store's sealer
@@ -39,14 +39,14 @@ class Secret:
         return repr(self)
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
+        if not isinstance(other, SaKey):
             return NotImplemented
         return hmac.compare_digest(self._key + self._salt, other._key + other._salt)
 
     __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self) -> NoReturn:
-        raise TypeError("Secret is not picklable")
+        raise TypeError("SaKey is not picklable")
 
     @property
     def key_len(self) -> int:
@@ -67,7 +67,7 @@ class Secret:
         return self._salt
 
 
-def parse_key(raw: bytes, *, key_len: int, salt_len: int, cipher_name: str, field: str) -> Secret:
+def parse_key(raw: bytes, *, key_len: int, salt_len: int, cipher_name: str, field: str) -> SaKey:
     """Split ``raw`` into key and salt for a cipher, or raise INVALID_KEY naming the sizes.
 
     The error text names the field, the received length and the accepted lengths — never any
@@ -99,4 +99,4 @@ def parse_key(raw: bytes, *, key_len: int, salt_len: int, cipher_name: str, fiel
     key, salt = material[:key_len], material[key_len:]
     if not any(key):
         raise RequestError(ErrorCode.INVALID_KEY, field, "an all-zero AES key is refused")
-    return Secret(key=key, salt=salt if salt else bytes(salt_len))
+    return SaKey(key=key, salt=salt if salt else bytes(salt_len))

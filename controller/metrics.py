@@ -7,7 +7,12 @@
   from the data plane at scrape time, exactly what ``getIpTunnelStats`` returns.
 * ``tunneloffload_worker_drops_total``: the crypto worker's drops by reason (bad ICV, replay,
   unknown SA ...) from its ``GetCounters``, per tunnel when the SA is one of a tunnel's, else
-  ``tunnel=""`` (frames no SA could own). The API has no per-reason field; this is where they are.
+  ``tunnel=""`` (frames no SA could own). The API has no per-reason field; this is where they are
+  (``tunnelctl stats --reasons`` reads them here).
+* ``tunneloffload_switch_drops_total``: the switch's drops by reason (its ``drop_reasons``
+  counter, one cell per DROP_* code of p4src/include/defines.p4), switch-wide: the switch does
+  not count reasons per tunnel; ``tunneloffload_switch_parser_errors_total``: the
+  ``parser_error`` drops by kind. Every reason the P4 source names is reported, 0 included.
 * ``tunneloffload_dataplane_{available,switch_ready,worker_ready}``: data-plane health (1/0).
 * ``tunneloffload_scrape_errors_total``: scrapes whose data-plane read failed (the counters of
   that scrape are left out instead of reported as 0).
@@ -30,6 +35,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from controller.counter_poller import CounterArrayReader
+from controller.drop_reasons import DropReasonNames, load_drop_reason_names
 from tunneloffload.crypto.v1 import worker_pb2 as wpb
 from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
 
@@ -136,6 +143,8 @@ class Snapshot:
 
     counters: dict[int, Any] = field(default_factory=dict)
     worker_drops: dict[tuple[str, str], int] = field(default_factory=dict)  # (tunnel, reason)
+    switch_drops: dict[str, int] = field(default_factory=dict)          # reason -> packets
+    parser_errors: dict[str, int] = field(default_factory=dict)         # kind -> packets
     health: dict[str, bool] = field(default_factory=dict)
     error: str | None = None
 
@@ -151,6 +160,38 @@ class DataPlaneCollector(Collector):
         self._worker_socket = worker_socket
         self._channel: grpc.aio.Channel | None = None
         self._scrape_errors = 0
+        self._drop_reader: CounterArrayReader | None = None
+        self._drop_names = DropReasonNames()
+        self._drop_arrays: list[str] = []   # [drops by reason, parser errors], P4 names
+
+    async def _switch_drops(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(drops by reason, parser errors by kind) from the switch's counters; nothing when
+        the data plane has no switch (detached)."""
+        pipeline = getattr(self._dataplane, "pipeline", None)
+        connection = getattr(self._dataplane, "connection", None)
+        if pipeline is None or connection is None:
+            return {}, {}
+        if self._drop_reader is None:
+            arrays = pipeline.drop_counter_arrays()
+            self._drop_names = load_drop_reason_names(pipeline.p4info_path)
+            self._drop_arrays = list(arrays)  # DROP_REASONS, PARSER_ERRORS in that order
+            self._drop_reader = CounterArrayReader(
+                address=connection.target.address, device_id=connection.target.device_id,
+                counters=arrays, timeout=SCRAPE_TIMEOUT, tls=connection.target.tls)
+        snapshot = await self._drop_reader.read()
+        drops_array, parser_array = (snapshot.packets[name] for name in self._drop_arrays)
+        names = self._drop_names
+
+        def by_name(cells: Any, named: dict[int, str], name_of: Callable[[int], str]
+                    ) -> dict[str, int]:
+            found = {name_of(index): 0 for index in named}   # every named reason, 0 included
+            for index, packets in enumerate(cells):
+                if packets:
+                    found[name_of(index)] = found.get(name_of(index), 0) + packets
+            return found
+
+        drops = by_name(drops_array, names.drops, names.drop)
+        return drops, by_name(parser_array, names.parser_errors, names.parser_error)
 
     async def _worker_drops(self, tunnels: list[Any]) -> dict[tuple[str, str], int]:
         if self._worker_socket is None:
@@ -190,13 +231,17 @@ class DataPlaneCollector(Collector):
             counters = dict(await self._dataplane.read_counters(
                 [t.tunnel_id for t in tunnels]))
             drops = await self._worker_drops(tunnels)
+            switch_drops, parser_errors = await self._switch_drops()
         except Exception as error:  # noqa: BLE001 - a scrape reports, it does not crash
             return Snapshot(health=health, error=f"{type(error).__name__}: {error}")
-        return Snapshot(counters=counters, worker_drops=drops, health=health)
+        return Snapshot(counters=counters, worker_drops=drops, health=health,
+                        switch_drops=switch_drops, parser_errors=parser_errors)
 
     async def close(self) -> None:
         if self._channel is not None:
             await self._channel.close()
+        if self._drop_reader is not None:
+            await self._drop_reader.close()
 
     def collect(self) -> Iterator[Any]:
         try:
@@ -248,6 +293,19 @@ class DataPlaneCollector(Collector):
         for (tunnel, reason), packets in sorted(snap.worker_drops.items()):
             worker.add_metric([tunnel, reason], packets)
         yield worker
+        if snap.switch_drops or snap.parser_errors:
+            switch = CounterMetricFamily(f"{PREFIX}_switch_drops",
+                                         "packets the switch dropped, by reason (switch-wide)",
+                                         labels=["reason"])
+            for reason, packets in sorted(snap.switch_drops.items()):
+                switch.add_metric([reason], packets)
+            yield switch
+            parser = CounterMetricFamily(f"{PREFIX}_switch_parser_errors",
+                                         "the switch's parser_error drops, by kind",
+                                         labels=["error"])
+            for kind, packets in sorted(snap.parser_errors.items()):
+                parser.add_metric([kind], packets)
+            yield parser
 
 
 @dataclass

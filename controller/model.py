@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from controller.keys import Secret
+from controller.keys import SaKey
 
 IpAddress = IPv4Address | IPv6Address
 
@@ -156,10 +156,10 @@ class IpPair:
 
 @dataclass(frozen=True, kw_only=True)
 class SecurityAssociation:
-    """One ESP SA: its SPI and its key material (never leaves the Secret in clear)."""
+    """One ESP SA: its SPI and its key material (never leaves the SaKey in clear)."""
 
     spi: int
-    secret: Secret
+    secret: SaKey
 
 
 @dataclass(frozen=True, kw_only=True)

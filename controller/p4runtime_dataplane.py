@@ -76,7 +76,7 @@ from controller.crypto_client import (
 from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters
 from controller.errors import ErrorCode, RequestError
 from controller.executor import Executor
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.model import Tunnel
 from controller.p4rt.connection import (
     SwitchConnection,
@@ -124,7 +124,7 @@ class AllocationBook(Protocol):
 
     def save_allocation(self, tunnel_id: int, allocation: Allocation | None) -> None: ...
 
-    def fingerprint(self, secret: Secret) -> bytes: ...
+    def fingerprint(self, secret: SaKey) -> bytes: ...
 
     def is_retired(self, fingerprint: bytes) -> bool: ...
 
@@ -192,11 +192,12 @@ class P4RuntimeDataPlane:
         # Stats of many tunnels: bulk counter reads shared for up to counter_max_age seconds.
         self._counter_reader = CounterArrayReader(
             address=target.address, device_id=target.device_id,
-            counters=pipeline.tunnel_counter_arrays())
+            counters=pipeline.tunnel_counter_arrays(), tls=target.tls)
         self._packet_reader = CounterArrayReader(  # the four packet arrays: which are 0
             address=target.address, device_id=target.device_id,
             counters={name: cells for name, cells in pipeline.tunnel_counter_arrays().items()
-                      if name in (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)})
+                      if name in (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)},
+            tls=target.tls)
         self.counter_poller = CounterPoller(
             lambda: self._counter_reader.read(self._polled_cells()), max_age=counter_max_age)
         self._monitor: asyncio.Task[None] | None = None

@@ -10,6 +10,12 @@ Rule priority (``tunnel_rules`` is ternary, the highest priority wins; docs/api.
 chained rules (``prev_tunnel`` set) before unchained ones, then more matched prefix bits
 (outer and inner, source and destination), then more exact-matched other fields, then the lower
 tunnel index; every tunnel's priority is unique, so two rules never have the same key.
+
+A decrypt tunnel also owns one ``esp_endpoints`` entry: its rule's match without the SPI, at a
+priority from the same formula. The switch looks it up only for ESP that no ``tunnel_rules``
+entry took, and drops such ESP as an unknown SPI on that tunnel (its in and in-drop counters);
+ESP no decrypt tunnel's match claims is routed like any IP packet (docs/dataplane.md "ESP with
+an unknown SPI").
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 TUNNEL_RULES = "TunnelIngress.classifier.tunnel_rules"
 DECRYPT_SAS = "TunnelIngress.esp.decrypt_sas"
+ESP_ENDPOINTS = "TunnelIngress.classifier.esp_endpoints"
 ROUTES_V4 = "TunnelIngress.forwarding.routes_v4"
 ROUTES_V6 = "TunnelIngress.forwarding.routes_v6"
 ENCAP_GENEVE_V4 = "TunnelIngress.classifier.encap_geneve_v4"
@@ -48,6 +55,7 @@ ENCRYPT_TRANSPORT = "TunnelIngress.classifier.ipsec_encrypt_transport"
 ENCRYPT_TUNNEL_V4 = "TunnelIngress.classifier.ipsec_encrypt_tunnel_v4"
 ENCRYPT_TUNNEL_V6 = "TunnelIngress.classifier.ipsec_encrypt_tunnel_v6"
 DECRYPT = "TunnelIngress.classifier.ipsec_decrypt"
+DROP_UNKNOWN_SPI = "TunnelIngress.classifier.drop_unknown_spi"
 SET_DECRYPT_SA = "TunnelIngress.esp.set_decrypt_sa"
 SET_NEXT_HOP = "TunnelIngress.forwarding.set_next_hop"
 TUNNEL_IN = "TunnelIngress.counters.tunnel_in"
@@ -55,6 +63,10 @@ TUNNEL_OUT = "TunnelIngress.counters.tunnel_out"
 TUNNEL_DROP_IN = "TunnelIngress.counters.tunnel_drop_in"
 TUNNEL_DROP_OUT = "TunnelIngress.counters.tunnel_drop_out"
 TUNNEL_COUNTERS = (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)
+# Switch-wide drops by DROP_* code and parser errors by PARSER_ERROR_* kind (defines.p4 names
+# the indexes: controller/drop_reasons.py); read for the metrics endpoint.
+DROP_REASONS = "TunnelIngress.counters.drop_reasons"
+PARSER_ERRORS = "TunnelIngress.counters.parser_errors"
 # Per-tunnel packet counter → the counter holding its byte total, one cell per bit of the frame
 # length (p4src/include/counters.p4 FrameBytes): cell index * bits + b counts the frames whose
 # length has bit b set. The packet counters' own byte counts are v1model's (the frame as it
@@ -73,6 +85,8 @@ _TABLE_KEYS = {
                    "inner_ip_version", "inner_ipv4_src", "inner_ipv4_dst", "inner_ipv6_src",
                    "inner_ipv6_dst"),
     DECRYPT_SAS: ("tunnel_index", "spi"),
+    ESP_ENDPOINTS: ("ingress_port", "prev_tunnel", "dst_mac", "src_mac", "ip_version",
+                    "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst"),
     ROUTES_V4: ("ipv4_dst",),
     ROUTES_V6: ("ipv6_dst",),
 }
@@ -88,6 +102,7 @@ _ACTION_PARAMS = {
     ENCRYPT_TUNNEL_V6: ("tunnel_index", "next_action", "sa_index", "spi", "nat_t", "src_addr",
                         "dst_addr"),
     DECRYPT: ("tunnel_index", "next_action", "tunnel_mode"),
+    DROP_UNKNOWN_SPI: ("tunnel_index",),
     SET_DECRYPT_SA: ("sa_index",),
     SET_NEXT_HOP: ("port", "src_mac", "dst_mac"),
 }
@@ -182,7 +197,7 @@ class Pipeline:
                 if param not in names:
                     raise _did_you_mean(f"parameter of {action_name}:", param, names)
         counters = [counter.name for counter in schema.counters]
-        for counter in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values()):
+        for counter in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values(), DROP_REASONS, PARSER_ERRORS):
             if schema.counters.get(counter) is None:
                 raise _did_you_mean("counter", counter, counters)
 
@@ -196,6 +211,11 @@ class Pipeline:
             body = annotations[name]
             values[name] = int(body[0] if isinstance(body, list) else str(body))
         counter_size = min(self.schema.counters[name].size for name in TUNNEL_COUNTERS)
+        endpoints = self.schema.tables[ESP_ENDPOINTS].size
+        if endpoints < counter_size - 1:
+            raise PipelineMismatch(f"table {ESP_ENDPOINTS!r} has {endpoints} entries; "
+                                   f"{counter_size - 1} tunnels may all be decrypt tunnels, "
+                                   "one entry each")
         for name in TUNNEL_BYTES.values():
             cells = self.schema.counters[name].size
             if cells != counter_size * self.length_bits:
@@ -215,7 +235,8 @@ class Pipeline:
     def rule_entries(self, tunnel: Tunnel, *, tunnel_index: int,
                      sa_indexes: dict[int, int],
                      tunnel_indexes: dict[int, int]) -> list[fy.P4TableEntry]:
-        """The ``tunnel_rules`` entries of one tunnel (decrypt: one per SA SPI, others one).
+        """The rule entries of one tunnel: one ``tunnel_rules`` entry, or for a decrypt tunnel
+        one per SA SPI and its ``esp_endpoints`` entry (unknown SPIs, module doc).
 
         ``tunnel_indexes`` maps tunnel ids to indices (for ``prev_tunnel``); ``sa_indexes``
         maps this tunnel's SPIs to worker SA indices.
@@ -227,8 +248,21 @@ class Pipeline:
             for sa in tunnel.body.sas:
                 spi_match = {**match, "tunnel_header": TUNNEL_HEADER_ESP, "esp_spi": sa.spi}
                 entries.append(self._rule(spi_match, action, tunnel_index))
-            return entries
+            return [*entries, self.esp_endpoint_entry(match, tunnel_index)]
         return [self._rule(match, action, tunnel_index)]
+
+    def esp_endpoint_entry(self, match: dict[str, object],
+                           tunnel_index: int) -> fy.P4TableEntry:
+        """``esp_endpoints``: the decrypt rule's match without the SPI → drop on this tunnel.
+
+        Validation leaves a decrypt match only outer fields and the SPI (no overlay), so the
+        entry claims exactly the ESP the tunnel's rules would match, whatever its SPI."""
+        outer = {name: value for name, value in match.items()
+                 if name not in ("tunnel_header", "esp_spi")}
+        return fy.P4TableEntry(ESP_ENDPOINTS, match=fy.P4TableMatch(outer),
+                               action=fy.P4TableAction(DROP_UNKNOWN_SPI,
+                                                       tunnel_index=tunnel_index),
+                               priority=self.priority(outer, tunnel_index))
 
     def _rule(self, match: dict[str, object], action: fy.P4TableAction,
               tunnel_index: int) -> fy.P4TableEntry:
@@ -364,6 +398,11 @@ class Pipeline:
         return {name: (self.schema.counters[name].id, self.schema.counters[name].size)
                 for name in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values())}
 
+    def drop_counter_arrays(self) -> dict[str, tuple[int, int]]:
+        """The switch's drops by reason and its parser errors by kind: name → (id, size)."""
+        return {name: (self.schema.counters[name].id, self.schema.counters[name].size)
+                for name in (DROP_REASONS, PARSER_ERRORS)}
+
     def counter_cells(self, tunnel_index: int) -> list[tuple[str, int]]:
         """Every (counter, index) holding a figure of the tunnel at ``tunnel_index``."""
         base = tunnel_index * self.length_bits
@@ -383,4 +422,4 @@ class Pipeline:
 
     def managed_tables(self) -> tuple[str, ...]:
         """The tables the controller owns entirely (reconciliation compares them whole)."""
-        return (TUNNEL_RULES, DECRYPT_SAS, ROUTES_V4, ROUTES_V6)
+        return (TUNNEL_RULES, ESP_ENDPOINTS, DECRYPT_SAS, ROUTES_V4, ROUTES_V6)

@@ -29,7 +29,7 @@ from controller.crypto_client import WorkerSa, worker_sas
 from controller.dataplane import TunnelChange
 from controller.errors import ErrorCode, RequestError
 from controller.key_guard import KEY_FIELD, keeps_sa, key_in_use, key_of_this_tunnel, key_retired
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.model import IpsecEncrypt, Tunnel
 from controller.p4rt.connection import delete, insert, modify
 from controller.pipeline import Pipeline
@@ -136,7 +136,7 @@ class Planner:
     """Plans changes against incrementally kept indexes (module doc)."""
 
     def __init__(self, *, pipeline: Pipeline, allocations: Mapping[int, Allocation],
-                 tunnels: Mapping[int, Tunnel], fingerprint: Callable[[Secret], bytes],
+                 tunnels: Mapping[int, Tunnel], fingerprint: Callable[[SaKey], bytes],
                  is_retired: Callable[[bytes], bool]) -> None:
         self.pipeline = pipeline
         # Free tunnel indices whose counter cells are known to be 0 on the switch (read back,

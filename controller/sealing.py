@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from controller.keys import Secret
+from controller.keys import SaKey
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,14 @@ class KeySealer:
     def _aad(tunnel_id: int, spi: int) -> bytes:
         return _AAD_LABEL + tunnel_id.to_bytes(8, "big") + spi.to_bytes(4, "big")
 
-    def seal(self, secret: Secret, *, tunnel_id: int, spi: int) -> bytes:
+    def seal(self, secret: SaKey, *, tunnel_id: int, spi: int) -> bytes:
         """``nonce || AES-GCM(len(key) || key || salt)`` bound to (tunnel id, SPI)."""
         key = secret.reveal_key()
         plaintext = bytes([len(key)]) + key + secret.reveal_salt()
         nonce = os.urandom(_NONCE_LEN)
         return nonce + self._aead.encrypt(nonce, plaintext, self._aad(tunnel_id, spi))
 
-    def fingerprint(self, secret: Secret) -> bytes:
+    def fingerprint(self, secret: SaKey) -> bytes:
         """HMAC-SHA256 of key and salt under a key derived from the store key: equality only.
 
         Key and salt only: the SPI is not part of the AEAD nonce (salt || sequence number), so
@@ -84,7 +84,7 @@ class KeySealer:
         return hmac.new(self._fingerprint_key, secret.reveal_key() + secret.reveal_salt(),
                         hashlib.sha256).digest()
 
-    def open(self, sealed: bytes, *, tunnel_id: int, spi: int) -> Secret:
+    def open(self, sealed: bytes, *, tunnel_id: int, spi: int) -> SaKey:
         """Inverse of :meth:`seal`; raises :class:`SealingError` on any mismatch."""
         try:
             plaintext = self._aead.decrypt(sealed[:_NONCE_LEN], sealed[_NONCE_LEN:],
@@ -93,4 +93,4 @@ class KeySealer:
             raise SealingError(
                 f"sealed key of tunnel {tunnel_id} spi {spi} does not open") from None
         key_len = plaintext[0]
-        return Secret(key=plaintext[1:1 + key_len], salt=plaintext[1 + key_len:])
+        return SaKey(key=plaintext[1:1 + key_len], salt=plaintext[1 + key_len:])

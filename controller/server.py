@@ -22,6 +22,7 @@ from controller.capabilities import (
 )
 from controller.crypto_client import CryptoWorkerClient, worker_ciphers
 from controller.dataplane import DataPlane, DetachedDataPlane
+from controller.journal_recovery import RecoveringStore
 from controller.metrics import MetricsServer, RequestMetrics, start_metrics
 from controller.p4rt.connection import SwitchTarget
 from controller.p4runtime_dataplane import DataPlaneStatus, P4RuntimeDataPlane
@@ -38,7 +39,7 @@ from controller.servicer import (
 )
 from controller.settings import Settings
 from controller.store import DATABASE_FILE, TunnelStore
-from controller.tls import server_credentials
+from controller.tls import server_credentials, switch_channel_tls
 from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,8 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     """Open the state, build the services and bind the port (nothing is served until start)."""
     settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     check_state_dir(settings.state_dir)
-    store = TunnelStore(settings.state_dir / DATABASE_FILE,
-                        KeySealer(load_or_create_store_key(settings.state_dir)))
+    store = RecoveringStore(settings.state_dir / DATABASE_FILE,
+                            KeySealer(load_or_create_store_key(settings.state_dir)))
     try:
         if dataplane is None:
             dataplane, capabilities = _build_dataplane(settings, store, capabilities)
@@ -215,8 +216,9 @@ def _build_dataplane(settings: Settings, store: TunnelStore,
                      if settings.p4_device_config is not None else b"")
     worker = (CryptoWorkerClient(str(settings.crypto_worker_socket))
               if settings.crypto_worker_socket is not None else None)
+    switch_tls = switch_channel_tls(settings)
     target = SwitchTarget(address=settings.switch_addr, device_id=settings.device_id,
-                          p4info=settings.p4info, device_config=device_config)
+                          p4info=settings.p4info, device_config=device_config, tls=switch_tls)
     dataplane = P4RuntimeDataPlane(pipeline=pipeline, target=target, worker=worker,
                                    routes=routes, book=store, tunnels=lambda: store.tunnels,
                                    worker_poll=settings.worker_poll)
@@ -226,6 +228,12 @@ def _build_dataplane(settings: Settings, store: TunnelStore,
              "worker %s, %d route(s)", settings.switch_addr, settings.device_id,
              settings.p4info, caps.max_tunnels, caps.max_sas,
              settings.crypto_worker_socket or "none (no IPsec)", len(routes))
+    if switch_tls is None:
+        log.warning("P4Runtime channel to %s is plaintext (no --switch-ca): any process that "
+                    "reaches the switch can become primary and rewrite its tables",
+                    settings.switch_addr)
+    else:
+        log.info("P4Runtime channel to %s: %s", settings.switch_addr, switch_tls.describe())
     return dataplane, caps
 
 

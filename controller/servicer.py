@@ -17,14 +17,14 @@ from typing import Any, TypeVar, cast
 import grpc
 from google.protobuf import text_format
 
-from controller.codec import (
+from controller.dataplane import DataPlaneUnavailable
+from controller.errors import GRPC_STATUS
+from controller.read_messages import (
     capabilities_to_proto,
     counters_to_proto,
     error_to_proto,
     tunnel_to_proto,
 )
-from controller.dataplane import DataPlaneUnavailable
-from controller.errors import GRPC_STATUS
 from controller.service import TunnelService
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc

@@ -51,6 +51,10 @@ class Settings:
     log_wire: bool = False
     data_plane: str = "p4runtime"
     switch_addr: str = DEFAULT_SWITCH_ADDR
+    # The switch channel's TLS (controller.tls.switch_channel_tls): no CA = plaintext.
+    switch_ca: Path | None = None
+    switch_cert: Path | None = None
+    switch_key: Path | None = None
     device_id: int = 1
     p4info: Path = DEFAULT_P4INFO
     p4_device_config: Path | None = None
@@ -67,6 +71,11 @@ class Settings:
             raise ValueError(f"--device-id {self.device_id}: P4Runtime device ids start at 1")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
+        if (self.switch_cert is None) != (self.switch_key is None):
+            raise ValueError("--switch-cert and --switch-key go together")
+        if self.switch_cert is not None and self.switch_ca is None:
+            raise ValueError("--switch-cert needs --switch-ca (the CA that signed the switch's "
+                             "certificate)")
         if self.insecure and (self.tls_cert or self.tls_client_ca):
             raise ValueError("--insecure cannot be combined with --tls-cert/--tls-client-ca")
         if self.metrics_addr is not None:
@@ -116,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(default); detached: validate and store only, counters 0")
     dataplane.add_argument("--switch-addr", default=DEFAULT_SWITCH_ADDR, metavar="HOST:PORT",
                            help="the switch's P4Runtime server (default: %(default)s)")
+    dataplane.add_argument("--switch-ca", type=Path, metavar="PEM",
+                           help="connect to the switch with TLS and verify its certificate "
+                                "against this CA (default: plaintext P4Runtime, which any local "
+                                "process can use too)")
+    dataplane.add_argument("--switch-cert", type=Path, metavar="PEM",
+                           help="client certificate the controller presents to the switch "
+                                "(for simple_switch_grpc/p4sim --grpc-server-with-client-auth)")
+    dataplane.add_argument("--switch-key", type=Path, metavar="PEM",
+                           help="private key for --switch-cert")
     dataplane.add_argument("--device-id", type=int, default=1, metavar="N",
                            help="P4Runtime device id (default: %(default)s)")
     dataplane.add_argument("--p4info", type=Path, default=DEFAULT_P4INFO, metavar="FILE",
@@ -142,7 +160,9 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
                         tls_key=args.tls_key, tls_client_ca=args.tls_client_ca,
                         insecure=args.insecure, log_level=args.log_level,
                         log_wire=args.log_wire, data_plane=args.data_plane,
-                        switch_addr=args.switch_addr, device_id=args.device_id,
+                        switch_addr=args.switch_addr, switch_ca=args.switch_ca,
+                        switch_cert=args.switch_cert, switch_key=args.switch_key,
+                        device_id=args.device_id,
                         p4info=args.p4info, p4_device_config=args.p4_device_config,
                         crypto_worker_socket=args.crypto_worker_socket, routes=args.routes,
                         metrics_addr=args.metrics_addr)

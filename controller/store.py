@@ -29,7 +29,7 @@ from typing import Any
 from controller import model
 from controller.allocation import Allocation
 from controller.dataplane import TunnelChange, TunnelCounters
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.sealing import KeySealer, SealingError
 from controller.tunnel_view import TunnelIndex, TunnelView
 
@@ -84,7 +84,7 @@ _MODEL_ENUMS: dict[str, type[enum.IntEnum]] = {
 
 def _to_json(value: object) -> Any:
     """Tagged JSON for the frozen model dataclasses (keys never included)."""
-    if isinstance(value, Secret):
+    if isinstance(value, SaKey):
         raise TypeError("secrets are sealed separately, never serialized")
     if isinstance(value, model.SecurityAssociation):
         return {"__type__": "SecurityAssociation", "spi": value.spi}
@@ -105,7 +105,7 @@ def _to_json(value: object) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def _from_json(data: Any, secret_for: Callable[[int], Secret]) -> Any:
+def _from_json(data: Any, secret_for: Callable[[int], SaKey]) -> Any:
     if isinstance(data, list):
         return tuple(_from_json(item, secret_for) for item in data)
     if not isinstance(data, dict):
@@ -269,7 +269,7 @@ class TunnelStore:
                 "SELECT tunnel_id, definition FROM tunnels"):
             tunnel_id = int(tunnel_id_text)
 
-            def secret_for(spi: int, tunnel_id: int = tunnel_id) -> Secret:
+            def secret_for(spi: int, tunnel_id: int = tunnel_id) -> SaKey:
                 blob = sealed.get((tunnel_id, spi))
                 if blob is None:
                     raise SealingError(f"no sealed key for tunnel {tunnel_id} spi {spi}")
@@ -381,7 +381,7 @@ class TunnelStore:
         """True while a request's change is staged and not yet committed or rolled back."""
         return self._db.in_transaction
 
-    def fingerprint(self, secret: Secret) -> bytes:
+    def fingerprint(self, secret: SaKey) -> bytes:
         """The keyed fingerprint of an SA secret (:meth:`KeySealer.fingerprint`)."""
         return self._sealer.fingerprint(secret)
 

@@ -20,6 +20,7 @@ from crypto_worker.headers import (
     fix_lengths,
     header_pieces,
     ip_packet_end,
+    ipv4_header_with_length,
 )
 from crypto_worker.sa import Direction, EspMode, SecurityAssociation
 from crypto_worker.shim import FLAG_NAT_T, FLAG_TUNNEL_MODE, CryptoShim, ShimOp
@@ -44,6 +45,13 @@ MIN_MTU = 68  # RFC 791: every IPv4 link carries 68-byte packets
 MAX_FRAME = 65535
 """The largest frame either port carries (nanomsg message, AF_PACKET buffer); also bounds every
 IP length field, so a result is never built whose length would not fit its header."""
+
+
+# Outer IPv4 headers of tunnel-mode encrypt results by (header as P4 wrote it, total length):
+# header bytes only, no key material; emptied when full (a few tunnels × a few sizes is the
+# working set; a flood of distinct headers costs one recomputation each, as without the table).
+_OUTER_HEADERS: dict[tuple[bytes, int], bytes] = {}
+_OUTER_HEADERS_MAX = 4096
 
 
 def _check_size(shim: CryptoShim, frame_length: int, mtu: int) -> None:
@@ -159,28 +167,81 @@ def _protected_end_for_encrypt(shim: CryptoShim, frame: bytes) -> int:
 
 
 def encrypt_frame(
-    sa: SecurityAssociation, shim: CryptoShim, frame: bytes, mtu: int = DEFAULT_MTU
+    sa: SecurityAssociation, shim: CryptoShim, frame: bytes, mtu: int = DEFAULT_MTU,
+    *, prefix: bytes = b"",
 ) -> bytes:
-    """Returns the frame with the ESP payload sealed; raises PacketDropped (OVERSIZE when the
-    sealed frame's IP packet would exceed `mtu`, before a sequence number is taken)."""
-    if (shim.op, shim.flags & _MODE_FLAGS) != sa.shim_signature:
+    """Returns `prefix` ‖ the frame with the ESP payload sealed (the caller's shim goes in the
+    same join as the frame, not copied again); raises PacketDropped (OVERSIZE when the sealed
+    frame's IP packet would exceed `mtu`, before a sequence number is taken).
+
+    The checks of `_check_offsets`, `_check_spi` and `_protected_end_for_encrypt`, in their
+    order, written out on the success path: a Python call per check was half of the per-frame
+    cost (docs/crypto-worker.md, Speed); each failure still goes through the helper that
+    words its error, so what is dropped and why is unchanged.
+    """
+    flags = shim.flags
+    if (shim.op, flags & _MODE_FLAGS) != sa.shim_signature:
         _check_sa_matches_shim(sa, shim)
-    _check_offsets(shim, frame, 0)
-    esp = shim.esp_offset
-    spi_bytes = _check_spi(sa, frame, esp)
-    end = _protected_end_for_encrypt(shim, frame)
-    payload = frame[esp + ESP_HEADER_BYTES : end]
-    pad_length = -(len(payload) + 2) % 4
-    plaintext = payload + _TRAILERS[pad_length * 256 + shim.next_header]
-    length = esp + ESP_HEADER_BYTES + ESP_IV_BYTES + len(plaintext) + sa.config.suite.icv_bytes
-    if length - shim.l3_offset > mtu or length > MAX_FRAME:
+    l3, esp = shim.l3_offset, shim.esp_offset
+    size = len(frame)
+    if l3 + MIN_IPV4_HEADER > size:
+        _check_offsets(shim, frame, 0)
+    first = frame[l3]
+    if first >> 4 == 4:
+        header = (first & 0x0F) * 4
+        end = l3 + ((frame[l3 + 2] << 8) | frame[l3 + 3])
+    elif first >> 4 == 6:
+        header = IPV6_HEADER
+        end = l3 + IPV6_HEADER + ((frame[l3 + 4] << 8) | frame[l3 + 5])
+    else:
+        header = end = 0
+    esp_payload = esp + ESP_HEADER_BYTES
+    if (header < MIN_IPV4_HEADER or esp < l3 + header + (UDP_HEADER if flags & FLAG_NAT_T else 0)
+            or esp_payload > size):
+        _check_offsets(shim, frame, 0)
+    spi_bytes = frame[esp:esp + 4]
+    if spi_bytes != sa.spi_bytes:
+        _check_spi(sa, frame, esp)
+    if end > size or end < esp_payload:
+        _protected_end_for_encrypt(shim, frame)
+    if flags & FLAG_TUNNEL_MODE:  # the inner packet must end where the outer one does
+        inner = frame[esp_payload] >> 4 if esp_payload + MIN_IPV4_HEADER <= end else 0
+        if inner == 4:
+            inner_end = esp_payload + ((frame[esp_payload + 2] << 8) | frame[esp_payload + 3])
+        elif inner == 6:
+            inner_end = (esp_payload + IPV6_HEADER
+                         + ((frame[esp_payload + 4] << 8) | frame[esp_payload + 5]))
+        else:
+            inner_end = -1
+        if inner_end != end or _TUNNEL_NEXT_HEADER[inner] != shim.next_header:
+            _protected_end_for_encrypt(shim, frame)
+    payload = frame[esp_payload:end]
+    plaintext = payload + _TRAILERS[(-(len(payload) + 2) % 4) * 256 + shim.next_header]
+    length = esp_payload + ESP_IV_BYTES + len(plaintext) + sa.config.suite.icv_bytes
+    if length - l3 > mtu or length > MAX_FRAME:
         _check_size(shim, length, mtu)
     sequence = sa.take_sequence()
     iv = sequence.to_bytes(ESP_IV_BYTES, "big")
     # ESN: the AAD carries the high half too (_aad); the header carries the low 32 bits.
     low = iv[4:]
     sealed = sa.aead.seal(iv, plaintext, spi_bytes + (iv if sa.config.esn else low))
-    return _with_lengths(shim, frame, (spi_bytes, low, iv, sealed), length)
+    if first >> 4 == 4 and not flags & FLAG_NAT_T:  # the common case: only the IPv4 header
+        header_end = l3 + header
+        if flags & FLAG_TUNNEL_MODE:
+            # P4 writes the same outer header for every packet of a tunnel (id 0): its
+            # rewritten form for a given length is looked up, not recomputed per packet.
+            key = (frame[l3:header_end], length - l3)
+            outer = _OUTER_HEADERS.get(key)
+            if outer is None:
+                if len(_OUTER_HEADERS) >= _OUTER_HEADERS_MAX:
+                    _OUTER_HEADERS.clear()
+                outer = ipv4_header_with_length(frame, l3, header_end, length - l3)
+                _OUTER_HEADERS[key] = outer
+        else:
+            outer = ipv4_header_with_length(frame, l3, header_end, length - l3)
+        return b"".join((prefix, frame[:l3], outer, frame[header_end:esp], spi_bytes, low, iv,
+                         sealed))
+    return prefix + _with_lengths(shim, frame, (spi_bytes, low, iv, sealed), length)
 
 
 def _with_lengths(
@@ -206,17 +267,35 @@ def decrypt_frame(
 ) -> tuple[bytes, int]:
     """Returns (frame with ESP opened, trailer next header); raises PacketDropped (OVERSIZE when
     even the opened frame's IP packet exceeds `mtu`: it arrived on a port without that limit)."""
-    if (shim.op, shim.flags & _MODE_FLAGS) != sa.shim_signature:
+    flags = shim.flags
+    if (shim.op, flags & _MODE_FLAGS) != sa.shim_signature:
         _check_sa_matches_shim(sa, shim)
     icv_bytes = sa.config.suite.icv_bytes
-    _check_offsets(shim, frame, ESP_IV_BYTES + 2 + icv_bytes)
-    esp = shim.esp_offset
-    end = ip_packet_end(frame, shim.l3_offset)
-    if end > len(frame):
-        raise _malformed(f"IP length: {end - shim.l3_offset}, frame ends before")
-    if end < esp + ESP_HEADER_BYTES + ESP_IV_BYTES + 2 + icv_bytes:
-        raise _malformed(f"IP length: {end - shim.l3_offset}, too short for ESP")
-    spi_bytes = _check_spi(sa, frame, esp)
+    minimum_after_esp = ESP_IV_BYTES + 2 + icv_bytes
+    # `_check_offsets` written out on the success path, as in encrypt_frame.
+    l3, esp = shim.l3_offset, shim.esp_offset
+    size = len(frame)
+    if l3 + MIN_IPV4_HEADER > size:
+        _check_offsets(shim, frame, minimum_after_esp)
+    first = frame[l3]
+    if first >> 4 == 4:
+        header = (first & 0x0F) * 4
+        end = l3 + ((frame[l3 + 2] << 8) | frame[l3 + 3])
+    elif first >> 4 == 6:
+        header = IPV6_HEADER
+        end = l3 + IPV6_HEADER + ((frame[l3 + 4] << 8) | frame[l3 + 5])
+    else:
+        header = end = 0
+    if (header < MIN_IPV4_HEADER or esp < l3 + header + (UDP_HEADER if flags & FLAG_NAT_T else 0)
+            or esp + ESP_HEADER_BYTES + minimum_after_esp > size):
+        _check_offsets(shim, frame, minimum_after_esp)
+    if end > size:
+        raise _malformed(f"IP length: {end - l3}, frame ends before")
+    if end < esp + ESP_HEADER_BYTES + minimum_after_esp:
+        raise _malformed(f"IP length: {end - l3}, too short for ESP")
+    spi_bytes = frame[esp:esp + 4]
+    if spi_bytes != sa.spi_bytes:
+        _check_spi(sa, frame, esp)
     replay = sa.replay
     assert replay is not None
     low = int.from_bytes(frame[esp + 4 : esp + 8], "big")
@@ -248,10 +327,15 @@ def decrypt_frame(
         raise _malformed("padding: bytes are not 1, 2, 3, ... (RFC 4303 §2.4)")
     if next_header == IPPROTO_NONE:
         raise PacketDropped(DropReason.DUMMY_PACKET, "next header 59: dummy packet discarded")
-    if shim.tunnel_mode and next_header not in (IPPROTO_IPV4, IPPROTO_IPV6):
+    if flags & FLAG_TUNNEL_MODE and next_header not in (IPPROTO_IPV4, IPPROTO_IPV6):
         raise _malformed(f"next header: {next_header}, tunnel mode needs 4 or 41")
     length = esp + ESP_HEADER_BYTES + payload_end
-    if length - shim.l3_offset > mtu:
+    if length - l3 > mtu:
         _check_size(shim, length, mtu)
+    if first >> 4 == 4 and not flags & FLAG_NAT_T:
+        header_end = l3 + header  # the common case: only the IPv4 header changes
+        return b"".join((frame[:l3], ipv4_header_with_length(frame, l3, header_end, length - l3),
+                         frame[header_end:esp + ESP_HEADER_BYTES],
+                         plaintext[:payload_end])), next_header
     esp_pieces = (frame[esp : esp + ESP_HEADER_BYTES], plaintext[:payload_end])
     return _with_lengths(shim, frame, esp_pieces, length), next_header

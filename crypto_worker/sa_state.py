@@ -11,9 +11,15 @@ and salt under a random 32-byte secret kept in the state directory (file `finger
 0600), so the database holds no key material and a stolen database alone cannot be used to test
 key guesses. Each row holds `durable_limit`: outbound, the last sequence number reserved (none
 above it was ever used); inbound, the replay high-water mark (no sequence number above it was ever
-accepted). An encrypt row is never deleted: when the SA is removed it is marked retired, and a
-row of either kind for a key means that key has numbered packets, so a fresh SA with that key is
-refused (its sequence numbers would restart: AES-GCM/CCM nonce reuse).
+accepted). A row is never deleted: when the SA is removed it is marked retired. An encrypt row
+for a key means that key has numbered packets, so a fresh SA with that key is refused (its
+sequence numbers would restart: AES-GCM/CCM nonce reuse); a resume of the same identity is
+allowed, removed or not, because it continues above the durable limit (`resume`).
+
+The same database keeps the drop counters by reason (crypto_worker/drops.py writes them at most
+every few hundred milliseconds, off the packet thread): a live SA's under its identity, and the
+drops that belong to no SA. They only grow; a resumed SA continues from its own, a fresh SA (a
+reused index included) starts from zero, and a removed SA's go with it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from crypto_worker.drops import DropReason, DropSnapshot
 from crypto_worker.sa import Direction, SaKeys
 
 log = logging.getLogger(__name__)
@@ -46,7 +53,23 @@ CREATE TABLE IF NOT EXISTS sa_state (
     PRIMARY KEY (sa_index, spi, fingerprint, direction)
 );
 CREATE INDEX IF NOT EXISTS sa_state_by_key ON sa_state (fingerprint, direction);
+CREATE TABLE IF NOT EXISTS sa_drops (  -- per-reason drop counts of a live SA (drops.py)
+    sa_index INTEGER NOT NULL,
+    spi INTEGER NOT NULL,
+    fingerprint BLOB NOT NULL,
+    direction TEXT NOT NULL,
+    reason TEXT NOT NULL,                -- DropReason value (the proto's name)
+    packets INTEGER NOT NULL,
+    PRIMARY KEY (sa_index, spi, fingerprint, direction, reason)
+);
+CREATE TABLE IF NOT EXISTS worker_drops (  -- drops that belong to no SA (drops.py)
+    kind TEXT NOT NULL CHECK (kind IN ('unattributed', 'unknown_sa')),
+    key TEXT NOT NULL,                   -- DropReason value, or the unknown sa_index
+    packets INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 """
+_IDENTITY = "sa_index = ? AND spi = ? AND fingerprint = ? AND direction = ?"
 
 
 class StateStoreError(Exception):
@@ -65,6 +88,10 @@ class SaIdentity:
     spi: int
     fingerprint: bytes
     direction: Direction
+
+
+def _identity_args(identity: SaIdentity) -> tuple[object, ...]:
+    return (identity.sa_index, identity.spi, identity.fingerprint, identity.direction.value)
 
 
 def _pack(value: int) -> bytes:
@@ -121,6 +148,7 @@ class SaStateStore:
         self._secret = secret
         self._lock = threading.Lock()
         self.where = where
+        self.durable = False  # open() sets it: the state outlives the process
         self._db.executescript(_SCHEMA)
 
     @classmethod
@@ -138,6 +166,7 @@ class SaStateStore:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             store = cls(connection, secret, str(path))
+            store.durable = True
             _fsync_directory(path)
         except (OSError, sqlite3.Error) as error:
             raise StateStoreError(f"state_dir: {str(path)!r}: {error}") from error
@@ -207,26 +236,30 @@ class SaStateStore:
             "durable_limit, retired = 0",
             (identity.sa_index, identity.spi, identity.fingerprint, identity.direction.value,
              _pack(limit)),
-        )])
+        ), (f"DELETE FROM sa_drops WHERE {_IDENTITY}", _identity_args(identity))])
 
     def resume(self, identity: SaIdentity) -> int:
-        """The durable limit of an SA that was installed and never removed."""
+        """The durable limit of an SA installed before, removed or not; a removed one is live
+        again from here on (its row un-retired in the same call, so the limit can be raised).
+
+        Resuming is safe whether or not the SA was removed: outbound numbering goes on above
+        the limit (no nonce is used twice) and inbound everything at or below it is refused (no
+        replay). It is what lets the controller undo a request it was killed in the middle of
+        (an encrypt rekey that had already removed the old SA: docs/operations.md)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT durable_limit, retired FROM sa_state WHERE sa_index = ? AND spi = ? "
-                "AND fingerprint = ? AND direction = ?",
-                (identity.sa_index, identity.spi, identity.fingerprint,
-                 identity.direction.value),
-            ).fetchone()
+                f"SELECT durable_limit, retired FROM sa_state WHERE {_IDENTITY}",
+                _identity_args(identity)).fetchone()
         if row is None:
             raise SaStateRefused(
                 f"no durable state for sa_index {identity.sa_index} spi {identity.spi} "
                 f"({identity.direction.value}) with this key; install it as a new SA "
                 "(resume=false) with a new key")
         if row[1]:
-            raise SaStateRefused(
-                f"key retired: sa_index {identity.sa_index} spi {identity.spi}: this encrypt "
-                "SA was removed; use a new key")
+            self._write([(f"UPDATE sa_state SET retired = 0 WHERE {_IDENTITY}",
+                          _identity_args(identity))])
+            log.info("sa_index %s spi %s (%s): resuming an SA that was removed, above its "
+                     "durable limit", identity.sa_index, identity.spi, identity.direction.value)
         return _unpack(row[0])
 
     def extend(self, identity: SaIdentity, limit: int) -> None:
@@ -239,14 +272,52 @@ class SaStateStore:
         )])
 
     def release(self, identity: SaIdentity) -> None:
-        """The SA was removed: an encrypt key is retired for good, a decrypt row forgotten."""
-        where = ("WHERE sa_index = ? AND spi = ? AND fingerprint = ? AND direction = ?",
-                 (identity.sa_index, identity.spi, identity.fingerprint,
-                  identity.direction.value))
-        if identity.direction is Direction.ENCRYPT:
-            self._write([(f"UPDATE sa_state SET retired = 1 {where[0]}", where[1])])
-        else:
-            self._write([(f"DELETE FROM sa_state {where[0]}", where[1])])
+        """The SA was removed: its row is kept, retired (an encrypt key is never installed
+        fresh again; a resume continues above the limit, refusing replays below it), and so
+        are its drop counts (a resume continues from them; a fresh SA clears them)."""
+        self._write([(f"UPDATE sa_state SET retired = 1 WHERE {_IDENTITY}",
+                      _identity_args(identity))])
+
+    # ---- drop counters (crypto_worker/drops.py writes them; a resumed SA reads its own) -----
+
+    def save_drops(self, snapshot: DropSnapshot) -> None:
+        """Raise the stored counts to the snapshot's (never lowers one) in one transaction.
+        An SA's counts are stored only while its state row is live: a removed SA's are gone
+        with it, so an index reused later starts from zero."""
+        statements: list[tuple[str, tuple[object, ...]]] = []
+        for identity, drops in snapshot.by_sa:
+            for reason, count in drops.items():
+                statements.append((
+                    "INSERT INTO sa_drops (sa_index, spi, fingerprint, direction, reason, "
+                    "packets) SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sa_state "
+                    f"WHERE {_IDENTITY} AND retired = 0) ON CONFLICT DO UPDATE SET "
+                    "packets = MAX(packets, excluded.packets)",
+                    (*_identity_args(identity), reason.value, count,
+                     *_identity_args(identity))))
+        for kind, counts in (("unattributed", {r.value: n for r, n in
+                                               snapshot.unattributed.items()}),
+                             ("unknown_sa", {str(i): n for i, n in snapshot.unknown_sa.items()})):
+            for key, count in counts.items():
+                statements.append((
+                    "INSERT INTO worker_drops (kind, key, packets) VALUES (?, ?, ?) ON CONFLICT "
+                    "DO UPDATE SET packets = MAX(packets, excluded.packets)", (kind, key, count)))
+        if statements:
+            self._write(statements)
+
+    def load_drops(self, identity: SaIdentity) -> dict[DropReason, int]:
+        """The stored drop counts of one SA (a resumed SA continues from them)."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT reason, packets FROM sa_drops WHERE {_IDENTITY}",
+                                    _identity_args(identity)).fetchall()
+        return {DropReason(reason): packets for reason, packets in rows}
+
+    def load_worker_drops(self) -> tuple[dict[DropReason, int], dict[int, int]]:
+        """The stored unattributed drops by reason and unknown-SA drops by sa_index."""
+        with self._lock:
+            rows = self._db.execute("SELECT kind, key, packets FROM worker_drops").fetchall()
+        unattributed = {DropReason(key): n for kind, key, n in rows if kind == "unattributed"}
+        unknown = {int(key): n for kind, key, n in rows if kind == "unknown_sa"}
+        return unattributed, unknown
 
     def close(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from crypto_worker.drops import DropReason
+from crypto_worker.drops import DEFAULT_FLUSH_INTERVAL, DropCounterWriter, DropReason, DropSnapshot
 from crypto_worker.reservation import DEFAULT_BLOCK, Reservation
 from crypto_worker.sa import CounterSnapshot, SaConfig, SaKeys, SecurityAssociation, max_sequence
 from crypto_worker.sa_state import SaStateStore, StateStoreError
@@ -40,14 +40,27 @@ class SaTable:
     Without a store the table keeps its state in memory (in-process tests, benchmarks).
     """
 
-    def __init__(self, store: SaStateStore | None = None, *, block: int = DEFAULT_BLOCK) -> None:
+    def __init__(self, store: SaStateStore | None = None, *, block: int = DEFAULT_BLOCK,
+                 drop_flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> None:
         self._sas: dict[int, SecurityAssociation] = {}
         self._lock = threading.Lock()
-        self.unknown_sa_drops: dict[int, int] = {}
-        self.unattributed_drops: dict[DropReason, int] = {}
         self.store = store if store is not None else SaStateStore.in_memory()
+        # Drop counters continue from the durable state (crypto_worker/drops.py).
+        self.unattributed_drops, self.unknown_sa_drops = self.store.load_worker_drops()
         self._block = block
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sa-state")
+        self._drop_writer: DropCounterWriter | None = None
+        if self.store.durable:
+            self._drop_writer = DropCounterWriter(self.drop_snapshot, self.store.save_drops,
+                                                  interval=drop_flush_interval)
+            self._drop_writer.start()
+
+    def drop_snapshot(self) -> DropSnapshot:
+        """Every drop count, for the writer (live SAs with drops only)."""
+        return DropSnapshot(
+            by_sa=tuple((sa.reservation.identity, dict(sa.counters.drops))
+                        for sa in list(self._sas.values()) if sa.counters.drops),
+            unattributed=dict(self.unattributed_drops), unknown_sa=dict(self.unknown_sa_drops))
 
     def get(self, sa_index: int) -> SecurityAssociation | None:
         return self._sas.get(sa_index)
@@ -67,7 +80,10 @@ class SaTable:
             self.store.begin(identity, limit)
         reservation = Reservation(self.store, identity, limit=limit, block=self._block,
                                   maximum=maximum, executor=self._writer)
-        return SecurityAssociation(config, keys, reservation, start_after=start_after)
+        sa = SecurityAssociation(config, keys, reservation, start_after=start_after)
+        if resume:
+            sa.counters.drops.update(self.store.load_drops(identity))
+        return sa
 
     def _release(self, sa: SecurityAssociation) -> None:
         identity = sa.reservation.identity
@@ -100,7 +116,7 @@ class SaTable:
 
     def remove(self, sa_index: int) -> CounterSnapshot:
         """Drops the SA and, with it, the only reference to its keys; returns final counters.
-        An encrypt SA's key is retired in the durable state: it is never accepted again."""
+        An encrypt SA's key is retired in the durable state: never installed fresh again."""
         with self._lock:
             old = self._sas.pop(sa_index, None)
             if old is None:
@@ -110,6 +126,8 @@ class SaTable:
         return old.counters.snapshot(sa_index)
 
     def close(self) -> None:
+        if self._drop_writer is not None:
+            self._drop_writer.stop()
         self._writer.shutdown(wait=True)
         self.store.close()
 

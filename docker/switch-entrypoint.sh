@@ -8,12 +8,30 @@
 # The pipeline is not loaded here (--no-p4): the controller pushes the P4Info and the BMv2 JSON
 # with SetForwardingPipelineConfig, and pushes them again if the switch restarts.
 # Extra arguments are passed to simple_switch_grpc before `--` (e.g. --log-console).
+#
+# GRPC_TLS_DIR (compose sets it): serve P4Runtime with mutual TLS from the switch-channel PKI in
+# that directory (ca.crt, switch.crt, switch.key; controller/switch_pki.py writes them), so only
+# the controller's certificate opens the channel. Unset: plaintext, as simple_switch_grpc's default.
 set -eu
 
 FRONT_PORTS="${FRONT_PORTS:-8}"
 CRYPTO_PORT="${CRYPTO_PORT:-64}"
 DEVICE_ID="${DEVICE_ID:-1}"
 GRPC_ADDR="${GRPC_ADDR:-0.0.0.0:9559}"
+GRPC_TLS_DIR="${GRPC_TLS_DIR:-}"
+
+tls_args=""
+if [ -n "$GRPC_TLS_DIR" ]; then
+  for file in ca.crt switch.crt switch.key; do
+    [ -r "$GRPC_TLS_DIR/$file" ] || {
+      echo "switch-entrypoint: GRPC_TLS_DIR=$GRPC_TLS_DIR has no readable $file" >&2
+      exit 1
+    }
+  done
+  tls_args="--grpc-server-ssl --grpc-server-cert $GRPC_TLS_DIR/switch.crt"
+  tls_args="$tls_args --grpc-server-key $GRPC_TLS_DIR/switch.key"
+  tls_args="$tls_args --grpc-server-cacert $GRPC_TLS_DIR/ca.crt --grpc-server-with-client-auth"
+fi
 
 veth_pair() {  # veth_pair SWITCH_END PEER_END
   ip link show "$1" >/dev/null 2>&1 || ip link add "$1" type veth peer name "$2"
@@ -37,6 +55,6 @@ while [ "$i" -lt "$FRONT_PORTS" ]; do
 done
 veth_pair crypto-sw crypto-wk
 
-# shellcheck disable=SC2086  # $ports is a list of words on purpose
+# shellcheck disable=SC2086  # $ports and $tls_args are lists of words on purpose
 exec simple_switch_grpc --device-id "$DEVICE_ID" --no-p4 $ports -i "$CRYPTO_PORT@crypto-sw" \
-  "$@" -- --grpc-server-addr "$GRPC_ADDR"
+  "$@" -- --grpc-server-addr "$GRPC_ADDR" $tls_args

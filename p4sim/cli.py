@@ -1,7 +1,9 @@
 """The ``p4sim`` command: run a P4 program as a switch, print its P4Info, or check it.
 
     p4sim run PROGRAM.p4 --packet-socket ipc:///tmp/p4sim.ipc --port 64@ipc:///tmp/crypto.ipc \\
-        --grpc-addr 127.0.0.1:9559 --device-id 1 --cpu-port 255 --log-console
+        --grpc-addr 127.0.0.1:9559 --device-id 1 --cpu-port 255 --log-console \\
+        --grpc-server-ssl --grpc-server-cert switch.crt --grpc-server-key switch.key \\
+        --grpc-server-with-client-auth --grpc-server-cacert ca.crt
     p4sim p4info PROGRAM.p4 [-o FILE] [--format text|json|binary]
     p4sim check PROGRAM.p4
     p4sim device-config PROGRAM.p4 [--embed]
@@ -31,7 +33,8 @@ if TYPE_CHECKING:  # imported lazily at run time so `--help` and `check` start f
     import grpc
 
     from p4sim.p4runtime.device import Device
-    from p4sim.ports import Dataplane
+    from p4sim.p4runtime.tls import ServerTls
+    from p4sim.ports import PacketPump
     from p4sim.program import Program
 
 logger = logging.getLogger("p4sim")
@@ -106,6 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grpc-addr", default="127.0.0.1:9559", metavar="HOST:PORT",
                      help="P4Runtime server address (default %(default)s; port 0 picks one)")
     run.add_argument("--no-p4runtime", action="store_true", help="do not serve P4Runtime")
+    tls = run.add_argument_group(
+        "P4Runtime TLS", "simple_switch_grpc's options; without --grpc-server-ssl P4Runtime is "
+                         "plaintext and any local process may become primary")
+    tls.add_argument("--grpc-server-ssl", action="store_true",
+                     help="serve P4Runtime over TLS (needs --grpc-server-cert and -key)")
+    tls.add_argument("--grpc-server-cert", type=Path, metavar="PEM",
+                     help="the server's certificate chain")
+    tls.add_argument("--grpc-server-key", type=Path, metavar="PEM",
+                     help="the private key of --grpc-server-cert (not readable by others)")
+    tls.add_argument("--grpc-server-cacert", type=Path, metavar="PEM",
+                     help="the CA client certificates must verify against")
+    tls.add_argument("--grpc-server-with-client-auth", action="store_true",
+                     help="refuse every client without a certificate that verifies against "
+                          "--grpc-server-cacert (mutual TLS)")
     run.add_argument("--device-id", type=int, default=1, metavar="N",
                      help="P4Runtime device id (default %(default)s)")
     run.add_argument("--cpu-port", type=int, default=None, metavar="N",
@@ -205,20 +222,25 @@ def _configure_logging(args: argparse.Namespace) -> None:
 class SwitchRunner:
     """The running pieces of ``p4sim run``: device, packet ports, P4Runtime server."""
 
-    def __init__(self, device: Device, dataplane: Dataplane, server: grpc.Server | None,
-                 grpc_port: int | None) -> None:
+    def __init__(self, device: Device, dataplane: PacketPump, server: grpc.Server | None,
+                 grpc_port: int | None, tls: ServerTls | None = None) -> None:
         self.device = device
         self.dataplane = dataplane
         self.server = server
         self.grpc_port = grpc_port
+        self.tls = tls
 
     @classmethod
     def start(cls, args: argparse.Namespace, program: Program | None) -> SwitchRunner:
         from p4sim.p4runtime.device import Device
         from p4sim.p4runtime.server import ServerSettings, create_server
-        from p4sim.ports import AfPacketPort, Dataplane, NnPacketSocket, PcapCapture
+        from p4sim.p4runtime.tls import server_credentials
+        from p4sim.ports import AfPacketPort, NnPacketSocket, PacketPump, PcapCapture
         from p4sim.ports.nn_socket import limit_nng_threads
 
+        tls = None if args.no_p4runtime else _server_tls(args)
+        # Files are checked before anything binds: a bad certificate is one start-up error.
+        credentials = server_credentials(tls) if tls is not None else None
         limit_nng_threads()  # before the first socket opens
 
         device = Device(device_id=args.device_id, cpu_port=args.cpu_port,
@@ -247,29 +269,35 @@ class SwitchRunner:
             capture = PcapCapture(args.pcap, port_names={
                 b.port: b.target for b in args.ports if not b.is_socket})
             logger.info("writing pcap files of every port to %s", args.pcap)
-        dataplane = Dataplane(device, device_socket=device_socket, port_transports=transports,
+        dataplane = PacketPump(device, device_socket=device_socket, port_transports=transports,
                               capture=capture)
         device.transmit = dataplane.transmit
         server = None
         grpc_port = None
         if not args.no_p4runtime:
             try:
-                server, grpc_port = create_server(device, ServerSettings(address=args.grpc_addr))
+                server, grpc_port = create_server(device, ServerSettings(
+                    address=args.grpc_addr, credentials=credentials))
             except (OSError, RuntimeError) as error:
                 dataplane.stop()
                 raise OSError(f"P4Runtime address {args.grpc_addr}: {error}") from error
             server.start()
-            logger.info("P4Runtime server on %s, port %d (device id %d)", args.grpc_addr,
-                        grpc_port, args.device_id)
+            logger.info("P4Runtime server on %s, port %d (device id %d), %s", args.grpc_addr,
+                        grpc_port, args.device_id,
+                        "plaintext" if tls is None else f"{tls.describe()} ({tls.cert})")
         dataplane.start()
         if not dataplane.transports:
             logger.warning("no --packet-socket and no --port: the switch has no packet I/O")
-        return cls(device, dataplane, server, grpc_port)
+        return cls(device, dataplane, server, grpc_port, tls)
 
     def ready_line(self) -> str:
         running = self.device.running
         program = running.pipeline.program.source_path if running else "none"
-        grpc_part = f"grpc-port={self.grpc_port}" if self.grpc_port else "grpc=off"
+        grpc_part = "grpc=off"
+        if self.grpc_port:  # grpc-port stays the last word: scripts read it from the end
+            tls = ("off" if self.tls is None else "client-auth" if self.tls.client_auth
+                   else "on")
+            grpc_part = f"tls={tls} grpc-port={self.grpc_port}"
         return f"p4sim ready: program={program} {grpc_part}"
 
     def stop(self) -> None:
@@ -287,6 +315,14 @@ class SwitchRunner:
                         self.device.frames_without_pipeline)
 
 
+def _server_tls(args: argparse.Namespace) -> ServerTls | None:
+    from p4sim.p4runtime.tls import server_tls
+
+    return server_tls(ssl=args.grpc_server_ssl, cert=args.grpc_server_cert,
+                      key=args.grpc_server_key, cacert=args.grpc_server_cacert,
+                      client_auth=args.grpc_server_with_client_auth)
+
+
 def _run(args: argparse.Namespace) -> int:
     _configure_logging(args)
     seen: set[int] = set()
@@ -298,6 +334,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.cpu_port is not None and not 0 <= args.cpu_port <= MAX_PORT:
         print(f"p4sim: --cpu-port {args.cpu_port} outside 0..{MAX_PORT}", file=sys.stderr)
         return EXIT_USAGE
+    from p4sim.p4runtime.tls import TlsConfigError
+
+    try:
+        tls = _server_tls(args)
+    except TlsConfigError as error:
+        print(f"p4sim: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if tls is not None and tls.cacert is not None and not tls.client_auth:
+        logger.warning("--grpc-server-cacert without --grpc-server-with-client-auth: clients "
+                       "are not asked for a certificate")
     program = None
     if args.program is not None:
         program = _load(args.program, dict(args.defines))
@@ -305,7 +351,7 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_P4_ERROR
     try:
         runner = SwitchRunner.start(args, program)
-    except OSError as error:
+    except (OSError, TlsConfigError) as error:
         print(f"p4sim: cannot start: {error}", file=sys.stderr)
         return EXIT_START
     stop = threading.Event()

@@ -1,5 +1,5 @@
 """The result of compilation and how it runs: `CompiledProgram` (generated code plus the
-control-plane model) and `Pipeline` (that code bound to one device's `RuntimeState`), with the
+control-plane model) and `StageFunctions` (that code bound to one device's `RuntimeState`), with the
 small run-time helpers the generated code calls by name."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def reg_write(reg: RegisterState, index: int, value: int) -> None:
 
 
 @dataclass
-class Pipeline:
+class StageFunctions:
     """The generated functions of one device, called by `Switch`: `parse(P)`,
     `verify(P, hdr, meta)`, `ingress(P, hdr, meta, sm)`, `egress(P, hdr, meta, sm)`,
     `compute(P, hdr, meta)`, `deparse(P, hdr)`. The controls raise ExitSignal on `exit`; the
@@ -145,7 +145,7 @@ class CompiledProgram:
                 direct_meter=dms.get(t.direct_meter) if t.direct_meter else None)
         return state
 
-    def instantiate(self, state: RuntimeState) -> Pipeline:
+    def instantiate(self, state: RuntimeState) -> StageFunctions:
         """Run the generated module against `state`; return the pipeline functions."""
         ns: dict[str, Any] = {
             "ParserFailure": ParserFailure, "ExitSignal": ExitSignal,
@@ -154,7 +154,9 @@ class CompiledProgram:
             "reg_read": reg_read, "reg_write": reg_write,
         }
         for name in ("HeaderStack", "stack_next", "stack_last", "copy_header", "push_front",
-                     "pop_front", "to_signed", "pack_bits", "compute_hash", "hash_result",
+                     "pop_front", "to_signed", "copy_value", "copy_of", "reset_value", "out_arg",
+                     "values_equal",
+                     "stack_at", "pack_bits", "compute_hash", "hash_result",
                      "random_between", "log_message", "csum16", "crc16", "crc32"):
             ns[name] = getattr(dataplane_lib, name)
         m = self.model
@@ -196,7 +198,7 @@ class CompiledProgram:
                     d = getattr(d, "f_" + part)
                 setattr(d, "f_" + path[-1], getattr(s, "f_" + path[-1]))
 
-        return Pipeline(
+        return StageFunctions(
             parse=ns[b["parse"]], verify=ns[b["verify"]], ingress=ns[b["ingress"]],
             egress=ns[b["egress"]], compute=ns[b["compute"]], deparse=ns[b["deparse"]],
             new_packet=new_packet, copy_field_list=copy_field_list)

@@ -152,6 +152,84 @@ def copy_header(dst: object, src: object) -> None:
             setattr(dst, name, value)
 
 
+def copy_value(dst: object, src: object) -> None:
+    """Copy-out of a header, struct, header_union or header stack argument (P4_16 "Calling
+    convention"): `dst` takes every field and validity bit of `src`."""
+    if isinstance(src, HeaderStack):
+        for d, s in zip(dst.a, src.a, strict=True):  # type: ignore[attr-defined]
+            copy_header(d, s)
+        dst.nxt = src.nxt  # type: ignore[attr-defined]
+    else:
+        copy_header(dst, src)
+
+
+def copy_of(src: object) -> object:
+    """Copy-in of a header, struct, header_union or header stack argument: a new value equal to
+    `src` that the callee may change without the caller seeing it before copy-out."""
+    if isinstance(src, HeaderStack):
+        stack = HeaderStack([copy_of(h) for h in src.a])
+        stack.nxt = src.nxt
+        return stack
+    dst = type(src)()
+    copy_header(dst, src)
+    return dst
+
+
+def values_equal(a: object, b: object) -> bool:
+    """`==` on headers, header stacks, structs and header unions (P4_16 "Operations on
+    headers", "... on header stacks", "... on structs", "... on header unions"): two headers
+    are equal when both are invalid, or both valid with equal fields; stacks, structs and unions
+    compare element by element (a union's members are headers, so the same rule gives "same
+    member valid and equal")."""
+    if isinstance(a, HeaderStack):
+        return all(values_equal(x, y) for x, y in zip(a.a, b.a, strict=True))  # type: ignore[attr-defined]
+    slots = type(a).__slots__  # type: ignore[attr-defined]
+    if slots and slots[0] == "_v":  # a header: validity, fields (and varbit widths)
+        if not (a._v and b._v):  # type: ignore[attr-defined]
+            return a._v == b._v  # type: ignore[attr-defined, no-any-return]
+        return all(getattr(a, n) == getattr(b, n) for n in slots[1:])
+    for n in slots:
+        x, y = getattr(a, n), getattr(b, n)
+        if hasattr(x, "__slots__"):
+            if not values_equal(x, y):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def reset_value(v: object) -> None:
+    """An `out` argument at the call: headers (nested ones too) invalid, fields zero (P4_16
+    leaves them uninitialized; an invalid header is what p4c and BMv2 give)."""
+    if isinstance(v, HeaderStack):
+        for h in v.a:
+            reset_value(h)
+        v.nxt = 0
+        return
+    for name in type(v).__slots__:  # type: ignore[attr-defined]
+        value = getattr(v, name)
+        if hasattr(value, "__slots__"):
+            reset_value(value)
+        else:
+            setattr(v, name, False if name == "_v" else 0)
+
+
+def out_arg(v: object) -> object:
+    """`reset_value(v)` as an expression, for an `out` argument passed in place."""
+    reset_value(v)
+    return v
+
+
+def stack_at(stack: HeaderStack, index: int) -> object:
+    """`stack[index]` with a run-time index. Out of range, as BMv2 runs p4c's output (its
+    midend/hsIndexSimplify.cpp turns the access into a chain of `if (index == k)` over the
+    elements): a read gives an invalid header, a write goes to a throwaway header, i.e. is
+    ignored."""
+    if 0 <= index < stack.size:
+        return stack.a[index]
+    return type(stack.a[0])()
+
+
 def reset_header(h: object) -> None:
     """Invalid and zeroed (the state of a header shifted in by push_front)."""
     for name in type(h).__slots__:  # type: ignore[attr-defined]
@@ -165,7 +243,7 @@ def push_front(stack: HeaderStack, count: int) -> None:
         if i >= count:
             copy_header(a[i], a[i - count])
         else:
-            reset_header(a[i])
+            reset_value(a[i])  # a header, or a header union's members
     stack.nxt = min(stack.nxt + count, stack.size)
 
 
@@ -176,7 +254,7 @@ def pop_front(stack: HeaderStack, count: int) -> None:
         if i + count < stack.size:
             copy_header(a[i], a[i + count])
         else:
-            reset_header(a[i])
+            reset_value(a[i])  # a header, or a header union's members
     stack.nxt = max(stack.nxt - count, 0)
 
 

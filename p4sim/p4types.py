@@ -111,7 +111,7 @@ class HeaderUnionT(StructLikeT):
 
 @dataclass(frozen=True)
 class StackT(P4Type):
-    elem: HeaderT
+    elem: HeaderT | HeaderUnionT
     size: int
 
     def show(self) -> str:

@@ -27,6 +27,13 @@ CRYPTO_PORT="${CRYPTO_PORT:-64}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 COMPOSE_FILE="${COMPOSE_FILE:-docker/compose.yaml}"
 P4SIM_ARGS="${P4SIM_ARGS:-}"  # extra `p4sim run` arguments (TARGET=sim), e.g. "--pcap state/pcap"
+# P4Runtime between the controller and p4sim: mutual TLS with the private CA generated once into
+# $STATE_DIR/switch-tls (controller/switch_pki.py); SWITCH_TLS=off serves it plaintext, open to
+# every local process (debugging only).
+SWITCH_TLS="${SWITCH_TLS:-mutual}"
+# The controller's Prometheus endpoint (docs/operations.md "Metrics"; `tunnelctl stats --reasons`
+# reads it); loopback only, plain HTTP, counters and names but never keys. METRICS_ADDR=off: none.
+METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9464}"
 
 case "$STATE_DIR" in /*) STATE_ABS="$STATE_DIR" ;; *) STATE_ABS="$PWD/$STATE_DIR" ;; esac
 RUN_DIR="$STATE_ABS/run"
@@ -34,6 +41,7 @@ LOG_DIR="$STATE_DIR/logs"
 PACKET_SOCKET="${PACKET_SOCKET:-ipc://$RUN_DIR/ports.ipc}"
 CRYPTO_SOCKET="${CRYPTO_SOCKET:-ipc://$RUN_DIR/crypto-port.ipc}"
 SA_SOCKET="${SA_SOCKET:-$RUN_DIR/crypto-sa.sock}"
+SWITCH_TLS_DIR="$STATE_ABS/switch-tls"
 
 say() { printf 'run: %s\n' "$*"; }
 die() { printf 'run: %s\n' "$*" >&2; exit 1; }
@@ -78,7 +86,9 @@ stop_all() {  # stop_all [signal]: with "signal" (Ctrl-C, SIGTERM) the run ends 
 RUN_RECORD="${XDG_CONFIG_HOME:-$HOME/.config}/tunneloffload/make-run.yaml"
 record_run() {
   mkdir -p "$(dirname "$RUN_RECORD")"
-  printf '# written by make run (scripts/run.sh) when its controller was ready\nserver: %s\nstate_dir: %s\n' \
+  local metrics_line=""
+  [ "${1:-}" = with-metrics ] && [ "$METRICS_ADDR" != off ] && metrics_line="metrics: $METRICS_ADDR\n"
+  printf "# written by make run (scripts/run.sh) when its controller was ready\nserver: %s\nstate_dir: %s\n$metrics_line" \
     "$LISTEN" "$STATE_ABS" >"$RUN_RECORD.tmp" && mv "$RUN_RECORD.tmp" "$RUN_RECORD"
   say "recorded server $LISTEN and state $STATE_ABS in $RUN_RECORD"
 }
@@ -186,9 +196,36 @@ run_sim() {
     die "$RUN_DIR is too long for the Unix sockets under it; set STATE_DIR to a shorter path"
   port_free "the TunnelOffload API, LISTEN" "$LISTEN"
   port_free "P4Runtime, P4RT_ADDR" "$P4RT_ADDR"
+  local metrics_args=()
+  if [ "$METRICS_ADDR" != off ]; then
+    port_free "the metrics endpoint, METRICS_ADDR" "$METRICS_ADDR"
+    metrics_args=(--metrics-addr "$METRICS_ADDR")
+  fi
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   chmod 700 "$STATE_DIR"
   rm -f "$SA_SOCKET"
+
+  local switch_tls_args=() controller_tls_args=() channel_text="PLAINTEXT (SWITCH_TLS=off)"
+  case "$SWITCH_TLS" in
+    mutual)
+      require_options "p4sim" "$PY -m p4sim run" --grpc-server-ssl --grpc-server-with-client-auth
+      require_options "the controller" "$PY -m controller" --switch-ca --switch-cert --switch-key
+      # First run: a CA, the switch's and the controller's certificates (keys 0600); kept after.
+      "$PY" -m controller.switch_pki "$SWITCH_TLS_DIR" --name "${P4RT_ADDR%:*}" \
+        >"$LOG_DIR/switch-pki.log" 2>&1 ||
+        die "cannot create the switch-channel certificates in $SWITCH_TLS_DIR: $(
+          tail -n 1 "$LOG_DIR/switch-pki.log")"
+      switch_tls_args=(--grpc-server-ssl --grpc-server-cert "$SWITCH_TLS_DIR/switch.crt"
+        --grpc-server-key "$SWITCH_TLS_DIR/switch.key" --grpc-server-with-client-auth
+        --grpc-server-cacert "$SWITCH_TLS_DIR/ca.crt")
+      controller_tls_args=(--switch-ca "$SWITCH_TLS_DIR/ca.crt"
+        --switch-cert "$SWITCH_TLS_DIR/controller.crt"
+        --switch-key "$SWITCH_TLS_DIR/controller.key")
+      channel_text="mutual TLS, certificates in $STATE_DIR/switch-tls"
+      ;;
+    off) say "SWITCH_TLS=off: P4Runtime on $P4RT_ADDR is plaintext, open to every local process" ;;
+    *) die "SWITCH_TLS must be mutual or off (got '$SWITCH_TLS')" ;;
+  esac
 
   trap 'stop_all signal' INT TERM
   trap stop_all EXIT
@@ -198,7 +235,7 @@ run_sim() {
 
   start switch "$PY" -m p4sim run "$PROGRAM" --packet-socket "$PACKET_SOCKET" \
     --port "$CRYPTO_PORT@$CRYPTO_SOCKET" --grpc-addr "$P4RT_ADDR" --device-id "$DEVICE_ID" \
-    $P4SIM_ARGS  # word-split on purpose: several arguments
+    "${switch_tls_args[@]}" $P4SIM_ARGS  # P4SIM_ARGS word-split on purpose: several arguments
   wait_ready switch "P4Runtime on $P4RT_ADDR" tcp_open "$P4RT_ADDR"
 
   start crypto-worker "$PY" -m crypto_worker --sa-socket "$SA_SOCKET" --nanomsg "$CRYPTO_SOCKET" \
@@ -208,14 +245,16 @@ run_sim() {
 
   # Health turns SERVING once the controller has the switch and the worker (issue 7).
   start controller "$PY" -m controller --listen "$LISTEN" --state-dir "$STATE_DIR" \
-    --data-plane p4runtime --switch-addr "$P4RT_ADDR" --device-id "$DEVICE_ID" \
-    --p4info "$P4INFO" --p4-device-config "$RUN_DIR/device-config.json" \
-    --crypto-worker-socket "$SA_SOCKET" --routes "$ROUTES"
+    --data-plane p4runtime --switch-addr "$P4RT_ADDR" "${controller_tls_args[@]}" \
+    --device-id "$DEVICE_ID" --p4info "$P4INFO" --p4-device-config "$RUN_DIR/device-config.json" \
+    --crypto-worker-socket "$SA_SOCKET" --routes "$ROUTES" ${metrics_args[@]+"${metrics_args[@]}"}
   wait_ready controller "gRPC health SERVING on $LISTEN" \
     "$PY" -m tunnelctl --server "$LISTEN" --state-dir "$STATE_DIR" --timeout 2 health
-  record_run
+  record_run with-metrics
 
   print_banner "p4sim (embedded v1model target) running $PROGRAM, P4Runtime $P4RT_ADDR" \
+    "switch:   P4Runtime $channel_text" \
+    "metrics:  $([ "$METRICS_ADDR" = off ] && echo off || echo "http://$METRICS_ADDR/metrics")" \
     "packets:  front-panel ports on $PACKET_SOCKET (PTF nanomsg);" \
     "          crypto port $CRYPTO_PORT on $CRYPTO_SOCKET, owned by the crypto worker" \
     "routes:   $ROUTES" \

@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="SECONDS", help="refresh every SECONDS (default 2) until Ctrl-C")
     stats.add_argument("--count", type=int, default=0,
                        help="with --watch: stop after this many refreshes")
+    stats.add_argument("--reasons", action="store_true",
+                       help="drops by reason (switch and crypto worker), read from the "
+                            "controller's metrics endpoint, not the API (docs/cli.md)")
+    stats.add_argument("--metrics", metavar="HOST:PORT",
+                       help="with --reasons: the controller's --metrics-addr, or a URL (env "
+                            "TUNNELCTL_METRICS; config file key metrics:)")
 
     delete = commands.add_parser("delete", help="delete tunnels by id, by file, or all")
     delete.add_argument("tunnel_ids", nargs="*", type=_tunnel_id, metavar="ID")

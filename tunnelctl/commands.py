@@ -17,17 +17,20 @@ from typing import TextIO, TypeVar
 import grpc
 from google.protobuf import text_format
 
-from tunnelctl import codec, graph, summary
+from tunnelctl import graph, summary, wire_values
 from tunnelctl.client import CreateOutcome, TunnelClient, error_codes
 from tunnelctl.connection import (
+    METRICS_ENV,
     ConnectionError_,
     explain_unreachable,
     open_channel,
+    resolve_defaults,
     settings_from_args,
 )
 from tunnelctl.document import load_documents, parse_requests
 from tunnelctl.output import dump, print_outcome, readable_list
 from tunnelctl.readable import InputError, to_readable
+from tunnelctl.reasons import MetricsUnavailable, read_drop_reasons
 from tunnelctl.tables import render_table
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
@@ -123,6 +126,8 @@ def cmd_list(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
 
 def cmd_stats(args: argparse.Namespace, client: TunnelClient | None, out: TextIO,
               err: TextIO) -> Exit:
+    if args.reasons:
+        return _print_reasons(args, out, err)
     client = _need(client)
     refreshes = 0
     previous: StatsSample | None = None
@@ -259,6 +264,8 @@ COMMANDS: dict[str, Command] = {
 }
 
 def needs_server(args: argparse.Namespace) -> bool:
+    if args.command == "stats":
+        return not args.reasons  # --reasons reads the metrics endpoint only
     if args.command == "graph":
         return not args.file
     if args.command in ("create", "update"):
@@ -363,6 +370,33 @@ def _print_stats(args: argparse.Namespace, client: TunnelClient, out: TextIO, er
     return status, sample
 
 
+def _print_reasons(args: argparse.Namespace, out: TextIO, err: TextIO) -> Exit:
+    """``stats --reasons``: the drops by reason of the controller's metrics endpoint."""
+    if args.watch is not None:
+        raise InputError("--reasons", "--watch is not supported with --reasons")
+    if args.metrics is None:
+        resolve_defaults(args)
+    if not args.metrics:
+        raise InputError("--reasons", "drops by reason are read from the controller's metrics "
+                                      "endpoint (the API has no field for them): give --metrics "
+                                      "HOST:PORT (the controller's --metrics-addr), or set "
+                                      f"${METRICS_ENV} or metrics: in tunnelctl.yaml")
+    try:
+        reasons = read_drop_reasons(args.metrics, timeout=args.timeout)
+    except MetricsUnavailable as error:
+        err.write(f"error: {error}\n")
+        return Exit.UNREACHABLE
+    if args.output != "table":
+        dump(reasons.readable(args.tunnel_ids), args.output, out)
+        return Exit.OK
+    rows = reasons.rows(args.tunnel_ids)
+    if not rows:
+        out.write("no drops\n")
+    else:
+        out.write(render_table(["SOURCE", "TUNNEL", "REASON", "PACKETS"], rows))
+    return Exit.OK
+
+
 def packet_rates(tunnel_id: int, now: StatsSample, before: StatsSample | None) -> list[object]:
     """Packets per second in and out since the last refresh; "-" when there is none to compare."""
     if before is None or tunnel_id not in before.packets or now.taken <= before.taken:
@@ -407,8 +441,8 @@ def _read_key(args: argparse.Namespace, err: TextIO) -> bytes:
     else:
         text = args.new_key
     try:
-        return codec.encode_key(text)
-    except codec.CodecError as error:
+        return wire_values.encode_key(text)
+    except wire_values.CodecError as error:
         raise InputError(option, str(error)) from None
 
 
@@ -475,7 +509,7 @@ def _without_keys(request: pb.ipTunnelRequest) -> pb.ipTunnelRequest:
     sas.extend(shown.ipsecTunnel.ipsecDec.ipsecSAs)
     for sa in sas:
         if sa.encryptionKey:
-            sa.encryptionKey = codec.redact_key(sa.encryptionKey).encode()
+            sa.encryptionKey = wire_values.redact_key(sa.encryptionKey).encode()
     return shown
 
 

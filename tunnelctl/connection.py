@@ -42,10 +42,11 @@ DEFAULT_STATE_DIR = "$XDG_STATE_HOME/tunneloffload"
 STATE_DIR_ENV = "TUNNELOFFLOAD_STATE_DIR"
 LEGACY_STATE_DIR_ENV = "TUNNELCTL_STATE_DIR"
 SERVER_ENV = "TUNNELCTL_SERVER"
+METRICS_ENV = "TUNNELCTL_METRICS"   # the controller's --metrics-addr, for `stats --reasons`
 CONFIG_NAME = "tunnelctl.yaml"
 # Written by scripts/run.sh once its controller is SERVING (server: and state_dir: lines).
 MAKE_RUN_RECORD = "make-run.yaml"
-CONFIG_KEYS = ("server", "state_dir", "ca", "cert", "key", "server_name")
+CONFIG_KEYS = ("server", "state_dir", "ca", "cert", "key", "server_name", "metrics")
 # The file name the controller writes its generated self-signed certificate to, inside --state-dir.
 GENERATED_CERT_NAME = "tls/server.crt"
 
@@ -118,10 +119,11 @@ def resolve_defaults(args: argparse.Namespace) -> dict[str, str]:
     sources: dict[str, str] = {}
     layers: list[tuple[str, dict[str, str]]] = [
         ("environment", {k: v for k, v in (("server", os.environ.get(SERVER_ENV)),
-                                           ("state_dir", env_state)) if v}),
+                                           ("state_dir", env_state),
+                                           ("metrics", os.environ.get(METRICS_ENV))) if v}),
         (str(config_dir() / CONFIG_NAME), config),
         (str(config_dir() / MAKE_RUN_RECORD), {k: v for k, v in record.items()
-                                               if k in ("server", "state_dir")}),
+                                               if k in ("server", "state_dir", "metrics")}),
         ("default", {"server": DEFAULT_SERVER, "state_dir": _controller_state_dir()}),
     ]
     for name in CONFIG_KEYS:

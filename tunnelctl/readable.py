@@ -16,7 +16,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from tunnelctl import codec
+from tunnelctl import wire_values
 
 __all__ = ["InputError", "from_readable", "to_readable"]
 
@@ -40,11 +40,11 @@ class _ValueCodec:
     decode: Callable[[Any], Any]
 
 
-_IPV4 = _ValueCodec(encode=codec.encode_ipv4, decode=codec.decode_ipv4)
-_IPV6 = _ValueCodec(encode=codec.encode_ipv6, decode=codec.decode_ipv6)
-_MAC = _ValueCodec(encode=codec.encode_mac, decode=codec.decode_mac)
-_KEY = _ValueCodec(encode=codec.encode_key, decode=codec.redact_key)
-_HEX = _ValueCodec(encode=codec.encode_hex, decode=codec.decode_hex)
+_IPV4 = _ValueCodec(encode=wire_values.encode_ipv4, decode=wire_values.decode_ipv4)
+_IPV6 = _ValueCodec(encode=wire_values.encode_ipv6, decode=wire_values.decode_ipv6)
+_MAC = _ValueCodec(encode=wire_values.encode_mac, decode=wire_values.decode_mac)
+_KEY = _ValueCodec(encode=wire_values.encode_key, decode=wire_values.redact_key)
+_HEX = _ValueCodec(encode=wire_values.encode_hex, decode=wire_values.decode_hex)
 
 _VALUE_CODECS: dict[tuple[str, str], _ValueCodec] = {
     (f"{_PACKAGE}.IPV4Pair", "sourceIp"): _IPV4,
@@ -139,10 +139,10 @@ def _readable_value(message: Message, field: FieldDescriptor, value: Any) -> Any
     if value_codec is not None:
         try:
             return value_codec.decode(value)
-        except codec.CodecError:
-            return codec.decode_hex(value) if isinstance(value, bytes) else value
+        except wire_values.CodecError:
+            return wire_values.decode_hex(value) if isinstance(value, bytes) else value
     if isinstance(value, bytes):
-        return codec.decode_hex(value)
+        return wire_values.decode_hex(value)
     return value
 
 
@@ -169,7 +169,7 @@ def _scalar(message: Message, field: FieldDescriptor, value: Any, path: str) -> 
     if value_codec is not None:
         try:
             return value_codec.encode(value)
-        except codec.CodecError as error:
+        except wire_values.CodecError as error:
             raise InputError(path, str(error)) from None
     if field.type == FieldDescriptor.TYPE_ENUM:
         return _enum(field, value, path)
@@ -183,8 +183,8 @@ def _scalar(message: Message, field: FieldDescriptor, value: Any, path: str) -> 
         return value
     if field.type == FieldDescriptor.TYPE_BYTES:
         try:
-            return codec.encode_hex(value)
-        except codec.CodecError as error:
+            return wire_values.encode_hex(value)
+        except wire_values.CodecError as error:
             raise InputError(path, str(error)) from None
     return _unsigned(field, value, path)
 
@@ -194,7 +194,7 @@ def _unsigned(field: FieldDescriptor, value: Any, path: str) -> int:
         try:
             value = int(value, 0)
         except ValueError:
-            raise InputError(path, f"expected an integer, got {codec.shown(value)}") from None
+            raise InputError(path, f"expected an integer, got {wire_values.shown(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputError(path, f"expected an integer, got {_describe(value)}")
     limit = _MAX_UINT64 if field.type in (FieldDescriptor.TYPE_UINT64,
@@ -213,7 +213,8 @@ def _enum(field: FieldDescriptor, value: Any, path: str) -> int:
         folded = {name.lower(): name for name in names}
         if value.lower() in folded:
             return int(enum.values_by_name[folded[value.lower()]].number)
-        raise InputError(path, f"unknown {enum.name} {codec.shown(value)}{_suggest(value, names)}; "
+        shown = wire_values.shown(value)
+        raise InputError(path, f"unknown {enum.name} {shown}{_suggest(value, names)}; "
                                f"one of {', '.join(names)}")
     if isinstance(value, int) and not isinstance(value, bool) and value in enum.values_by_number:
         return value
@@ -291,6 +292,6 @@ def _suggest(word: str, names: list[str]) -> str:
 def _describe(value: Any) -> str:
     if isinstance(value, (Mapping, list)):
         return f"a {type(value).__name__}"
-    if isinstance(value, str | bytes) and len(value) > codec.MAX_SHOWN:
-        return codec.shown(value)
+    if isinstance(value, str | bytes) and len(value) > wire_values.MAX_SHOWN:
+        return wire_values.shown(value)
     return f"{type(value).__name__} {value!r}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from tunnelctl import codec
+from tunnelctl import wire_values
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
 __all__ = ["OuterIps", "describe_details", "describe_kind", "describe_match", "emitted_ipv4",
@@ -85,7 +85,7 @@ def describe_details(rule: pb.ipTunnelRequest) -> str:
             text += f" options {len(encap.geneveOption)}"
         return text
     if kind == "nat":
-        return f"source {codec.decode_ipv4(rule.nat.sourceIp)}"
+        return f"source {wire_values.decode_ipv4(rule.nat.sourceIp)}"
     return ""
 
 
@@ -100,8 +100,8 @@ def emitted_ipv4(rule: pb.ipTunnelRequest) -> OuterIps | None:
         pair = rule.geneve.geneveEncap.outerIpv4Pair
     if pair is None:
         return None
-    return OuterIps(source=codec.decode_ipv4(pair.sourceIp),
-                    destination=codec.decode_ipv4(pair.destinationIp))
+    return OuterIps(source=wire_values.decode_ipv4(pair.sourceIp),
+                    destination=wire_values.decode_ipv4(pair.destinationIp))
 
 
 def ipv4_match_covers(rule: pb.ipTunnelRequest, outer: OuterIps) -> bool:
@@ -117,22 +117,22 @@ def ipv4_match_covers(rule: pb.ipTunnelRequest, outer: OuterIps) -> bool:
 def _covers(value: int, prefix: int, address: str) -> bool:
     if not value and not prefix:
         return True
-    network = ipaddress.IPv4Network(f"{codec.decode_ipv4(value)}/{prefix}", strict=False)
+    network = ipaddress.IPv4Network(f"{wire_values.decode_ipv4(value)}/{prefix}", strict=False)
     return ipaddress.IPv4Address(address) in network
 
 
 def _ipv4_match_text(match: pb.IPV4Match) -> str:
-    source = _prefix_text(codec.decode_ipv4(match.sourceIp), match.sourceIpPrefix,
+    source = _prefix_text(wire_values.decode_ipv4(match.sourceIp), match.sourceIpPrefix,
                           bool(match.sourceIp))
-    destination = _prefix_text(codec.decode_ipv4(match.destinationIp),
+    destination = _prefix_text(wire_values.decode_ipv4(match.destinationIp),
                                match.destinationIpPrefix, bool(match.destinationIp))
     return f"{source}->{destination}"
 
 
 def _ipv6_match_text(match: pb.IPV6Match) -> str:
-    source = _prefix_text(codec.decode_ipv6(match.sourceIp), match.sourceIpPrefix,
+    source = _prefix_text(wire_values.decode_ipv6(match.sourceIp), match.sourceIpPrefix,
                           bool(match.sourceIp)) if match.sourceIp else "*"
-    destination = _prefix_text(codec.decode_ipv6(match.destinationIp),
+    destination = _prefix_text(wire_values.decode_ipv6(match.destinationIp),
                                match.destinationIpPrefix, bool(match.destinationIp)) \
         if match.destinationIp else "*"
     return f"{source}->{destination}"

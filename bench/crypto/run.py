@@ -8,13 +8,19 @@ worker process used (user + system, from /proc), so other load on the machine do
 it; the wall-clock rate is shown too. The baseline is N one-shot AESGCM calls on one core
 (`time.process_time`). The figure is ratio = worker per core / bare AEAD per core.
 
+Two more rates per case, on the same frames in this process: the worker's own FrameProcessor
+without any port I/O ("no-I/O"), and the floor (bench/crypto/floor.py): a hand-written minimal
+ESP loop, checked to give the worker's output for the same frames; `/floor` = worker per core /
+floor per core, what the worker costs compared with a straightforward Python ESP.
+
 Run as root (with iproute2), it then measures the same cases a second time with the worker on
 AF_PACKET, the BMv2 set-up: a veth pair in a network namespace it creates and deletes, the bench
 on one end, the worker on the other; that table's rows start with `af_packet`.
 
 Usage: .venv/bin/python bench/crypto/run.py [--packets N] [--no-afpacket]
-(or `make bench-crypto`). Prints the tables, then one line `ratio_64=X ratio_1400=Y` (encrypt,
-nanomsg port I/O).
+(or `make bench-crypto`). Prints the tables, the `af_packet ratio_… floor_ratio_…` line and the
+nanomsg `floor_ratio_…` line, then last one line `ratio_64=X ratio_1400=Y` (encrypt, nanomsg
+port I/O, against the bare AEAD).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +53,7 @@ from scapy.packet import Raw
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.crypto import floor  # noqa: E402
 from bench.crypto.netns import socket_in_namespace  # noqa: E402
 from crypto_worker.ciphers import SUITE_BY_ENC_TYPE_NAME  # noqa: E402
 from crypto_worker.processor import FrameProcessor  # noqa: E402
@@ -73,10 +80,16 @@ class Result:
     worker_per_core: float
     worker_wall: float
     aead_per_core: float
+    in_process_per_core: float  # the worker's FrameProcessor in this process, no port I/O
+    floor_per_core: float  # the hand-written minimal ESP loop (bench/crypto/floor.py)
 
     @property
     def ratio(self) -> float:
         return self.worker_per_core / self.aead_per_core
+
+    @property
+    def floor_ratio(self) -> float:
+        return self.worker_per_core / self.floor_per_core
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -178,6 +191,40 @@ class Switch:
         if failure:
             raise RuntimeError(f"only {received} of {len(wire)} answers") from failure[0]
         return elapsed
+
+
+def _processor(key: bytes, salt: bytes, spi: int, direction: Direction) -> FrameProcessor:
+    """The worker's FrameProcessor with one fresh SA (index 1) on `key`, in this process."""
+    table = SaTable()
+    table.add(SaConfig(sa_index=1, spi=spi, direction=direction, suite=SUITE,
+                       mode=EspMode.TUNNEL, nat_traversal=False, esn=False, replay_window=1024),
+              SaKeys(key=Secret(key), salt=Secret(salt)))
+    return FrameProcessor(table)
+
+
+def _at_index_1(messages: list[bytes]) -> list[bytes]:
+    return [m[:4] + b"\x00\x01" + m[6:] for m in messages]  # the shim's sa_index field
+
+
+def _in_process_and_floor(op: str, key: bytes, salt: bytes, spi: int,
+                          messages: list[bytes]) -> tuple[float, float]:
+    """Per-core rates, on the frames the worker got, of its FrameProcessor without port I/O and
+    of the hand-written floor; first checks that both give the same output for a batch."""
+    direction = Direction.ENCRYPT if op == "encrypt" else Direction.DECRYPT
+    messages = _at_index_1(messages)
+
+    def floor_loop() -> Callable[[list[bytes]], list[bytes]]:
+        if op == "encrypt":
+            return floor.encrypt_loop(key, salt, spi)
+        return floor.decrypt_loop(key, salt)
+
+    sample = messages[:64]
+    expected = _processor(key, salt, spi, direction).process_batch(sample)
+    got = floor_loop()(sample)
+    if got != expected or len(got) != len(sample):
+        raise SystemExit(f"{op}: the floor's output differs from the worker's")
+    processor = _processor(key, salt, spi, direction)
+    return floor.per_core(processor.process_batch, messages), floor.per_core(floor_loop(), messages)
 
 
 def _bare_aead(size: int, count: int, decrypt: bool) -> float:
@@ -353,9 +400,12 @@ def run(packets: int, io: str = "nanomsg") -> list[Result]:
                         raise SystemExit(f"--packets {packets}: too few to measure CPU time")
                     counters = stub.GetCounters(pb.GetCountersRequest(sa_indexes=[sa_index]))
                     assert counters.sas[0].packets == packets + packets // 20, counters
+                    in_process, floor_rate = _in_process_and_floor(op, key, salt, spi, messages)
                     results.append(Result(op=op, size=size, worker_per_core=packets / cpu,
                                           worker_wall=packets / wall,
-                                          aead_per_core=_bare_aead(size, packets, op == "decrypt")))
+                                          aead_per_core=_bare_aead(size, packets, op == "decrypt"),
+                                          in_process_per_core=in_process,
+                                          floor_per_core=floor_rate))
         finally:
             channel.close()
     return results
@@ -363,10 +413,13 @@ def run(packets: int, io: str = "nanomsg") -> list[Result]:
 
 def _print_table(results: list[Result], prefix: str = "") -> None:
     print(f"{prefix}{'op':8} {'payload':>7} {'worker pps/core':>16} {'worker pps wall':>16} "
-          f"{'bare AEAD pps/core':>19} {'ratio':>6}")
+          f"{'no-I/O pps/core':>16} {'floor pps/core':>15} {'bare AEAD pps/core':>19} "
+          f"{'ratio':>6} {'/floor':>6}")
     for r in results:
         print(f"{prefix}{r.op:8} {r.size:>7} {r.worker_per_core:>16,.0f} "
-              f"{r.worker_wall:>16,.0f} {r.aead_per_core:>19,.0f} {r.ratio:>6.3f}")
+              f"{r.worker_wall:>16,.0f} {r.in_process_per_core:>16,.0f} "
+              f"{r.floor_per_core:>15,.0f} {r.aead_per_core:>19,.0f} {r.ratio:>6.3f} "
+              f"{r.floor_ratio:>6.3f}")
 
 
 def _afpacket_possible() -> str | None:
@@ -395,11 +448,20 @@ def main() -> None:
     if skip is None:
         print(f"AF_PACKET port I/O (BMv2 set-up: veth pair in a network namespace), "
               f"{args.packets} packets per case, at most {VethSwitch.WINDOW} in flight, batch 64")
-        _print_table(run(args.packets, "afpacket"), prefix="af_packet ")
+        af_results = run(args.packets, "afpacket")
+        _print_table(af_results, prefix="af_packet ")
+        af = {(r.op, r.size): r for r in af_results}
+        print(f"af_packet ratio_64={af[('encrypt', 64)].ratio:.3f} "
+              f"ratio_1400={af[('encrypt', 1400)].ratio:.3f} "
+              f"floor_ratio_64={af[('encrypt', 64)].floor_ratio:.3f} "
+              f"floor_ratio_1400={af[('encrypt', 1400)].floor_ratio:.3f}")
     else:
         print(f"AF_PACKET port I/O: not measured ({skip})")
-    by_case = {(r.op, r.size): r.ratio for r in results}
-    print(f"ratio_64={by_case[('encrypt', 64)]:.3f} ratio_1400={by_case[('encrypt', 1400)]:.3f}")
+    by_case = {(r.op, r.size): r for r in results}
+    print(f"nanomsg floor_ratio_64={by_case[('encrypt', 64)].floor_ratio:.3f} "
+          f"floor_ratio_1400={by_case[('encrypt', 1400)].floor_ratio:.3f}")
+    print(f"ratio_64={by_case[('encrypt', 64)].ratio:.3f} "
+          f"ratio_1400={by_case[('encrypt', 1400)].ratio:.3f}")
 
 
 if __name__ == "__main__":

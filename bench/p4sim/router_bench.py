@@ -8,7 +8,7 @@ that (struct-based parsing, a dict per prefix length); the ratio p4sim / baselin
 packets, and every p4sim output is checked against the baseline's.
 
 With the nanomsg round trip, each side runs behind the same p4sim packet socket
-(`p4sim.ports.Dataplane` + `NnPacketSocket`, BMv2's packet-in format over an ipc:// PAIR
+(`p4sim.ports.PacketPump` + `NnPacketSocket`, BMv2's packet-in format over an ipc:// PAIR
 socket) and a client keeps a window of frames in flight, as PTF would.
 
 Run: .venv/bin/python -m bench.p4sim.router_bench [--packets N] [--no-nanomsg]
@@ -115,12 +115,12 @@ def measure_nanomsg(processor: object, frames: list[bytes], window: int = 64
                     ) -> tuple[float, int]:
     """Packets per second through the packet socket: send frames as PACKET_IN on port 0, keep
     `window` in flight, count the PACKET_OUT replies. Returns (pps, frames received)."""
-    from p4sim.ports import Dataplane, NnPacketSocket
+    from p4sim.ports import NnPacketSocket, PacketPump
     from p4sim.ports.nn_protocol import MsgType, decode, encode_frame
 
     with tempfile.TemporaryDirectory() as tmp:
         address = f"ipc://{tmp}/bench.ipc"
-        dataplane = Dataplane(processor, device_socket=NnPacketSocket(address))  # type: ignore[arg-type]
+        dataplane = PacketPump(processor, device_socket=NnPacketSocket(address))  # type: ignore[arg-type]
         dataplane.start()
         client = pynng.Pair0(recv_timeout=10_000)
         try:

@@ -22,6 +22,8 @@ import finsy as fy
 from finsy.grpcutil import GRPCStatusCode
 from finsy.switch import SwitchEvent
 
+from controller.tls import SwitchChannelTls, explain_switch_failure
+
 log = logging.getLogger(__name__)
 
 INITIAL_BACKOFF = 0.1
@@ -50,6 +52,7 @@ class SwitchTarget:
     device_id: int
     p4info: Path
     device_config: bytes  # p4_device_config; b"" = p4sim's preloaded program
+    tls: SwitchChannelTls | None = None  # None: plaintext P4Runtime
 
 
 class SwitchConnection:
@@ -86,8 +89,12 @@ class SwitchConnection:
 
     async def _run(self) -> None:
         backoff = INITIAL_BACKOFF
+        tls = self.target.tls
         options = fy.SwitchOptions(p4info=self.target.p4info, p4blob=self.target.device_config,
-                                   device_id=self.target.device_id)
+                                   device_id=self.target.device_id,
+                                   channel_credentials=tls.credentials() if tls else None)
+        reported: str | None = None  # the TLS problem last logged at ERROR (logged once)
+        previous: str | None = None  # the TLS problem of the last attempt
         while True:
             switch = fy.Switch("switch", self.target.address, options)
             try:
@@ -106,6 +113,7 @@ class SwitchConnection:
                              switch.p4info.get_pipeline_info())
                     await self._on_ready(self)
                     backoff = INITIAL_BACKOFF
+                    reported = previous = None
                     await down.wait()
                     log.warning("P4Runtime channel to %s went down (or lost the primary "
                                 "role)", self.target.address)
@@ -114,8 +122,22 @@ class SwitchConnection:
                 self._on_down()
                 raise
             except Exception as error:  # noqa: BLE001 - any failure means: reconnect
-                log.warning("P4Runtime channel to %s: %s; retrying in %.1f s",
-                            self.target.address, _describe(error), backoff)
+                # A TLS problem is a configuration error: one ERROR line, not one per attempt,
+                # and only once two attempts in a row agree (a switch going down mid-handshake
+                # can look like a refusal once).
+                problem = explain_switch_failure(tls, _describe(error))
+                if problem is None:
+                    log.warning("P4Runtime channel to %s: %s; retrying in %.1f s",
+                                self.target.address, _describe(error), backoff)
+                elif problem == reported:
+                    log.debug("P4Runtime channel to %s: still %s", self.target.address, problem)
+                elif problem == previous:
+                    log.error("P4Runtime channel to %s: %s (retrying every %.0f s at most)",
+                              self.target.address, problem, MAX_BACKOFF)
+                    reported = problem
+                else:
+                    log.debug("P4Runtime channel to %s: %s", self.target.address, problem)
+                previous = problem
             finally:
                 self._switch = None
             self._on_down()

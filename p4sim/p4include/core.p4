@@ -1,8 +1,8 @@
 // p4sim's <core.p4>: the P4_16 core library declarations, written for p4sim.
 // Names and signatures follow the P4_16 specification so programs written for p4c compile
 // unchanged; the behaviour of every method is implemented inside p4sim.
-#ifndef P4SIM_CORE_P4
-#define P4SIM_CORE_P4
+#ifndef _CORE_P4_
+#define _CORE_P4_
 
 error {
     NoError,

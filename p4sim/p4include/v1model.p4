@@ -3,8 +3,8 @@
 // including its two API versions: define V1MODEL_VERSION as 20200408 (or later) before the
 // #include for the newer one (PortId_t, counter<I>, register<T, I>); the default is 20180101.
 // The behaviour lives in p4sim (see docs/p4sim.md for what is implemented and where it differs).
-#ifndef P4SIM_V1MODEL_P4
-#define P4SIM_V1MODEL_P4
+#ifndef _V1_MODEL_P4_
+#define _V1_MODEL_P4_
 
 #include <core.p4>
 

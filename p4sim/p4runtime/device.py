@@ -35,7 +35,7 @@ PacketInSink = Callable[[bytes, dict[int, int]], None]
 
 
 @dataclass(kw_only=True)
-class Pipeline:
+class ForwardingConfig:
     """A program verified against a P4Info, with what GetForwardingPipelineConfig returns."""
 
     program: Program
@@ -50,7 +50,7 @@ class Running:
     """A realized pipeline: the switch executing it and its forwarding state (the committed
     pipeline, or the saved one the controller programs before COMMIT)."""
 
-    pipeline: Pipeline
+    pipeline: ForwardingConfig
     switch: Switch
     metadata: EntryMetadata = field(default_factory=dict)
 
@@ -85,7 +85,8 @@ class Device:
 
     # -- control side ----------------------------------------------------------------------
 
-    def verify(self, p4info: p4i.P4Info, device_config: bytes, cookie: int | None) -> Pipeline:
+    def verify(self, p4info: p4i.P4Info, device_config: bytes,
+               cookie: int | None) -> ForwardingConfig:
         """Load the program the device config names or carries and check ``p4info`` against
         the P4Info p4sim generates for it. INVALID_ARGUMENT naming the problem."""
         source: DeviceConfig | None = None
@@ -106,7 +107,7 @@ class Device:
         if difference is not None:
             raise invalid(f"P4Info does not match the program {program.source_path}: "
                           f"{difference}")
-        return Pipeline(program=program, schema=Schema(program.p4info),
+        return ForwardingConfig(program=program, schema=Schema(program.p4info),
                         device_config=device_config, cookie=cookie, source=source)
 
     @property
@@ -115,7 +116,7 @@ class Device:
         saved = self.saved
         return saved if saved is not None else self.running
 
-    def save(self, pipeline: Pipeline) -> None:
+    def save(self, pipeline: ForwardingConfig) -> None:
         """VERIFY_AND_SAVE: realize ``pipeline`` with empty state beside the running one; it
         replaces an earlier saved pipeline and what was written to it."""
         realized = self._realize(pipeline)
@@ -134,7 +135,7 @@ class Device:
             self.running, self.saved = saved, None
         logger.info("saved pipeline committed: %s", saved.pipeline.program.source_path)
 
-    def commit(self, pipeline: Pipeline) -> None:
+    def commit(self, pipeline: ForwardingConfig) -> None:
         """VERIFY_AND_COMMIT: run ``pipeline`` with fresh forwarding state; a saved pipeline is
         dropped."""
         realized = self._realize(pipeline)
@@ -142,14 +143,14 @@ class Device:
             self.running, self.saved = realized, None
         logger.info("pipeline committed: %s", pipeline.program.source_path)
 
-    def _realize(self, pipeline: Pipeline) -> Running:
+    def _realize(self, pipeline: ForwardingConfig) -> Running:
         switch = self._switch_factory(pipeline.program, device_id=self.device_id,
                                       cpu_port=self.cpu_port)
         switch.packet_in_sink = self._packet_in
         switch.trace = self.trace
         return Running(pipeline=pipeline, switch=switch)
 
-    def reconcile(self, pipeline: Pipeline) -> None:
+    def reconcile(self, pipeline: ForwardingConfig) -> None:
         """RECONCILE_AND_COMMIT: keep the running forwarding state, only possible when the
         P4Info is unchanged; a saved pipeline is dropped. On error nothing changes."""
         running = self.running

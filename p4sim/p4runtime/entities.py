@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from p4sim.p4runtime.codec import decode_uint, encode_uint, full_mask, prefix_mask
+from p4sim.p4runtime.bytestrings import decode_uint, encode_uint, full_mask, prefix_mask
 from p4sim.p4runtime.errors import denied, invalid
 from p4sim.p4runtime.proto import p4i, p4r
 from p4sim.p4runtime.schema import ActionInfo, Schema, TableInfo

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p4sim.p4runtime.codec import decode_uint, encode_uint
+from p4sim.p4runtime.bytestrings import decode_uint, encode_uint
 from p4sim.p4runtime.errors import invalid
 from p4sim.p4runtime.proto import p4r
 from p4sim.p4runtime.schema import Schema

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from p4sim.p4runtime.codec import encode_uint
+from p4sim.p4runtime.bytestrings import encode_uint
 from p4sim.p4runtime.counter_wire import counter_entities, entity_element
 from p4sim.p4runtime.entities import (
     check_priority,

@@ -42,6 +42,8 @@ _GET = p4r.GetForwardingPipelineConfigRequest
 class ServerSettings:
     address: str = "127.0.0.1:9559"
     max_workers: int = 16
+    # None: plaintext, as simple_switch_grpc without --grpc-server-ssl (p4sim.p4runtime.tls).
+    credentials: grpc.ServerCredentials | None = None
 
 
 class _Stream:
@@ -343,7 +345,10 @@ def create_server(device: Device, settings: ServerSettings) -> tuple[grpc.Server
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers,
                                                     thread_name_prefix="p4rt"))
     p4r_grpc.add_P4RuntimeServicer_to_server(P4RuntimeServicer(device), server)
-    port = server.add_insecure_port(settings.address)
+    if settings.credentials is None:
+        port = server.add_insecure_port(settings.address)
+    else:
+        port = server.add_secure_port(settings.address, settings.credentials)
     if port == 0:
         raise OSError(f"cannot bind the P4Runtime server to {settings.address}")
     return server, port

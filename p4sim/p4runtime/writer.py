@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from p4sim.errors import EntryError
-from p4sim.p4runtime.codec import decode_uint
+from p4sim.p4runtime.bytestrings import decode_uint
 from p4sim.p4runtime.entities import DecodedEntry, decode_counter_data, decode_table_entry
 from p4sim.p4runtime.errors import P4RuntimeError, denied, from_entry_error, invalid, unimplemented
 from p4sim.p4runtime.proto import p4r

@@ -1,7 +1,9 @@
 /*
  * classifier.p4 — Classifier: builds the rule key from the parsed packet and applies tunnel_rules,
  * the one table that maps what the API can match to a tunnel and its next action. The actions
- * only record the rule's tunnel parameters; Geneve and Esp do the header work.
+ * only record the rule's tunnel parameters; Geneve and Esp do the header work. ESP that no rule
+ * takes is looked up once more in esp_endpoints: the switch is an ESP end point exactly where a
+ * decrypt tunnel's match says so (docs/dataplane.md "ESP with an unknown SPI").
  */
 #ifndef TUNNEL_OFFLOAD_CLASSIFIER_P4
 #define TUNNEL_OFFLOAD_CLASSIFIER_P4
@@ -126,6 +128,15 @@ control Classifier(inout headers_t hdr,
         meta.next_action = NEXT_ACTION_FORWARD;  // no tunnel: route the packet as it is
     }
 
+    // ESP addressed to a decrypt tunnel whose SPI is none of its SAs (those have their own
+    // tunnel_rules entries, which would have matched): the tunnel received it and drops it.
+    action drop_unknown_spi(tunnel_index_t tunnel_index) {
+        meta.tunnel_index = tunnel_index;
+        meta.tunnel.kind = TUNNEL_KIND_NONE;
+        meta.events.tunnel_in = true;
+        meta.drop_reason = DROP_SA_MISS;
+    }
+
     // Programmed by the controller, one entry per tunnel, priorities computed by the controller.
     // A miss means "no tunnel": the packet goes to forwarding as it is. The annotations carry
     // the sizes Capabilities reports into the P4Info (table and counter sizes are there anyway).
@@ -169,6 +180,30 @@ control Classifier(inout headers_t hdr,
         const default_action = skip_tunnel();
         counters = tunnel_rule_hits;
         size = TUNNEL_RULES_SIZE;
+    }
+
+    // Programmed by the controller: one entry per decrypt tunnel, its rule's match without the
+    // SPI, at the rule's priority. Looked up only for ESP that tunnel_rules missed, so no rule
+    // of any tunnel loses a packet to it. A hit drops the packet on that tunnel (unknown SPI);
+    // a miss means the ESP is not for this switch: it is routed as it is, like any IP packet.
+    table esp_endpoints {
+        key = {
+            meta.first_ingress_port    : ternary @name("ingress_port");
+            meta.prev_tunnel           : ternary @name("prev_tunnel");
+            meta.key.dst_mac           : ternary @name("dst_mac");
+            meta.key.src_mac           : ternary @name("src_mac");
+            meta.key.ip_version        : ternary @name("ip_version");
+            meta.key.ipv4_src          : ternary @name("ipv4_src");
+            meta.key.ipv4_dst          : ternary @name("ipv4_dst");
+            meta.key.ipv6_src          : ternary @name("ipv6_src");
+            meta.key.ipv6_dst          : ternary @name("ipv6_dst");
+        }
+        actions = {
+            drop_unknown_spi;
+            @defaultonly skip_tunnel;
+        }
+        const default_action = skip_tunnel();
+        size = ESP_ENDPOINTS_SIZE;
     }
 
     apply {
@@ -224,7 +259,11 @@ control Classifier(inout headers_t hdr,
             meta.frame_len = meta.frame_len - VLAN_LEN;
         }
 
-        tunnel_rules.apply();
+        if (!tunnel_rules.apply().hit) {
+            if (meta.key.tunnel_header == TUNNEL_HEADER_ESP) {
+                esp_endpoints.apply();
+            }
+        }
     }
 }
 

@@ -97,7 +97,7 @@ const drop_reason_t DROP_ROUTE_MISS          = 5;
 const drop_reason_t DROP_ROUTE_TO_CRYPTO     = 6;   // a route may not point at CRYPTO_PORT
 const drop_reason_t DROP_NOT_GENEVE          = 7;   // decap rule hit a packet without Geneve+TEB
 const drop_reason_t DROP_NOT_ESP             = 8;   // decrypt rule hit a packet without ESP
-const drop_reason_t DROP_SA_MISS             = 9;   // no decrypt SA for (tunnel, SPI)
+const drop_reason_t DROP_SA_MISS             = 9;   // no decrypt SA for (tunnel, SPI): unknown SPI
 const drop_reason_t DROP_BAD_CRYPTO_RETURN   = 10;  // frame from CRYPTO_PORT breaks the contract
 const drop_reason_t DROP_BAD_RULE            = 11;  // rule parameters outside sizes.p4 bounds
 

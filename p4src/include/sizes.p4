@@ -31,6 +31,8 @@
 // Rules: one per tunnel, and one per SPI of an IPsec-decrypt tunnel (two during a rekey).
 #define TUNNEL_RULES_SIZE 131072
 #define DECRYPT_SAS_SIZE MAX_SAS
+// ESP end points: one per decrypt tunnel (its match without the SPI).
+#define ESP_ENDPOINTS_SIZE MAX_TUNNELS
 #define ROUTES_V4_SIZE 1024
 #define ROUTES_V6_SIZE 1024
 

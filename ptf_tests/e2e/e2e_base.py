@@ -47,7 +47,7 @@ PACKET_TIMEOUT = 5.0     # a crypto round trip through the worker is two extra h
 COUNTER_TIMEOUT = 10.0
 
 # Every table the controller programs; a refused request must leave all of them as they were.
-PROGRAMMED_TABLES = ("tunnel_rules", "decrypt_sas", "routes_v4", "routes_v6")
+PROGRAMMED_TABLES = ("tunnel_rules", "esp_endpoints", "decrypt_sas", "routes_v4", "routes_v6")
 
 _channel: grpc.Channel | None = None
 _api: TunnelClient | None = None

@@ -12,15 +12,18 @@ On BMv2, add device_config='router.json' (p4c's output) to --test-params.
 
 from __future__ import annotations
 
+import atexit
 import copy
 from pathlib import Path
 
+import finsy as fy
 import ptf.testutils as tu
-from p4runtime_client import P4RuntimeClient
 from ptf.base_tests import BaseTest
 from ptf.testutils import group
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
+
+from ptf_tests.p4rt_test_client import P4RuntimeTestClient
 
 ROUTER_MAC = 0x00AA00000001
 NEXT_HOP_MAC = 0x00BB00000002
@@ -47,29 +50,37 @@ def routed(packet: Ether) -> Ether:
     return Ether(bytes(expected))
 
 
+_client: P4RuntimeTestClient | None = None
+
+
+def client() -> P4RuntimeTestClient:
+    """The process-wide P4Runtime client (ptf_tests/p4rt_test_client.py), primary on the
+    switch."""
+    global _client
+    if _client is None:
+        params = tu.test_params_get()
+        device_config = params.get("device_config")
+        _client = P4RuntimeTestClient(
+            params.get("grpc_addr", "127.0.0.1:9559"), device_id=int(params.get("device_id", 1)),
+            p4info=Path(params["p4info"]),
+            device_config=Path(device_config).read_bytes() if device_config else b"")
+        atexit.register(_client.close)
+    return _client
+
+
 class RouterTestBase(BaseTest):
-    """Connects to the switch as primary, loads the pipeline, empties ipv4_lpm."""
+    """Loads the pipeline afresh (empty ipv4_lpm, counters at 0) before each test."""
 
     def setUp(self) -> None:
         BaseTest.setUp(self)
         self.dataplane = tu.ptf.dataplane_instance  # type: ignore[attr-defined]
-        params = tu.test_params_get()
-        device_config = params.get("device_config")
-        self.client = P4RuntimeClient(params.get("grpc_addr", "127.0.0.1:9559"),
-                                      int(params.get("device_id", 1)), params["p4info"])
-        self.client.set_pipeline(Path(device_config).read_bytes() if device_config else b"")
-        self.client.delete_all("ipv4_lpm")
+        self.client = client()
+        self.client.set_pipeline()
 
-    def tearDown(self) -> None:
-        self.client.close()
-        BaseTest.tearDown(self)
-
-    def add_route(self, prefix: int, prefix_len: int, port: int):  # type: ignore[no-untyped-def]
-        entry = self.client.table_entry(
-            "ipv4_lpm", {"dst": ("lpm", prefix, prefix_len)}, "set_nhop",
-            {"port": port, "dmac": NEXT_HOP_MAC, "smac": ROUTER_MAC})
-        self.client.insert(entry)
-        return entry
+    def add_route(self, prefix: str, port: int) -> fy.P4TableEntry:
+        return self.client.add_entry("ipv4_lpm", "set_nhop", match={"dst": prefix},
+                                     params={"port": port, "dmac": NEXT_HOP_MAC,
+                                             "smac": ROUTER_MAC})
 
 
 @group("smoke")
@@ -78,7 +89,7 @@ class RouterForwardTest(RouterTestBase):
     correct IPv4 checksum; its route's direct counter counts it."""
 
     def runTest(self) -> None:  # noqa: N802 - unittest name
-        entry = self.add_route(0x0A000100, 24, 2)
+        entry = self.add_route("10.0.1.0/24", 2)
         packet = udp_packet()
         tu.send_packet(self, 1, packet)
         tu.verify_packet(self, routed(packet), 2)
@@ -91,8 +102,8 @@ class RouterLongestPrefixTest(RouterTestBase):
     """With a /16 and a /24 route covering the destination, the /24 wins."""
 
     def runTest(self) -> None:  # noqa: N802
-        self.add_route(0x0A000000, 16, 3)
-        self.add_route(0x0A000100, 24, 4)
+        self.add_route("10.0.0.0/16", 3)
+        self.add_route("10.0.1.0/24", 4)
         packet = udp_packet("10.0.1.77")
         tu.send_packet(self, 1, packet)
         tu.verify_packet(self, routed(packet), 4)
@@ -119,7 +130,7 @@ class RouterTtlExpiredTest(RouterTestBase):
     """A routed packet with TTL 1 is dropped, counted as a TTL drop."""
 
     def runTest(self) -> None:  # noqa: N802
-        self.add_route(0x0A000100, 24, 2)
+        self.add_route("10.0.1.0/24", 2)
         before, _ = self.client.counter("drops", DROP_TTL)
         tu.send_packet(self, 1, udp_packet(ttl=1))
         tu.verify_no_other_packets(self)
@@ -132,7 +143,7 @@ class RouterBadChecksumTest(RouterTestBase):
     """A routed packet with a wrong IPv4 header checksum is dropped, counted as such."""
 
     def runTest(self) -> None:  # noqa: N802
-        self.add_route(0x0A000100, 24, 2)
+        self.add_route("10.0.1.0/24", 2)
         before, _ = self.client.counter("drops", DROP_BAD_CHECKSUM)
         packet = Ether(bytes(udp_packet()))
         packet[IP].chksum ^= 0xFFFF

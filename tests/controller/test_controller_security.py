@@ -20,7 +20,7 @@ from ctl_client import create, tls_channel, wait_serving
 from controller.capabilities import Capabilities
 from controller.crypto_client import CryptoWorkerClient, WorkerSa, WorkerUnavailable
 from controller.errors import ErrorCode, RequestError
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.model import Cipher, SecurityAssociation
 from controller.servicer import MAX_REQUEST_BYTES, MAX_STREAM_BYTES, redacted
 from controller.validation import validate_request
@@ -220,7 +220,7 @@ def _listening_socket(path: Path) -> socket.socket:
 
 
 def _worker_sa() -> WorkerSa:
-    secret = Secret(key=bytes(range(1, 33)), salt=b"salt")
+    secret = SaKey(key=bytes(range(1, 33)), salt=b"salt")
     return WorkerSa(sa_index=1, tunnel_id=1, encrypt=True, cipher=Cipher.AES256_GCM128,
                     tunnel_mode=False, nat_traversal=False,
                     sa=SecurityAssociation(spi=4096, secret=secret))

@@ -15,7 +15,7 @@ import pytest
 from ctl_builders import geneve_decap, geneve_encap, ipsec_dec, ipsec_enc, match_ipv4
 from ctl_client import all_tunnels, create, tls_channel, wait_serving
 
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.sealing import KeySealer, SealingError, load_or_create_store_key
 from controller.store import DATABASE_FILE
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
@@ -104,7 +104,7 @@ async def test_keys_never_in_logs_reads_errors_or_database(
 
 
 def test_secret_repr_hides_the_key() -> None:
-    secret = Secret(key=RAW_KEY[:32], salt=RAW_KEY[32:])
+    secret = SaKey(key=RAW_KEY[:32], salt=RAW_KEY[32:])
     assert repr(secret) == str(secret) == f"{secret}" == "<secret len=36>"
     with pytest.raises(TypeError):
         import pickle
@@ -114,7 +114,7 @@ def test_secret_repr_hides_the_key() -> None:
 
 def test_sealed_key_is_bound_to_its_tunnel_and_spi(tmp_path: Path) -> None:
     sealer = KeySealer(load_or_create_store_key(tmp_path))
-    secret = Secret(key=RAW_KEY[:32], salt=RAW_KEY[32:])
+    secret = SaKey(key=RAW_KEY[:32], salt=RAW_KEY[32:])
     sealed = sealer.seal(secret, tunnel_id=7, spi=780)
     assert RAW_KEY[:16] not in sealed
     assert sealer.open(sealed, tunnel_id=7, spi=780) == secret
@@ -184,7 +184,7 @@ def test_retired_fingerprints_are_keyed_and_persisted(tmp_path: Path) -> None:
     from controller.store import TunnelStore
 
     store_key = load_or_create_store_key(tmp_path)
-    secret = Secret(key=b"\x07" * 32, salt=b"\x01\x02\x03\x04")
+    secret = SaKey(key=b"\x07" * 32, salt=b"\x01\x02\x03\x04")
     fingerprint = KeySealer(store_key).fingerprint(secret)
     assert fingerprint != KeySealer(os.urandom(32)).fingerprint(secret)  # keyed
     store = TunnelStore(tmp_path / DATABASE_FILE, KeySealer(store_key))

@@ -13,7 +13,7 @@ import pytest
 from controller.allocation import Allocation, IndexExhausted
 from controller.dataplane import TunnelChange
 from controller.errors import ErrorCode, RequestError
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.model import (
     Cipher,
     IpMatch,
@@ -35,8 +35,8 @@ P4INFO = Path(__file__).resolve().parents[2] / "p4src" / "tunnel_offload.p4info.
 PIPELINE = Pipeline.load(P4INFO)
 
 
-def _secret(seed: int) -> Secret:
-    return Secret(key=seed.to_bytes(4, "big") * 8, salt=b"\0\0\0\1")
+def _secret(seed: int) -> SaKey:
+    return SaKey(key=seed.to_bytes(4, "big") * 8, salt=b"\0\0\0\1")
 
 
 def _match(tunnel_id: int, previous: int | None = None) -> Match:

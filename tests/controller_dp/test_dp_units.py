@@ -11,7 +11,7 @@ from dp_support import P4INFO
 from controller.allocation import Allocation, allocate
 from controller.capabilities import capabilities_for_pipeline
 from controller.crypto_client import worker_ciphers
-from controller.keys import Secret
+from controller.keys import SaKey
 from controller.model import (
     Cipher,
     IpsecDecrypt,
@@ -123,7 +123,7 @@ def test_routes_file_parses_and_names_bad_lines() -> None:
 
 
 def _decrypt(tunnel_id: int, *spis: int) -> Tunnel:
-    sas = tuple(SecurityAssociation(spi=spi, secret=Secret(key=bytes([spi % 250 + 1]) * 32,
+    sas = tuple(SecurityAssociation(spi=spi, secret=SaKey(key=bytes([spi % 250 + 1]) * 32,
                                                            salt=b"\0" * 4)) for spi in spis)
     return Tunnel(tunnel_id=tunnel_id, match=Match(), next_action=NextAction.FORWARD,
                   body=IpsecDecrypt(mode=TunnelMode.TRANSPORT, cipher=Cipher.AES256_GCM64,

@@ -102,13 +102,19 @@ def test_sequence_blocks_are_durable_before_use_and_resume_after_them(tmp_path: 
     assert resumed is not None and resumed.next_sequence == limit + 1
     reply = FrameProcessor(again).process(message)
     assert reply is not None and ip_of(reply[SHIM_BYTES:])[ESP].seq == limit + 1
-    # Removed: retired for good, neither fresh nor resumed again, at any index.
+    # Removed: retired, never installed fresh again at any index; a resume of the same SA
+    # (what undoing an interrupted rekey needs) continues above the durable limit.
     again.remove(1)
-    for index, resume in ((1, True), (1, False), (5, False)):
-        with pytest.raises(SaStateRefused, match="key retired") as raised:
+    for index, resume in ((1, False), (5, False), (5, True)):
+        with pytest.raises(SaStateRefused, match="key retired|no durable state") as raised:
             again.add(_encrypt_config(index), keys.keys(), resume=resume)
         assert keys.key.hex() not in str(raised.value)
     assert again.get(1) is None and again.get(5) is None
+    limit = resumed.reservation.limit
+    again.add(_encrypt_config(), keys.keys(), resume=True)
+    back = again.get(1)
+    assert back is not None and back.next_sequence == limit + 1
+    again.remove(1)
     with pytest.raises(SaStateRefused, match="no durable state"):
         again.add(_decrypt_config(), Keying.random(GCM).keys(), resume=True)
     again.close()

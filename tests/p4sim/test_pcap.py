@@ -19,7 +19,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from p4sim.ports import Dataplane, NnPacketSocket, PcapCapture
+from p4sim.ports import NnPacketSocket, PacketPump, PcapCapture
 from p4sim.ports.nn_protocol import MsgType, decode, encode_frame
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ class Forward:
 def test_dataplane_writes_each_port_in_and_out(tmp_path):
     address = f"ipc://{tmp_path}/dev.ipc"
     capture = PcapCapture(tmp_path / "pcap")
-    dataplane = Dataplane(Forward(), device_socket=NnPacketSocket(address), capture=capture)
+    dataplane = PacketPump(Forward(), device_socket=NnPacketSocket(address), capture=capture)
     dataplane.start()
     sent = frames(20)
     try:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(
 SCRIPT = textwrap.dedent(
     """
     import json, socket, subprocess, threading, time
-    from p4sim.ports import AfPacketPort, Dataplane
+    from p4sim.ports import AfPacketPort, PacketPump
 
     for cmd in ("ip link add p4a type veth peer name p4b",
                 "sysctl -qw net.ipv6.conf.all.disable_ipv6=1",
@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent(
             seen.append(port)
             return [(port, frame[6:12] + frame[0:6] + frame[12:] + b"!")]
 
-    dataplane = Dataplane(Reflect(), port_transports={5: AfPacketPort("p4a", port=5)})
+    dataplane = PacketPump(Reflect(), port_transports={5: AfPacketPort("p4a", port=5)})
     dataplane.start()
     peer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88b5))
     peer.bind(("p4b", 0))

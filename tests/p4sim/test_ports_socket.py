@@ -15,7 +15,7 @@ import pynng
 import pytest
 from ptf.dataplane import DataPlanePacketSourceNN
 
-from p4sim.ports import Dataplane, NnPacketSocket
+from p4sim.ports import NnPacketSocket, PacketPump
 from p4sim.ports.nn_protocol import MsgType, decode, encode_frame, encode_port_message
 
 TIMEOUT_MS = 2000
@@ -66,7 +66,7 @@ def address(tmp_path):
 def running(address):
     processor = ForwardToNextPort()
     device = NnPacketSocket(address)
-    dataplane = Dataplane(processor, device_socket=device)
+    dataplane = PacketPump(processor, device_socket=device)
     dataplane.start()
     yield processor, device, dataplane
     dataplane.stop()
@@ -132,7 +132,7 @@ def test_bad_messages_are_refused_and_the_socket_keeps_working(running, address)
 def test_enforced_ports_take_frames_only_when_added_and_up(tmp_path):
     address = f"ipc://{tmp_path}/enforced.ipc"
     processor = ForwardToNextPort()
-    dataplane = Dataplane(processor, device_socket=NnPacketSocket(address, enforce_ports=True))
+    dataplane = PacketPump(processor, device_socket=NnPacketSocket(address, enforce_ports=True))
     dataplane.start()
     try:
         with pynng.Pair0(dial=address, recv_timeout=TIMEOUT_MS) as raw:
@@ -150,7 +150,7 @@ def test_a_port_bound_to_its_own_socket(tmp_path):
     crypto_address = f"ipc://{tmp_path}/crypto.ipc"
     processor = ForwardToNextPort()
     crypto = NnPacketSocket(crypto_address, port=9)
-    dataplane = Dataplane(
+    dataplane = PacketPump(
         processor, device_socket=NnPacketSocket(device_address), port_transports={9: crypto}
     )
     dataplane.start()
@@ -174,7 +174,7 @@ def test_a_port_bound_to_its_own_socket(tmp_path):
 def test_unroutable_and_failing_frames_are_counted(tmp_path):
     address = f"ipc://{tmp_path}/only9.ipc"
     processor = ForwardToNextPort()
-    dataplane = Dataplane(processor, port_transports={9: NnPacketSocket(address, port=9)})
+    dataplane = PacketPump(processor, port_transports={9: NnPacketSocket(address, port=9)})
     dataplane.start()
     try:
         with pynng.Pair0(dial=address, recv_timeout=TIMEOUT_MS) as raw:

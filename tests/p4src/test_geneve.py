@@ -115,8 +115,8 @@ def test_rule_hits_count_per_entry(dp: TunnelDataplane) -> None:
                           priority=1, params=encap_params(tunnel=8, options=[]))
     for dst in ("10.0.0.2", "10.0.0.2", "10.0.0.3"):
         assert len(dp.send(1, plain_udp(dst))) == 1
-    assert dp.rule_hits("tunnel_rules", first) == (2, 2 * len(plain_udp()))
-    assert dp.rule_hits("tunnel_rules", second)[0] == 1
+    assert dp.rule_hits(first) == (2, 2 * len(plain_udp()))
+    assert dp.rule_hits(second)[0] == 1
 
 
 def test_encap_without_route_drops_and_counts_out_side(dp: TunnelDataplane) -> None:

@@ -1,5 +1,6 @@
 """p4src/ compiles without a warning p4c-bm2-ss would give, and the invalid-header rule flags an
 unguarded access after setInvalid() (forwarding.p4's old code) but not a guarded one.
+They call p4sim's front end (`load_program`) directly: they check compilation, not a switch.
 
 Run just this file: .venv/bin/python -m pytest tests/p4src/test_p4c_warnings.py -q
 """

@@ -1,6 +1,9 @@
 """The checked-in P4Info must be exactly what the P4 source generates, and say what the
 controller relies on (names, sizes from sizes.p4).
 
+These read the P4Info p4sim's front end generates (`program()`), not a running switch: they check
+the program, and program nothing, so they do not go through the P4Runtime test client.
+
 Run just these: .venv/bin/python -m pytest tests/p4src/test_p4info.py -q
 Regenerate after a deliberate change:
     .venv/bin/python -m p4sim p4info p4src/tunnel_offload.p4 -o p4src/tunnel_offload.p4info.txtpb
@@ -38,9 +41,23 @@ def test_tunnel_rules_keys_are_the_stable_names() -> None:
     assert table.size == C("TUNNEL_RULES_SIZE")
 
 
+def test_esp_endpoints_keys_are_the_outer_keys_of_tunnel_rules() -> None:
+    # A decrypt tunnel's rule match without its SPI: the same names, so one match dict serves
+    # both tables (controller/pipeline.py).
+    p4info = program().p4info
+    endpoints = [f.name for f in _by_suffix(p4info.tables, "esp_endpoints").match_fields]
+    rules = {f.name: f for f in _by_suffix(p4info.tables, "tunnel_rules").match_fields}
+    assert endpoints == ["ingress_port", "prev_tunnel", "dst_mac", "src_mac", "ip_version",
+                         "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst"]
+    for field in _by_suffix(p4info.tables, "esp_endpoints").match_fields:
+        assert (field.bitwidth, field.match_type) == (rules[field.name].bitwidth,
+                                                      rules[field.name].match_type)
+
+
 def test_sizes_come_from_sizes_p4() -> None:
     p4info = program().p4info
     assert _by_suffix(p4info.tables, "decrypt_sas").size == C("MAX_SAS")
+    assert _by_suffix(p4info.tables, "esp_endpoints").size == C("MAX_TUNNELS")
     assert _by_suffix(p4info.tables, "routes_v4").size == C("ROUTES_V4_SIZE")
     assert _by_suffix(p4info.tables, "routes_v6").size == C("ROUTES_V6_SIZE")
     for name in ("tunnel_in", "tunnel_out", "tunnel_drop_in", "tunnel_drop_out"):
@@ -91,4 +108,5 @@ def test_p4c_details_are_written() -> None:
         assert not table.has_initial_entries
     assert p4info.HasField("type_info")
     assert [t.preamble.name.split(".")[-1] for t in p4info.tables] == [
-        "tunnel_rules", "decrypt_sas", "routes_v4", "routes_v6"]  # declaration order, like p4c
+        "tunnel_rules", "esp_endpoints", "decrypt_sas", "routes_v4",
+        "routes_v6"]  # declaration order, like p4c

@@ -16,7 +16,8 @@ def private_user_dirs(tmp_path_factory: pytest.TempPathFactory,
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
-    for name in ("TUNNELOFFLOAD_STATE_DIR", "TUNNELCTL_STATE_DIR", "TUNNELCTL_SERVER"):
+    for name in ("TUNNELOFFLOAD_STATE_DIR", "TUNNELCTL_STATE_DIR", "TUNNELCTL_SERVER",
+                 "TUNNELCTL_METRICS"):
         monkeypatch.delenv(name, raising=False)
 
 

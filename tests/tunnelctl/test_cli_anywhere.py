@@ -61,7 +61,7 @@ def test_server_and_ca_from_the_user_config_file(tls_server: Controller, tmp_pat
     broken = _tunnelctl(tmp_path, tmp_path, "list")
     assert broken.returncode == 2
     assert broken.stderr == (f"error: {config}: unknown key(s) sever; known: server, state_dir, "
-                             "ca, cert, key, server_name\n")
+                             "ca, cert, key, server_name, metrics\n")
 
 
 def test_make_run_record_is_the_last_resort(tls_server: Controller, tmp_path: Path) -> None:

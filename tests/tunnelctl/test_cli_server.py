@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from tc_support import REPO, Controller, other_self_signed_cert
 
-from tunnelctl import codec
+from tunnelctl import wire_values
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
 EXAMPLES = REPO / "examples"
@@ -52,10 +52,12 @@ def test_every_example_is_accepted_and_stored_as_written(server: Controller) -> 
     assert sorted(stored) == sorted(i for ids in EXAMPLE_IDS.values() for i in ids)
     # The encoding the API decided: 11.0.0.2 is 33554443 on the wire and in the server.
     assert stored[10000].match_criteria.ipv4Match.destinationIp == 33554443
-    assert codec.decode_ipv4(stored[10003].ipsecTunnel.ipsecEnc.ipv4_tunnel.sourceIp) == "11.0.0.2"
+    source = stored[10003].ipsecTunnel.ipsecEnc.ipv4_tunnel.sourceIp
+    assert wire_values.decode_ipv4(source) == "11.0.0.2"
     assert stored[10001].geneve.geneveEncap.innerMacPair.sourceMac == bytes.fromhex(
         "102030405060")
-    assert stored[20003].match_criteria.ipsecMatch.spi == 920
+    assert stored[20003].match_criteria.tunnelId == 20002  # and no SPI (examples/2-...yaml)
+    assert not stored[20003].match_criteria.HasField("ipsecMatch")
     assert stored[40002].match_criteria.tunnelId == 40000
 
 

@@ -88,3 +88,32 @@ def test_workflow_starts_our_programs_with_existing_options() -> None:
 def test_p4c_image_is_pinned_to_a_release() -> None:
     pins = re.findall(r"^ARG \w+_IMAGE=(\S+)$", DOCKERFILE, re.MULTILINE)
     assert pins and all(re.fullmatch(r"[\w./-]+:\d+(\.\d+)+(-[\w-]+)?", pin) for pin in pins), pins
+
+
+def test_compose_switch_channel_uses_the_files_switch_pki_writes() -> None:
+    from controller.switch_pki import SwitchPki
+
+    services = COMPOSE["services"]
+    pki_command = [str(word) for word in services["switch-pki"]["command"]]
+    assert pki_command[:3] == ["python", "-m", "controller.switch_pki"]
+    written = SwitchPki.in_directory(Path(pki_command[3]))
+    controller = [str(word) for word in services["controller"]["command"]]
+    given = {controller[i]: Path(controller[i + 1]) for i in range(len(controller) - 1)
+             if controller[i] in ("--switch-ca", "--switch-cert", "--switch-key")}
+    assert given == {"--switch-ca": written.ca_cert, "--switch-cert": written.controller_cert,
+                     "--switch-key": written.controller_key}
+    # The switch mounts that directory where its entry point reads ca.crt/switch.crt/switch.key.
+    switch = services["switch"]
+    tls_dir = switch["environment"]["GRPC_TLS_DIR"]
+    [mount] = [v for v in switch["volumes"] if f":{tls_dir}:" in v]
+    assert mount == "${STATE_DIR:-../state}/switch-tls:" + tls_dir + ":ro", mount
+    assert services["switch-pki"]["volumes"] == [
+        "${STATE_DIR:-../state}:/var/lib/tunnel-offload/state"]
+    assert written.ca_cert.parent == Path("/var/lib/tunnel-offload/state/switch-tls")
+    assert switch["depends_on"]["switch-pki"]["condition"] == "service_completed_successfully"
+    entrypoint = (REPO / "docker" / "switch-entrypoint.sh").read_text()
+    for option in ("--grpc-server-ssl", "--grpc-server-with-client-auth",
+                   "--grpc-server-cert $GRPC_TLS_DIR/switch.crt",
+                   "--grpc-server-key $GRPC_TLS_DIR/switch.key",
+                   "--grpc-server-cacert $GRPC_TLS_DIR/ca.crt"):
+        assert option in entrypoint, option

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tunnelctl import codec
+from tunnelctl import wire_values
 from tunnelctl.document import load_documents, parse_requests, tunnels_from_text
 from tunnelctl.readable import InputError
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
@@ -89,13 +89,13 @@ def test_examples_hold_the_reference_scenarios() -> None:
     assert first[3].ipsecTunnel.ipsecEnc.tunnelType == pb.TUNNEL_NAT_TRAVERSAL
     chain = by_file["2-four-tunnel-chain.yaml"]
     assert [r.match_criteria.tunnelId for r in chain] == [0, 20000, 20001, 20002]
-    assert chain[3].match_criteria.ipsecMatch.spi == 920
+    assert not chain[3].match_criteria.HasField("ipsecMatch")  # previous tunnel only
     rematch = by_file["3-rematch-chain.yaml"]
     outer = rematch[0].ipsecTunnel.ipsecEnc.ipv4_tunnel
     assert rematch[1].match_criteria.ipv4Match.sourceIp == outer.sourceIp
     assert rematch[1].match_criteria.tunnelId == 0
     fan = by_file["4-fan-out.yaml"]
-    assert {codec.decode_ipv4(r.match_criteria.ipv4Match.sourceIp) for r in fan[1:]} == {
+    assert {wire_values.decode_ipv4(r.match_criteria.ipv4Match.sourceIp) for r in fan[1:]} == {
         "15.0.0.2", "16.0.0.2"}
     for requests in by_file.values():
         assert all(request.nextAction != pb.NONE for request in requests)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunnelctl import codec
+from tunnelctl import wire_values
 from tunnelctl.readable import InputError, from_readable, to_readable
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
@@ -28,7 +28,7 @@ def test_decrypt_tunnel_fields_land_on_the_wire_form() -> None:
             "ipsecSAs": [{"spi": 780, "encryptionKey": KEY_HEX, "operation": "_CREATE"}]}},
     })
     match = request.match_criteria.ipv4Match
-    assert (match.sourceIp, match.sourceIpPrefix) == (codec.encode_ipv4("11.0.0.1"), 32)
+    assert (match.sourceIp, match.sourceIpPrefix) == (wire_values.encode_ipv4("11.0.0.1"), 32)
     assert (match.destinationIp, match.destinationIpPrefix) == (33554443, 24)
     assert request.nextAction == pb.RECIRCULATE
     dec = request.ipsecTunnel.ipsecDec

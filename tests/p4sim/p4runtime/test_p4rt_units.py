@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from p4sim.p4runtime.arbitration import Arbiter
-from p4sim.p4runtime.codec import decode_uint, encode_uint
+from p4sim.p4runtime.bytestrings import decode_uint, encode_uint
 from p4sim.p4runtime.device_config import make_device_config, parse_device_config
 from p4sim.p4runtime.errors import P4RuntimeError
 from p4sim.p4runtime.p4info_diff import first_difference

@@ -26,26 +26,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH = 256  # frames run per pipeline wake-up before their outputs are sent
 
 
-class FrameProcessor(Protocol):
+class FrameSwitch(Protocol):
     """The switch as the dataplane sees it (``p4sim.switch.Switch`` fits)."""
 
     def process(self, ingress_port: int, frame: bytes) -> list[tuple[int, bytes]]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
-class DataplaneStats:
+class PumpStats:
     frames_in: int
     frames_out: int
     frames_unroutable: int
     processing_errors: int
 
 
-class Dataplane:
+class PacketPump:
     """Runs the switch on frames from ``device_socket`` (all ports) and per-port transports."""
 
     def __init__(
         self,
-        processor: FrameProcessor,
+        processor: FrameSwitch,
         *,
         device_socket: Transport | None = None,
         port_transports: Mapping[int, Transport] | None = None,
@@ -74,9 +74,9 @@ class Dataplane:
             found.append(self._device_socket)
         return found
 
-    def stats(self) -> DataplaneStats:
+    def stats(self) -> PumpStats:
         with self._counts_lock:
-            return DataplaneStats(
+            return PumpStats(
                 frames_in=self._frames_in,
                 frames_out=self._frames_out,
                 frames_unroutable=self._unroutable,
