@@ -100,7 +100,7 @@ def test_a_create_plans_counter_resets_its_entries_and_its_sa() -> None:
     plan = planner.plan(_create(_decrypt(7, 780)))
     assert plan.allocation == Allocation(tunnel_index=1, sa_pairs=((780, 1),))
     resets = len(PIPELINE.counter_resets(1))
-    assert len(plan.make) == resets + 2  # the decrypt SA entry and the rule
+    assert len(plan.make) == resets + 3  # the decrypt SA entry, the rule, its esp_endpoints entry
     assert plan.undo_make[:resets] == (None,) * resets
     assert plan.brk == () and plan.remove_sas == ()
     assert [(sa.sa_index, sa.sa.spi) for sa in plan.add_sas] == [(1, 780)]
@@ -221,10 +221,10 @@ def test_a_create_at_a_known_clean_index_writes_no_counter_resets() -> None:
     planner.mark_clean([1])
     clean = planner.plan(_create(_decrypt(7, 780)))
     assert clean.allocation is not None and clean.allocation.tunnel_index == 1
-    assert len(clean.make) == 2  # the decrypt SA entry and the rule, no resets
+    assert len(clean.make) == 3  # the decrypt SA entry, the rule, its esp_endpoints entry; no resets
     planner.commit(clean)
     planner.mark_clean([1])  # in use: not clean (its rule counts)
     gone = planner.plan(_delete(_decrypt(7, 780)))
     assert gone.freed_tunnel == 1
     other = planner.plan(_create(_decrypt(8, 781)))
-    assert len(other.make) == len(PIPELINE.counter_resets(2)) + 2  # index 2 was never clean
+    assert len(other.make) == len(PIPELINE.counter_resets(2)) + 3  # index 2 was never clean
