@@ -221,7 +221,7 @@ def test_a_create_at_a_known_clean_index_writes_no_counter_resets() -> None:
     planner.mark_clean([1])
     clean = planner.plan(_create(_decrypt(7, 780)))
     assert clean.allocation is not None and clean.allocation.tunnel_index == 1
-    assert len(clean.make) == 3  # the decrypt SA entry, the rule, its esp_endpoints entry; no resets
+    assert len(clean.make) == 3  # decrypt SA entry, rule, esp_endpoints entry; no resets
     planner.commit(clean)
     planner.mark_clean([1])  # in use: not clean (its rule counts)
     gone = planner.plan(_delete(_decrypt(7, 780)))
