@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -185,19 +185,37 @@ class CryptoWorkerClient:
             raise _fault(error, "ListSas") from None
         return {info.params.sa_index: info.params for info in response.sas}
 
-    async def _counters(self) -> wpb.GetCountersResponse:
-        """One GetCounters call (the worker answers for every SA at once)."""
+    async def _counters(self, sa_indexes: Sequence[int] | None = None
+                        ) -> wpb.GetCountersResponse:
+        """One GetCounters call for ``sa_indexes`` (None: every SA). The worker refuses a list
+        naming an index it does not hold (NOT_FOUND, e.g. an SA it lost): then every SA is
+        asked for, so a lost SA's drops (``unknown_sa``) still come back."""
+        request = wpb.GetCountersRequest(sa_indexes=sa_indexes or [])
         try:
-            return await self._stub.GetCounters(wpb.GetCountersRequest(), timeout=CALL_TIMEOUT)
+            return await self._stub.GetCounters(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as error:
+            if sa_indexes and error.code() is grpc.StatusCode.NOT_FOUND:
+                return await self._counters()
             raise _fault(error, "GetCounters") from None
+
+    async def holds(self, sa_indexes: Sequence[int]) -> bool:
+        """True when the worker holds every one of ``sa_indexes`` (a GetCounters of just
+        them: a cheap probe, where ListSas returns every SA)."""
+        try:
+            await self._stub.GetCounters(wpb.GetCountersRequest(sa_indexes=list(sa_indexes)),
+                                         timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return False
+            raise _fault(error, "GetCounters") from None
+        return True
 
     async def handled(self, sa_indexes: Iterable[int]) -> dict[int, int]:
         """Frames each SA index has finished with: transformed and returned, or dropped."""
         wanted = sorted(set(sa_indexes))
         if not wanted:
             return {}
-        response = await self._counters()
+        response = await self._counters(wanted)
         counts = {counters.sa_index: counters.packets + sum(d.packets for d in counters.drops)
                   for counters in response.sas}
         return {index: counts.get(index, 0) for index in wanted}
@@ -208,7 +226,7 @@ class CryptoWorkerClient:
         wanted = sorted(set(sa_indexes))
         if not wanted:
             return {}
-        response = await self._counters()
+        response = await self._counters(wanted)
         counts = {counters.sa_index: sum(drop.packets for drop in counters.drops)
                   for counters in response.sas}
         for unknown in response.unknown_sa:  # frames for an index whose SA the worker lost

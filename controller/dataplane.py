@@ -1,7 +1,11 @@
 """The data-plane seam: the one narrow interface through which validated changes reach the switch.
 
-The service calls :meth:`DataPlane.apply` once per validated request with the complete tunnel
-before and after the change, and rolls the store back when it raises. The default
+The service calls :meth:`DataPlane.apply_batch` with a batch of validated requests (each the
+complete tunnel before and after the change) and learns, per change and in order, whether it
+was applied, refused as the request's own fault (:class:`controller.errors.RequestError`) or
+not applied because the data plane is unavailable (:class:`DataPlaneUnavailable`: that change
+and every later one of the batch). Each change is all-or-nothing; the service commits exactly
+the applied ones. :meth:`DataPlane.apply` is the batch of one. The default
 implementation is :class:`controller.p4runtime_dataplane.P4RuntimeDataPlane` (switch tables over
 P4Runtime + crypto worker SAs); :class:`DetachedDataPlane` (``--data-plane detached``) programs
 nothing and reports zero counters, and says so at start-up.
@@ -10,10 +14,11 @@ nothing and reports zero counters, and says so at start-up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from controller.errors import RequestError
 from controller.model import Operation, Tunnel
 
 log = logging.getLogger(__name__)
@@ -72,9 +77,31 @@ class DataPlane(Protocol):
         """Program one change; raise :class:`DataPlaneUnavailable` if it could not be applied."""
         ...
 
+    async def apply_batch(self, changes: Sequence[TunnelChange]) -> list[Exception | None]:
+        """Program changes in order (module doc): per change None (applied) or why not."""
+        ...
+
     async def read_counters(self, tunnel_ids: Iterable[int]) -> Mapping[int, TunnelCounters]:
         """Counters for each id; raise :class:`DataPlaneUnavailable` when they cannot be read."""
         ...
+
+
+async def apply_each(apply: Callable[[TunnelChange], Awaitable[None]],
+                     changes: Sequence[TunnelChange]) -> list[Exception | None]:
+    """:meth:`DataPlane.apply_batch` for a data plane that applies one change at a time: stops
+    at the first :class:`DataPlaneUnavailable` (the later changes are not tried)."""
+    results: list[Exception | None] = []
+    for position, change in enumerate(changes):
+        try:
+            await apply(change)
+        except RequestError as error:
+            results.append(error)
+            continue
+        except DataPlaneUnavailable as fault:
+            results += [fault] * (len(changes) - position)
+            break
+        results.append(None)
+    return results
 
 
 class DetachedDataPlane:
@@ -89,6 +116,9 @@ class DetachedDataPlane:
     async def apply(self, change: TunnelChange) -> None:
         log.debug("detached data plane: %s tunnel %s not programmed", change.operation.name,
                   change.tunnel_id)
+
+    async def apply_batch(self, changes: Sequence[TunnelChange]) -> list[Exception | None]:
+        return [None] * len(changes)
 
     async def read_counters(self, tunnel_ids: Iterable[int]) -> Mapping[int, TunnelCounters]:
         return {tunnel_id: TunnelCounters() for tunnel_id in tunnel_ids}

@@ -8,8 +8,9 @@ tunnel), never as an outage.
 
 Keys are compared by :meth:`KeyGuard.fingerprint` (a keyed HMAC, see
 :meth:`controller.sealing.KeySealer.fingerprint`); retired fingerprints persist in the store, so
-a controller restart forgets none. :class:`StreamKeys` keeps the live keys of one stream's view
-incrementally: built once per stream, then updated per accepted request (no per-request scan).
+a controller restart forgets none. :class:`StreamKeys` sees the live keys of one stream's view
+as the store's own index of committed live keys (kept per commit) overlaid with what the
+stream's accepted requests add and retire: no scan of the tunnels, per request or per stream.
 """
 
 from __future__ import annotations
@@ -26,11 +27,14 @@ KEY_FIELD = "ipsecTunnel.ipsecEnc.ipsecSA.encryptionKey"
 
 
 class RetiredKeys(Protocol):
-    """Where retired fingerprints live (the tunnel store)."""
+    """Where retired fingerprints and the committed live keys live (the tunnel store)."""
 
     def fingerprint(self, secret: SaKey) -> bytes: ...
 
     def is_retired(self, fingerprint: bytes) -> bool: ...
+
+    @property
+    def live_keys(self) -> Mapping[bytes, tuple[int, int]]: ...
 
 
 def _encrypt_sa(tunnel: Tunnel | None) -> IpsecEncrypt | None:
@@ -45,27 +49,42 @@ def keeps_sa(before: Tunnel | None, after: Tunnel | None) -> bool:
             and old.cipher == new.cipher and old.mode == new.mode)
 
 
+def key_of_this_tunnel(spi: int, current_spi: int) -> str:
+    """Why a new encrypt SA may not take the key of its tunnel's current one."""
+    return (f"the key of spi {spi} is the key of this tunnel's current encrypt SA spi "
+            f"{current_spi}; a new SA (new spi, cipher or tunnelType) numbers packets from 1 "
+            "again, which under the same key reuses AES nonces: send a new key")
+
+
+def key_in_use(spi: int, owner: tuple[int, int]) -> str:
+    """Why an encrypt SA may not take the key of another tunnel's live SA (tunnel id, spi)."""
+    return (f"the key of spi {spi} is in use by the encrypt SA spi {owner[1]} of tunnel "
+            f"{owner[0]}; a second SA numbering packets from 1 under that key would reuse "
+            "AES nonces: send a new key")
+
+
+def key_retired(spi: int) -> str:
+    """Why an encrypt SA may not take a retired key."""
+    return (f"the key of spi {spi} has already protected traffic in an encrypt SA that is "
+            "gone (retired key); using it again would restart the sequence numbers under "
+            "it (AES nonce reuse): send a new key")
+
+
 class StreamKeys:
     """The live encrypt keys of a stream's view; :meth:`check` refuses reuse, :meth:`accept`
     moves the view on."""
 
-    def __init__(self, store: RetiredKeys, view: Mapping[int, Tunnel]) -> None:
+    def __init__(self, store: RetiredKeys) -> None:
         self._store = store
-        self._view = view
-        self._built: dict[bytes, tuple[int, int]] | None = None
+        self._added: dict[bytes, tuple[int, int]] = {}  # keys this stream makes live
         self._leaving: set[bytes] = set()  # keys this stream retires
 
-    @property
-    def _live(self) -> dict[bytes, tuple[int, int]]:
-        """fingerprint -> (tunnel id, spi), built on the stream's first encrypt change."""
-        if self._built is None:
-            self._built = {}
-            for tunnel in self._view.values():
-                body = _encrypt_sa(tunnel)
-                if body is not None:
-                    self._built[self._store.fingerprint(body.sa.secret)] = (tunnel.tunnel_id,
-                                                                            body.sa.spi)
-        return self._built
+    def _owner(self, fingerprint: bytes) -> tuple[int, int] | None:
+        """(tunnel id, spi) of the live SA under this key in the stream's view, if any."""
+        owner = self._added.get(fingerprint)
+        if owner is None and fingerprint not in self._leaving:
+            owner = self._store.live_keys.get(fingerprint)
+        return owner
 
     def check(self, change: TunnelChange) -> None:
         """Raise the request error if ``change`` would install an encrypt key again."""
@@ -74,25 +93,13 @@ class StreamKeys:
             return
         fingerprint = self._store.fingerprint(new.sa.secret)
         spi, tunnel_id = new.sa.spi, change.tunnel_id
-        owner = self._live.get(fingerprint)
+        owner = self._owner(fingerprint)
         if owner is not None and owner[0] == tunnel_id:
-            raise RequestError(
-                ErrorCode.INVALID_KEY, KEY_FIELD,
-                f"the key of spi {spi} is the key of this tunnel's current encrypt SA spi "
-                f"{owner[1]}; a new SA (new spi, cipher or tunnelType) numbers packets from 1 "
-                "again, which under the same key reuses AES nonces: send a new key")
+            raise RequestError(ErrorCode.INVALID_KEY, KEY_FIELD, key_of_this_tunnel(spi, owner[1]))
         if owner is not None:
-            raise RequestError(
-                ErrorCode.INVALID_KEY, KEY_FIELD,
-                f"the key of spi {spi} is in use by the encrypt SA spi {owner[1]} of tunnel "
-                f"{owner[0]}; a second SA numbering packets from 1 under that key would reuse "
-                "AES nonces: send a new key")
+            raise RequestError(ErrorCode.INVALID_KEY, KEY_FIELD, key_in_use(spi, owner))
         if fingerprint in self._leaving or self._store.is_retired(fingerprint):
-            raise RequestError(
-                ErrorCode.INVALID_KEY, KEY_FIELD,
-                f"the key of spi {spi} has already protected traffic in an encrypt SA that is "
-                "gone (retired key); using it again would restart the sequence numbers under "
-                "it (AES nonce reuse): send a new key")
+            raise RequestError(ErrorCode.INVALID_KEY, KEY_FIELD, key_retired(spi))
 
     def accept(self, change: TunnelChange) -> None:
         """The change is part of the plan: its old key leaves, its new key is live."""
@@ -101,7 +108,7 @@ class StreamKeys:
             return
         if old is not None:
             fingerprint = self._store.fingerprint(old.sa.secret)
-            self._live.pop(fingerprint, None)
+            self._added.pop(fingerprint, None)
             self._leaving.add(fingerprint)
         if new is not None:
-            self._live[self._store.fingerprint(new.sa.secret)] = (change.tunnel_id, new.sa.spi)
+            self._added[self._store.fingerprint(new.sa.secret)] = (change.tunnel_id, new.sa.spi)

@@ -1,22 +1,33 @@
 """The P4Runtime data plane: every validated change becomes switch writes and worker SA calls.
 
-Per :meth:`P4RuntimeDataPlane.apply` (one API request), in this order — make before break,
-because BMv2 has no atomic multi-entry writes:
+Three jobs, three modules: :mod:`controller.planner` decides what a change needs (switch updates
+and their inverses, SAs to add and remove, indices, retired keys; key reuse and index
+exhaustion are request errors there), :mod:`controller.executor` does a batch of plans in few
+round trips, and this module owns the life cycle around them — readiness, batching, the drain
+before an old SA is removed, reconciliation, counters and tunnel states.
 
-1. the worker gets the new SAs (AddSa at fresh SA indices);
-2. one WriteRequest adds what is new on the switch: counter resets for a new tunnel index,
+Per :meth:`P4RuntimeDataPlane.apply_batch` (a batch of API requests, in order) the changes are
+planned into batches of at most ``MAX_BATCH`` (a batch ends early before a second change of the
+same tunnel, a change chaining from a tunnel of the batch, or a change that finds no free index
+while the batch frees some) and each batch is executed make before break, because P4Runtime
+writes are not atomic across updates:
+
+1. the worker gets the batch's new SAs (AddSa at fresh SA indices, concurrently);
+2. one WriteRequest adds what is new on the switch: counter resets for new tunnel indices,
    ``decrypt_sas`` entries, ``tunnel_rules`` entries (INSERT, or MODIFY when the key is the same);
 3. one WriteRequest removes what is gone (old rule and SA-index entries);
-4. once the frames already sent to the worker have come back (the drain, :meth:`_drain`), the
-   worker drops the old SAs: cleanup that is never undone (nothing refers to them any more; a
-   failure leaves a stray that reconciliation removes).
+4. once the frames already sent to the worker have come back (the drain, :meth:`_drain`, for
+   all rekeys of the batch at once), the worker drops the old SAs: cleanup that is never undone
+   (nothing refers to them any more; a failure leaves a stray that reconciliation removes).
 
-A CREATE therefore is one WriteRequest, a DELETE one, an UPDATE at most two. An encrypt rekey
-adds the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the
-new SPI's entries beside the old ones: no packet meets a missing SA. If any step fails, the
-steps already done are undone in reverse (per update, using the switch's per-update errors), so
-the switch and the worker stay equal to the controller's state, and the request fails with
-:class:`DataPlaneUnavailable`. If an undo itself fails, the next reconciliation repairs it.
+A batch of CREATEs therefore is one WriteRequest, whatever its length. An encrypt rekey adds
+the new SA, repoints the rule (MODIFY), then removes the old SA; a decrypt rekey adds the new
+SPI's entries beside the old ones: no packet meets a missing SA. Refused updates and AddSa
+calls are mapped back to their request, whose other steps are undone (executor module doc):
+a worker FAILED_PRECONDITION fails that request alone; any other failure fails it and undoes
+every later request of the batch (:class:`DataPlaneUnavailable`, the stream stops there), so
+the switch and the worker stay equal to the controller's state. If an undo itself fails, the
+next reconciliation repairs it.
 
 Reconciliation: whenever the P4Runtime channel comes up (start-up, switch restart — finsy
 re-pushes the pipeline when its cookie differs — or a reconnect) the managed tables are read
@@ -29,7 +40,8 @@ until a rekey. Until both are reconciled, the data plane is unavailable: request
 untouched, reads fail, health is NOT_SERVING.
 
 A request's own fault found here — an SA index the make-before-break peak cannot get, a reused
-or retired encrypt key (last guard; the service's planner refuses them first), the worker's
+or retired encrypt key (the planner's check; the service's stream validation refuses them
+first, controller.key_guard), the worker's
 FAILED_PRECONDITION "key retired" — raises :class:`controller.errors.RequestError`, after the
 undo; :class:`DataPlaneUnavailable` means the switch or the worker did not answer.
 """
@@ -39,14 +51,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
+import itertools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import finsy as fy
 
-from controller.allocation import Allocation, IndexExhausted, allocate
+from controller.allocation import Allocation, allocate
 from controller.counter_baselines import CounterBaselines
 from controller.counter_poller import (
     DEFAULT_MAX_AGE,
@@ -63,7 +75,7 @@ from controller.crypto_client import (
 )
 from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters
 from controller.errors import ErrorCode, RequestError
-from controller.key_guard import KEY_FIELD
+from controller.executor import Executor
 from controller.keys import SaKey
 from controller.model import Tunnel
 from controller.p4rt.connection import (
@@ -84,6 +96,7 @@ from controller.pipeline import (
     Pipeline,
     Route,
 )
+from controller.planner import Plan, Planner, entry_key, full_entry
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +106,14 @@ DRAIN_POLL_SECONDS = 0.005
 DRAIN_QUIET_POLLS = 20  # polls with nothing entering or leaving: nothing is in flight
 WHOLE_READ_SHARE = 0.5  # counters are read whole when a read names more than this share of cells
 STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
+READ_CHUNK = 16384  # counter cells per ReadRequest (~0.3 MB; gRPC's default limit is 4 MiB)
+# Every FULL_CHECK_POLLS-th worker poll lists every SA (strays, changed parameters); the polls
+# between probe PROBE_SAS of the wanted SAs (ListSas of 65,535 SAs every 0.5 s cost a core).
+FULL_CHECK_POLLS = 20
+PROBE_SAS = 8
+# Plans per executed batch: one WriteRequest carries at most MAX_BATCH plans' updates (a decrypt
+# CREATE is 18 updates: 16 counter-cell resets of its index, its SA entry and its rule).
+MAX_BATCH = 512
 
 
 class AllocationBook(Protocol):
@@ -115,20 +136,8 @@ class AllocationBook(Protocol):
                        ) -> None: ...
 
 
-def _key(entity: Any, pipeline: Pipeline) -> bytes:
-    """The identity of a table entry (table, match, priority) as canonical bytes."""
-    message = entity.encode(pipeline.schema)
-    entry = message.table_entry
-    entry.ClearField("action")
-    entry.ClearField("counter_data")
-    return message.SerializeToString(deterministic=True)
-
-
-def _full(entity: Any, pipeline: Pipeline) -> bytes:
-    """The whole entry (with its action) as canonical bytes."""
-    message = entity.encode(pipeline.schema)
-    message.table_entry.ClearField("counter_data")
-    return message.SerializeToString(deterministic=True)
+_key = entry_key  # (table, match, priority) of an entry as canonical bytes
+_full = full_entry  # the whole entry as canonical bytes
 
 
 def _same_sa(wanted: Any, actual: Any) -> bool:
@@ -169,17 +178,26 @@ class P4RuntimeDataPlane:
         self._tunnels = tunnels
         self._worker_poll = worker_poll
         self._sa_drain = sa_drain
-        self._alloc: dict[int, Allocation] = book.load_allocations()
+        self._loaded: dict[int, Allocation] = book.load_allocations()
+        self._planner = self._new_planner()
+        self._sas = self._all_sas()
         self._lock = asyncio.Lock()
         self._switch_ready = False
         self._worker_ready = worker is None
         self._listeners: list[Callable[[DataPlaneStatus], Coroutine[Any, Any, None]]] = []
         self.connection = SwitchConnection(target, on_ready=self._switch_up,
                                            on_down=self._switch_down)
+        self._executor = Executor(connection=self.connection, worker=worker,
+                                  on_undo_failed=self._undo_failed)
         # Stats of many tunnels: bulk counter reads shared for up to counter_max_age seconds.
         self._counter_reader = CounterArrayReader(
             address=target.address, device_id=target.device_id,
             counters=pipeline.tunnel_counter_arrays(), tls=target.tls)
+        self._packet_reader = CounterArrayReader(  # the four packet arrays: which are 0
+            address=target.address, device_id=target.device_id,
+            counters={name: cells for name, cells in pipeline.tunnel_counter_arrays().items()
+                      if name in (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)},
+            tls=target.tls)
         self.counter_poller = CounterPoller(
             lambda: self._counter_reader.read(self._polled_cells()), max_age=counter_max_age)
         self._monitor: asyncio.Task[None] | None = None
@@ -188,6 +206,8 @@ class P4RuntimeDataPlane:
         self._baselines = CounterBaselines(book)
         self._degraded: dict[int, str] = {}  # SA index -> why the worker does not hold it
         self._states: dict[int, str] = {}  # tunnel id -> last logged operational state
+        self._verified: dict[int, WorkerSa] = {}  # SA index -> SA last found equal on the worker
+        self._polls = 0
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -215,19 +235,27 @@ class P4RuntimeDataPlane:
     async def start(self) -> None:
         """Allocate indices for stored tunnels that lack them, then connect in the background."""
         tunnels = self._tunnels()
-        for tunnel_id in list(self._alloc):
+        alloc = dict(self._planner.allocations)
+        for tunnel_id in list(alloc):
             if tunnel_id not in tunnels:
                 self._book.save_allocation(tunnel_id, None)
-                del self._alloc[tunnel_id]
+                del alloc[tunnel_id]
         for tunnel_id, tunnel in sorted(tunnels.items()):
-            previous = self._alloc.get(tunnel_id)
+            previous = alloc.get(tunnel_id)
+            if previous is not None and {spi for spi, _ in previous.sa_pairs} == {
+                    sa.spi for sa in tunnel.security_associations}:
+                continue
             fresh = allocate(tunnel, previous=previous,
                              keep_spis=[sa.spi for sa in tunnel.security_associations],
-                             others=self._alloc, max_tunnels=self.pipeline.sizes.max_tunnels,
+                             others=alloc, max_tunnels=self.pipeline.sizes.max_tunnels,
                              max_sas=self.pipeline.sizes.max_sas)
             if fresh != previous:
                 self._book.save_allocation(tunnel_id, fresh)
-                self._alloc[tunnel_id] = fresh
+                alloc[tunnel_id] = fresh
+        if alloc != self._planner.allocations:
+            self._loaded = alloc
+            self._planner = self._new_planner()
+            self._sas = self._all_sas()
         self.connection.start()
         if self._worker is not None:
             self._monitor = asyncio.create_task(self._watch_worker(), name="worker-monitor")
@@ -240,44 +268,38 @@ class P4RuntimeDataPlane:
                 await self._monitor
         await self.connection.stop()
         await self._counter_reader.close()
+        await self._packet_reader.close()
         if self._worker is not None:
             await self._worker.close()
 
     # ---- desired state --------------------------------------------------------------------
 
-    def _tunnel_indexes(self, allocations: Mapping[int, Allocation]) -> dict[int, int]:
-        return {tunnel_id: allocation.tunnel_index
-                for tunnel_id, allocation in allocations.items()}
+    def _new_planner(self) -> Planner:
+        return Planner(pipeline=self.pipeline, allocations=self._loaded,
+                       tunnels=self._tunnels(), fingerprint=self._book.fingerprint,
+                       is_retired=self._book.is_retired)
 
-    def _entries(self, tunnel: Tunnel, allocation: Allocation,
-                 tunnel_indexes: dict[int, int]) -> list[Any]:
-        sa_indexes = allocation.sa_indexes
-        entries: list[Any] = []
-        if tunnel.kind == "ipsec-decrypt":
-            entries += [self.pipeline.decrypt_sa_entry(tunnel_index=allocation.tunnel_index,
-                                                       spi=spi, sa_index=sa_index)
-                        for spi, sa_index in allocation.sa_pairs]
-        entries += self.pipeline.rule_entries(tunnel, tunnel_index=allocation.tunnel_index,
-                                              sa_indexes=sa_indexes,
-                                              tunnel_indexes=tunnel_indexes)
-        return entries
+    def _all_sas(self) -> dict[int, WorkerSa]:
+        alloc = self._planner.allocations
+        return {sa.sa_index: sa for tunnel_id, tunnel in self._tunnels().items()
+                if tunnel_id in alloc for sa in worker_sas(tunnel, alloc[tunnel_id].sa_indexes)}
+
+    @property
+    def _alloc(self) -> Mapping[int, Allocation]:
+        """Every tunnel's allocation (the planner's index)."""
+        return self._planner.allocations
 
     def desired_entries(self) -> list[Any]:
         """Every entry the managed tables must hold: routes and all tunnels."""
         tunnels = self._tunnels()
-        indexes = self._tunnel_indexes(self._alloc)
         entries = [self.pipeline.route_entry(route) for route in self._routes]
         for tunnel_id, tunnel in sorted(tunnels.items()):
-            entries += self._entries(tunnel, self._alloc[tunnel_id], indexes)
+            entries += self._planner.entries(tunnel, self._alloc[tunnel_id])
         return entries
 
-    def desired_sas(self) -> dict[int, WorkerSa]:
-        """Every SA the worker must hold, by SA index."""
-        sas: dict[int, WorkerSa] = {}
-        for tunnel_id, tunnel in self._tunnels().items():
-            for sa in worker_sas(tunnel, self._alloc[tunnel_id].sa_indexes):
-                sas[sa.sa_index] = sa
-        return sas
+    def desired_sas(self) -> Mapping[int, WorkerSa]:
+        """Every SA the worker must hold, by SA index (kept per applied plan)."""
+        return self._sas
 
     def allocation(self, tunnel_id: int) -> Allocation | None:
         """The tunnel's indices (tests and logs)."""
@@ -286,132 +308,141 @@ class P4RuntimeDataPlane:
     # ---- apply ----------------------------------------------------------------------------
 
     async def apply(self, change: TunnelChange) -> None:
-        """Program one change all-or-nothing (module doc); DataPlaneUnavailable otherwise."""
+        """Program one change all-or-nothing (module doc); raises why it was not applied."""
+        [error] = await self.apply_batch([change])
+        if error is not None:
+            raise error
+
+    async def apply_batch(self, changes: Sequence[TunnelChange]) -> list[Exception | None]:
+        """Program changes in order, in batches of at most MAX_BATCH (module doc): per change
+        None (applied), a :class:`RequestError` (refused, nothing of it applied) or a
+        :class:`DataPlaneUnavailable` (not applied; every later change neither)."""
         async with self._lock:
-            if not self._switch_ready:
-                raise DataPlaneUnavailable(f"the switch at {self.connection.target.address} is "
-                                           "not connected")
-            if not self._worker_ready:
-                raise DataPlaneUnavailable("the crypto worker is not reachable")
-            needs_worker = any(t is not None and t.security_associations
-                               for t in (change.before, change.after))
-            if needs_worker and self._worker is None:
-                raise DataPlaneUnavailable("no crypto worker is configured "
-                                           "(--crypto-worker-socket)")
             try:
-                await self._apply_locked(change)
+                return await self._apply_locked(changes)
             finally:
                 self.counter_poller.invalidate()  # a CREATE resets cells: no stale snapshot
 
-    async def _apply_locked(self, change: TunnelChange) -> None:
-        tunnel_id = change.tunnel_id
-        before, after = change.before, change.after
-        previous = self._alloc.get(tunnel_id)
-        if before is not None and previous is None:
-            raise DataPlaneUnavailable(f"tunnel {tunnel_id} has no data-plane allocation")
-        new_alloc: dict[int, Allocation] = dict(self._alloc)
-        if after is None:
-            new_alloc.pop(tunnel_id, None)
-            allocation = None
-        else:
-            keep = self._unchanged_spis(before, after)
-            try:
-                allocation = allocate(after, previous=previous, keep_spis=keep,
-                                      others=self._alloc,
-                                      max_tunnels=self.pipeline.sizes.max_tunnels,
-                                      max_sas=self.pipeline.sizes.max_sas)
-            except IndexExhausted as error:  # the make-before-break peak needs one more
-                raise RequestError(ErrorCode.TABLE_FULL, "", f"not applied: {error}; this "
-                                   "change holds its old and new SAs at once") from None
-            new_alloc[tunnel_id] = allocation
-        old_entries = ({} if before is None or previous is None else self._by_key(
-            self._entries(before, previous, self._tunnel_indexes(self._alloc))))
-        new_entries = ({} if after is None or allocation is None else self._by_key(
-            self._entries(after, allocation, self._tunnel_indexes(new_alloc))))
-        old_sas = {} if before is None or previous is None else {
-            sa.sa_index: sa for sa in worker_sas(before, previous.sa_indexes)}
-        new_sas = {} if after is None or allocation is None else {
-            sa.sa_index: sa for sa in worker_sas(after, allocation.sa_indexes)}
+    def _refusal(self, change: TunnelChange) -> DataPlaneUnavailable | None:
+        if not self._switch_ready:
+            return DataPlaneUnavailable(f"the switch at {self.connection.target.address} is "
+                                        "not connected")
+        if not self._worker_ready:
+            return DataPlaneUnavailable("the crypto worker is not reachable")
+        if self._worker is None and any(t is not None and t.security_associations
+                                        for t in (change.before, change.after)):
+            return DataPlaneUnavailable("no crypto worker is configured "
+                                        "(--crypto-worker-socket)")
+        return None
 
-        make: list[Any] = []
-        undo_make: list[Any] = []
-        if previous is None and allocation is not None:
-            make += [modify(counter) for counter in self.pipeline.counter_resets(
-                allocation.tunnel_index)]
-            undo_make += [None] * len(make)
-        for key, entry in new_entries.items():
-            old = old_entries.get(key)
-            if old is None:
-                make.append(insert(entry))
-                undo_make.append(delete(entry))
-            elif _full(old, self.pipeline) != _full(entry, self.pipeline):
-                make.append(modify(entry))
-                undo_make.append(modify(old))
-        brk = [delete(entry) for key, entry in old_entries.items() if key not in new_entries]
-        undo_brk = [insert(entry) for key, entry in old_entries.items() if key not in new_entries]
-        add_sas = [sa for index, sa in new_sas.items() if old_sas.get(index) != sa]
-        remove_sas = [sa for index, sa in old_sas.items() if new_sas.get(index) != sa]
-
-        live = [sa for sa in self.desired_sas().values() if sa.encrypt]
-        for sa in add_sas:
-            twin = next((other for other in live
-                         if sa.encrypt and other.sa.secret == sa.sa.secret), None)
-            # Last guard (the service's planner refuses these first, controller.key_guard).
-            if twin is not None:
-                raise RequestError(
-                    ErrorCode.INVALID_KEY, KEY_FIELD,
-                    f"the key of spi {sa.sa.spi} is in use by the encrypt SA spi "
-                    f"{twin.sa.spi} of tunnel {twin.tunnel_id}; a second SA numbering packets "
-                    "from 1 under that key would reuse AES nonces: send a new key")
-            if sa.encrypt and self._book.is_retired(self._book.fingerprint(sa.sa.secret)):
-                raise RequestError(
-                    ErrorCode.INVALID_KEY, KEY_FIELD,
-                    f"the key of spi {sa.sa.spi} has already protected traffic in an encrypt "
-                    "SA that is gone (retired key); send a new key")
-        undo: list[Callable[[], Awaitable[None]]] = []
-        try:
-            for sa in add_sas:
-                # Undo first: an AddSa that timed out may still have landed on the worker (the
-                # index is fresh, so removing it — missing is fine — is right); one the worker
-                # refused did not, and the index may hold someone else's SA: keep it.
-                undo.append(functools.partial(self._worker_remove, sa.sa_index))
-                try:
-                    await self._worker_add(sa)
-                except WorkerRefused:
-                    undo.pop()
-                    raise
-            await self._switch_write(make, undo_make, undo)
-            await self._switch_write(brk, undo_brk, undo)
-        except BaseException as error:  # a fault, a refusal or a bug: undo, then raise
-            log.warning("tunnel %d: %s failed (%s); undoing %d step(s)", tunnel_id,
-                        change.operation.name, error or type(error).__name__, len(undo))
-            await self._undo(undo)
-            if isinstance(error, WorkerError):
-                raise self._worker_failure(error) from None
-            raise
-        # The switch no longer refers to the old SAs: the change is done. Removing them is
-        # cleanup, never undone (re-adding an encrypt SA would restart its sequence numbers,
-        # the AEAD IVs, under a used key); one the worker keeps is removed by reconciliation.
-        if remove_sas and after is not None:
-            assert allocation is not None
-            await self._drain(allocation, previous)
-        for sa in remove_sas:
-            if sa.encrypt:
-                self._book.retire(self._book.fingerprint(sa.sa.secret))
-            self._degraded.pop(sa.sa_index, None)
+    async def _apply_locked(self, changes: Sequence[TunnelChange]) -> list[Exception | None]:
+        """Plan changes into batches and execute each batch. A batch ends before a change of a
+        tunnel it already holds (or whose previous tunnel it holds), at MAX_BATCH plans, and
+        before a change that finds no free index while the batch frees some."""
+        results: list[Exception | None] = [None] * len(changes)
+        pending: list[tuple[int, Plan]] = []
+        touched: set[int] = set()
+        position = 0
+        while position < len(changes):
+            change = changes[position]
+            refusal = self._refusal(change)
+            previous_tunnel = (change.after.match.previous_tunnel
+                               if change.after is not None else None)
+            if pending and (refusal is not None or len(pending) >= MAX_BATCH
+                            or change.tunnel_id in touched or previous_tunnel in touched):
+                fault = await self._flush(pending, results)
+                pending, touched = [], set()
+                if fault is not None:
+                    results[position:] = [fault] * (len(changes) - position)
+                    return results
+                continue
+            if refusal is not None:
+                results[position:] = [refusal] * (len(changes) - position)
+                return results
             try:
-                await self._worker_remove(sa.sa_index)
-            except WorkerError as error:
-                log.warning("tunnel %d: old SA index %d stays on the worker until the next "
-                            "reconciliation: %s", tunnel_id, sa.sa_index, error)
-        self._alloc = new_alloc
-        self._book.save_allocation(tunnel_id, allocation)
-        if previous is None or allocation is None:  # a new tunnel (maybe a reused index) or gone
-            self._baselines.forget(tunnel_id)
-        log.info("tunnel %d: %s programmed: index %s, %d switch update(s), SAs +%d -%d",
-                 tunnel_id, change.operation.name,
-                 allocation.tunnel_index if allocation else previous.tunnel_index
-                 if previous else "-", len(make) + len(brk), len(add_sas), len(remove_sas))
+                plan = self._planner.plan(change)
+            except RequestError as error:
+                if error.code is ErrorCode.TABLE_FULL and pending:
+                    touched.add(change.tunnel_id)  # flush first: its plans may free indices
+                    continue
+                log.info("tunnel %d: %s refused: %s", change.tunnel_id, change.operation.name,
+                         error)
+                results[position] = error
+                position += 1
+                continue
+            except LookupError as missing:
+                results[position:] = [DataPlaneUnavailable(str(missing))] * (
+                    len(changes) - position)
+                break
+            pending.append((position, plan))
+            touched.add(change.tunnel_id)
+            position += 1
+        fault = await self._flush(pending, results)
+        return results
+
+    async def _flush(self, pending: list[tuple[int, Plan]], results: list[Exception | None]
+                     ) -> Exception | None:
+        """Execute one batch; record each outcome; finish the applied plans. Returns the
+        unavailability that stopped the batch, if any."""
+        if not pending:
+            return None
+        outcomes = await self._executor.execute([plan for _, plan in pending])
+        applied = []
+        for (position, plan), outcome in reversed(list(zip(pending, outcomes, strict=True))):
+            results[position] = outcome
+            if outcome is None:
+                applied.append(plan)
+            else:
+                self._planner.abort(plan)
+        applied.reverse()
+        await self._finish(applied)
+        fault = next((outcome for outcome in outcomes
+                      if isinstance(outcome, DataPlaneUnavailable)), None)
+        return fault
+
+    async def _finish(self, applied: list[Plan]) -> None:
+        """The switch no longer refers to the applied plans' old SAs: wait for the frames in
+        flight (rekeys), retire their encrypt keys, remove them from the worker — cleanup that
+        is never undone (re-adding an encrypt SA would restart its sequence numbers, the AEAD
+        IVs, under a used key); one the worker keeps is removed by reconciliation. Then the
+        plans are final: allocations saved (in the request transaction), indices freed."""
+        rekeys = [plan for plan in applied if plan.remove_sas and plan.allocation is not None]
+        if rekeys:
+            await asyncio.gather(*(self._drain(plan.allocation, plan.previous)
+                                   for plan in rekeys if plan.allocation is not None))
+        removes: list[WorkerSa] = []
+        for plan in applied:
+            for fingerprint in plan.retire:
+                self._book.retire(fingerprint)
+            for sa in plan.remove_sas:
+                self._degraded.pop(sa.sa_index, None)
+                self._sas.pop(sa.sa_index, None)
+                removes.append(sa)
+            for sa in plan.add_sas:
+                self._sas[sa.sa_index] = sa
+        if removes:
+            assert self._worker is not None
+            worker = self._worker
+            results = await asyncio.gather(
+                *(worker.remove(sa.sa_index, missing_ok=True) for sa in removes),
+                return_exceptions=True)
+            for sa, result in zip(removes, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("tunnel %d: old SA index %d stays on the worker until the "
+                                "next reconciliation: %s", sa.tunnel_id, sa.sa_index, result)
+        await self._reset_freed(applied)
+        for plan in applied:
+            self._planner.commit(plan)
+            self._book.save_allocation(plan.tunnel_id, plan.allocation)
+            if plan.fresh_index:  # a new tunnel (maybe a reused index) or gone
+                self._baselines.forget(plan.tunnel_id)
+            index = plan.allocation or plan.previous
+            log.debug("tunnel %d: %s programmed: index %s, %d switch update(s), SAs +%d -%d",
+                      plan.tunnel_id, plan.change.operation.name,
+                      index.tunnel_index if index is not None else "-",
+                      plan.switch_updates, len(plan.add_sas), len(plan.remove_sas))
+        if applied:
+            log.info("%d request(s) programmed in one batch", len(applied))
 
     async def _drain(self, allocation: Allocation, previous: Allocation | None) -> None:
         """Wait until the frames this tunnel sent to the worker before the repoint have come
@@ -465,61 +496,40 @@ class P4RuntimeDataPlane:
         counts["handled"] = await self._worker.handled(sa_indexes)
         return counts
 
-    @staticmethod
-    def _unchanged_spis(before: Tunnel | None, after: Tunnel) -> list[int]:
-        if before is None or type(before.body) is not type(after.body):
-            return []
-        if worker_sas(before, {sa.spi: 0 for sa in before.security_associations}) and (
-                getattr(before.body, "cipher", None) != getattr(after.body, "cipher", None)
-                or getattr(before.body, "mode", None) != getattr(after.body, "mode", None)):
-            return []
-        old = {sa.spi: sa for sa in before.security_associations}
-        return [sa.spi for sa in after.security_associations if old.get(sa.spi) == sa]
-
-    def _by_key(self, entries: Iterable[Any]) -> dict[bytes, Any]:
-        return {_key(entry, self.pipeline): entry for entry in entries}
-
-    async def _switch_write(self, updates: list[Any], inverses: list[Any],
-                            undo: list[Callable[[], Awaitable[None]]]) -> None:
-        if not updates:
+    async def _reset_freed(self, applied: list[Plan]) -> None:
+        """Zero the counter cells of the tunnel indices the applied DELETEs free, in one
+        WriteRequest, so the next CREATE there writes no resets; if it fails the index is
+        simply not known clean (that CREATE resets its cells itself)."""
+        freed = [plan.freed_tunnel for plan in applied if plan.freed_tunnel is not None]
+        if not freed:
             return
         try:
-            await self.connection.write(updates)
-        except SwitchWriteFailed as error:
-            applied = ([inverse for index, inverse in enumerate(inverses)
-                        if index not in error.failed] if error.failed is not None
-                       else list(inverses))
-            self._push_switch_undo(applied, undo, strict=error.failed is not None)
-            raise DataPlaneUnavailable(str(error)) from None
-        except SwitchUnavailable as error:
-            raise DataPlaneUnavailable(str(error)) from None
-        self._push_switch_undo(list(inverses), undo, strict=True)
-
-    def _push_switch_undo(self, inverses: list[Any], undo: list[Callable[[], Awaitable[None]]],
-                          *, strict: bool) -> None:
-        real = [inverse for inverse in inverses if inverse is not None]
-        if not real:
+            await self.connection.write([modify(counter) for index in freed
+                                         for counter in self.pipeline.counter_resets(index)])
+        except (SwitchUnavailable, SwitchWriteFailed) as error:
+            log.warning("counter cells of %d freed tunnel index(es) not reset (%s); a tunnel "
+                        "created there resets them", len(freed), error)
             return
+        self._planner.mark_clean(freed)  # DELETEd: no longer allocated, its rule is gone
 
-        async def write_back() -> None:
-            if strict:
-                await self.connection.write(real)
-                return
-            for inverse in real:  # unknown which updates landed: undo each on its own
-                with contextlib.suppress(SwitchWriteFailed):
-                    await self.connection.write([inverse])
+    async def _find_clean(self) -> None:
+        """Read the four packet arrays once: a free index none of them counted has all its
+        cells at 0 (its byte cells count the same frames), so a CREATE there needs no reset."""
+        try:
+            snapshot = await self._packet_reader.read()
+        except CounterReadFailed as error:
+            log.warning("counter arrays not read (%s); every CREATE resets its cells", error)
+            return
+        arrays = list(snapshot.packets.values())
+        size = min(len(cells) for cells in arrays)
+        self._planner.mark_clean(index for index in range(1, size)
+                                 if not any(cells[index] for cells in arrays))
 
-        undo.append(write_back)
-
-    async def _undo(self, undo: list[Callable[[], Awaitable[None]]]) -> None:
-        for step in reversed(undo):
-            try:
-                await step()
-            except Exception as error:  # noqa: BLE001 - keep undoing; reconciliation repairs
-                log.error("undo step failed (%s); reconciliation will repair it", error)
-                self._switch_ready = False
-                self._notify()
-                self._schedule_resync()
+    def _undo_failed(self) -> None:
+        """An undo did not reach the switch: unavailable until reconciliation repaired it."""
+        self._switch_ready = False
+        self._notify()
+        self._schedule_resync()
 
     def _schedule_resync(self) -> None:
         async def resync() -> None:
@@ -530,22 +540,8 @@ class P4RuntimeDataPlane:
         self._notify_tasks.add(task)
         task.add_done_callback(self._notify_tasks.discard)
 
-    @staticmethod
-    def _worker_failure(error: WorkerError) -> Exception:
-        """A worker refusal of the request's own making (FAILED_PRECONDITION, e.g. "key
-        retired") is a request error; anything else means the data plane is unavailable."""
-        if isinstance(error, WorkerRefused) and error.code == "FAILED_PRECONDITION":
-            return RequestError(ErrorCode.INVALID_KEY, KEY_FIELD,
-                                f"not applied: {error}; send a new key")
-        return DataPlaneUnavailable(str(error))
-
-    async def _worker_add(self, sa: WorkerSa) -> None:
-        assert self._worker is not None
-        await self._worker.add(sa)
-
-    async def _worker_remove(self, sa_index: int) -> None:
-        assert self._worker is not None
-        await self._worker.remove(sa_index, missing_ok=True)
+    def _by_key(self, entries: Iterable[Any]) -> dict[bytes, Any]:
+        return {_key(entry, self.pipeline): entry for entry in entries}
 
     # ---- counters -------------------------------------------------------------------------
 
@@ -567,8 +563,9 @@ class P4RuntimeDataPlane:
         if len(alloc) <= WHOLE_READ_SHARE * (self.pipeline.sizes.max_tunnels + 1):
             query = [fy.P4CounterEntry(name, index=index) for a in alloc.values()
                      for name, index in self.pipeline.counter_cells(a.tunnel_index)]
-            try:
-                cells = await self.connection.read(query) if query else []
+            try:  # in ReadRequests of READ_CHUNK cells: gRPC refuses messages over 4 MiB
+                cells = [cell for start in range(0, len(query), READ_CHUNK)
+                         for cell in await self.connection.read(query[start:start + READ_CHUNK])]
             except SwitchUnavailable as error:
                 raise DataPlaneUnavailable(str(error)) from None
             packets: CellCounts = {
@@ -632,6 +629,8 @@ class P4RuntimeDataPlane:
                 self._baselines.fold(self._tunnels())
             await connection.write(deletes)
             await connection.write(modifies + inserts)
+            self._planner.forget_clean()
+            await self._find_clean()  # no rule counts at a free index any more
             log.info("switch reconciled: %d entries wanted, %d deleted, %d modified, "
                      "%d inserted", len(desired), len(deletes), len(modifies), len(inserts))
             self._switch_ready = True
@@ -660,13 +659,30 @@ class P4RuntimeDataPlane:
         tunnel is ``degraded`` (:meth:`tunnel_states`) until the client rekeys it.
         """
         assert self._worker is not None
+        degraded_before = bool(self._degraded)
+        self._polls += 1
+        if (self._worker_ready and self._sas and not self._degraded
+                and self._polls % FULL_CHECK_POLLS):
+            # Between full checks a probe of a few SAs: a restarted worker holds none of them.
+            if await self._worker.holds(list(itertools.islice(self._sas, PROBE_SAS))):
+                return
         async with self._lock:
             actual = await self._worker.list()
             desired = self.desired_sas()
-            stray = [index for index, params in actual.items()
-                     if index not in desired or not _same_sa(desired[index].params, params)]
-            missing = [sa for index, sa in desired.items()
-                       if index not in actual or not _same_sa(sa.params, actual[index])]
+            # SAs found equal before are compared again only every FULL_CHECK_POLLS polls, or
+            # when the sets of indices differ (a restarted worker, a stray): a poll of a large
+            # table then costs one set comparison, not one comparison per SA.
+            if actual.keys() != desired.keys() or self._polls % FULL_CHECK_POLLS == 0:
+                self._verified = {}
+            check = [index for index in actual.keys() | desired.keys()
+                     if index not in desired or self._verified.get(index) is not desired[index]]
+            stray = [index for index in check if index in actual and (
+                index not in desired or not _same_sa(desired[index].params, actual[index]))]
+            missing = [desired[index] for index in check if index in desired and (
+                index not in actual or not _same_sa(desired[index].params, actual[index]))]
+            self._verified.update({index: desired[index] for index in check
+                                   if index in desired and index in actual
+                                   and index not in stray})
             self._degraded = {index: reason for index, reason in self._degraded.items()
                               if index in desired and index not in actual}
             for index in stray:
@@ -691,7 +707,8 @@ class P4RuntimeDataPlane:
         if changed:
             log.info("crypto worker reachable; %d SA(s)", len(desired))
             self._notify()
-        self.log_states()
+        if changed or self._degraded or degraded_before:  # else no state can have changed
+            self.log_states()
 
     def tunnel_states(self) -> dict[int, str]:
         """Each tunnel's operational state: ``active`` or ``degraded: <reason>``."""

@@ -9,9 +9,11 @@ nothing is applied (TABLE_FULL); a data-plane fault stops the stream (TABLE_UNAV
 Once a stream is being applied, the client no longer matters: :meth:`TunnelService.submit` runs
 the work in its own task behind :func:`asyncio.shield`, so a cancelled call or an expired
 deadline stops the handler but never a request half-way; every request is finished (store
-committed to exactly what the data plane holds) or undone. Each request is journalled in the
-store before its data-plane writes (:meth:`TunnelStore.journal_begin`) and the stream's rows
-are cleared once its answer is ready, so after a crash the next start logs every request that
+committed to exactly what the data plane holds) or undone. Valid requests are applied in
+batches of ``BATCH``: the batch's requests are journalled in the store (one durable commit,
+:meth:`TunnelStore.journal_begin_many`) before its data-plane writes, one store transaction
+spans the data plane's batch and commits the requests it applied, and the stream's rows are
+cleared once its answer is ready, so after a crash the next start logs every request that
 was applied but never acknowledged, or was interrupted (and is then undone by reconciliation).
 """
 
@@ -37,6 +39,8 @@ from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 log = logging.getLogger(__name__)
 
 MAX_ERROR_BITS = 64
+# Requests per store transaction and data-plane batch (the data plane may split it further).
+BATCH = 512
 
 
 class StreamStatus(enum.IntEnum):
@@ -72,11 +76,6 @@ class StreamResult:
             if outcome.error is not None:
                 bits |= 1 << index
         return bits
-
-
-def _usage(tunnels: Mapping[int, Tunnel]) -> tuple[int, int]:
-    """(tunnels, SAs) the given tunnels occupy in the data plane."""
-    return len(tunnels), sum(len(t.security_associations) for t in tunnels.values())
 
 
 def _footprint(tunnel: Tunnel | None) -> tuple[int, int]:
@@ -133,12 +132,12 @@ class TunnelService:
     async def _submit_locked(self, stream: str, requests: Sequence[pb.ipTunnelRequest]
                              ) -> StreamResult:
         async with self._lock:
-            view = dict(self._store.tunnels)
+            view = self._store.view()
             outcomes: list[RequestOutcome | None] = [None] * len(requests)
             plan: list[tuple[int, TunnelChange]] = []
-            peak_tunnels, peak_sas = _usage(view)
+            peak_tunnels, peak_sas = len(view), view.sa_count
             tunnels, sas = peak_tunnels, peak_sas
-            keys = StreamKeys(self._store, view)
+            keys = StreamKeys(self._store)
             for index, request in enumerate(requests):
                 try:
                     change = validate_request(request, view=view, caps=self.capabilities)
@@ -156,10 +155,7 @@ class TunnelService:
                 sas += sas_after - sas_before
                 peak_tunnels, peak_sas = max(peak_tunnels, tunnels), max(peak_sas, sas)
                 keys.accept(change)
-                if change.after is None:
-                    del view[change.tunnel_id]
-                else:
-                    view[change.tunnel_id] = change.after
+                view.set(change.tunnel_id, change.after)
                 plan.append((index, change))
             caps = self.capabilities
             if peak_tunnels > caps.max_tunnels or peak_sas > caps.max_sas:
@@ -195,45 +191,61 @@ class TunnelService:
 
     async def _apply_plan(self, stream: str, plan: list[tuple[int, TunnelChange]],
                           outcomes: list[RequestOutcome | None]) -> StreamStatus | None:
-        for position, (index, change) in enumerate(plan):
-            try:
-                await self._apply(stream, index, change)
-            except RequestError as error:  # the data plane refused this request: its own fault
-                outcomes[index] = RequestOutcome(tunnel_id=change.tunnel_id, error=error)
-                log.info("request %d (%s tunnel %d) refused: %s", index, change.operation.name,
-                         change.tunnel_id, error)
-                continue
-            except DataPlaneUnavailable as fault:
-                log.error("data plane unavailable at request %d (tunnel %d): %s", index,
-                          change.tunnel_id, fault)
-                for later_index, later in plan[position:]:
-                    outcomes[later_index] = RequestOutcome(
-                        tunnel_id=later.tunnel_id,
-                        error=RequestError(ErrorCode.DATAPLANE_UNAVAILABLE, "",
-                                           f"not applied: the data plane is unavailable "
-                                           f"({fault}); the state is as before this request"))
+        for start in range(0, len(plan), BATCH):
+            fault = await self._apply_batch(stream, plan[start:start + BATCH], outcomes)
+            if fault is not None:
+                for later_index, later in plan[start:]:
+                    if outcomes[later_index] is None:
+                        outcomes[later_index] = RequestOutcome(
+                            tunnel_id=later.tunnel_id,
+                            error=RequestError(ErrorCode.DATAPLANE_UNAVAILABLE, "",
+                                               f"not applied: the data plane is unavailable "
+                                               f"({fault}); the state is as before this "
+                                               "request"))
                 return StreamStatus.TABLE_UNAVAILABLE
+        return None
+
+    async def _apply_batch(self, stream: str, items: list[tuple[int, TunnelChange]],
+                           outcomes: list[RequestOutcome | None]
+                           ) -> DataPlaneUnavailable | None:
+        """Store writes + data-plane apply of a batch, each request as one unit: the journal
+        rows (one durable commit), one store transaction around the data plane's batch, then
+        the tunnels of the applied requests committed together. Returns the fault that
+        stopped the batch, if any (the outcomes of the requests from there on stay unset)."""
+        journals = self._store.journal_begin_many(stream, items)
+        staged = self._store.stage_batch()
+        try:
+            results = await self._dataplane.apply_batch([change for _, change in items])
+        except BaseException:
+            staged.rollback(journals)
+            raise
+        applied = [(change, seq) for (_, change), seq, result
+                   in zip(items, journals, results, strict=True) if result is None]
+        try:
+            staged.commit(applied, [seq for seq, result in zip(journals, results, strict=True)
+                                    if result is not None])
+        except BaseException:
+            log.exception("store commit failed for %d tunnel(s); undoing their data-plane "
+                          "changes", len(applied))
+            await self._dataplane.apply_batch([change.inverse()
+                                               for change, _ in reversed(applied)])
+            raise
+        for (index, change), result in zip(items, results, strict=True):
+            if isinstance(result, DataPlaneUnavailable):
+                log.error("data plane unavailable at request %d (tunnel %d): %s", index,
+                          change.tunnel_id, result)
+                return result
+            if isinstance(result, RequestError):  # the data plane refused it: its own fault
+                outcomes[index] = RequestOutcome(tunnel_id=change.tunnel_id, error=result)
+                log.info("request %d (%s tunnel %d) refused: %s", index, change.operation.name,
+                         change.tunnel_id, result)
+                continue
+            if result is not None:
+                raise result
             outcomes[index] = RequestOutcome(tunnel_id=change.tunnel_id)
             log.info("%s tunnel %d (%s)", change.operation.name, change.tunnel_id,
                      (change.after or change.before).kind)  # type: ignore[union-attr]
         return None
-
-    async def _apply(self, stream: str, index: int, change: TunnelChange) -> None:
-        """Store write + data-plane apply as one unit: either both happen or neither."""
-        staged = self._store.stage(change, self._store.journal_begin(stream, index, change))
-        try:
-            await self._dataplane.apply(change)
-        except BaseException:
-            staged.rollback()
-            raise
-        try:
-            staged.commit()
-        except BaseException:
-            log.exception("store commit failed for tunnel %d; undoing the data-plane change",
-                          change.tunnel_id)
-            staged.rollback()
-            await self._dataplane.apply(change.inverse())
-            raise
 
     def get(self, tunnel_id: int) -> Tunnel:
         """One tunnel, or :class:`NotFound`."""

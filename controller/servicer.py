@@ -35,16 +35,19 @@ wire_log = logging.getLogger("controller.wire")
 
 V1ALPHA1_SERVICE = pb.DESCRIPTOR.services_by_name["ipTunnelService"].full_name
 V2_SERVICE = pb_v2.DESCRIPTOR.services_by_name["IpTunnelService"].full_name
-MAX_STREAM_REQUESTS = 4096
-# Memory bounds for createIpTunnel streams, which are buffered whole before they are applied:
-# one message at most MAX_REQUEST_BYTES (the server's max_receive_message_length; a decrypt
-# tunnel with every SA the device holds is ~180 KB), one stream at most MAX_STREAM_BYTES, and all
-# streams being read at the same time at most MAX_BUFFERED_BYTES together. A stream that would
-# pass a bound is refused (RESOURCE_EXHAUSTED) instead of waiting, so clients that open streams
-# and never finish them cannot block the others — only fill the shared budget while they send.
+# Memory bounds for createIpTunnel streams, which are buffered whole before they are validated
+# and applied (the API's capacity rule — a stream whose peak does not fit applies nothing —
+# needs the whole stream before the first write): at most MAX_STREAM_REQUESTS requests (twice
+# the default table: a stream that replaces every tunnel), one message at most
+# MAX_REQUEST_BYTES (the server's max_receive_message_length; a decrypt tunnel with thousands of
+# SAs is ~180 KB), one stream at most MAX_STREAM_BYTES, and all streams being read at the same
+# time at most MAX_BUFFERED_BYTES together. A stream that would pass a bound is refused
+# (RESOURCE_EXHAUSTED) instead of waiting, so clients that open streams and never finish them
+# cannot block the others — only fill the shared budget while they send.
+MAX_STREAM_REQUESTS = 1 << 17
 MAX_REQUEST_BYTES = 1 << 20
-MAX_STREAM_BYTES = 8 << 20
-MAX_BUFFERED_BYTES = 32 << 20
+MAX_STREAM_BYTES = 32 << 20
+MAX_BUFFERED_BYTES = 64 << 20
 
 _R = TypeVar("_R")
 

@@ -1,10 +1,14 @@
 """Durable tunnel state: an embedded SQLite database in the state directory.
 
-All tunnels are loaded into memory at start-up (at most ``max_tunnels``, about a thousand) and
-every change is written through in its own transaction: :meth:`TunnelStore.stage` writes inside
-an open transaction, the service then programs the data plane, and only then commits (or rolls
-back), so a request is never half-applied. Tunnel definitions are stored as JSON without keys;
-each SA's key is sealed (``controller.sealing``) in its own row.
+All tunnels are loaded into memory at start-up (at most ``max_tunnels``) and changes are written
+through in one transaction per batch of requests: :meth:`TunnelStore.stage_batch` opens it, the
+data plane programs the batch (saving allocations and retired keys inside the same
+transaction), and :meth:`StagedBatch.commit` writes the tunnels of the requests the data plane
+applied and commits once, so a request is never half-applied and a batch costs one commit
+(:meth:`TunnelStore.stage` is the batch of one). The live encrypt keys of the committed tunnels
+are indexed by fingerprint (:attr:`TunnelStore.live_keys`), and decrypt SPIs and chains by
+tunnel (:class:`controller.tunnel_view.TunnelIndex`), kept per commit. Tunnel definitions
+are stored as JSON without keys; each SA's key is sealed (``controller.sealing``) in its own row.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from types import MappingProxyType
@@ -27,6 +31,7 @@ from controller.allocation import Allocation
 from controller.dataplane import TunnelChange, TunnelCounters
 from controller.keys import SaKey
 from controller.sealing import KeySealer, SealingError
+from controller.tunnel_view import TunnelIndex, TunnelView
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +144,26 @@ class StagedChange:
         self._store._rollback(self._journal)
 
 
+class StagedBatch:
+    """An open transaction for a batch of requests; :meth:`commit` or :meth:`rollback` ends it.
+
+    The data plane writes allocations and retired keys into it while it programs the batch;
+    :meth:`commit` then adds the tunnels of the requests that were applied, marks their journal
+    rows 'applied', deletes the rows of the others, and commits once."""
+
+    def __init__(self, store: TunnelStore) -> None:
+        self._store = store
+
+    def commit(self, applied: Sequence[tuple[TunnelChange, int | None]],
+               dropped: Sequence[int | None]) -> None:
+        """Make ``applied`` durable and visible; forget the journal rows in ``dropped``."""
+        self._store._commit_batch(applied, dropped)
+
+    def rollback(self, journals: Sequence[int | None]) -> None:
+        """Discard the batch; the database and the in-memory view are as before."""
+        self._store._rollback_many(journals)
+
+
 class TunnelStore:
     """SQLite-backed tunnel store with an in-memory, read-only view for the service."""
 
@@ -163,6 +188,10 @@ class TunnelStore:
             self._tunnels: dict[int, model.Tunnel] = self._load()
             self._retired: set[bytes] = {bytes(row[0]) for row in self._db.execute(
                 "SELECT fingerprint FROM retired_keys")}
+            self._live_keys: dict[bytes, tuple[int, int]] = {}
+            for tunnel in self._tunnels.values():
+                self._index_keys(None, tunnel)
+            self._index = TunnelIndex(self._tunnels)
         except BaseException:
             self._db.close()
             raise
@@ -199,6 +228,25 @@ class TunnelStore:
             (stream, request_index, change.operation.name, str(change.tunnel_id)))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    def journal_begin_many(self, stream: str, items: list[tuple[int, TunnelChange]]
+                           ) -> list[int]:
+        """:meth:`journal_begin` for a batch of (request index, change): one durable commit."""
+        seqs = []
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for index, change in items:
+                cursor = self._db.execute(
+                    "INSERT INTO journal (stream, request_index, operation, tunnel_id, state) "
+                    "VALUES (?, ?, ?, ?, 'applying')",
+                    (stream, index, change.operation.name, str(change.tunnel_id)))
+                assert cursor.lastrowid is not None
+                seqs.append(cursor.lastrowid)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return seqs
 
     def journal_clear(self, stream: str) -> None:
         """The stream's answer is on its way: forget its journal rows."""
@@ -240,15 +288,72 @@ class TunnelStore:
         """Write ``change`` in a new transaction and leave it open for commit or rollback."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            key = str(change.tunnel_id)
-            self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
-            self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
-            if change.after is not None:
-                self._insert(change.after)
+            self._write(change)
         except BaseException:
             self._rollback(journal)
             raise
         return StagedChange(self, change, journal)
+
+    def stage_batch(self) -> StagedBatch:
+        """Open the transaction of a batch (module doc)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        return StagedBatch(self)
+
+    def _write(self, change: TunnelChange) -> None:
+        key = str(change.tunnel_id)
+        self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
+        self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
+        if change.after is not None:
+            self._insert(change.after)
+
+    def _commit_batch(self, applied: Sequence[tuple[TunnelChange, int | None]],
+                      dropped: Sequence[int | None]) -> None:
+        try:
+            for change, _ in applied:
+                self._write(change)
+            self._db.executemany("UPDATE journal SET state = 'applied' WHERE seq = ?",
+                                 [(seq,) for _, seq in applied if seq is not None])
+            self._db.executemany("DELETE FROM journal WHERE seq = ?",
+                                 [(seq,) for seq in dropped if seq is not None])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback_many([seq for _, seq in applied] + list(dropped))
+            raise
+        for change, _ in applied:
+            self._apply_in_memory(change)
+
+    def _rollback_many(self, journals: Sequence[int | None]) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._db.executemany("DELETE FROM journal WHERE seq = ?",
+                             [(seq,) for seq in journals if seq is not None])
+
+    def _apply_in_memory(self, change: TunnelChange) -> None:
+        self._index_keys(change.before, change.after)
+        self._index.move(self._tunnels.get(change.tunnel_id), change.after)
+        if change.after is None:
+            self._tunnels.pop(change.tunnel_id, None)
+        else:
+            self._tunnels[change.tunnel_id] = change.after
+
+    def _index_keys(self, before: model.Tunnel | None, after: model.Tunnel | None) -> None:
+        """Move the live-key index from ``before`` to ``after`` (encrypt tunnels only)."""
+        for tunnel, live in ((before, False), (after, True)):
+            if tunnel is not None and isinstance(tunnel.body, model.IpsecEncrypt):
+                fingerprint = self._sealer.fingerprint(tunnel.body.sa.secret)
+                if live:
+                    self._live_keys[fingerprint] = (tunnel.tunnel_id, tunnel.body.sa.spi)
+                elif self._live_keys.get(fingerprint, (None,))[0] == tunnel.tunnel_id:
+                    del self._live_keys[fingerprint]
+
+    def view(self) -> TunnelView:
+        """The committed tunnels as a stream's starting view (indexed, nothing copied)."""
+        return TunnelView(self._tunnels, self._index)
+
+    @property
+    def live_keys(self) -> Mapping[bytes, tuple[int, int]]:
+        """Fingerprint → (tunnel id, spi) of every committed encrypt SA (read-only)."""
+        return MappingProxyType(self._live_keys)
 
     def _insert(self, tunnel: model.Tunnel) -> None:
         key = str(tunnel.tunnel_id)
@@ -263,10 +368,7 @@ class TunnelStore:
         if journal is not None:
             self._db.execute("UPDATE journal SET state = 'applied' WHERE seq = ?", (journal,))
         self._db.execute("COMMIT")
-        if change.after is None:
-            self._tunnels.pop(change.tunnel_id, None)
-        else:
-            self._tunnels[change.tunnel_id] = change.after
+        self._apply_in_memory(change)
 
     def _rollback(self, journal: int | None) -> None:
         if self._db.in_transaction:
@@ -319,14 +421,25 @@ class TunnelStore:
 
     def save_baselines(self, rows: Mapping[int, tuple[TunnelCounters, TunnelCounters] | None]
                        ) -> None:
-        """Write (or, for None, forget) baselines — in the open request transaction if any."""
-        for tunnel_id, row in rows.items():
-            self._db.execute("DELETE FROM counter_baselines WHERE tunnel_id = ?",
-                             (str(tunnel_id),))
-            if row is not None:
-                self._db.execute("INSERT INTO counter_baselines VALUES (?, ?, ?)", (
-                    str(tunnel_id), json.dumps(dataclasses.asdict(row[0])),
-                    json.dumps(dataclasses.asdict(row[1]))))
+        """Write (or, for None, forget) baselines — in the open request transaction if any,
+        else in one transaction of their own (a stats page of new tunnels is one commit, not
+        two per tunnel)."""
+        own = not self._db.in_transaction
+        if own:
+            self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("DELETE FROM counter_baselines WHERE tunnel_id = ?",
+                                 [(str(tunnel_id),) for tunnel_id in rows])
+            self._db.executemany("INSERT INTO counter_baselines VALUES (?, ?, ?)", [
+                (str(tunnel_id), json.dumps(dataclasses.asdict(row[0])),
+                 json.dumps(dataclasses.asdict(row[1])))
+                for tunnel_id, row in rows.items() if row is not None])
+        except BaseException:
+            if own:
+                self._db.execute("ROLLBACK")
+            raise
+        if own:
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database (the next start reloads everything from disk)."""

@@ -39,6 +39,7 @@ from controller.model import (
     TunnelBody,
     TunnelMode,
 )
+from controller.tunnel_view import TunnelView
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
 _T = TypeVar("_T")
@@ -139,8 +140,9 @@ def _validate_update(
 
 def _validate_delete(request: pb.ipTunnelRequest, *, view: Mapping[int, Tunnel]) -> TunnelChange:
     before = _existing(request, view, "_DELETE")
-    dependents = sorted(tunnel.tunnel_id for tunnel in view.values()
-                        if tunnel.match.previous_tunnel == before.tunnel_id)
+    dependents = (view.dependents(before.tunnel_id) if isinstance(view, TunnelView) else
+                  sorted(tunnel.tunnel_id for tunnel in view.values()
+                         if tunnel.match.previous_tunnel == before.tunnel_id))
     if dependents:
         names = ", ".join(str(tunnel_id) for tunnel_id in dependents)
         raise _fail(ErrorCode.TUNNEL_IN_USE, "tunnelId",
@@ -185,7 +187,7 @@ def _check_tunnel(tunnel: Tunnel, *, view: Mapping[int, Tunnel], caps: Capabilit
             raise _fail(ErrorCode.INVALID_FIELD, "match_criteria.ipsecMatch.spi",
                         f"{match.esp.spi} is not one of this decrypt tunnel's SAs "
                         f"({_join(spis)})")
-        for other in view.values():
+        for other in _spi_sharers(tunnel, spis, view):
             if other.tunnel_id == tunnel.tunnel_id or not isinstance(other.body, IpsecDecrypt):
                 continue
             shared = sorted(set(spis) & {sa.spi for sa in other.body.sas})
@@ -200,6 +202,17 @@ def _check_tunnel(tunnel: Tunnel, *, view: Mapping[int, Tunnel], caps: Capabilit
                 raise _fail(ErrorCode.INVALID_KEY, "ipsecTunnel",
                             f"the key of spi {sa.spi} does not fit {body.cipher.api_name}; "
                             "send new SAs with the cipher change")
+
+
+def _spi_sharers(tunnel: Tunnel, spis: list[int], view: Mapping[int, Tunnel]
+                 ) -> list[Tunnel]:
+    """The tunnels that may own one of ``spis``: looked up in a :class:`TunnelView`'s index,
+    every tunnel of another mapping."""
+    if not isinstance(view, TunnelView):
+        return list(view.values())
+    owners = {owner for owner in map(view.spi_owner, spis)
+              if owner is not None and owner != tunnel.tunnel_id}
+    return [view[owner] for owner in sorted(owners)]
 
 
 def _check_chain(tunnel: Tunnel, view: Mapping[int, Tunnel]) -> None:

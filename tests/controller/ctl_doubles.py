@@ -3,9 +3,9 @@ serves preset counters, one that fails on chosen calls."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters
+from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters, apply_each
 
 
 class RecordingDataPlane:
@@ -19,6 +19,9 @@ class RecordingDataPlane:
 
     async def apply(self, change: TunnelChange) -> None:
         self.changes.append(change)
+
+    async def apply_batch(self, changes: Sequence[TunnelChange]) -> list[Exception | None]:
+        return await apply_each(self.apply, changes)
 
     async def read_counters(self, tunnel_ids: Iterable[int]) -> Mapping[int, TunnelCounters]:
         return {tunnel_id: self.counters.get(tunnel_id, TunnelCounters())

@@ -220,15 +220,21 @@ async def test_unexpected_fault_is_internal_with_a_reference(start_controller, c
         assert await _ids(stub) == []  # rolled back
 
 
-async def test_oversized_stream_is_refused_whole(v1) -> None:
+async def test_oversized_stream_is_refused_whole(v1, monkeypatch) -> None:
+    """The request-count bound (131,072 in production, lowered here to keep the test short)."""
     import grpc
     import pytest
 
-    from controller.servicer import MAX_STREAM_REQUESTS
+    from controller import servicer
 
-    requests = [geneve_encap(i + 1) for i in range(MAX_STREAM_REQUESTS + 1)]
+    assert servicer.MAX_STREAM_REQUESTS == 1 << 17
+    monkeypatch.setattr(servicer, "MAX_STREAM_REQUESTS", 300)
+    requests = [geneve_encap(i + 1) for i in range(301)]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await create(v1, *requests)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "at most 4096 requests" in raised.value.details()
+    assert "at most 300 requests" in raised.value.details()
     assert await _ids(v1) == []
+    answer = await create(v1, *requests[:300])  # exactly the bound is fine
+    assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+    assert len(await _ids(v1)) == 300

@@ -1,0 +1,206 @@
+"""Execute: apply a batch of plans (controller.planner) to the worker and the switch in a few
+round trips, each plan all-or-nothing.
+
+For a batch, in this order (make before break, as for a single request):
+
+1. the worker gets every plan's new SAs: the AddSa calls of the whole batch run concurrently on
+   the worker's channel (the worker protocol has no multi-SA call; concurrent calls cost one
+   round trip, not one per SA);
+2. one WriteRequest with every plan's ``make`` updates (counter resets, inserts, modifies);
+3. one WriteRequest with every plan's ``brk`` updates (the deletes).
+
+P4Runtime writes are not atomic across updates; the switch answers per update. Each refused
+update is mapped back to its plan, and so is each refused AddSa: that plan is undone (its
+other updates inverted, its SAs removed) and the others keep going — the batch is *not*
+retried per request, because re-adding an encrypt SA the worker has seen would be refused (the
+worker retires a key when its SA is removed). What a failure means follows the single-request
+rules: a worker FAILED_PRECONDITION ("key retired") is that request's own error
+(:class:`RequestError`) and nothing else changes; anything else (the switch refused an update,
+the worker or switch did not answer) is :class:`DataPlaneUnavailable` for that plan *and for
+every later plan of the batch*, which are undone too — the stream stops there, exactly as it
+did request by request. When the switch does not say which updates failed, each update of the
+affected plans is inverted on its own (a missing one is fine). An undo that fails is logged and
+handed to ``on_undo_failed`` (the data plane then reconciles the switch).
+
+Plans of one batch touch different tunnels and never an index another plan of the batch frees
+(the planner guarantees it), so their updates can share a WriteRequest in any order and each
+plan can be undone on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.crypto_client import CryptoWorkerClient, WorkerError, WorkerRefused
+from controller.dataplane import DataPlaneUnavailable
+from controller.errors import ErrorCode, RequestError
+from controller.key_guard import KEY_FIELD
+from controller.p4rt.connection import SwitchConnection, SwitchUnavailable, SwitchWriteFailed
+from controller.planner import Plan
+
+log = logging.getLogger(__name__)
+
+
+def worker_failure(error: WorkerError) -> Exception:
+    """A worker refusal of the request's own making (FAILED_PRECONDITION, e.g. "key
+    retired") is a request error; anything else means the data plane is unavailable."""
+    if isinstance(error, WorkerRefused) and error.code == "FAILED_PRECONDITION":
+        return RequestError(ErrorCode.INVALID_KEY, KEY_FIELD,
+                            f"not applied: {error}; send a new key")
+    return DataPlaneUnavailable(str(error))
+
+
+@dataclass
+class _Done:
+    """What of one plan has happened, to undo it."""
+
+    sa_indexes: list[int] = field(default_factory=list)  # AddSa that may have landed
+    make: list[Any] = field(default_factory=list)  # inverses of landed make updates
+    brk: list[Any] = field(default_factory=list)  # inverses of landed brk updates
+    unsure: list[Any] = field(default_factory=list)  # inverses of updates that may have landed
+
+
+class Executor:
+    """Applies batches of plans (module doc)."""
+
+    def __init__(self, *, connection: SwitchConnection, worker: CryptoWorkerClient | None,
+                 on_undo_failed: Callable[[], None]) -> None:
+        self._connection = connection
+        self._worker = worker
+        self._on_undo_failed = on_undo_failed
+        self.write_requests = 0  # WriteRequests sent (tests, logs)
+
+    async def execute(self, plans: Sequence[Plan]) -> list[Exception | None]:
+        """Apply ``plans``; per plan None (applied) or the error it failed with (undone)."""
+        outcome: list[Exception | None] = [None] * len(plans)
+        done = [_Done() for _ in plans]
+        stop = [len(plans)]  # the first plan the data plane could not apply
+
+        def fail(index: int, error: Exception) -> None:
+            if outcome[index] is None:
+                outcome[index] = error
+            if isinstance(error, DataPlaneUnavailable):
+                stop[0] = min(stop[0], index)
+
+        def live() -> list[int]:
+            return [i for i in range(len(plans)) if outcome[i] is None and i < stop[0]]
+
+        try:
+            await self._add_sas(plans, done, fail)
+            await self._write(plans, live(), "make", done, fail)
+            await self._write(plans, live(), "brk", done, fail)
+        except BaseException as error:  # cancelled or a bug: undo everything, then raise
+            log.warning("batch of %d request(s) failed (%s); undoing it", len(plans),
+                        error or type(error).__name__)
+            await self._undo([done[i] for i in range(len(plans))])
+            raise
+        first = stop[0]
+        for index in range(first + 1, len(plans)):
+            if outcome[index] is None or not isinstance(outcome[index], RequestError):
+                outcome[index] = outcome[first]
+        failed = [i for i, error in enumerate(outcome) if error is not None]
+        if failed:
+            log.warning("%d of %d request(s) of the batch not applied (first: tunnel %d, %s); "
+                        "undoing them", len(failed), len(plans), plans[failed[0]].tunnel_id,
+                        outcome[failed[0]])
+            await self._undo([done[i] for i in failed])
+        return outcome
+
+    async def _add_sas(self, plans: Sequence[Plan], done: list[_Done],
+                       fail: Callable[[int, Exception], None]) -> None:
+        adds = [(index, sa) for index, plan in enumerate(plans) for sa in plan.add_sas]
+        if not adds:
+            return
+        if self._worker is None:
+            raise DataPlaneUnavailable("no crypto worker is configured")
+        worker = self._worker
+        results = await asyncio.gather(*(worker.add(sa) for _, sa in adds),
+                                       return_exceptions=True)
+        for (index, sa), result in zip(adds, results, strict=True):
+            # An AddSa the worker refused did not land (the index may hold someone else's SA:
+            # keep it); one that timed out may have (the index is fresh: removing is right).
+            if not isinstance(result, WorkerRefused):
+                done[index].sa_indexes.append(sa.sa_index)
+            if isinstance(result, WorkerError):
+                fail(index, worker_failure(result))
+            elif isinstance(result, BaseException):
+                raise result
+
+    async def _write(self, plans: Sequence[Plan], indexes: list[int], phase: str,
+                     done: list[_Done], fail: Callable[[int, Exception], None]) -> None:
+        updates: list[Any] = []
+        inverses: list[Any] = []
+        owner: list[int] = []
+        for index in indexes:
+            plan = plans[index]
+            forward, back = ((plan.make, plan.undo_make) if phase == "make"
+                             else (plan.brk, plan.undo_brk))
+            updates += forward
+            inverses += back
+            owner += [index] * len(forward)
+        if not updates:
+            return
+        self.write_requests += 1
+        try:
+            await self._connection.write(updates)
+        except SwitchUnavailable as error:  # nothing was written
+            for index in indexes:
+                fail(index, DataPlaneUnavailable(str(error)))
+            return
+        except SwitchWriteFailed as error:
+            refused = error.failed
+            if refused is None:  # unknown which landed: each may have
+                for position, inverse in enumerate(inverses):
+                    if inverse is not None:
+                        done[owner[position]].unsure.append(inverse)
+                for index in indexes:
+                    fail(index, DataPlaneUnavailable(str(error)))
+                return
+            for position in sorted(refused):
+                # a position past our updates (not ours to map) fails every plan of the write
+                for index in ([owner[position]] if position < len(owner) else indexes):
+                    fail(index, DataPlaneUnavailable(str(error)))
+            for position, inverse in enumerate(inverses):
+                if position not in refused and inverse is not None:
+                    getattr(done[owner[position]], phase).append(inverse)
+            return
+        for position, inverse in enumerate(inverses):
+            if inverse is not None:
+                getattr(done[owner[position]], phase).append(inverse)
+
+    async def _undo(self, undo: list[_Done]) -> None:
+        """Invert what landed: breaks, then makes (each in reverse), then the worker's SAs."""
+        for updates in ([u for d in undo for u in reversed(d.brk)],
+                        [u for d in undo for u in reversed(d.make)]):
+            if not updates:
+                continue
+            try:
+                self.write_requests += 1
+                await self._connection.write(updates)
+            except (SwitchUnavailable, SwitchWriteFailed) as error:
+                log.error("undo of %d switch update(s) failed (%s); reconciliation will repair "
+                          "it", len(updates), error)
+                self._on_undo_failed()
+        for inverse in [u for d in undo for u in reversed(d.unsure)]:
+            try:
+                with contextlib.suppress(SwitchWriteFailed):  # it had not landed
+                    await self._connection.write([inverse])
+            except SwitchUnavailable as error:
+                log.error("undo failed (%s); reconciliation will repair it", error)
+                self._on_undo_failed()
+                break
+        sa_indexes = [index for d in undo for index in d.sa_indexes]
+        if sa_indexes and self._worker is not None:
+            worker = self._worker
+            results = await asyncio.gather(
+                *(worker.remove(index, missing_ok=True) for index in sa_indexes),
+                return_exceptions=True)
+            for index, result in zip(sa_indexes, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.error("undo: SA index %d stays on the worker until the next "
+                              "reconciliation: %s", index, result)

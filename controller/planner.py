@@ -1,0 +1,361 @@
+"""Plan: what the switch and the worker must hold after a change, decided without any I/O.
+
+:meth:`Planner.plan` turns one validated :class:`~controller.dataplane.TunnelChange` into a
+:class:`Plan` — switch updates to write (and their inverses), worker SAs to add and remove, the
+tunnel's new :class:`~controller.allocation.Allocation`, encrypt keys it retires — and raises the
+API's own request errors when the change cannot fit: a reused or retired encrypt key
+(``INVALID_KEY``, the texts of :mod:`controller.key_guard`) or no free tunnel/SA index for the
+make-before-break peak (``TABLE_FULL``). The executor (:mod:`controller.executor`) then does it.
+
+A plan reserves its indices at once, so the next change of a batch is planned on top of it;
+:meth:`Planner.commit` makes it final, :meth:`Planner.abort` gives back exactly what it took.
+Indices a plan frees (a DELETE, an old SA) return to the free lists only at commit: a batch
+never reuses an index another of its plans still holds on the switch or the worker.
+
+Every lookup is incremental — free tunnel and SA indices in heaps (lowest free first, as
+:func:`controller.allocation.allocate` chooses), live encrypt keys by fingerprint, allocations
+by tunnel id — so planning a change costs the same with 10 tunnels as with 65,536.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.allocation import Allocation, IndexExhausted
+from controller.crypto_client import WorkerSa, worker_sas
+from controller.dataplane import TunnelChange
+from controller.errors import ErrorCode, RequestError
+from controller.key_guard import KEY_FIELD, keeps_sa, key_in_use, key_of_this_tunnel, key_retired
+from controller.keys import SaKey
+from controller.model import IpsecEncrypt, Tunnel
+from controller.p4rt.connection import delete, insert, modify
+from controller.pipeline import Pipeline
+
+
+class FreeIndexes:
+    """Indices 1 … ``maximum``: :meth:`take` hands out the lowest free one in O(log n)."""
+
+    def __init__(self, maximum: int, used: Iterable[int], what: str) -> None:
+        taken = set(used)
+        self._maximum = maximum
+        self._what = what
+        self._next = max(taken, default=0) + 1  # every index below is used or in _free
+        self._free = [index for index in range(1, self._next) if index not in taken]
+        heapq.heapify(self._free)
+
+    def take(self) -> int:
+        """The lowest free index, now used; :class:`IndexExhausted` when there is none."""
+        if self._free:
+            return heapq.heappop(self._free)
+        if self._next > self._maximum:
+            raise IndexExhausted(f"no free {self._what} index (1 … {self._maximum} all in use)")
+        self._next += 1
+        return self._next - 1
+
+    def give(self, index: int) -> None:
+        """``index`` is free again."""
+        heapq.heappush(self._free, index)
+
+    @property
+    def free(self) -> int:
+        """How many indices are free."""
+        return len(self._free) + self._maximum - self._next + 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What one change does to the data plane (``make`` before ``brk``, module doc of
+    :mod:`controller.executor`); each switch update has its inverse at the same position
+    (``None``: nothing to undo, e.g. a counter reset)."""
+
+    change: TunnelChange
+    previous: Allocation | None
+    allocation: Allocation | None
+    make: tuple[Any, ...] = ()
+    undo_make: tuple[Any, ...] = ()
+    brk: tuple[Any, ...] = ()
+    undo_brk: tuple[Any, ...] = ()
+    add_sas: tuple[WorkerSa, ...] = ()
+    remove_sas: tuple[WorkerSa, ...] = ()
+    retire: tuple[bytes, ...] = ()  # fingerprints of the encrypt keys whose SA leaves
+    # bookkeeping for commit/abort: indices this plan took and frees
+    taken_tunnel: int | None = None
+    taken_sas: tuple[int, ...] = ()
+    freed_tunnel: int | None = None
+    freed_sas: tuple[int, ...] = ()
+    keys_added: tuple[tuple[bytes, tuple[int, int]], ...] = ()
+    keys_removed: tuple[tuple[bytes, tuple[int, int]], ...] = ()
+
+    @property
+    def tunnel_id(self) -> int:
+        """The tunnel the plan is about."""
+        return self.change.tunnel_id
+
+    @property
+    def fresh_index(self) -> bool:
+        """The tunnel index is new or gone (its counter baselines start over)."""
+        return self.previous is None or self.allocation is None
+
+    @property
+    def switch_updates(self) -> int:
+        """How many switch updates the plan writes."""
+        return len(self.make) + len(self.brk)
+
+
+def _encrypt(tunnel: Tunnel | None) -> IpsecEncrypt | None:
+    return tunnel.body if tunnel is not None and isinstance(tunnel.body, IpsecEncrypt) else None
+
+
+def unchanged_spis(before: Tunnel | None, after: Tunnel) -> set[int]:
+    """The SPIs whose worker SA stays as it is (same SA, same cipher and mode)."""
+    if before is None or type(before.body) is not type(after.body):
+        return set()
+    if before.security_associations and (
+            getattr(before.body, "cipher", None) != getattr(after.body, "cipher", None)
+            or getattr(before.body, "mode", None) != getattr(after.body, "mode", None)):
+        return set()
+    old = {sa.spi: sa for sa in before.security_associations}
+    return {sa.spi for sa in after.security_associations if old.get(sa.spi) == sa}
+
+
+@dataclass
+class _Book:
+    """The planner's state: committed-or-reserved allocations and live keys."""
+
+    allocations: dict[int, Allocation]
+    tunnels: FreeIndexes
+    sas: FreeIndexes
+    live_keys: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+    leaving: dict[bytes, int] = field(default_factory=dict)  # keys reserved plans retire
+
+
+class Planner:
+    """Plans changes against incrementally kept indexes (module doc)."""
+
+    def __init__(self, *, pipeline: Pipeline, allocations: Mapping[int, Allocation],
+                 tunnels: Mapping[int, Tunnel], fingerprint: Callable[[SaKey], bytes],
+                 is_retired: Callable[[bytes], bool]) -> None:
+        self.pipeline = pipeline
+        # Free tunnel indices whose counter cells are known to be 0 on the switch (read back,
+        # or reset when their tunnel left): a CREATE there writes no counter resets.
+        self._clean: set[int] = set()
+        self._fingerprint = fingerprint
+        self._is_retired = is_retired
+        sizes = pipeline.sizes
+        self._book = _Book(
+            allocations=dict(allocations),
+            tunnels=FreeIndexes(sizes.max_tunnels, (a.tunnel_index for a in allocations.values()),
+                                "tunnel"),
+            sas=FreeIndexes(sizes.max_sas, (index for a in allocations.values()
+                                            for _, index in a.sa_pairs), "SA"))
+        for tunnel_id, tunnel in tunnels.items():
+            body = _encrypt(tunnel)
+            if body is not None and tunnel_id in allocations:
+                self._book.live_keys[fingerprint(body.sa.secret)] = (tunnel_id, body.sa.spi)
+
+    @property
+    def allocations(self) -> Mapping[int, Allocation]:
+        """Allocations as the committed and reserved plans leave them."""
+        return self._book.allocations
+
+    def free(self) -> tuple[int, int]:
+        """(free tunnel indices, free SA indices) right now."""
+        return self._book.tunnels.free, self._book.sas.free
+
+    # ---- entries ----------------------------------------------------------------------
+
+    def entries(self, tunnel: Tunnel, allocation: Allocation) -> list[Any]:
+        """The switch entries of one tunnel at ``allocation`` (its previous tunnel's index is
+        looked up, not every tunnel's)."""
+        previous = tunnel.match.previous_tunnel
+        indexes: dict[int, int] = {}
+        if previous is not None and previous in self._book.allocations:
+            indexes[previous] = self._book.allocations[previous].tunnel_index
+        entries: list[Any] = []
+        if tunnel.kind == "ipsec-decrypt":
+            entries += [self.pipeline.decrypt_sa_entry(tunnel_index=allocation.tunnel_index,
+                                                       spi=spi, sa_index=sa_index)
+                        for spi, sa_index in allocation.sa_pairs]
+        entries += self.pipeline.rule_entries(tunnel, tunnel_index=allocation.tunnel_index,
+                                              sa_indexes=allocation.sa_indexes,
+                                              tunnel_indexes=indexes)
+        return entries
+
+    # ---- plan / commit / abort --------------------------------------------------------
+
+    def plan(self, change: TunnelChange) -> Plan:
+        """Plan ``change`` on top of every reserved plan and reserve its indices; raises
+        :class:`RequestError` (key reuse, retired key, no free index) with nothing reserved."""
+        book = self._book
+        tunnel_id, before, after = change.tunnel_id, change.before, change.after
+        previous = book.allocations.get(tunnel_id)
+        if before is not None and previous is None:
+            raise LookupError(f"tunnel {tunnel_id} has no data-plane allocation")
+        keep = unchanged_spis(before, after) if after is not None else set()
+        old_sas = ({} if before is None or previous is None else
+                   {sa.sa_index: sa for sa in worker_sas(before, previous.sa_indexes)})
+        added_keys = self._new_key(change)
+        allocation: Allocation | None = None
+        taken_tunnel: int | None = None
+        taken_sas: list[int] = []
+        if after is not None:
+            try:
+                if previous is None:
+                    taken_tunnel = book.tunnels.take()
+                tunnel_index = previous.tunnel_index if previous is not None else taken_tunnel
+                kept = previous.sa_indexes if previous is not None else {}
+                pairs = []
+                for sa in after.security_associations:
+                    if sa.spi in keep and sa.spi in kept:
+                        pairs.append((sa.spi, kept[sa.spi]))
+                    else:
+                        taken_sas.append(book.sas.take())
+                        pairs.append((sa.spi, taken_sas[-1]))
+            except IndexExhausted as error:
+                self._give_back(taken_tunnel, taken_sas)
+                raise RequestError(ErrorCode.TABLE_FULL, "", f"not applied: {error}; this "
+                                   "change holds its old and new SAs at once") from None
+            assert tunnel_index is not None
+            allocation = Allocation(tunnel_index=tunnel_index, sa_pairs=tuple(pairs))
+        old_entries = ({} if before is None or previous is None else
+                       self._by_key(self.entries(before, previous)))
+        new_entries = ({} if after is None or allocation is None else
+                       self._by_key(self.entries(after, allocation)))
+        new_sas = ({} if after is None or allocation is None else
+                   {sa.sa_index: sa for sa in worker_sas(after, allocation.sa_indexes)})
+        make: list[Any] = []
+        undo_make: list[Any] = []
+        if (previous is None and allocation is not None
+                and allocation.tunnel_index not in self._clean):
+            make += [modify(counter) for counter in self.pipeline.counter_resets(
+                allocation.tunnel_index)]
+            undo_make += [None] * len(make)
+        for key, entry in new_entries.items():
+            old = old_entries.get(key)
+            if old is None:
+                make.append(insert(entry))
+                undo_make.append(delete(entry))
+            elif full_entry(old, self.pipeline) != full_entry(entry, self.pipeline):
+                make.append(modify(entry))
+                undo_make.append(modify(old))
+        gone = [entry for key, entry in old_entries.items() if key not in new_entries]
+        remove_sas = tuple(sa for index, sa in old_sas.items() if new_sas.get(index) != sa)
+        removed_keys = [(self._fingerprint(sa.sa.secret), (tunnel_id, sa.sa.spi))
+                        for sa in remove_sas if sa.encrypt]
+        plan = Plan(
+            change=change, previous=previous, allocation=allocation,
+            make=tuple(make), undo_make=tuple(undo_make),
+            brk=tuple(delete(entry) for entry in gone),
+            undo_brk=tuple(insert(entry) for entry in gone),
+            add_sas=tuple(sa for index, sa in new_sas.items() if old_sas.get(index) != sa),
+            remove_sas=remove_sas, retire=tuple(key for key, _ in removed_keys),
+            taken_tunnel=taken_tunnel, taken_sas=tuple(taken_sas),
+            freed_tunnel=previous.tunnel_index if previous is not None and after is None
+            else None,
+            freed_sas=tuple(sa.sa_index for sa in remove_sas
+                            if allocation is None or sa.sa_index not in
+                            {index for _, index in allocation.sa_pairs}),
+            keys_added=tuple(added_keys), keys_removed=tuple(removed_keys))
+        self._reserve(plan)
+        return plan
+
+    def _new_key(self, change: TunnelChange) -> list[tuple[bytes, tuple[int, int]]]:
+        """The live key a change adds (none when its encrypt SA stays); refuses a key in use
+        or retired with the texts of :mod:`controller.key_guard`."""
+        new = _encrypt(change.after)
+        if new is None or keeps_sa(change.before, change.after):
+            return []
+        book, tunnel_id = self._book, change.tunnel_id
+        fingerprint = self._fingerprint(new.sa.secret)
+        owner = book.live_keys.get(fingerprint)
+        if owner is not None and owner[0] == tunnel_id:
+            raise RequestError(ErrorCode.INVALID_KEY, KEY_FIELD,
+                               key_of_this_tunnel(new.sa.spi, owner[1]))
+        if owner is not None:
+            raise RequestError(ErrorCode.INVALID_KEY, KEY_FIELD, key_in_use(new.sa.spi, owner))
+        if fingerprint in book.leaving or self._is_retired(fingerprint):
+            raise RequestError(ErrorCode.INVALID_KEY, KEY_FIELD, key_retired(new.sa.spi))
+        return [(fingerprint, (tunnel_id, new.sa.spi))]
+
+    def mark_clean(self, tunnel_indexes: Iterable[int]) -> None:
+        """These tunnel indices' counter cells are 0 on the switch (ignored while in use)."""
+        used = {allocation.tunnel_index for allocation in self._book.allocations.values()}
+        self._clean.update(index for index in tunnel_indexes if index not in used)
+
+    def forget_clean(self) -> None:
+        """Nothing is known about the switch's counters any more (a new connection)."""
+        self._clean.clear()
+
+    def _reserve(self, plan: Plan) -> None:
+        book = self._book
+        if plan.allocation is not None:
+            self._clean.discard(plan.allocation.tunnel_index)  # its cells will count
+        if plan.allocation is None:
+            book.allocations.pop(plan.tunnel_id, None)
+        else:
+            book.allocations[plan.tunnel_id] = plan.allocation
+        for fingerprint, _ in plan.keys_removed:
+            book.live_keys.pop(fingerprint, None)
+            book.leaving[fingerprint] = book.leaving.get(fingerprint, 0) + 1
+        for fingerprint, owner in plan.keys_added:
+            book.live_keys[fingerprint] = owner
+
+    def commit(self, plan: Plan) -> None:
+        """The plan is done on the data plane: the indices it frees are free now."""
+        if plan.freed_tunnel is not None:
+            self._book.tunnels.give(plan.freed_tunnel)
+        for index in plan.freed_sas:
+            self._book.sas.give(index)
+        self._unleave(plan)
+
+    def abort(self, plan: Plan) -> None:
+        """The plan did not happen: restore what it reserved (plans of one batch touch
+        different tunnels, so each can be aborted on its own)."""
+        book = self._book
+        if plan.previous is None:
+            book.allocations.pop(plan.tunnel_id, None)
+        else:
+            book.allocations[plan.tunnel_id] = plan.previous
+        self._give_back(plan.taken_tunnel, plan.taken_sas)
+        for fingerprint, _ in plan.keys_added:
+            book.live_keys.pop(fingerprint, None)
+        for fingerprint, owner in plan.keys_removed:
+            book.live_keys[fingerprint] = owner
+        self._unleave(plan)
+
+    def _unleave(self, plan: Plan) -> None:
+        book = self._book
+        for fingerprint, _ in plan.keys_removed:
+            count = book.leaving.get(fingerprint, 0) - 1
+            if count > 0:
+                book.leaving[fingerprint] = count
+            else:
+                book.leaving.pop(fingerprint, None)
+
+    def _give_back(self, tunnel_index: int | None, sa_indexes: Iterable[int]) -> None:
+        if tunnel_index is not None:
+            self._book.tunnels.give(tunnel_index)
+        for index in sa_indexes:
+            self._book.sas.give(index)
+
+    def _by_key(self, entries: Iterable[Any]) -> dict[bytes, Any]:
+        return {entry_key(entry, self.pipeline): entry for entry in entries}
+
+
+def entry_key(entity: Any, pipeline: Pipeline) -> bytes:
+    """The identity of a table entry (table, match, priority) as canonical bytes."""
+    message = entity.encode(pipeline.schema)
+    entry = message.table_entry
+    entry.ClearField("action")
+    entry.ClearField("counter_data")
+    return bytes(message.SerializeToString(deterministic=True))
+
+
+def full_entry(entity: Any, pipeline: Pipeline) -> bytes:
+    """The whole entry (with its action) as canonical bytes."""
+    message = entity.encode(pipeline.schema)
+    message.table_entry.ClearField("counter_data")
+    return bytes(message.SerializeToString(deterministic=True))

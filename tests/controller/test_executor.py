@@ -1,0 +1,115 @@
+"""The executor against recording doubles of the switch connection and the worker: how refused
+updates and AddSa calls map back to their plan, what is undone, and in how many round trips.
+
+Run just these: .venv/bin/python -m pytest tests/controller/test_executor.py -q
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from test_planner import _create, _decrypt, _encrypt, _kind, _planner
+
+from controller.crypto_client import WorkerRefused, WorkerSa
+from controller.dataplane import DataPlaneUnavailable
+from controller.errors import RequestError
+from controller.executor import Executor
+from controller.p4rt.connection import SwitchWriteFailed
+
+
+class Switch:
+    """Records every WriteRequest; refuses the update positions listed for a call."""
+
+    def __init__(self, refuse: dict[int, frozenset[int] | None] | None = None) -> None:
+        self.writes: list[list[Any]] = []
+        self.refuse = refuse or {}
+
+    async def write(self, updates: list[Any]) -> None:
+        call = len(self.writes)
+        self.writes.append(list(updates))
+        if call in self.refuse:
+            raise SwitchWriteFailed("switch refused: update x: ALREADY_EXISTS",
+                                    self.refuse[call])
+
+
+class Worker:
+    """Holds SAs by index; refuses AddSa of the listed SPIs with the given gRPC code."""
+
+    def __init__(self, refuse: dict[int, str] | None = None) -> None:
+        self.sas: dict[int, int] = {}
+        self.refuse = refuse or {}
+        self.added: list[int] = []
+
+    async def add(self, sa: WorkerSa, *, resume: bool = False) -> None:
+        self.added.append(sa.sa.spi)
+        code = self.refuse.get(sa.sa.spi)
+        if code is not None:
+            raise WorkerRefused(f"crypto worker refused AddSa: {code}", code=code)
+        self.sas[sa.sa_index] = sa.sa.spi
+
+    async def remove(self, sa_index: int, *, missing_ok: bool = False) -> None:
+        self.sas.pop(sa_index, None)
+
+
+def _plans(count: int) -> list[Any]:
+    planner = _planner()
+    return [planner.plan(_create(_decrypt(tunnel_id, 1000 + tunnel_id)))
+            for tunnel_id in range(1, count + 1)]
+
+
+def _executor(switch: Switch, worker: Worker, failed: list[int]) -> Executor:
+    return Executor(connection=switch, worker=worker,  # type: ignore[arg-type]
+                    on_undo_failed=lambda: failed.append(1))
+
+
+async def test_a_batch_of_creates_is_one_write_and_one_add_per_sa() -> None:
+    switch, worker, failed = Switch(), Worker(), []
+    plans = _plans(10)
+    outcomes = await _executor(switch, worker, failed).execute(plans)
+    assert outcomes == [None] * 10
+    assert len(switch.writes) == 1
+    assert len(switch.writes[0]) == sum(len(plan.make) for plan in plans)
+    assert sorted(worker.sas.values()) == [1000 + i for i in range(1, 11)]
+    assert failed == []
+
+
+async def test_a_refused_update_fails_its_plan_and_every_later_one() -> None:
+    plans = _plans(5)
+    per_plan = len(plans[0].make)
+    refused = frozenset({2 * per_plan + 1})  # an update of the third plan
+    switch, worker, failed = Switch({0: refused}), Worker(), []
+    outcomes = await _executor(switch, worker, failed).execute(plans)
+    assert outcomes[:2] == [None, None]
+    assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes[2:])
+    # One undo write: the inverses of what landed of plans 3-5 (plan 3's refused update did
+    # not land), in reverse order; their SAs are gone from the worker again.
+    undo = switch.writes[1]
+    landed = [inverse for plan in plans[2:] for position, inverse in enumerate(plan.undo_make)
+              if inverse is not None and (plan is not plans[2] or position != 1)]
+    assert len(undo) == len(landed)
+    assert {_kind(update) for update in undo} == {"DELETE"}
+    assert sorted(worker.sas.values()) == [1001, 1002]
+    assert failed == []
+
+
+async def test_a_key_retired_at_the_worker_fails_only_its_own_request() -> None:
+    planner = _planner()
+    plans = [planner.plan(_create(_encrypt(tunnel_id, 4000 + tunnel_id, key_seed=tunnel_id)))
+             for tunnel_id in range(1, 4)]
+    switch, worker, failed = Switch(), Worker({4002: "FAILED_PRECONDITION"}), []
+    outcomes = await _executor(switch, worker, failed).execute(plans)
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], RequestError) and "send a new key" in str(outcomes[1])
+    assert len(switch.writes) == 1  # plan 2 never reached the switch
+    assert len(switch.writes[0]) == len(plans[0].make) + len(plans[2].make)
+    assert sorted(worker.sas.values()) == [4001, 4003]
+
+
+async def test_when_the_switch_does_not_say_which_failed_each_update_is_undone_alone() -> None:
+    plans = _plans(2)
+    switch, worker, failed = Switch({0: None}), Worker(), []
+    outcomes = await _executor(switch, worker, failed).execute(plans)
+    assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes)
+    inverses = [inverse for plan in plans for inverse in plan.undo_make if inverse is not None]
+    assert [len(write) for write in switch.writes[1:]] == [1] * len(inverses)
+    assert worker.sas == {}
