@@ -151,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("program", type=Path, metavar="PROGRAM.p4")
     check.add_argument("-D", dest="defines", action="append", type=parse_define, default=[],
                        metavar="NAME[=VALUE]", help="preprocessor define")
+    check.add_argument("--dump", action="store_true",
+                       help="print the generated Python module instead of 'ok'")
 
     devconf = commands.add_parser(
         "device-config", help="print a p4_device_config for SetForwardingPipelineConfig",
@@ -179,7 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in program.warnings:  # on stderr, like p4c; they do not fail the check
         print(warning, file=sys.stderr)
     if args.command == "check":
-        print(f"{args.program}: ok")
+        if args.dump:
+            sys.stdout.write(program.compiled.source)
+        else:
+            print(f"{args.program}: ok")
         return 0
     return _write_p4info(program.p4info, args.format, args.output)
 

@@ -1,0 +1,30 @@
+"""The front end's last step: check a parsed program and compile it into Python source.
+
+The compiler resolves every name, checks widths and argument counts, and generates one Python
+function per parser state, action, table and control. The generated module is compiled with
+`compile()` once per program; `CompiledProgram.instantiate` runs it against one device's
+`RuntimeState`, so a packet runs straight-line Python with no tree walking.
+
+It is one pass: each construct is checked and its Python emitted by the same method, so every
+error points at the construct (file:line:column) and the output is read with `p4sim check
+--dump`. `Compiler` is assembled from parts, one module per job:
+
+- `driver`: the `Compiler` class, its state, error locations, `V1Switch` and the order of work;
+- `declarations`: the program's types, constants, externs and annotations, before any code;
+- `constfold`: literals, widths and compile-time constants;
+- `classes`: the generated header/struct classes and their extract/emit functions;
+- `parsers`, `controls`, `tables`: the program's blocks;
+- `statements`, `expressions`: the code inside them;
+- `calls`: function and action calls and P4_16's copy-in/copy-out calling convention;
+- `externs`: the extern library (counters, meters, registers, hashes, checksums, packet I/O);
+- `symbols` (what names and compiled expressions mean: `Sym`, `Val`, `Scope`) and `pysource`
+  (`Gen`, the generated text).
+
+Conventions in the generated code: `P` is the `Packet`; struct and header fields are attributes
+`f_<name>`, `_v` is a header's validity bit; tables, counters and registers are globals bound at
+instantiation (`_T_*`, `_C_*`, `_R_*`), action ids are globals `_A_*`.
+"""
+
+from p4sim.compiler.driver import Compiler, compile_program
+
+__all__ = ["Compiler", "compile_program"]
