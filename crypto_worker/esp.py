@@ -94,6 +94,18 @@ def _check_sa_matches_shim(sa: SecurityAssociation, shim: CryptoShim) -> None:
         )
 
 
+def _ip_extent(frame: bytes | bytearray | memoryview, l3: int) -> tuple[int, int]:
+    """The IP header length and the end offset of the IP packet at `l3`, from its version,
+    IHL and length fields ((0, 0) for neither IPv4 nor IPv6): what both directions check the
+    shim's offsets against before any slice (the caller has checked that `l3` is in range)."""
+    first = frame[l3]
+    if first >> 4 == 4:
+        return (first & 0x0F) * 4, l3 + ((frame[l3 + 2] << 8) | frame[l3 + 3])
+    if first >> 4 == 6:
+        return IPV6_HEADER, l3 + IPV6_HEADER + ((frame[l3 + 4] << 8) | frame[l3 + 5])
+    return 0, 0
+
+
 def _check_offsets(shim: CryptoShim, frame: bytes, minimum_after_esp: int) -> None:
     """The outer IP header and the ESP header must lie where the shim says, in this order."""
     l3, esp = shim.l3_offset, shim.esp_offset
@@ -186,15 +198,7 @@ def encrypt_frame(
     size = len(frame)
     if l3 + MIN_IPV4_HEADER > size:
         _check_offsets(shim, frame, 0)
-    first = frame[l3]
-    if first >> 4 == 4:
-        header = (first & 0x0F) * 4
-        end = l3 + ((frame[l3 + 2] << 8) | frame[l3 + 3])
-    elif first >> 4 == 6:
-        header = IPV6_HEADER
-        end = l3 + IPV6_HEADER + ((frame[l3 + 4] << 8) | frame[l3 + 5])
-    else:
-        header = end = 0
+    header, end = _ip_extent(frame, l3)
     esp_payload = esp + ESP_HEADER_BYTES
     if (header < MIN_IPV4_HEADER or esp < l3 + header + (UDP_HEADER if flags & FLAG_NAT_T else 0)
             or esp_payload > size):
@@ -225,7 +229,7 @@ def encrypt_frame(
     # ESN: the AAD carries the high half too (_aad); the header carries the low 32 bits.
     low = iv[4:]
     sealed = sa.aead.seal(iv, plaintext, spi_bytes + (iv if sa.config.esn else low))
-    if first >> 4 == 4 and not flags & FLAG_NAT_T:  # the common case: only the IPv4 header
+    if frame[l3] >> 4 == 4 and not flags & FLAG_NAT_T:  # the common case: only the IPv4 header
         header_end = l3 + header
         if flags & FLAG_TUNNEL_MODE:
             # P4 writes the same outer header for every packet of a tunnel (id 0): its
@@ -277,15 +281,7 @@ def decrypt_frame(
     size = len(frame)
     if l3 + MIN_IPV4_HEADER > size:
         _check_offsets(shim, frame, minimum_after_esp)
-    first = frame[l3]
-    if first >> 4 == 4:
-        header = (first & 0x0F) * 4
-        end = l3 + ((frame[l3 + 2] << 8) | frame[l3 + 3])
-    elif first >> 4 == 6:
-        header = IPV6_HEADER
-        end = l3 + IPV6_HEADER + ((frame[l3 + 4] << 8) | frame[l3 + 5])
-    else:
-        header = end = 0
+    header, end = _ip_extent(frame, l3)
     if (header < MIN_IPV4_HEADER or esp < l3 + header + (UDP_HEADER if flags & FLAG_NAT_T else 0)
             or esp + ESP_HEADER_BYTES + minimum_after_esp > size):
         _check_offsets(shim, frame, minimum_after_esp)
@@ -332,7 +328,7 @@ def decrypt_frame(
     length = esp + ESP_HEADER_BYTES + payload_end
     if length - l3 > mtu:
         _check_size(shim, length, mtu)
-    if first >> 4 == 4 and not flags & FLAG_NAT_T:
+    if frame[l3] >> 4 == 4 and not flags & FLAG_NAT_T:
         header_end = l3 + header  # the common case: only the IPv4 header changes
         return b"".join((frame[:l3], ipv4_header_with_length(frame, l3, header_end, length - l3),
                          frame[header_end:esp + ESP_HEADER_BYTES],
