@@ -104,6 +104,8 @@ class Report:
     wrong: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     sent_times: list[float] = field(default_factory=list)  # since the start, per latency
+    send_lag: list[float] = field(default_factory=list)  # actual minus scheduled send, per frame
+    receive_seconds: float = 0.0  # from the first send to the last frame received
     p4sim_us: float = 0.0  # CPU per frame sent, all threads
     worker_us: float = 0.0
 
@@ -196,7 +198,8 @@ class RekeyBench:
         p4sim_before, worker_before = self.stack.cpu_seconds()
         started = time.perf_counter()
         rekeyer: threading.Thread | None = None
-        next_rekey, rekey_number = started + args.rekey_every, 1
+        next_rekey = started + args.rekey_every if args.rekey_every > 0 else float("inf")
+        rekey_number = 1
         sent = 0
         try:
             while sent < total:
@@ -216,6 +219,7 @@ class RekeyBench:
                 time.sleep(0.0005)
             report.send_seconds = time.perf_counter() - started
             report.sent = sent
+            report.send_lag = [at - started - n / args.rate for n, at in enumerate(sent_at)]
             if rekeyer is not None:
                 rekeyer.join()
             deadline = time.monotonic() + args.drain
@@ -229,6 +233,8 @@ class RekeyBench:
             stop.set()
             receiver.join(5)
             sock.close()
+        if got:
+            report.receive_seconds = got[-1][0] - started
         self._check(got, sent_at, report, started)
         return report
 
@@ -288,13 +294,63 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
+NEAR_REKEY = 1.0  # seconds either side of a rekey (its tunnelctl run) that count as "near" it
+
+
+def _near_rekey(at: float, rekeys: list[Rekey]) -> bool:
+    return any(r.at - NEAR_REKEY <= at <= r.at + r.seconds + NEAR_REKEY for r in rekeys)
+
+
+def _figures(values: list[float]) -> str:
+    """p50 / p90 / p99 / max of latencies in ms, one table row."""
+    return (f"{len(values):8} {_percentile(values, 0.5):8.1f} {_percentile(values, 0.9):8.1f} "
+            f"{_percentile(values, 0.99):8.1f} {max(values, default=0.0):8.1f}")
+
+
+def _print_latency(report: Report, rekeys: list[Rekey], args: argparse.Namespace) -> None:
+    """Where the latency comes from: everything, the frames sent near a rekey (from 1 s before
+    its `tunnelctl rekey` starts to 1 s after it returns) and the others (steady queueing), then
+    one row per second of sending (by send time), and the sender's own lag behind its schedule
+    (a late sender sends bursts, which queue)."""
+    latencies = [x * 1000 for x in report.latencies]
+    near = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
+            if _near_rekey(at, rekeys)]
+    far = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
+           if not _near_rekey(at, rekeys)]
+    print("latency ms (send to receive)    frames      p50      p90      p99      max")
+    print(f"  all                         {_figures(latencies)}")
+    print(f"  within {NEAR_REKEY:g} s of a rekey       {_figures(near)}")
+    print(f"  away from rekeys            {_figures(far)}")
+    lag = [x * 1000 for x in report.send_lag]
+    print(f"  sender lag behind schedule  {_figures(lag)}")
+    print(f"offered {args.rate:,.0f} frames/s, sent {report.sent / report.send_seconds:,.0f}/s, "
+          f"delivered {report.received / max(report.receive_seconds, 1e-9):,.0f}/s "
+          f"(received {report.received:,} by {report.receive_seconds:.1f} s); "
+          f"CPU/frame p4sim {report.p4sim_us:.1f} us, worker {report.worker_us:.1f} us")
+    by_second: dict[int, list[float]] = {}
+    for lat, at in zip(latencies, report.sent_times, strict=True):
+        by_second.setdefault(int(at), []).append(lat)
+    print("per second (by send time)   frames      p50      p90      p99      max")
+    for second in sorted(by_second):
+        mark = " rekey" if any(int(r.at) == second for r in rekeys) else ""
+        print(f"  {second:4} s                    {_figures(by_second[second])}{mark}")
+    if args.latency_file:
+        with open(args.latency_file, "w") as out:
+            out.write("sent_s,latency_ms\n")
+            for lat, at in zip(latencies, report.sent_times, strict=True):
+                out.write(f"{at:.6f},{lat:.3f}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=5000, help="frames/s offered")
     parser.add_argument("--seconds", type=float, default=60, help="how long to send")
-    parser.add_argument("--rekey-every", type=float, default=10, help="seconds between rekeys")
+    parser.add_argument("--rekey-every", type=float, default=10,
+                        help="seconds between rekeys (0: none, the steady-load baseline)")
     parser.add_argument("--drain", type=float, default=10,
                         help="seconds to wait for the last frames after sending stops")
+    parser.add_argument("--latency-file", help="write each frame's send time (s since the "
+                        "start) and latency (ms) to this CSV file")
     args = parser.parse_args()
     print(f"{args.rate:,.0f} frames/s of {FRAME_BYTES} bytes for {args.seconds:g} s through an "
           f"encrypt tunnel, `tunnelctl rekey` every {args.rekey_every:g} s; "
@@ -316,21 +372,15 @@ def main() -> None:
     for problem in report.wrong:
         print(f"wrong: {problem}")
     latencies = [x * 1000 for x in report.latencies]
-    # Latency of the frames sent within 2 s of a rekey's start, and of all the others: whether
-    # the rekey or the steady load is what delays frames.
-    near = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
-            if any(0 <= at - r.at < 2 for r in bench.rekeys)]
-    far = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
-           if not any(0 <= at - r.at < 2 for r in bench.rekeys)]
-    print(f"latency p99: {_percentile(near, 0.99):.1f} ms within 2 s of a rekey "
-          f"({len(near)} frames), {_percentile(far, 0.99):.1f} ms otherwise ({len(far)} frames); "
-          f"CPU/frame p4sim {report.p4sim_us:.1f} us, worker {report.worker_us:.1f} us")
+    _print_latency(report, bench.rekeys, args)
     print(f"rekey_bench offered={args.rate:.0f} achieved={report.sent / report.send_seconds:.0f} "
+          f"delivered={report.received / max(report.receive_seconds, 1e-9):.0f} "
           f"sent={report.sent} received={report.received} lost={report.lost} "
           f"duplicated={report.duplicated} clear={report.clear} "
           f"rekeys={sum(r.ok for r in bench.rekeys)}/{len(bench.rekeys)} "
-          f"p50_ms={_percentile(latencies, 0.5):.1f} p99_ms={_percentile(latencies, 0.99):.1f} "
-          f"max_ms={max(latencies, default=0):.1f} load={os.getloadavg()[0]:.2f}")
+          f"p50_ms={_percentile(latencies, 0.5):.1f} p90_ms={_percentile(latencies, 0.9):.1f} "
+          f"p99_ms={_percentile(latencies, 0.99):.1f} max_ms={max(latencies, default=0):.1f} "
+          f"load={os.getloadavg()[0]:.2f}")
     if report.lost or report.duplicated or report.clear or not all(r.ok for r in bench.rekeys):
         raise SystemExit(1)  # a correctness failure, unlike a latency figure, fails the run
 
