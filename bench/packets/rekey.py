@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -64,6 +66,7 @@ from bench.packets.run import (  # noqa: E402
     Bench,
     EspMaker,
     Stack,
+    _cpu,
 )
 
 FRAME_BYTES = 128
@@ -91,6 +94,9 @@ class Rekey:
     seconds: float
     ok: bool
     output: str
+    # CPU seconds spent during the rekey by tunnelctl (the child), the controller, p4sim and the
+    # crypto worker: which process the rekey loads while packets flow
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -160,12 +166,24 @@ class RekeyBench:
         command = [sys.executable, "-m", "tunnelctl", "-s", self.stack.api_addr, "--state-dir",
                    f"{self.stack.tmp}/state", "rekey", str(TUNNEL_ID), "--new-spi", str(spi),
                    "--new-key", key_hex]
+        before = self._cpu()
         begin = time.perf_counter()
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60,
                               env=dict(os.environ, PYTHONPATH=str(REPO)))
-        self.rekeys.append(Rekey(at=begin - started, spi=spi,
-                                 seconds=time.perf_counter() - begin, ok=done.returncode == 0,
-                                 output=(done.stdout + done.stderr).strip()))
+        seconds = time.perf_counter() - begin
+        after = self._cpu()
+        self.rekeys.append(Rekey(at=begin - started, spi=spi, seconds=seconds,
+                                 ok=done.returncode == 0,
+                                 output=(done.stdout + done.stderr).strip(),
+                                 cpu={name: after[name] - before[name] for name in after}))
+
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds so far: waited-for children (tunnelctl runs), then each stack process."""
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        p4sim, worker = self.stack.cpu_seconds()
+        return {"tunnelctl": children.ru_utime + children.ru_stime,
+                "controller": _cpu(self.stack.processes[2].pid), "p4sim": p4sim,
+                "worker": worker}
 
     def run(self) -> Report:
         args = self.args
@@ -349,6 +367,7 @@ def main() -> None:
                         help="seconds between rekeys (0: none, the steady-load baseline)")
     parser.add_argument("--drain", type=float, default=10,
                         help="seconds to wait for the last frames after sending stops")
+    parser.add_argument("--logs", help="copy the processes' logs to this directory at the end")
     parser.add_argument("--latency-file", help="write each frame's send time (s since the "
                         "start) and latency (ms) to this CSV file")
     args = parser.parse_args()
@@ -364,9 +383,14 @@ def main() -> None:
             report = bench.run()
         finally:
             stack.stop()
+            if args.logs:
+                Path(args.logs).mkdir(parents=True, exist_ok=True)
+                for log in [*Path(tmp_name).glob("*.log"), *Path(tmp_name).glob("*.out")]:
+                    shutil.copy(log, args.logs)
     for rekey in bench.rekeys:
+        cpu = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in rekey.cpu.items())
         print(f"rekey at {rekey.at:5.1f} s to spi {rekey.spi}: {rekey.seconds:.2f} s, "
-              f"{'ok' if rekey.ok else 'FAILED: ' + rekey.output}")
+              f"{'ok' if rekey.ok else 'FAILED: ' + rekey.output}; CPU ms: {cpu}")
     for sa in bench.sas.values():
         print(f"spi {sa.spi}: {sa.frames} frames, last sequence {sa.last_sequence}")
     for problem in report.wrong:
