@@ -112,6 +112,9 @@ class Report:
     sent_times: list[float] = field(default_factory=list)  # since the start, per latency
     send_lag: list[float] = field(default_factory=list)  # actual minus scheduled send, per frame
     receive_seconds: float = 0.0  # from the first send to the last frame received
+    # per second of sending: cores used by p4sim, the worker, this bench and everything else on
+    # the machine (/proc/stat less those three): whether a slow second had the CPU it needed
+    cores: list[dict[str, float]] = field(default_factory=list)
     p4sim_us: float = 0.0  # CPU per frame sent, all threads
     worker_us: float = 0.0
 
@@ -177,6 +180,20 @@ class RekeyBench:
                                  output=(done.stdout + done.stderr).strip(),
                                  cpu={name: after[name] - before[name] for name in after}))
 
+    def _sample_cores(self, stop: threading.Event, report: Report) -> None:
+        """Once a second from the start of sending, the cores each part used in that second."""
+        def sample() -> dict[str, float]:
+            p4sim, worker = self.stack.cpu_seconds()
+            return {"p4sim": p4sim, "worker": worker, "bench": _cpu(os.getpid()),
+                    "machine": _machine_busy()}
+        last, second = sample(), 1
+        while not stop.wait(max(0.0, self.started + second - time.perf_counter())):
+            now = sample()
+            used = {name: now[name] - last[name] for name in now}
+            used["other"] = max(0.0, used.pop("machine") - sum(used.values()))
+            report.cores.append(used)
+            last, second = now, second + 1
+
     def _cpu(self) -> dict[str, float]:
         """CPU seconds so far: waited-for children (tunnelctl runs), then each stack process."""
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -213,8 +230,11 @@ class RekeyBench:
         receiver.start()
         nng, send = sock.socket, pynng.lib.nng_send
         report = Report()
+        sampler = threading.Thread(target=self._sample_cores, args=(stop, report), daemon=True)
         p4sim_before, worker_before = self.stack.cpu_seconds()
         started = time.perf_counter()
+        self.started = started
+        sampler.start()
         rekeyer: threading.Thread | None = None
         next_rekey = started + args.rekey_every if args.rekey_every > 0 else float("inf")
         rekey_number = 1
@@ -250,6 +270,7 @@ class RekeyBench:
         finally:
             stop.set()
             receiver.join(5)
+            sampler.join(5)
             sock.close()
         if got:
             report.receive_seconds = got[-1][0] - started
@@ -315,6 +336,14 @@ def _percentile(values: list[float], fraction: float) -> float:
 NEAR_REKEY = 1.0  # seconds either side of a rekey (its tunnelctl run) that count as "near" it
 
 
+def _machine_busy() -> float:
+    """CPU seconds every core of the machine has been busy (/proc/stat, all but idle and
+    iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _near_rekey(at: float, rekeys: list[Rekey]) -> bool:
     return any(r.at - NEAR_REKEY <= at <= r.at + r.seconds + NEAR_REKEY for r in rekeys)
 
@@ -348,10 +377,15 @@ def _print_latency(report: Report, rekeys: list[Rekey], args: argparse.Namespace
     by_second: dict[int, list[float]] = {}
     for lat, at in zip(latencies, report.sent_times, strict=True):
         by_second.setdefault(int(at), []).append(lat)
-    print("per second (by send time)   frames      p50      p90      p99      max")
+    print("per second (by send time)   frames      p50      p90      p99      max   "
+          "cores used: p4sim worker bench other")
     for second in sorted(by_second):
         mark = " rekey" if any(int(r.at) == second for r in rekeys) else ""
-        print(f"  {second:4} s                    {_figures(by_second[second])}{mark}")
+        cores = report.cores[second] if second < len(report.cores) else {}
+        used = " ".join(f"{cores.get(name, 0.0):6.2f}"
+                        for name in ("p4sim", "worker", "bench", "other"))
+        print(f"  {second:4} s                    {_figures(by_second[second])}   "
+              f"{used}{mark}")
     if args.latency_file:
         with open(args.latency_file, "w") as out:
             out.write("sent_s,latency_ms\n")
