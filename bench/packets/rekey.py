@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import math
 import os
 import resource
 import shutil
@@ -361,6 +362,10 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 NEAR_REKEY = 1.0  # seconds either side of a rekey (its tunnelctl run) that count as "near" it
+# A second counts as "quiet" when everything outside the stack and this bench used less than
+# this many cores: at 5,000 pps p4sim takes up to ~1 core, the worker ~0.3 and the bench ~0.4,
+# so on 2 cores that leaves about this much before the pipeline thread waits for a core.
+QUIET_OTHER_CORES = 0.5
 
 
 def _machine_busy() -> float:
@@ -395,6 +400,16 @@ def _print_latency(report: Report, rekeys: list[Rekey], args: argparse.Namespace
     print(f"  all                         {_figures(latencies)}")
     print(f"  within {NEAR_REKEY:g} s of a rekey       {_figures(near)}")
     print(f"  away from rekeys            {_figures(far)}")
+    sending = report.cores[:math.ceil(report.send_seconds)]  # not the drain after it
+    quiet = {second for second, cores in enumerate(sending)
+             if cores["other"] < QUIET_OTHER_CORES}
+    calm = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
+            if int(at) in quiet]
+    busy = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
+            if int(at) not in quiet]
+    print(f"  in quiet seconds            {_figures(calm)}   ({len(quiet)} s: the rest of the "
+          f"machine < {QUIET_OTHER_CORES:g} core)")
+    print(f"  in busy seconds             {_figures(busy)}   ({len(sending) - len(quiet)} s)")
     lag = [x * 1000 for x in report.send_lag]
     print(f"  sender lag behind schedule  {_figures(lag)}")
     print(f"offered {args.rate:,.0f} frames/s, sent {report.sent / report.send_seconds:,.0f}/s, "
