@@ -116,9 +116,10 @@ class Report:
     sent_times: list[float] = field(default_factory=list)  # since the start, per latency
     send_lag: list[float] = field(default_factory=list)  # actual minus scheduled send, per frame
     receive_seconds: float = 0.0  # from the first send to the last frame received
-    # per second of sending: cores used by p4sim, the worker, this bench and everything else on
-    # the machine (/proc/stat less those three): whether a slow second had the CPU it needed
-    cores: list[dict[str, float]] = field(default_factory=list)
+    # second of sending -> cores used by p4sim, the worker, this bench and everything else on
+    # the machine (/proc/stat less those three): whether a slow second had the CPU it needed.
+    # A second is missing when the sampler itself did not run in it (the machine was stalled).
+    cores: dict[int, dict[str, float]] = field(default_factory=dict)
     p4sim_us: float = 0.0  # CPU per frame sent, all threads
     worker_us: float = 0.0
     bench_us: float = 0.0  # this process (sender, receiver, sampler), likewise
@@ -186,18 +187,24 @@ class RekeyBench:
                                  cpu={name: after[name] - before[name] for name in after}))
 
     def _sample_cores(self, stop: threading.Event, report: Report) -> None:
-        """Once a second from the start of sending, the cores each part used in that second."""
-        def sample() -> dict[str, float]:
+        """Once a second from the start of sending, the cores each part used in that second.
+
+        A sample that comes late (the sampler got no CPU either) is averaged over its whole
+        interval and filed under the second it began in; the seconds it spans beyond that
+        stay missing, which counts them as busy."""
+        def sample() -> tuple[float, dict[str, float]]:
             p4sim, worker = self.stack.cpu_seconds()
-            return {"p4sim": p4sim, "worker": worker, "bench": _cpu(os.getpid()),
-                    "machine": _machine_busy()}
-        last, second = sample(), 1
+            return time.perf_counter(), {"p4sim": p4sim, "worker": worker,
+                                         "bench": _cpu(os.getpid()), "machine": _machine_busy()}
+        (last_at, last), second = sample(), 1
         while not stop.wait(max(0.0, self.started + second - time.perf_counter())):
-            now = sample()
-            used = {name: now[name] - last[name] for name in now}
+            at, now = sample()
+            elapsed = at - last_at
+            used = {name: (now[name] - last[name]) / elapsed for name in now}
             used["other"] = max(0.0, used.pop("machine") - sum(used.values()))
-            report.cores.append(used)
-            last, second = now, second + 1
+            report.cores[int(last_at - self.started)] = used
+            last_at, last = at, now
+            second = int(at - self.started) + 1
 
     def _cpu(self) -> dict[str, float]:
         """CPU seconds so far: waited-for children (tunnelctl runs), then each stack process."""
@@ -362,9 +369,10 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 NEAR_REKEY = 1.0  # seconds either side of a rekey (its tunnelctl run) that count as "near" it
-# A second counts as "quiet" when everything outside the stack and this bench used less than
-# this many cores: at 5,000 pps p4sim takes up to ~1 core, the worker ~0.3 and the bench ~0.4,
-# so on 2 cores that leaves about this much before the pipeline thread waits for a core.
+# A second counts as "quiet" when everything outside the stack and this bench (a rekey's
+# tunnelctl included) used less than this many cores: at 5,000 pps p4sim takes up to ~1 core,
+# the worker ~0.3 and the bench ~0.4, so on 2 cores that leaves about this much before the
+# pipeline thread waits for a core.
 QUIET_OTHER_CORES = 0.5
 
 
@@ -400,16 +408,16 @@ def _print_latency(report: Report, rekeys: list[Rekey], args: argparse.Namespace
     print(f"  all                         {_figures(latencies)}")
     print(f"  within {NEAR_REKEY:g} s of a rekey       {_figures(near)}")
     print(f"  away from rekeys            {_figures(far)}")
-    sending = report.cores[:math.ceil(report.send_seconds)]  # not the drain after it
-    quiet = {second for second, cores in enumerate(sending)
-             if cores["other"] < QUIET_OTHER_CORES}
+    sending = math.ceil(report.send_seconds)  # not the drain after it
+    quiet = {second for second, cores in report.cores.items()
+             if second < sending and cores["other"] < QUIET_OTHER_CORES}
     calm = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
             if int(at) in quiet]
     busy = [lat for lat, at in zip(latencies, report.sent_times, strict=True)
             if int(at) not in quiet]
     print(f"  in quiet seconds            {_figures(calm)}   ({len(quiet)} s: the rest of the "
           f"machine < {QUIET_OTHER_CORES:g} core)")
-    print(f"  in busy seconds             {_figures(busy)}   ({len(sending) - len(quiet)} s)")
+    print(f"  in busy seconds             {_figures(busy)}   ({sending - len(quiet)} s)")
     lag = [x * 1000 for x in report.send_lag]
     print(f"  sender lag behind schedule  {_figures(lag)}")
     print(f"offered {args.rate:,.0f} frames/s, sent {report.sent / report.send_seconds:,.0f}/s, "
@@ -421,12 +429,12 @@ def _print_latency(report: Report, rekeys: list[Rekey], args: argparse.Namespace
     for lat, at in zip(latencies, report.sent_times, strict=True):
         by_second.setdefault(int(at), []).append(lat)
     print("per second (by send time)   frames      p50      p90      p99      max   "
-          "cores used: p4sim worker bench other")
+          "cores used: p4sim worker bench other (tunnelctl is in other)")
     for second in sorted(by_second):
         mark = " rekey" if any(int(r.at) == second for r in rekeys) else ""
-        cores = report.cores[second] if second < len(report.cores) else {}
-        used = " ".join(f"{cores.get(name, 0.0):6.2f}"
-                        for name in ("p4sim", "worker", "bench", "other"))
+        cores = report.cores.get(second)
+        used = ("      (no sample)" if cores is None else
+                " ".join(f"{cores[name]:6.2f}" for name in ("p4sim", "worker", "bench", "other")))
         print(f"  {second:4} s                    {_figures(by_second[second])}   "
               f"{used}{mark}")
     if args.latency_file:
