@@ -14,11 +14,17 @@ carry one of the tunnel's SPIs (the first or one given by a rekey) with that SA'
 numbers strictly increasing, and decrypt (ICV verified, `cryptography` AEAD) to exactly the frame
 sent with that number. Reported: frames sent and the rate achieved, lost (numbers never seen),
 duplicated, in clear (any frame out that is not such an ESP frame, e.g. the inner packet routed
-unencrypted), latency median / p99 / max (send to receive, on this host's monotonic clock), the
-frames per SA and each rekey's duration.
+unencrypted), the frames per SA, and each rekey's duration with the CPU it cost each process.
+
+Latency (send to receive, on this host's monotonic clock) is split to show where it comes
+from: p50 / p90 / p99 / max overall, for frames sent within 1 s of a rekey and away from them,
+in quiet seconds (the rest of the machine under 0.5 core) and busy ones, and one row per second
+with the cores p4sim, the worker, the bench and everything else used in it; with the sender's
+lag behind its schedule and the offered, sent and delivered rates.
 
 Run: .venv/bin/python -m bench.packets.rekey [--rate 5000] [--seconds 60] [--rekey-every 10]
-(or `make bench-rekey`). Free ports and a private temporary directory (the Stack's). Exits 1
+[--latency-file CSV] [--logs DIR] (or `make bench-rekey`); `--rekey-every 0` runs the same load
+without rekeys. Free ports and a private temporary directory (the Stack's). Exits 1
 when a frame was lost, duplicated or left in clear, or a rekey failed; latency only reported.
 """
 
