@@ -1,0 +1,158 @@
+"""One worker process of `--workers N` (N > 1): the SAs with `sa_index mod N == index`, their
+durable state, and a packet loop on this process's share of the crypto port.
+
+The supervisor (crypto_worker/supervisor.py) starts it with the `spawn` method (a fresh
+interpreter: no gRPC or thread state copied by fork) and talks to it over one
+`multiprocessing` Connection, strictly one request then one reply:
+
+- ("open", group) → ("opened", group_id) or ("failed", message): open the AF_PACKET port and
+  join fanout group `group` (None: create it), start the packet loop. The supervisor sends it
+  to one process at a time, in index order: the kernel numbers fanout members by join order.
+- ("call", method, request bytes) → ("ok", response bytes) or ("abort", status name, details):
+  the CryptoWorker rpc `method`, run by the same servicer as a single-process worker, so
+  validation, errors and state changes are exactly the same.
+- ("stop",) → the process stops its loop, flushes its state and exits 0.
+
+A closed Connection (the supervisor died) stops it too. The packet loop dying exits the process
+with status 3: the supervisor sees the exit and stops the group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import NoReturn
+
+import grpc
+
+from crypto_worker.packet_loop import PacketLoop
+from crypto_worker.ports.afpacket import FanoutMembership
+from crypto_worker.ports.base import CryptoPortIo
+from crypto_worker.processor import FrameProcessor
+from crypto_worker.sa_state import StateStoreError
+from crypto_worker.sa_table import SaTable
+from crypto_worker.server import WorkerSettings, open_port, open_table
+from crypto_worker.servicer import CryptoWorkerServicer
+from crypto_worker.state_layout import child_state_dir
+from tunneloffload.crypto.v1 import worker_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+LOOP_DIED_STATUS = 3
+_METHODS = pb.DESCRIPTOR.services_by_name["CryptoWorker"].methods_by_name
+
+
+class Aborted(Exception):
+    """What `context.abort` raises here: the status the servicer chose, for the supervisor."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class _CallContext:
+    """The part of grpc.ServicerContext the servicer uses (abort)."""
+
+    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
+        raise Aborted(code, details)
+
+
+class _Stopped(Exception):
+    """SIGTERM: leave the request loop and stop in order."""
+
+
+def _raise_stopped(*_: object) -> None:
+    raise _Stopped
+
+
+def run_call(servicer: CryptoWorkerServicer, method: str,
+             request: bytes) -> tuple[str, bytes] | tuple[str, str, str]:
+    """One rpc through the servicer: ("ok", response) or ("abort", status name, details)."""
+    descriptor = _METHODS.get(method)
+    if descriptor is None:
+        return ("abort", grpc.StatusCode.UNIMPLEMENTED.name, f"no rpc {method!r}")
+    message = getattr(pb, descriptor.input_type.name).FromString(request)
+    try:
+        response = getattr(servicer, method)(message, _CallContext())
+    except Aborted as aborted:
+        return ("abort", aborted.code.name, aborted.details)
+    return ("ok", response.SerializeToString())
+
+
+class _DataPath:
+    """The port, the packet loop thread and the SA table of this process."""
+
+    def __init__(self, settings: WorkerSettings, table: SaTable, port: CryptoPortIo) -> None:
+        self.table = table
+        self.port = port
+        self._stop = threading.Event()
+        self._loop = PacketLoop(port, FrameProcessor(table, mtu=settings.mtu),
+                                batch=settings.batch)
+        self._thread = threading.Thread(target=self._loop.run, args=(self._stop, self._died),
+                                        name="packet-loop", daemon=True)
+        self._thread.start()
+
+    def _died(self) -> None:
+        log.error("the packet loop is dead; exiting with status %s so the supervisor stops the "
+                  "group", LOOP_DIED_STATUS)
+        try:
+            self.table.close()  # the drop counters reach the disk
+        finally:
+            os._exit(LOOP_DIED_STATUS)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.port.close()
+
+
+def main(settings: WorkerSettings, index: int, members: int, connection: Connection,
+         log_level: str) -> None:
+    """The process's entry point (multiprocessing target)."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format=f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops the group in order
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    table: SaTable | None = None
+    data_path: _DataPath | None = None
+    try:
+        state_dir = (child_state_dir(settings.state_dir, index)
+                     if settings.state_dir is not None else None)
+        try:
+            table = open_table(settings, state_dir)
+        except StateStoreError as error:
+            connection.send(("failed", str(error)))
+            return
+        servicer = CryptoWorkerServicer(table)
+        while True:
+            try:
+                request = connection.recv()
+            except EOFError:
+                log.error("the supervisor is gone; stopping")
+                return
+            kind = request[0]
+            if kind == "call":
+                connection.send(run_call(servicer, request[1], request[2]))
+            elif kind == "open":
+                try:
+                    port = open_port(settings, FanoutMembership(group=request[1],
+                                                                members=members))
+                except OSError as error:
+                    connection.send(("failed", f"interface: {settings.interface!r}: {error}"))
+                    return
+                data_path = _DataPath(settings, table, port)
+                connection.send(("opened", getattr(port, "fanout_group", None)))
+            elif kind == "stop":
+                return
+    except _Stopped:
+        log.info("SIGTERM; stopping")
+    finally:
+        if data_path is not None:
+            data_path.stop()
+        if table is not None:
+            table.close()
