@@ -11,6 +11,12 @@ interpreter: no gRPC or thread state copied by fork) and talks to it over one
 - ("call", method, request bytes) → ("ok", response bytes) or ("abort", status name, details):
   the CryptoWorker rpc `method`, run by the same servicer as a single-process worker, so
   validation, errors and state changes are exactly the same.
+- ("key_used", method, request bytes) → ("ok", message or None): for a fresh encrypt SA
+  (AddSa without resume, ReplaceSa) bound for another process, whether this process's durable
+  state has numbered packets under that key (message: why it must not be used). A single
+  worker refuses such a key at any sa_index; under N processes the supervisor asks every
+  process but the owner first, so the rule holds across them. None when the request does not
+  validate: its owner then gives the exact error.
 - ("stop",) → the process stops its loop, flushes its state and exits 0.
 
 A closed Connection (the supervisor died) stops it too. The packet loop dying exits the process
@@ -32,11 +38,14 @@ from crypto_worker.packet_loop import PacketLoop
 from crypto_worker.ports.afpacket import FanoutMembership
 from crypto_worker.ports.base import CryptoPortIo
 from crypto_worker.processor import FrameProcessor
+from crypto_worker.sa import Direction
 from crypto_worker.sa_state import StateStoreError
 from crypto_worker.sa_table import SaTable
 from crypto_worker.server import WorkerSettings, open_port, open_table
 from crypto_worker.servicer import CryptoWorkerServicer
+from crypto_worker.servicer import _request_from_pb as request_from_pb  # the same parse
 from crypto_worker.state_layout import child_state_dir
+from crypto_worker.validation import SaValidationError, validate_sa
 from tunneloffload.crypto.v1 import worker_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -81,6 +90,27 @@ def run_call(servicer: CryptoWorkerServicer, method: str,
     except Aborted as aborted:
         return ("abort", aborted.code.name, aborted.details)
     return ("ok", response.SerializeToString())
+
+
+def key_used(table: SaTable, index: int, method: str, request: bytes) -> str | None:
+    """Why the fresh encrypt SA in `request` must not take its key, if this process's durable
+    state has numbered packets under it; None when it may (or is not an encrypt SA, or does
+    not validate)."""
+    descriptor = _METHODS[method]
+    message = getattr(pb, descriptor.input_type.name).FromString(request)
+    try:
+        config, keys = validate_sa(request_from_pb(message.params, message.key))
+    except SaValidationError:
+        return None
+    if config.direction is not Direction.ENCRYPT:
+        return None
+    identity = table.store.identity(config.sa_index, config.spi, config.direction, keys)
+    used, _ = table.store._key_used(identity)  # noqa: SLF001 - the store's own key rule
+    if not used:
+        return None
+    return (f"key retired: sa_index {config.sa_index} spi {config.spi}: this encrypt key has "
+            f"numbered packets before, in worker process {index} (another sa_index); use a "
+            "new key")
 
 
 class _DataPath:
@@ -138,6 +168,8 @@ def main(settings: WorkerSettings, index: int, members: int, connection: Connect
             kind = request[0]
             if kind == "call":
                 connection.send(run_call(servicer, request[1], request[2]))
+            elif kind == "key_used":
+                connection.send(("ok", key_used(table, index, request[1], request[2])))
             elif kind == "open":
                 try:
                     port = open_port(settings, FanoutMembership(group=request[1],

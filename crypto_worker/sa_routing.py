@@ -112,6 +112,11 @@ def _get_counters(request: Message, members: int, call: Call) -> Message:
     return _response(sas, replies)
 
 
+# Calls that install a fresh SA under its key (AddSa unless resume): the supervisor first asks
+# the other processes whether the key numbered packets there (a single worker refuses that key
+# at any sa_index; crypto_worker/sa_state.py).
+FRESH_SA_METHODS = frozenset({"AddSa", "ReplaceSa"})
+
 ROUTES: dict[str, Route] = {
     "AddSa": _by_params,
     "ReplaceSa": _by_params,

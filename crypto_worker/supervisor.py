@@ -38,7 +38,8 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from crypto_worker import child
-from crypto_worker.sa_routing import ROUTES, ChildAbort
+from crypto_worker.fanout import owner_of
+from crypto_worker.sa_routing import FRESH_SA_METHODS, ROUTES, ChildAbort
 from crypto_worker.server import (
     SERVICE_NAME,
     WorkerSettings,
@@ -103,6 +104,9 @@ class Supervisor:
         self._failure: str | None = None  # why the group is stopped, once it is
         self._stopping = threading.Event()
         self._members: list[_Member] = []
+        # A fresh encrypt key is checked against every process, then installed, under this lock:
+        # two calls cannot both find a key unused in the other's process.
+        self._fresh_key_lock = threading.Lock()
         check_socket_directory(settings.sa_socket)
         remove_stale_socket(settings.sa_socket)
         context = multiprocessing.get_context("spawn")
@@ -173,12 +177,34 @@ class Supervisor:
                     raise ChildAbort(grpc.StatusCode.UNIMPLEMENTED,
                                      f"{method}: not routed to the owners of its SAs with "
                                      f"--workers {self.members}")
+                if method in FRESH_SA_METHODS and not getattr(request, "resume", False):
+                    with self._fresh_key_lock:
+                        self._refuse_used_key(method, request)
+                        return route(request, self.members, call)
                 return route(request, self.members, call)
             except ChildAbort as abort:
                 context.abort(abort.code, abort.details)
             raise AssertionError("unreachable: context.abort raises")
 
         return forward
+
+    def _refuse_used_key(self, method: str, request: Message) -> None:
+        """FAILED_PRECONDITION if a process other than the owner has numbered packets under
+        this fresh SA's encrypt key (the owner checks its own state itself)."""
+        owner = owner_of(request.params.sa_index, self.members)  # type: ignore[attr-defined]
+        payload = request.SerializeToString()
+        for member in self._members:
+            if member.index == owner:
+                continue
+            if self._failure is not None:
+                raise ChildAbort(grpc.StatusCode.UNAVAILABLE, self._failure)
+            try:
+                reply = member.exchange(("key_used", method, payload))
+            except (EOFError, OSError):
+                raise ChildAbort(grpc.StatusCode.UNAVAILABLE,
+                                 self._failure or f"{member.describe()} is gone") from None
+            if reply[1] is not None:
+                raise ChildAbort(grpc.StatusCode.FAILED_PRECONDITION, reply[1])
 
     def _call(self, index: int, method: str, request: Message,
               response_class: type[Message]) -> Message:

@@ -211,6 +211,19 @@ def test_two_workers_number_every_sa_exactly_once_and_resume_after_restart(
             _add(worker.stub, keys, resume=False)
         assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
         assert taken.value.details() == "sa_index: 1 is already in use"
+        # A used encrypt key is refused fresh at any sa_index, owned by either process.
+        for sa_index in (20, 21):  # owners 0 and 1; the key numbered packets at sa_index 1
+            with pytest.raises(grpc.RpcError) as reused:
+                worker.stub.AddSa(pb.AddSaRequest(
+                    params=pb.SaParams(sa_index=sa_index, spi=0x2000 + sa_index,
+                                       direction=pb.DIRECTION_ENCRYPT,
+                                       cipher=pb.Cipher.Value(SUITE.proto_name),
+                                       mode=pb.MODE_TUNNEL),
+                    key=pb.SaKey(key=keys[1].key, salt=keys[1].salt)))
+            assert reused.value.code() == grpc.StatusCode.FAILED_PRECONDITION, sa_index
+            assert reused.value.details().startswith(f"key retired: sa_index {sa_index} "), \
+                reused.value.details()
+        assert len(worker.stub.ListSas(pb.ListSasRequest()).sas) == len(SA_INDEXES)
     finally:
         worker.stop()
     assert worker.process.returncode == 0
