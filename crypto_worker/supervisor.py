@@ -96,11 +96,8 @@ class Supervisor:
         assert settings.interface is not None and members > 1
         self.settings = settings
         self.members = members
-        if settings.state_dir is not None:
+        if settings.state_dir is not None:  # without: each process logs a WARNING
             check_layout(settings.state_dir, members)
-        else:
-            log.warning("no --state-dir: SA state is kept in memory only; after a restart no SA "
-                        "can be resumed and used encrypt keys are not recognised")
         self._failure: str | None = None  # why the group is stopped, once it is
         self._stopping = threading.Event()
         self._members: list[_Member] = []

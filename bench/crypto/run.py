@@ -17,6 +17,11 @@ Run as root (with iproute2), it then measures the same cases a second time with 
 AF_PACKET, the BMv2 set-up: a veth pair in a network namespace it creates and deletes, the bench
 on one end, the worker on the other; that table's rows start with `af_packet`.
 
+On AF_PACKET it also measures `--workers` (several processes sharing the port by sa_index):
+encrypt 64 with two SAs, aggregate frames/s with 1 and with 2 worker processes in the same run
+(`af_packet workers_1=… workers_2=… workers_2_vs_1=…`); the table above it runs `--workers 1`,
+so its per-core figures are one process's.
+
 Usage: .venv/bin/python bench/crypto/run.py [--packets N] [--no-afpacket]
 (or `make bench-crypto`). Prints the tables, the `af_packet ratio_… floor_ratio_…` line and the
 nanomsg `floor_ratio_…` line, then last one line `ratio_64=X ratio_1400=Y` (encrypt, nanomsg
@@ -29,6 +34,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -71,6 +77,11 @@ HEADER = struct.Struct("<iii")
 ETH_BYTES = 14
 PACKET_OUTGOING = 4
 OUTER_BYTES = 20
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h (root: above net.core.rmem_max)
+# Frames queued per burst while the workers are stopped: what their receive rings hold for sure
+# (each 256 KiB ring block is handed over 1 ms after its first frame, so at this sender's pace
+# the 64 blocks fill long before their bytes do; more would be dropped by the kernel).
+BURST = 4000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,11 +295,14 @@ class VethSwitch:
 
     WINDOW = 64
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, window: int = WINDOW) -> None:
         self.socket = sock
+        self.window = window
+        # Room for a whole window of the largest frames, so none is lost on this side.
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 26)
 
     def pump(self, messages: list[bytes]) -> float:
-        window = threading.Semaphore(self.WINDOW)
+        window = threading.Semaphore(self.window)
         received = 0
         failure: list[BaseException] = []
 
@@ -324,14 +338,55 @@ class VethSwitch:
         return elapsed
 
 
+    def burst(self, messages: list[bytes], paused: list[int]) -> float:
+        """Seconds the worker processes `paused` take to answer `messages` queued while they
+        were stopped (SIGSTOP): the frames wait in their receive rings, so the rate is the
+        workers' own, not bounded by this sender or a window."""
+        received = 0
+        last = 0.0
+        failure: list[BaseException] = []
+
+        def receive() -> None:
+            nonlocal received, last
+            buffer = bytearray(70000)
+            recvfrom_into = self.socket.recvfrom_into
+            try:
+                while received < len(messages):
+                    size, address = recvfrom_into(buffer)
+                    if address[2] != PACKET_OUTGOING and buffer[0] == 1:
+                        received += 1
+                last = time.perf_counter()
+            except BaseException as error:  # noqa: BLE001
+                failure.append(error)
+
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        receiver = threading.Thread(target=receive)
+        try:
+            receiver.start()
+            send = self.socket.send
+            for message in messages:
+                send(message)
+        finally:
+            start = time.perf_counter()
+            for pid in paused:
+                os.kill(pid, signal.SIGCONT)
+            receiver.join()
+        if failure or received < len(messages):
+            raise RuntimeError(f"only {received} of {len(messages)} answers on the veth") from (
+                failure[0] if failure else None)
+        return last - start
+
+
 def _ip(*command: str) -> None:
     subprocess.run(["ip", *command], check=True, capture_output=True, timeout=30)
 
 
 @contextlib.contextmanager
-def _worker(io: str, tmp: str) -> Iterator[tuple[subprocess.Popen[bytes], Switch | VethSwitch]]:
+def _worker(io: str, tmp: str, *, workers: int = 1, window: int = VethSwitch.WINDOW,
+            ) -> Iterator[tuple[subprocess.Popen[bytes], Switch | VethSwitch]]:
     """The worker as shipped, on the nanomsg port or (io="afpacket") on one end of a veth pair
-    in a network namespace this bench creates and deletes."""
+    in a network namespace this bench creates and deletes; `workers` processes (--workers)."""
     sa_socket = f"{tmp}/sa.sock"
     namespace = f"cwbench-{uuid.uuid4().hex[:8]}"
     switch: Switch | VethSwitch
@@ -349,9 +404,9 @@ def _worker(io: str, tmp: str) -> Iterator[tuple[subprocess.Popen[bytes], Switch
                 f"if [ -e {knob} ]; then echo 1 > {knob}; fi")
             _ip("-n", namespace, "link", "set", name, "mtu", "9000", "up")
         switch = VethSwitch(socket_in_namespace(namespace, "cw-switch", ignore_outgoing=True,
-                                                timeout=20))
+                                                timeout=20), window)
         command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "crypto_worker",
-                   "--interface", "cw-crypto"]
+                   "--interface", "cw-crypto", "--workers", str(workers)]
     process = subprocess.Popen(
         [*command, "--sa-socket", sa_socket, "--log-level", "WARNING"],
         cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
@@ -411,6 +466,71 @@ def run(packets: int, io: str = "nanomsg") -> list[Result]:
     return results
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and of every process under it (the --workers processes)."""
+    total = _cpu_seconds(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return total
+    return total + sum(_tree_cpu_seconds(int(child)) for child in children)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scaling:
+    workers: int
+    wall: float  # frames/s, all processes together
+    per_core: float  # frames per CPU second of the worker's whole process tree
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in
+            Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def workers_scaling(packets: int, size: int = 64) -> list[Scaling]:
+    """Encrypt on AF_PACKET with --workers 1, then 2: two SAs (sa_index 1 and 2, one per
+    process under 2), frames interleaved, queued while the packet processes are stopped and
+    then answered at their own pace (VethSwitch.burst), every answer counted."""
+    results = []
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp, \
+                _worker("afpacket", tmp, workers=workers) as (process, switch):
+            channel = grpc.insecure_channel(f"unix:{tmp}/sa.sock")
+            try:
+                _wait_ready(channel, process)
+                stub = pb_grpc.CryptoWorkerStub(channel)
+                messages = []
+                for sa_index in (1, 2):
+                    stub.AddSa(pb.AddSaRequest(
+                        params=pb.SaParams(sa_index=sa_index, spi=0x1000 + sa_index,
+                                           direction=pb.DIRECTION_ENCRYPT,
+                                           cipher=pb.Cipher.Value(SUITE.proto_name),
+                                           mode=pb.MODE_TUNNEL),
+                        key=pb.SaKey(key=os.urandom(SUITE.key_bytes),
+                                     salt=os.urandom(SUITE.salt_bytes))))
+                    messages.append(_encrypt_message(sa_index, 0x1000 + sa_index, size))
+                stream = messages * (packets // 2)
+                switch.pump(stream[: packets // 10])  # warm-up, not measured
+                assert isinstance(switch, VethSwitch)
+                paused = _children(process.pid) if workers > 1 else [process.pid]
+                assert len(paused) == workers, paused
+                wall = cpu = 0.0
+                for start in range(0, len(stream), BURST):
+                    cpu_before = _tree_cpu_seconds(process.pid)
+                    wall += switch.burst(stream[start:start + BURST], paused)
+                    cpu += _tree_cpu_seconds(process.pid) - cpu_before
+                counters = stub.GetCounters(pb.GetCountersRequest(sa_indexes=[1, 2]))
+                total = sum(c.packets for c in counters.sas)
+                assert total == len(stream) + packets // 10, counters
+                results.append(Scaling(workers=workers, wall=len(stream) / wall,
+                                       per_core=len(stream) / cpu))
+            finally:
+                channel.close()
+    return results
+
+
 def _print_table(results: list[Result], prefix: str = "") -> None:
     print(f"{prefix}{'op':8} {'payload':>7} {'worker pps/core':>16} {'worker pps wall':>16} "
           f"{'no-I/O pps/core':>16} {'floor pps/core':>15} {'bare AEAD pps/core':>19} "
@@ -455,6 +575,13 @@ def main() -> None:
               f"ratio_1400={af[('encrypt', 1400)].ratio:.3f} "
               f"floor_ratio_64={af[('encrypt', 64)].floor_ratio:.3f} "
               f"floor_ratio_1400={af[('encrypt', 1400)].floor_ratio:.3f}")
+        scaling = workers_scaling(args.packets)
+        print(f"af_packet --workers (encrypt 64, 2 SAs, {args.packets} frames queued then "
+              f"answered, {os.cpu_count()} CPUs): " + ", ".join(
+                  f"{r.workers} worker{'s' if r.workers > 1 else ''} {r.wall:,.0f} frames/s "
+                  f"({r.per_core:,.0f}/core)" for r in scaling))
+        print(f"af_packet workers_1={scaling[0].wall:.0f} workers_2={scaling[1].wall:.0f} "
+              f"workers_2_vs_1={scaling[1].wall / scaling[0].wall:.2f}")
     else:
         print(f"AF_PACKET port I/O: not measured ({skip})")
     by_case = {(r.op, r.size): r for r in results}
