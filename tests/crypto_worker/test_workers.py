@@ -5,7 +5,8 @@ its member; the worker's entry point with `--workers 2` transforms every frame o
 exactly once, each SA numbered 1, 2, 3, … with no gap or repeat; the one SA service answers for
 both processes (ListSas/GetCounters merged, errors as one worker gives them); after a restart
 every SA resumes above its durable limit (no sequence number reused); a directory kept by 2
-processes is refused with 3; a killed process stops the group and the service says so.
+processes is refused with 3; a killed process stops the group and the service says so; the
+processes stop when the supervisor dies.
 
 Needs root (CI runs as root); skipped otherwise. Run just this file:
     .venv/bin/python -m pytest tests/crypto_worker/test_workers.py -q
@@ -292,3 +293,21 @@ def test_nanomsg_takes_one_worker_process(capsys: pytest.CaptureFixture[str]) ->
     assert args.workers == 1
     args = entry.parse_args(["--sa-socket", "/tmp/x.sock", "--interface", "veth0"])
     assert args.workers == os.cpu_count()
+
+
+@needs_root
+def test_the_worker_processes_stop_when_the_supervisor_dies(namespace: str,
+                                                           tmp_path: Path) -> None:
+    worker = _Worker(namespace, tmp_path)
+    try:
+        worker.wait_ready()
+        children = worker.children()
+        assert len(children) == 2
+        worker.process.kill()
+        worker.process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in children):
+            assert time.monotonic() < deadline, "worker processes outlived the supervisor"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
