@@ -8,7 +8,8 @@ interpreter: no gRPC or thread state copied by fork) and talks to it over one
 - ("open", group) → ("opened", group_id) or ("failed", message): open the AF_PACKET port and
   join fanout group `group` (None: create it), start the packet loop. The supervisor sends it
   to one process at a time, in index order: the kernel numbers fanout members by join order.
-- ("call", method, request bytes) → ("ok", response bytes) or ("abort", status name, details):
+- ("call", method, request bytes) → ("ok", response bytes) or ("abort", status name, details,
+  trailing metadata):
   the CryptoWorker rpc `method`, run by the same servicer as a single-process worker, so
   validation, errors and state changes are exactly the same.
 - ("key_used", method, request bytes) → ("ok", message or None): for a fresh encrypt SA
@@ -29,6 +30,7 @@ import logging
 import os
 import signal
 import threading
+import uuid
 from multiprocessing.connection import Connection
 from typing import NoReturn
 
@@ -64,7 +66,13 @@ class Aborted(Exception):
 
 
 class _CallContext:
-    """The part of grpc.ServicerContext the servicer uses (abort)."""
+    """The part of grpc.ServicerContext the servicer uses: abort, trailing metadata."""
+
+    def __init__(self) -> None:
+        self.trailing_metadata: tuple[tuple[str, str], ...] = ()
+
+    def set_trailing_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.trailing_metadata = tuple(metadata)
 
     def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
         raise Aborted(code, details)
@@ -78,17 +86,24 @@ def _raise_stopped(*_: object) -> None:
     raise _Stopped
 
 
-def run_call(servicer: CryptoWorkerServicer, method: str,
-             request: bytes) -> tuple[str, bytes] | tuple[str, str, str]:
-    """One rpc through the servicer: ("ok", response) or ("abort", status name, details)."""
+def run_call(servicer: CryptoWorkerServicer, method: str, request: bytes
+             ) -> tuple[str, bytes] | tuple[str, str, str, tuple[tuple[str, str], ...]]:
+    """One rpc through the servicer: ("ok", response) or ("abort", status name, details,
+    trailing metadata)."""
     descriptor = _METHODS.get(method)
     if descriptor is None:
-        return ("abort", grpc.StatusCode.UNIMPLEMENTED.name, f"no rpc {method!r}")
-    message = getattr(pb, descriptor.input_type.name).FromString(request)
+        return ("abort", grpc.StatusCode.UNIMPLEMENTED.name, f"no rpc {method!r}", ())
+    context = _CallContext()
     try:
-        response = getattr(servicer, method)(message, _CallContext())
+        message = getattr(pb, descriptor.input_type.name).FromString(request)
+        response = getattr(servicer, method)(message, context)
     except Aborted as aborted:
-        return ("abort", aborted.code.name, aborted.details)
+        return ("abort", aborted.code.name, aborted.details, context.trailing_metadata)
+    except Exception:  # noqa: BLE001 - as the gRPC server would: INTERNAL, never a dead process
+        reference = uuid.uuid4().hex[:12]
+        log.error("internal error in %s, reference %s", method, reference, exc_info=True)
+        return ("abort", grpc.StatusCode.INTERNAL.name, f"internal error, reference {reference}",
+                ())
     return ("ok", response.SerializeToString())
 
 

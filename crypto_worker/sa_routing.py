@@ -8,8 +8,10 @@ all SAs (ListSas, GetCounters) ask every process and merge: SAs by sa_index, in 
 drops that belong to no SA summed per reason and per unknown sa_index.
 
 An rpc without an entry here is refused (UNIMPLEMENTED) by the supervisor rather than sent to
-an arbitrary process. A batched rpc, once the proto has one, needs its own entry: split by
-owner, and, so that no process half-applies a batch, validated whole before any part is sent.
+an arbitrary process: a batched rpc (AddSas/RemoveSas) needs its own entry, split by owner and,
+so that no process half-applies a batch, validated whole before any part is sent; until it has
+one, a client that falls back to one call per SA on UNIMPLEMENTED (the controller does) gets
+exactly a single worker's semantics.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ Route = Callable[[Message, int, Call], Message]
 class ChildAbort(Exception):
     """A process's (or the supervisor's) error status for the rpc, passed on unchanged."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str,
+                 trailing_metadata: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(details)
         self.code = code
         self.details = details
+        self.trailing_metadata = trailing_metadata
 
 
 def _by_params(request: Message, members: int, call: Call) -> Message:

@@ -180,6 +180,8 @@ class Supervisor:
                         return route(request, self.members, call)
                 return route(request, self.members, call)
             except ChildAbort as abort:
+                if abort.trailing_metadata:
+                    context.set_trailing_metadata(abort.trailing_metadata)
                 context.abort(abort.code, abort.details)
             raise AssertionError("unreachable: context.abort raises")
 
@@ -216,7 +218,7 @@ class Supervisor:
                              "stopped: restart the worker") from None
         if reply[0] == "ok":
             return response_class.FromString(reply[1])
-        raise ChildAbort(grpc.StatusCode[reply[1]], reply[2])
+        raise ChildAbort(grpc.StatusCode[reply[1]], reply[2], reply[3])
 
     # ---- life cycle ----------------------------------------------------------------------
 
