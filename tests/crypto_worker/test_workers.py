@@ -311,3 +311,29 @@ def test_the_worker_processes_stop_when_the_supervisor_dies(namespace: str,
             time.sleep(0.05)
     finally:
         worker.stop()
+
+
+@needs_root
+def test_after_a_sigkill_of_every_process_no_sequence_number_is_reused(
+    namespace: str, switch_side: socket.socket, tmp_path: Path,
+) -> None:
+    keys = {i: Keying.random(SUITE) for i in SA_INDEXES}
+    worker = _Worker(namespace, tmp_path)
+    try:
+        worker.wait_ready()
+        _add(worker.stub, keys, resume=False)
+        sent = _exchange(switch_side, rounds=40)  # past two refills of the 16-number block
+        assert sent == {i: list(range(1, 41)) for i in SA_INDEXES}
+        for pid in [*worker.children(), worker.process.pid]:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        worker.stop()
+    worker = _Worker(namespace, tmp_path)
+    try:
+        worker.wait_ready()
+        _add(worker.stub, keys, resume=True)
+        for sa_index, numbers in _exchange(switch_side, rounds=3).items():
+            assert 40 < numbers[0] <= 40 + BLOCK + 1, (sa_index, numbers)
+            assert numbers == list(range(numbers[0], numbers[0] + 3))
+    finally:
+        worker.stop()
