@@ -78,10 +78,11 @@ ETH_BYTES = 14
 PACKET_OUTGOING = 4
 OUTER_BYTES = 20
 SO_RCVBUFFORCE = 33  # asm-generic/socket.h (root: above net.core.rmem_max)
-# Frames queued per burst while the workers are stopped: what their receive rings hold for sure
-# (each 256 KiB ring block is handed over 1 ms after its first frame, so at this sender's pace
-# the 64 blocks fill long before their bytes do; more would be dropped by the kernel).
+# Frames queued per burst while the workers are stopped, and for at most how long: each 256 KiB
+# ring block is handed over 1 ms after its first frame, so the 64 blocks of a receive ring
+# (crypto_worker/ports/afpacket.py) fill by time long before they fill by bytes.
 BURST = 4000
+BURST_SECONDS = 0.040
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -338,12 +339,16 @@ class VethSwitch:
         return elapsed
 
 
-    def burst(self, messages: list[bytes], paused: list[int]) -> float:
-        """Seconds the worker processes `paused` take to answer `messages` queued while they
-        were stopped (SIGSTOP): the frames wait in their receive rings, so the rate is the
-        workers' own, not bounded by this sender or a window."""
+    def burst(self, messages: list[bytes], paused: list[int]) -> tuple[int, float]:
+        """(frames, seconds): how long the worker processes `paused` take to answer the first
+        `frames` of `messages`, queued while they were stopped (SIGSTOP). The frames wait in
+        their receive rings, so the rate is the workers' own, not bounded by this sender or a
+        window. Sending stops after BURST_SECONDS: each ring block is handed over 1 ms after
+        its first frame, so a slower sender fills more blocks with fewer frames, and past the
+        ring's 64 blocks the kernel would drop the rest."""
         received = 0
         last = 0.0
+        target = len(messages)  # set to what was sent before any answer can arrive
         failure: list[BaseException] = []
 
         def receive() -> None:
@@ -351,7 +356,7 @@ class VethSwitch:
             buffer = bytearray(70000)
             recvfrom_into = self.socket.recvfrom_into
             try:
-                while received < len(messages):
+                while received < target:
                     size, address = recvfrom_into(buffer)
                     if address[2] != PACKET_OUTGOING and buffer[0] == 1:
                         received += 1
@@ -362,20 +367,27 @@ class VethSwitch:
         for pid in paused:
             os.kill(pid, signal.SIGSTOP)
         receiver = threading.Thread(target=receive)
+        sent = 0
         try:
-            receiver.start()
-            send = self.socket.send
+            send, clock = self.socket.send, time.perf_counter
+            stop_at = clock() + BURST_SECONDS
             for message in messages:
                 send(message)
+                sent += 1
+                if clock() > stop_at:
+                    break
+            target = sent
+            receiver.start()
         finally:
             start = time.perf_counter()
             for pid in paused:
                 os.kill(pid, signal.SIGCONT)
-            receiver.join()
-        if failure or received < len(messages):
-            raise RuntimeError(f"only {received} of {len(messages)} answers on the veth") from (
+            if receiver.ident is not None:  # started
+                receiver.join()
+        if failure or received < sent:
+            raise RuntimeError(f"only {received} of {sent} answers on the veth") from (
                 failure[0] if failure else None)
-        return last - start
+        return sent, last - start
 
 
 def _ip(*command: str) -> None:
@@ -517,10 +529,13 @@ def workers_scaling(packets: int, size: int = 64) -> list[Scaling]:
                 paused = _children(process.pid) if workers > 1 else [process.pid]
                 assert len(paused) == workers, paused
                 wall = cpu = 0.0
-                for start in range(0, len(stream), BURST):
+                done = 0
+                while done < len(stream):
                     cpu_before = _tree_cpu_seconds(process.pid)
-                    wall += switch.burst(stream[start:start + BURST], paused)
+                    sent, seconds = switch.burst(stream[done:done + BURST], paused)
                     cpu += _tree_cpu_seconds(process.pid) - cpu_before
+                    wall += seconds
+                    done += sent
                 counters = stub.GetCounters(pb.GetCountersRequest(sa_indexes=[1, 2]))
                 total = sum(c.packets for c in counters.sas)
                 assert total == len(stream) + packets // 10, counters
