@@ -42,7 +42,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +59,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.crypto import floor  # noqa: E402
-from bench.crypto.netns import socket_in_namespace  # noqa: E402
+from bench.crypto.netns import socket_in_namespace, veth_namespace  # noqa: E402
 from crypto_worker.ciphers import SUITE_BY_ENC_TYPE_NAME  # noqa: E402
 from crypto_worker.processor import FrameProcessor  # noqa: E402
 from crypto_worker.sa import Direction, EspMode, SaConfig, SaKeys  # noqa: E402
@@ -390,47 +389,34 @@ class VethSwitch:
         return sent, last - start
 
 
-def _ip(*command: str) -> None:
-    subprocess.run(["ip", *command], check=True, capture_output=True, timeout=30)
-
-
 @contextlib.contextmanager
 def _worker(io: str, tmp: str, *, workers: int = 1, window: int = VethSwitch.WINDOW,
             ) -> Iterator[tuple[subprocess.Popen[bytes], Switch | VethSwitch]]:
     """The worker as shipped, on the nanomsg port or (io="afpacket") on one end of a veth pair
     in a network namespace this bench creates and deletes; `workers` processes (--workers)."""
     sa_socket = f"{tmp}/sa.sock"
-    namespace = f"cwbench-{uuid.uuid4().hex[:8]}"
-    switch: Switch | VethSwitch
-    if io == "nanomsg":
-        url = f"ipc://{tmp}/crypto-port.ipc"
-        switch = Switch(url)
-        command = [sys.executable, "-m", "crypto_worker", "--nanomsg", url]
-    else:
-        _ip("netns", "add", namespace)
-        _ip("-n", namespace, "link", "add", "cw-switch", "type", "veth", "peer", "name",
-            "cw-crypto")
-        for name in ("cw-switch", "cw-crypto"):
-            knob = f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"  # no ND/MLD frames on the wire
-            _ip("netns", "exec", namespace, "sh", "-c",
-                f"if [ -e {knob} ]; then echo 1 > {knob}; fi")
-            _ip("-n", namespace, "link", "set", name, "mtu", "9000", "up")
-        switch = VethSwitch(socket_in_namespace(namespace, "cw-switch", ignore_outgoing=True,
-                                                timeout=20), window)
-        command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "crypto_worker",
-                   "--interface", "cw-crypto", "--workers", str(workers)]
-    process = subprocess.Popen(
-        [*command, "--sa-socket", sa_socket, "--log-level", "WARNING"],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
-    try:
-        yield process, switch
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        switch.socket.close()
-        if io == "afpacket":
-            subprocess.run(["ip", "netns", "del", namespace], check=False, timeout=30)
+    with contextlib.ExitStack() as stack:
+        switch: Switch | VethSwitch
+        if io == "nanomsg":
+            url = f"ipc://{tmp}/crypto-port.ipc"
+            switch = Switch(url)
+            command = [sys.executable, "-m", "crypto_worker", "--nanomsg", url]
+        else:
+            namespace = stack.enter_context(veth_namespace("cwbench"))
+            switch = VethSwitch(socket_in_namespace(namespace, "cw-switch", ignore_outgoing=True,
+                                                    timeout=20), window)
+            command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "crypto_worker",
+                       "--interface", "cw-crypto", "--workers", str(workers)]
+        process = subprocess.Popen(
+            [*command, "--sa-socket", sa_socket, "--log-level", "WARNING"],
+            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        try:
+            yield process, switch
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            switch.socket.close()
 
 
 def run(packets: int, io: str = "nanomsg") -> list[Result]:
@@ -536,7 +522,7 @@ def workers_scaling(packets: int, size: int = 64) -> list[Scaling]:
                     cpu += _tree_cpu_seconds(process.pid) - cpu_before
                     wall += seconds
                     done += sent
-                counters = stub.GetCounters(pb.GetCountersRequest(sa_indexes=[1, 2]))
+                counters = stub.GetCounters(pb.GetCountersRequest(sa_indexes=[1, 2]), timeout=30)
                 total = sum(c.packets for c in counters.sas)
                 assert total == len(stream) + packets // 10, counters
                 results.append(Scaling(workers=workers, wall=len(stream) / wall,
@@ -591,8 +577,9 @@ def main() -> None:
               f"floor_ratio_64={af[('encrypt', 64)].floor_ratio:.3f} "
               f"floor_ratio_1400={af[('encrypt', 1400)].floor_ratio:.3f}")
         scaling = workers_scaling(args.packets)
-        print(f"af_packet --workers (encrypt 64, 2 SAs, {args.packets} frames queued then "
-              f"answered, {os.cpu_count()} CPUs): " + ", ".join(
+        print(f"af_packet --workers (encrypt 64, 2 SAs, {args.packets} frames queued in bursts "
+              f"while the workers are stopped, then answered, {os.cpu_count()} CPUs): "
+              + ", ".join(
                   f"{r.workers} worker{'s' if r.workers > 1 else ''} {r.wall:,.0f} frames/s "
                   f"({r.per_core:,.0f}/core)" for r in scaling))
         print(f"af_packet workers_1={scaling[0].wall:.0f} workers_2={scaling[1].wall:.0f} "
