@@ -1,18 +1,22 @@
-"""Entry point: `tunnel-offload-crypto-worker --sa-socket PATH (--nanomsg URL | --interface IF)`."""
+"""Entry point: `tunnel-offload-crypto-worker --sa-socket PATH (--nanomsg URL | --interface IF)
+[--workers N]`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 
 from crypto_worker.esp import DEFAULT_MTU, MAX_FRAME, MIN_MTU
+from crypto_worker.fanout import MAX_MEMBERS
 from crypto_worker.packet_loop import DEFAULT_BATCH
 from crypto_worker.ports.nanomsg import limit_nng_threads
 from crypto_worker.reservation import DEFAULT_BLOCK
 from crypto_worker.sa_state import StateStoreError
 from crypto_worker.server import CRYPTO_PORT, SaSocketError, Worker, WorkerSettings
+from crypto_worker.supervisor import Supervisor, WorkerStartError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,13 @@ def _block(text: str) -> int:
     value = int(text)
     if not 2 <= value <= 1 << 32:
         raise argparse.ArgumentTypeError(f"{value}, must be 2 … {1 << 32}")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_MEMBERS:
+        raise argparse.ArgumentTypeError(f"{value}, must be 1 … {MAX_MEMBERS}")
     return value
 
 
@@ -57,8 +68,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="sequence numbers / replay marks reserved per durable write (default "
         f"{DEFAULT_BLOCK}); a crash skips or refuses fewer than N",
     )
+    parser.add_argument(
+        "--workers", type=_workers, metavar="N",
+        help="worker processes sharing the crypto port by SA (sa_index mod N; AF_PACKET only: "
+        "default the number of CPUs with --interface, 1 with --nanomsg)",
+    )
     parser.add_argument("--log-level", default="INFO")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.nanomsg is not None:
+        if args.workers is not None and args.workers > 1:
+            parser.error(f"--workers {args.workers}: the --nanomsg crypto port is one PAIR "
+                         "socket with one peer, so one process serves it; use --workers 1, or "
+                         "--interface (AF_PACKET) for several")
+        args.workers = 1
+    elif args.workers is None:
+        args.workers = os.cpu_count() or 1
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,9 +103,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.nanomsg:
         limit_nng_threads()  # before the port opens nng's first socket
+    worker: Worker | Supervisor
     try:
-        worker = Worker(settings)
-    except (SaSocketError, StateStoreError) as error:
+        if args.workers > 1:
+            worker = Supervisor(settings, args.workers, log_level=args.log_level)
+        else:
+            worker = Worker(settings)
+    except (SaSocketError, StateStoreError, WorkerStartError) as error:
         log.error("%s", error)
         raise SystemExit(2) from None
     stopped = threading.Event()

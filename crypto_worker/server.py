@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from crypto_worker.esp import DEFAULT_MTU
 from crypto_worker.packet_loop import DEFAULT_BATCH, PacketLoop
-from crypto_worker.ports.afpacket import AfPacketPort
+from crypto_worker.ports.afpacket import AfPacketPort, FanoutMembership
 from crypto_worker.ports.base import CryptoPortIo
 from crypto_worker.ports.nanomsg import NanomsgPort
 from crypto_worker.processor import FrameProcessor
@@ -27,6 +27,7 @@ from crypto_worker.reservation import DEFAULT_BLOCK
 from crypto_worker.sa_state import SaStateStore
 from crypto_worker.sa_table import SaTable
 from crypto_worker.servicer import CryptoWorkerServicer
+from crypto_worker.state_layout import check_layout
 from tunneloffload.crypto.v1 import worker_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -120,22 +121,40 @@ def create_server(
     health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bind_sa_socket(server, settings.sa_socket)
+    return server
+
+
+def bind_sa_socket(server: grpc.Server, path: str) -> None:
+    """Binds `server` to `unix:<path>`, owner-only (0600)."""
     # gRPC creates the socket file itself, so its mode comes from the umask; this runs before the
     # worker starts any thread of its own. The chmod afterwards makes the mode certain either way.
     old_umask = os.umask(0o077)
     try:
-        server.add_insecure_port(f"unix:{settings.sa_socket}")
+        server.add_insecure_port(f"unix:{path}")
     finally:
         os.umask(old_umask)
-    os.chmod(settings.sa_socket, 0o600)
-    return server
+    os.chmod(path, 0o600)
 
 
-def open_port(settings: WorkerSettings) -> CryptoPortIo:
+def open_port(settings: WorkerSettings,
+              fanout_membership: FanoutMembership | None = None) -> CryptoPortIo:
     if settings.nanomsg_url is not None:
         return NanomsgPort(settings.nanomsg_url, settings.crypto_port)
     assert settings.interface is not None
-    return AfPacketPort(settings.interface)
+    return AfPacketPort(settings.interface, fanout_membership=fanout_membership)
+
+
+def open_table(settings: WorkerSettings, state_dir: str | None) -> SaTable:
+    """The SA table on the durable store in `state_dir` (in memory without one, with a
+    WARNING: nothing survives a restart)."""
+    if state_dir is not None:
+        store = SaStateStore.open(state_dir)
+    else:
+        store = SaStateStore.in_memory()
+        log.warning("no --state-dir: SA state is kept in memory only; after a restart no SA "
+                    "can be resumed and used encrypt keys are not recognised")
+    return SaTable(store, block=settings.sequence_block)
 
 
 class Worker:
@@ -144,12 +163,8 @@ class Worker:
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         if settings.state_dir is not None:
-            store = SaStateStore.open(settings.state_dir)
-        else:
-            store = SaStateStore.in_memory()
-            log.warning("no --state-dir: SA state is kept in memory only; after a restart no SA "
-                        "can be resumed and used encrypt keys are not recognised")
-        self.table = SaTable(store, block=settings.sequence_block)
+            check_layout(settings.state_dir, 1)
+        self.table = open_table(settings, settings.state_dir)
         self._health = health.HealthServicer()
         self._server = create_server(settings, self.table, self._health)
         self._socket_inode = os.lstat(settings.sa_socket).st_ino

@@ -24,6 +24,9 @@ PROGRAM="${PROGRAM:-p4src/tunnel_offload.p4}"
 P4INFO="${P4INFO:-p4src/tunnel_offload.p4info.txtpb}"
 ROUTES="${ROUTES:-examples/routes.txt}"
 CRYPTO_PORT="${CRYPTO_PORT:-64}"
+# TARGET=bmv2: crypto worker processes sharing the AF_PACKET crypto port by SA (--workers); on
+# p4sim the nanomsg crypto port takes one.
+CRYPTO_WORKERS="${CRYPTO_WORKERS:-$(nproc)}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 COMPOSE_FILE="${COMPOSE_FILE:-docker/compose.yaml}"
 P4SIM_ARGS="${P4SIM_ARGS:-}"  # extra `p4sim run` arguments (TARGET=sim), e.g. "--pcap state/pcap"
@@ -282,7 +285,8 @@ run_bmv2() {
   }
   trap down INT TERM EXIT
   # --wait returns once every service's health check passes (and fails if one turns unhealthy).
-  HOST_UID="$(id -u)" HOST_GID="$(id -g)" STATE_DIR="$STATE_ABS" "${compose[@]}" up --build --detach --wait \
+  HOST_UID="$(id -u)" HOST_GID="$(id -g)" STATE_DIR="$STATE_ABS" CRYPTO_WORKERS="$CRYPTO_WORKERS" \
+    "${compose[@]}" up --build --detach --wait \
     --wait-timeout "$READY_TIMEOUT"
   record_run
   print_banner "BMv2 simple_switch_grpc in Docker ($COMPOSE_FILE)" \

@@ -17,6 +17,11 @@ Run as root (with iproute2), it then measures the same cases a second time with 
 AF_PACKET, the BMv2 set-up: a veth pair in a network namespace it creates and deletes, the bench
 on one end, the worker on the other; that table's rows start with `af_packet`.
 
+On AF_PACKET it also measures `--workers` (several processes sharing the port by sa_index):
+encrypt 64 with two SAs, aggregate frames/s with 1 and with 2 worker processes in the same run
+(`af_packet workers_1=… workers_2=… workers_2_vs_1=…`); the table above it runs `--workers 1`,
+so its per-core figures are one process's.
+
 Usage: .venv/bin/python bench/crypto/run.py [--packets N] [--no-afpacket]
 (or `make bench-crypto`). Prints the tables, the `af_packet ratio_… floor_ratio_…` line and the
 nanomsg `floor_ratio_…` line, then last one line `ratio_64=X ratio_1400=Y` (encrypt, nanomsg
@@ -29,6 +34,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -36,7 +42,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +59,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.crypto import floor  # noqa: E402
-from bench.crypto.netns import socket_in_namespace  # noqa: E402
+from bench.crypto.netns import socket_in_namespace, veth_namespace  # noqa: E402
 from crypto_worker.ciphers import SUITE_BY_ENC_TYPE_NAME  # noqa: E402
 from crypto_worker.processor import FrameProcessor  # noqa: E402
 from crypto_worker.sa import Direction, EspMode, SaConfig, SaKeys  # noqa: E402
@@ -71,6 +76,12 @@ HEADER = struct.Struct("<iii")
 ETH_BYTES = 14
 PACKET_OUTGOING = 4
 OUTER_BYTES = 20
+SO_RCVBUFFORCE = 33  # asm-generic/socket.h (root: above net.core.rmem_max)
+# Frames queued per burst while the workers are stopped, and for at most how long: each 256 KiB
+# ring block is handed over 1 ms after its first frame, so the 64 blocks of a receive ring
+# (crypto_worker/ports/afpacket.py) fill by time long before they fill by bytes.
+BURST = 4000
+BURST_SECONDS = 0.040
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,11 +295,14 @@ class VethSwitch:
 
     WINDOW = 64
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, window: int = WINDOW) -> None:
         self.socket = sock
+        self.window = window
+        # Room for a whole window of the largest frames, so none is lost on this side.
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 1 << 26)
 
     def pump(self, messages: list[bytes]) -> float:
-        window = threading.Semaphore(self.WINDOW)
+        window = threading.Semaphore(self.window)
         received = 0
         failure: list[BaseException] = []
 
@@ -324,46 +338,85 @@ class VethSwitch:
         return elapsed
 
 
-def _ip(*command: str) -> None:
-    subprocess.run(["ip", *command], check=True, capture_output=True, timeout=30)
+    def burst(self, messages: list[bytes], paused: list[int]) -> tuple[int, float]:
+        """(frames, seconds): how long the worker processes `paused` take to answer the first
+        `frames` of `messages`, queued while they were stopped (SIGSTOP). The frames wait in
+        their receive rings, so the rate is the workers' own, not bounded by this sender or a
+        window. Sending stops after BURST_SECONDS: each ring block is handed over 1 ms after
+        its first frame, so a slower sender fills more blocks with fewer frames, and past the
+        ring's 64 blocks the kernel would drop the rest."""
+        received = 0
+        last = 0.0
+        target = len(messages)  # set to what was sent before any answer can arrive
+        failure: list[BaseException] = []
+
+        def receive() -> None:
+            nonlocal received, last
+            buffer = bytearray(70000)
+            recvfrom_into = self.socket.recvfrom_into
+            try:
+                while received < target:
+                    size, address = recvfrom_into(buffer)
+                    if address[2] != PACKET_OUTGOING and buffer[0] == 1:
+                        received += 1
+                last = time.perf_counter()
+            except BaseException as error:  # noqa: BLE001
+                failure.append(error)
+
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        receiver = threading.Thread(target=receive)
+        sent = 0
+        try:
+            send, clock = self.socket.send, time.perf_counter
+            stop_at = clock() + BURST_SECONDS
+            for message in messages:
+                send(message)
+                sent += 1
+                if clock() > stop_at:
+                    break
+            target = sent
+            receiver.start()
+        finally:
+            start = time.perf_counter()
+            for pid in paused:
+                os.kill(pid, signal.SIGCONT)
+            if receiver.ident is not None:  # started
+                receiver.join()
+        if failure or received < sent:
+            raise RuntimeError(f"only {received} of {sent} answers on the veth") from (
+                failure[0] if failure else None)
+        return sent, last - start
 
 
 @contextlib.contextmanager
-def _worker(io: str, tmp: str) -> Iterator[tuple[subprocess.Popen[bytes], Switch | VethSwitch]]:
+def _worker(io: str, tmp: str, *, workers: int = 1, window: int = VethSwitch.WINDOW,
+            ) -> Iterator[tuple[subprocess.Popen[bytes], Switch | VethSwitch]]:
     """The worker as shipped, on the nanomsg port or (io="afpacket") on one end of a veth pair
-    in a network namespace this bench creates and deletes."""
+    in a network namespace this bench creates and deletes; `workers` processes (--workers)."""
     sa_socket = f"{tmp}/sa.sock"
-    namespace = f"cwbench-{uuid.uuid4().hex[:8]}"
-    switch: Switch | VethSwitch
-    if io == "nanomsg":
-        url = f"ipc://{tmp}/crypto-port.ipc"
-        switch = Switch(url)
-        command = [sys.executable, "-m", "crypto_worker", "--nanomsg", url]
-    else:
-        _ip("netns", "add", namespace)
-        _ip("-n", namespace, "link", "add", "cw-switch", "type", "veth", "peer", "name",
-            "cw-crypto")
-        for name in ("cw-switch", "cw-crypto"):
-            knob = f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6"  # no ND/MLD frames on the wire
-            _ip("netns", "exec", namespace, "sh", "-c",
-                f"if [ -e {knob} ]; then echo 1 > {knob}; fi")
-            _ip("-n", namespace, "link", "set", name, "mtu", "9000", "up")
-        switch = VethSwitch(socket_in_namespace(namespace, "cw-switch", ignore_outgoing=True,
-                                                timeout=20))
-        command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "crypto_worker",
-                   "--interface", "cw-crypto"]
-    process = subprocess.Popen(
-        [*command, "--sa-socket", sa_socket, "--log-level", "WARNING"],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
-    try:
-        yield process, switch
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        switch.socket.close()
-        if io == "afpacket":
-            subprocess.run(["ip", "netns", "del", namespace], check=False, timeout=30)
+    with contextlib.ExitStack() as stack:
+        switch: Switch | VethSwitch
+        if io == "nanomsg":
+            url = f"ipc://{tmp}/crypto-port.ipc"
+            switch = Switch(url)
+            command = [sys.executable, "-m", "crypto_worker", "--nanomsg", url]
+        else:
+            namespace = stack.enter_context(veth_namespace("cwbench"))
+            switch = VethSwitch(socket_in_namespace(namespace, "cw-switch", ignore_outgoing=True,
+                                                    timeout=20), window)
+            command = ["ip", "netns", "exec", namespace, sys.executable, "-m", "crypto_worker",
+                       "--interface", "cw-crypto", "--workers", str(workers)]
+        process = subprocess.Popen(
+            [*command, "--sa-socket", sa_socket, "--log-level", "WARNING"],
+            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
+        try:
+            yield process, switch
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+            switch.socket.close()
 
 
 def run(packets: int, io: str = "nanomsg") -> list[Result]:
@@ -411,6 +464,74 @@ def run(packets: int, io: str = "nanomsg") -> list[Result]:
     return results
 
 
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and of every process under it (the --workers processes)."""
+    total = _cpu_seconds(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return total
+    return total + sum(_tree_cpu_seconds(int(child)) for child in children)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scaling:
+    workers: int
+    wall: float  # frames/s, all processes together
+    per_core: float  # frames per CPU second of the worker's whole process tree
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in
+            Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def workers_scaling(packets: int, size: int = 64) -> list[Scaling]:
+    """Encrypt on AF_PACKET with --workers 1, then 2: two SAs (sa_index 1 and 2, one per
+    process under 2), frames interleaved, queued while the packet processes are stopped and
+    then answered at their own pace (VethSwitch.burst), every answer counted."""
+    results = []
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp, \
+                _worker("afpacket", tmp, workers=workers) as (process, switch):
+            channel = grpc.insecure_channel(f"unix:{tmp}/sa.sock")
+            try:
+                _wait_ready(channel, process)
+                stub = pb_grpc.CryptoWorkerStub(channel)
+                messages = []
+                for sa_index in (1, 2):
+                    stub.AddSa(pb.AddSaRequest(
+                        params=pb.SaParams(sa_index=sa_index, spi=0x1000 + sa_index,
+                                           direction=pb.DIRECTION_ENCRYPT,
+                                           cipher=pb.Cipher.Value(SUITE.proto_name),
+                                           mode=pb.MODE_TUNNEL),
+                        key=pb.SaKey(key=os.urandom(SUITE.key_bytes),
+                                     salt=os.urandom(SUITE.salt_bytes))))
+                    messages.append(_encrypt_message(sa_index, 0x1000 + sa_index, size))
+                stream = messages * (packets // 2)
+                switch.pump(stream[: packets // 10])  # warm-up, not measured
+                assert isinstance(switch, VethSwitch)
+                paused = _children(process.pid) if workers > 1 else [process.pid]
+                assert len(paused) == workers, paused
+                wall = cpu = 0.0
+                done = 0
+                while done < len(stream):
+                    cpu_before = _tree_cpu_seconds(process.pid)
+                    sent, seconds = switch.burst(stream[done:done + BURST], paused)
+                    cpu += _tree_cpu_seconds(process.pid) - cpu_before
+                    wall += seconds
+                    done += sent
+                counters = stub.GetCounters(pb.GetCountersRequest(sa_indexes=[1, 2]), timeout=30)
+                total = sum(c.packets for c in counters.sas)
+                assert total == len(stream) + packets // 10, counters
+                results.append(Scaling(workers=workers, wall=len(stream) / wall,
+                                       per_core=len(stream) / cpu))
+            finally:
+                channel.close()
+    return results
+
+
 def _print_table(results: list[Result], prefix: str = "") -> None:
     print(f"{prefix}{'op':8} {'payload':>7} {'worker pps/core':>16} {'worker pps wall':>16} "
           f"{'no-I/O pps/core':>16} {'floor pps/core':>15} {'bare AEAD pps/core':>19} "
@@ -455,6 +576,14 @@ def main() -> None:
               f"ratio_1400={af[('encrypt', 1400)].ratio:.3f} "
               f"floor_ratio_64={af[('encrypt', 64)].floor_ratio:.3f} "
               f"floor_ratio_1400={af[('encrypt', 1400)].floor_ratio:.3f}")
+        scaling = workers_scaling(args.packets)
+        print(f"af_packet --workers (encrypt 64, 2 SAs, {args.packets} frames queued in bursts "
+              f"while the workers are stopped, then answered, {os.cpu_count()} CPUs): "
+              + ", ".join(
+                  f"{r.workers} worker{'s' if r.workers > 1 else ''} {r.wall:,.0f} frames/s "
+                  f"({r.per_core:,.0f}/core)" for r in scaling))
+        print(f"af_packet workers_1={scaling[0].wall:.0f} workers_2={scaling[1].wall:.0f} "
+              f"workers_2_vs_1={scaling[1].wall / scaling[0].wall:.2f}")
     else:
         print(f"AF_PACKET port I/O: not measured ({skip})")
     by_case = {(r.op, r.size): r for r in results}

@@ -35,6 +35,9 @@ import select
 import socket
 import struct
 import time
+from dataclasses import dataclass
+
+from crypto_worker import fanout
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +90,23 @@ _ETH_HEADER = 14
 _SO_SNDTIMEO = struct.Struct("@ll")  # struct timeval (native longs)
 
 
-class AfPacketPort:
-    """Reads and writes whole frames on `interface`."""
+@dataclass(frozen=True, kw_only=True)
+class FanoutMembership:
+    """This port's receive socket is one of `members` sharing the interface by SA
+    (crypto_worker/fanout.py); `group` None: the first member, which creates the group."""
 
-    def __init__(self, interface: str, *, poll_ms: int = 100) -> None:
+    group: int | None
+    members: int
+
+
+class AfPacketPort:
+    """Reads and writes whole frames on `interface`; with `fanout`, only the frames of the SAs
+    this process owns (the group id is then `fanout_group`)."""
+
+    def __init__(self, interface: str, *, poll_ms: int = 100,
+                 fanout_membership: FanoutMembership | None = None) -> None:
         self._interface = interface
+        self.fanout_group: int | None = None
         self._poll = poll_ms / 1000
         self._socket = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
@@ -107,7 +122,13 @@ class AfPacketPort:
         self._block = 0  # the ring block read next
         self._in_block = 0  # frames of the current block not yet read
         self._offset = 0  # where the next of them starts in the ring
+        if fanout_membership is not None:
+            fanout.attach_drop_all(self._socket)  # nothing is read before the group's share
         self._socket.bind((interface, ETH_P_ALL))
+        if fanout_membership is not None:
+            self.fanout_group = fanout.join(self._socket, group=fanout_membership.group,
+                                            members=fanout_membership.members)
+            fanout.detach_filter(self._socket)
         self._socket.setblocking(False)
         self._tx_socket: socket.socket | None = None
         self._tx_ring: mmap.mmap | None = None

@@ -8,18 +8,16 @@ Needs root (CI runs as root); skipped otherwise. Run just this file:
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from bench.crypto.netns import CLONE_NEWNET, socket_in_namespace
+from bench.crypto.netns import in_namespace, socket_in_namespace
 from crypto_worker.ports.afpacket import AfPacketPort
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a network namespace")
@@ -31,25 +29,7 @@ def _run(*command: str) -> None:
 
 
 def _port_in_namespace(namespace: str, interface: str) -> AfPacketPort:
-    made: list[AfPacketPort] = []
-    failure: list[BaseException] = []
-
-    def make() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            with open(f"/var/run/netns/{namespace}") as handle:
-                if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns failed")
-            made.append(AfPacketPort(interface, poll_ms=50))
-        except BaseException as error:  # noqa: BLE001 - re-raised below
-            failure.append(error)
-
-    thread = threading.Thread(target=make)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return made[0]
+    return in_namespace(namespace, lambda: AfPacketPort(interface, poll_ms=50))
 
 
 @pytest.fixture

@@ -1,0 +1,275 @@
+"""`--workers N` (N > 1) on AF_PACKET: N worker processes sharing the crypto port by SA, one SA
+service in front of them.
+
+Process i (crypto_worker/child.py) owns every SA with `sa_index mod N == i`: the kernel hands
+it exactly those SAs' frames (a PACKET_FANOUT group, crypto_worker/fanout.py), it alone holds
+their keys, sequence numbers, replay windows and durable state (`--state-dir`/worker-i), so
+nothing per SA is shared between processes and numbering stays exact.
+
+The SA service stays one gRPC server on --sa-socket, in this process: each call goes to the
+owner of its SA (crypto_worker/sa_routing.py) over that process's Connection; the reply, or the
+owner's error, goes back unchanged, so a client sees one worker. Calls to one process are
+serialised by a lock (one request, one reply); different processes answer in parallel.
+
+A process that dies ends the group. After a member leaves a fanout group the kernel moves the
+last member into its place, so the survivors' SAs would reach the wrong process (and be dropped
+as UNKNOWN_SA); restarting only the dead one would not give it its old place back. So the
+supervisor logs the death (which process, pid, exit status), stops the other processes, turns
+health NOT_SERVING and answers every SA call UNAVAILABLE naming the dead process, as a
+single-process worker with a dead packet loop does: the worker must be restarted, and with
+--state-dir every SA then resumes (AddSa resume=true) above its durable limits, never reusing a
+sequence number.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from crypto_worker import child
+from crypto_worker.fanout import owner_of
+from crypto_worker.sa_routing import FRESH_SA_METHODS, ROUTES, ChildAbort
+from crypto_worker.server import (
+    SERVICE_NAME,
+    WorkerSettings,
+    bind_sa_socket,
+    check_socket_directory,
+    remove_stale_socket,
+)
+from crypto_worker.state_layout import check_layout
+from tunneloffload.crypto.v1 import worker_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 60.0  # a process that has not opened its port by then: start-up fails
+STOP_TIMEOUT_S = 10.0
+_SERVICE = pb.DESCRIPTOR.services_by_name["CryptoWorker"]
+
+
+class WorkerStartError(Exception):
+    """A worker process could not start (its message names the process and the cause)."""
+
+
+class _Member:
+    """One worker process and the Connection its calls go over."""
+
+    def __init__(self, index: int, process: BaseProcess, connection: Connection) -> None:
+        self.index = index
+        self.process = process
+        self.connection = connection
+        self.lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"worker process {self.index} (pid {self.process.pid})"
+
+    def exchange(self, message: tuple[Any, ...], timeout: float | None = None) -> Any:
+        with self.lock:
+            self.connection.send(message)
+            if timeout is not None and not self.connection.poll(timeout):
+                raise TimeoutError(f"{self.describe()} did not answer within {timeout:.0f} s")
+            return self.connection.recv()
+
+
+def _exit_text(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "is not running"
+    if exitcode < 0:
+        return f"was killed by signal {-exitcode}"
+    return f"exited with status {exitcode}"
+
+
+class Supervisor:
+    """N worker processes in one fanout group and the SA service that fronts them."""
+
+    def __init__(self, settings: WorkerSettings, members: int, *, log_level: str = "INFO") -> None:
+        assert settings.interface is not None and members > 1
+        self.settings = settings
+        self.members = members
+        if settings.state_dir is not None:  # without: each process logs a WARNING
+            check_layout(settings.state_dir, members)
+        self._failure: str | None = None  # why the group is stopped, once it is
+        self._stopping = threading.Event()
+        self._members: list[_Member] = []
+        # A fresh encrypt key is checked against every process, then installed, under this lock:
+        # two calls cannot both find a key unused in the other's process.
+        self._fresh_key_lock = threading.Lock()
+        check_socket_directory(settings.sa_socket)
+        remove_stale_socket(settings.sa_socket)
+        context = multiprocessing.get_context("spawn")
+        try:
+            for index in range(members):
+                ours, theirs = context.Pipe(duplex=True)
+                process = context.Process(
+                    target=child.main, name=f"crypto-worker-{index}",
+                    args=(settings, index, members, theirs, log_level), daemon=False)
+                process.start()
+                theirs.close()
+                self._members.append(_Member(index, process, ours))
+            self._open_ports()
+        except BaseException:
+            self._stop_members()
+            raise
+        self._health = health.HealthServicer()
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self._server.add_generic_rpc_handlers((self._handlers(),))
+        for service in ("", SERVICE_NAME):
+            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        bind_sa_socket(self._server, settings.sa_socket)
+        self._socket_inode = os.lstat(settings.sa_socket).st_ino
+        self._watcher = threading.Thread(target=self._watch, name="worker-watch", daemon=True)
+
+    def _open_ports(self) -> None:
+        """Each process opens its port and joins the group, one after the other in index
+        order (the kernel's member order is the join order)."""
+        group: int | None = None
+        for member in self._members:
+            try:
+                reply = member.exchange(("open", group), timeout=START_TIMEOUT_S)
+            except (EOFError, OSError, TimeoutError) as error:
+                member.process.join(timeout=1)
+                raise WorkerStartError(f"{member.describe()} "
+                                       f"{_exit_text(member.process.exitcode)} before its port "
+                                       f"was open ({error or 'no reply'})") from None
+            if reply[0] != "opened":
+                raise WorkerStartError(f"{member.describe()}: {reply[1]}")
+            group = reply[1]
+        log.info("%s worker processes share %s by sa_index mod %s (fanout group %s)",
+                 self.members, self.settings.interface, self.members, group)
+
+    # ---- the SA service ------------------------------------------------------------------
+
+    def _handlers(self) -> grpc.GenericRpcHandler:
+        handlers = {}
+        for method in _SERVICE.methods:
+            request_class = getattr(pb, method.input_type.name)
+            response_class = getattr(pb, method.output_type.name)
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                self._forwarder(method.name),
+                request_deserializer=request_class.FromString,
+                response_serializer=response_class.SerializeToString)
+        return grpc.method_handlers_generic_handler(_SERVICE.full_name, handlers)
+
+    def _forwarder(self, method: str) -> Callable[[Message, grpc.ServicerContext], Message]:
+        response_class = getattr(pb, _SERVICE.methods_by_name[method].output_type.name)
+
+        def call(index: int, request: Message) -> Message:
+            return self._call(index, method, request, response_class)
+
+        def forward(request: Message, context: grpc.ServicerContext) -> Message:
+            route = ROUTES.get(method)
+            try:
+                if route is None:
+                    raise ChildAbort(grpc.StatusCode.UNIMPLEMENTED,
+                                     f"{method}: not routed to the owners of its SAs with "
+                                     f"--workers {self.members}")
+                if method in FRESH_SA_METHODS and not getattr(request, "resume", False):
+                    with self._fresh_key_lock:
+                        self._refuse_used_key(method, request)
+                        return route(request, self.members, call)
+                return route(request, self.members, call)
+            except ChildAbort as abort:
+                if abort.trailing_metadata:
+                    context.set_trailing_metadata(abort.trailing_metadata)
+                context.abort(abort.code, abort.details)
+            raise AssertionError("unreachable: context.abort raises")
+
+        return forward
+
+    def _refuse_used_key(self, method: str, request: Message) -> None:
+        """FAILED_PRECONDITION if a process other than the owner has numbered packets under
+        this fresh SA's encrypt key (the owner checks its own state itself)."""
+        owner = owner_of(request.params.sa_index, self.members)  # type: ignore[attr-defined]
+        payload = request.SerializeToString()
+        for member in self._members:
+            if member.index == owner:
+                continue
+            if self._failure is not None:
+                raise ChildAbort(grpc.StatusCode.UNAVAILABLE, self._failure)
+            try:
+                reply = member.exchange(("key_used", method, payload))
+            except (EOFError, OSError):
+                raise ChildAbort(grpc.StatusCode.UNAVAILABLE,
+                                 self._failure or f"{member.describe()} is gone") from None
+            if reply[1] is not None:
+                raise ChildAbort(grpc.StatusCode.FAILED_PRECONDITION, reply[1])
+
+    def _call(self, index: int, method: str, request: Message,
+              response_class: type[Message]) -> Message:
+        if self._failure is not None:
+            raise ChildAbort(grpc.StatusCode.UNAVAILABLE, self._failure)
+        member = self._members[index]
+        try:
+            reply = member.exchange(("call", method, request.SerializeToString()))
+        except (EOFError, OSError):
+            raise ChildAbort(grpc.StatusCode.UNAVAILABLE,
+                             self._failure or f"{member.describe()} is gone; the crypto port is "
+                             "stopped: restart the worker") from None
+        if reply[0] == "ok":
+            return response_class.FromString(reply[1])
+        raise ChildAbort(grpc.StatusCode[reply[1]], reply[2], reply[3])
+
+    # ---- life cycle ----------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Waits for any process to end; one that ends while the group runs stops the group."""
+        sentinels = {member.process.sentinel: member for member in self._members}
+        ready = wait(list(sentinels))
+        if self._stopping.is_set():
+            return
+        member = sentinels[ready[0]]  # type: ignore[index]
+        member.process.join(timeout=1)
+        self._failure = (f"{member.describe()} {_exit_text(member.process.exitcode)}; the "
+                         "crypto port is stopped: restart the worker")
+        log.error("%s; stopping the other worker processes (the fanout group no longer sends "
+                  "each SA to its owner)", self._failure)
+        for service in ("", SERVICE_NAME):
+            self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._stop_members()
+
+    def _stop_members(self) -> None:
+        for member in self._members:
+            # Not in the middle of another thread's call on the same Connection.
+            if member.process.is_alive() and member.lock.acquire(timeout=STOP_TIMEOUT_S):
+                try:
+                    member.connection.send(("stop",))
+                except OSError:
+                    pass
+                finally:
+                    member.lock.release()
+        for member in self._members:
+            member.process.join(timeout=STOP_TIMEOUT_S)
+            if member.process.is_alive():
+                log.error("%s did not stop within %s s; terminating it", member.describe(),
+                          STOP_TIMEOUT_S)
+                member.process.terminate()
+                member.process.join(timeout=STOP_TIMEOUT_S)
+            member.connection.close()
+
+    def start(self) -> None:
+        self._server.start()
+        self._watcher.start()
+        log.info("SA service on unix:%s, %s worker processes", self.settings.sa_socket,
+                 self.members)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._server.stop(grace=1).wait()
+        self._stop_members()
+        try:
+            if os.lstat(self.settings.sa_socket).st_ino == self._socket_inode:
+                os.unlink(self.settings.sa_socket)
+        except FileNotFoundError:
+            pass
+
