@@ -371,12 +371,13 @@ class Bench:
         start = time.perf_counter()
         outcome = self.installer.send(requests)
         if outcome.status == "_TUNNEL_TABLE_UNAVAILABLE":
-            # a data-plane fault (e.g. a worker call past its deadline on a loaded machine)
-            # leaves the state as before the stream: say so and send the stream once more
-            print(f"installing {len(requests)} extra tunnels: {outcome.status}; the "
-                  f"controller's log ends with: {self._controller_log(1)}; trying once more",
-                  flush=True)
-            start = time.perf_counter()
+            # A data-plane fault (e.g. a worker call past its deadline on a loaded machine)
+            # stops the stream; the batches before it stay applied, the rest is as before.
+            # Say so, and send what is missing once more, in a second stream.
+            present = {t.tunnelId for t in self.installer.all_tunnels(page_size=1000)}
+            requests = [r for r in requests if r.tunnelId not in present]
+            print(f"installing extra tunnels: {outcome.status} ({self._controller_log(1)}); "
+                  f"sending the {len(requests):,} not applied once more", flush=True)
             outcome = self.installer.send(requests)
         elapsed = time.perf_counter() - start
         if not outcome.ok:
