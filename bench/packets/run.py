@@ -322,23 +322,25 @@ def _ip(value: int) -> str:
     return ".".join(str(b) for b in value.to_bytes(4, "big"))
 
 
-def extra_tunnel(n: int) -> dict[str, object]:
+def extra_tunnel(n: int, *, variant: int = 0) -> dict[str, object]:
     """The n-th extra tunnel, of the reference scenarios' three match shapes in turn, on its own
     addresses (and SPI) in EXTRA_NET, which no benchmark frame carries: an IPsec decrypt of one
     SA on a /32 source and destination (the switch matches them and the exact SPI), an IPsec
-    encrypt and a Geneve encap on a /32 source."""
+    encrypt and a Geneve encap on a /32 source. `variant` gives the same tunnel other keys."""
     tunnel_id = EXTRA_FIRST_ID + n
     src = _ip(EXTRA_NET + n)
     if n % 3 == 0:
         spi = EXTRA_SPI_DECRYPT + n
         dst = _ip(EXTRA_NET + EXTRA_DST_OFFSET + n)
         return decrypt_tunnel(tunnel_id, match={"ipv4Match": ipv4_match(src, dst)}, suite=SUITE,
-                              tunnel_type="TUNNEL", sas=[(spi, key_of(SUITE, spi))],
+                              tunnel_type="TUNNEL",
+                              sas=[(spi, key_of(SUITE, spi, variant=variant))],
                               next_action="FORWARD")
     if n % 3 == 1:
         spi = EXTRA_SPI_ENCRYPT + n
         return encrypt_tunnel(tunnel_id, match={"ipv4Match": ipv4_match(src)}, suite=SUITE,
-                              tunnel_type="TUNNEL", spi=spi, key=key_of(SUITE, spi),
+                              tunnel_type="TUNNEL", spi=spi,
+                              key=key_of(SUITE, spi, variant=variant),
                               outer=OUTER)
     return geneve_encap(tunnel_id, match={"ipv4Match": ipv4_match(src)}, encap=ENCAP)
 
@@ -374,9 +376,12 @@ class Bench:
         if outcome.status == "_TUNNEL_TABLE_UNAVAILABLE":
             # A data-plane fault (e.g. a worker call past its deadline on a loaded machine)
             # stops the stream; the batches before it stay applied, the rest is as before.
-            # Say so, and send what is missing once more, in a second stream.
+            # Say so, and send what is missing once more, in a second stream, with new keys:
+            # the worker retires the key of an SA it added and the controller's undo removed.
             present = {t.tunnelId for t in self.installer.all_tunnels(page_size=1000)}
-            requests = [r for r in requests if r.tunnelId not in present]
+            requests = parse_requests(
+                [extra_tunnel(n, variant=1) for n in range(self.extra, total)
+                 if EXTRA_FIRST_ID + n not in present], operation=pb._CREATE)
             print(f"installing extra tunnels: {outcome.status} ({self._controller_log(1)}); "
                   f"sending the {len(requests):,} not applied once more", flush=True)
             outcome = self.installer.send(requests)

@@ -43,6 +43,13 @@ def test_extra_tunnels_are_valid_distinct_and_off_the_measured_path() -> None:
     assert min(spis) > 9300  # the measured cases' SPIs are 9,100 … 9,2xx
 
 
+def test_a_variant_is_the_same_tunnel_with_other_keys() -> None:
+    for n in range(3):
+        first, second = bench.extra_tunnel(n), bench.extra_tunnel(n, variant=1)
+        assert first["match_criteria"] == second["match_criteria"]
+        assert (first != second) == (n % 3 != 2)  # Geneve carries no key
+
+
 def test_levels_are_ascending_counts() -> None:
     assert bench._levels("0,60000") == [0, 60000]
     assert bench._levels("5") == [5]
