@@ -90,10 +90,13 @@ bench-control: proto
 # Packets/s end to end through the processes `make run` starts (p4sim, crypto worker,
 # controller) for plain, Geneve encap, IPsec encrypt and decrypt, 128 and 1,400 bytes, every output
 # checked, each with its ratio to the in-process pipeline (p4sim's Switch.process) in the same run.
+# BENCH_PACKETS_ARGS adds options, e.g. "--extra-tunnels 60000" (that many more tunnels installed
+# first) or "--extra-tunnels 0,60000 --cases plain,encrypt" (each case at both, same processes).
 BENCH_PACKET_COUNT ?= 3000
+BENCH_PACKETS_ARGS ?=
 .PHONY: bench-packets
 bench-packets: proto
-	$(PY) -m bench.packets.run --packets $(BENCH_PACKET_COUNT)
+	$(PY) -m bench.packets.run --packets $(BENCH_PACKET_COUNT) $(BENCH_PACKETS_ARGS)
 
 # A steady rate through an IPsec encrypt tunnel with a `tunnelctl rekey` every 10 s, through the
 # same processes: frames lost, in clear, latency p50/p99 (bench/packets/rekey.py).

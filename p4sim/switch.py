@@ -33,6 +33,7 @@ INSTANCE_RECIRC = 4
 INSTANCE_REPLICATION = 5
 INSTANCE_RESUBMIT = 6
 EGRESS_JOBS_PER_PASS = 64  # copies (clones, multicast replicas) allowed per ingress pass
+_monotonic_ns = time.monotonic_ns  # read twice per pass: a module global, not an attribute
 
 
 @dataclass
@@ -110,20 +111,24 @@ class Switch:
         Returns the frames transmitted, as (egress_port, bytes), in order. Frames sent to the CPU
         port go to `packet_in_sink` instead when it is set.
         """
+        if type(frame) is not bytes:  # the transports hand in bytes; anything else is copied
+            frame = bytes(frame)
         with self.lock:
             self.stats.received += 1
             out: list[tuple[int, bytes]] = []
             pending: deque[_Pass | _EgressJob] = deque()
             try:
-                self._ingress_pass(_Pass(frame=bytes(frame), ingress_port=ingress_port,
-                                         instance_type=INSTANCE_NORMAL, preserved=None,
-                                         field_list=None), out, pending)
+                # positional: a keyword NamedTuple call costs more, once per frame
+                self._ingress_pass(_Pass(frame, ingress_port, INSTANCE_NORMAL, None, None),
+                                   out, pending)
             except P4AssertionFailure as failed:
                 log.error("packet dropped: %s", failed)
                 self.stats.dropped["assertion_failed"] += 1
             except Exception:
                 log.exception("packet dropped: run-time error in the pipeline")
                 self.stats.dropped["runtime_error"] += 1
+            if not pending:  # the common case: no recirculation, resubmit, clone or copy
+                return out
             passes = 1
             copies = 0
             while pending:
@@ -172,13 +177,14 @@ class Switch:
                       pending: deque[_Pass | _EgressJob]) -> None:
         pipe = self._pipeline
         tracing = self.trace is not None
-        P: Packet = pipe.new_packet(job.frame)  # noqa: N806 - same name as in generated code
+        frame = job.frame
+        P: Packet = pipe.new_packet(frame)  # noqa: N806 - same name as in generated code
         hdr, meta, sm = P.hdr, P.meta, P.sm
         sm.f_ingress_port = job.ingress_port
         sm.f_instance_type = job.instance_type
-        sm.f_packet_length = len(job.frame)
+        sm.f_packet_length = len(frame)
         # microseconds since the switch started, as simple_switch's get_ts()
-        sm.f_ingress_global_timestamp = (time.monotonic_ns() - self._started_ns) // 1000
+        sm.f_ingress_global_timestamp = (_monotonic_ns() - self._started_ns) // 1000
         if job.preserved is not None and job.field_list is not None:
             pipe.copy_field_list(job.preserved, meta, job.field_list)
         if tracing:
@@ -233,7 +239,7 @@ class Switch:
         # simple_switch resets egress_spec (to drop_port + 1, which is 0 in 9 bits) so only
         # mark_to_drop in egress drops the packet
         sm.f_egress_spec = (DROP_PORT + 1) & 0x1FF
-        sm.f_egress_global_timestamp = (time.monotonic_ns() - self._started_ns) // 1000
+        sm.f_egress_global_timestamp = (_monotonic_ns() - self._started_ns) // 1000
         if tracing:
             if P.trace is None:
                 P.trace = []
@@ -262,7 +268,12 @@ class Switch:
             pipe.deparse(P, hdr)
         except ExitSignal:
             pass
-        frame = b"".join(P.emitted) + P.data[P.off:]
+        # the emitted headers and the unparsed rest in one join (one copy of the frame, not two);
+        # P is finished with here, so its emitted list may take the rest
+        emitted = P.emitted
+        if P.off < len(P.data):
+            emitted.append(P.data[P.off:])
+        frame = b"".join(emitted)
         if P.truncate_to and (not truncate_to or P.truncate_to < truncate_to):
             truncate_to = P.truncate_to
         if truncate_to:

@@ -16,14 +16,23 @@ which the machine's other load does not distort the way it distorts the rates.
 The bench plays PTF on p4sim's device socket (BMv2's nanomsg packet-in format), keeping at most
 ``--window`` frames in flight; a receive thread collects the outputs.
 
+``--extra-tunnels N`` first installs N more tunnels through the controller, in one
+createIpTunnel stream, of the shapes the reference scenarios use (IPsec decrypt on a /32 address
+pair and an exact SPI, IPsec encrypt and Geneve encap on a /32 source), on addresses and SPIs no
+benchmark frame carries; ``--extra-tunnels 0,60000`` measures every case at each level in turn in
+the same processes (the cases' own tunnels are created anew per level) and ends with each case's
+rate and CPU per frame at the last level against the first (issue 12: within 20 %).
+
 Run: .venv/bin/python -m bench.packets.run [--packets N] [--window W] [--cases plain,encrypt]
-(or `make bench-packets`). Free ports (port 0) and a private temporary directory.
+[--extra-tunnels 0,60000] (or `make bench-packets BENCH_PACKETS_ARGS="..."`). Free ports
+(port 0) and a private temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import re
 import struct
@@ -74,7 +83,11 @@ from p4sim.p4runtime.writer import BatchWriter  # noqa: E402
 from p4sim.program import load_program  # noqa: E402
 from p4sim.switch import Switch  # noqa: E402
 from tunnelctl.client import TunnelClient  # noqa: E402
-from tunnelctl.connection import ConnectionSettings, open_channel  # noqa: E402
+from tunnelctl.connection import (  # noqa: E402
+    ConnectionSettings,
+    default_ca_path,
+    open_channel,
+)
 from tunnelctl.document import parse_requests  # noqa: E402
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb  # noqa: E402
 
@@ -93,6 +106,13 @@ PEER = ("198.51.100.30", "172.16.42.2")           # decrypt: the ESP packet's ad
 ENCAP = Encap(src="198.51.100.50", dst="198.51.100.51", vni=0x1234,
               inner_src_mac="02:00:00:00:0c:02", inner_dst_mac="02:00:00:00:0c:01")
 READY_TIMEOUT = 60.0
+INSTALL_TIMEOUT = 3600.0  # one stream of --extra-tunnels CREATEs
+INSTALL_REPLY_BYTES = 256 << 20  # its answer: a response per request
+EXTRA_FIRST_ID = 1_000_000  # the extra tunnels' ids, clear of the cases' (60,001 on)
+EXTRA_NET = 0x64400000  # 100.64.0.0/10: extra tunnels' addresses, in no route, in no frame sent
+EXTRA_DST_OFFSET = 1 << 21  # destinations in the upper half of that block
+EXTRA_SPI_DECRYPT = 0x10000000  # extra tunnels' SPIs, clear of the cases' (9,100 on)
+EXTRA_SPI_ENCRYPT = 0x20000000
 ETH, IPV4, UDP_BYTES, ESP_HEAD, IV_BYTES = 14, 20, 8, 8, 8
 
 
@@ -111,6 +131,7 @@ class Case:
 class Result:
     name: str
     size: int
+    extra: int  # tunnels installed besides the cases' own
     end_to_end: float
     in_process: float
     p4sim_us: float  # p4sim's CPU time per frame sent (all its threads), microseconds
@@ -295,6 +316,35 @@ class EspMaker:
         return self.head + aad + iv + self.aead.encrypt(self.salt + iv, self.plaintext, aad)
 
 
+# -- extra tunnels ----------------------------------------------------------------------------
+
+def _ip(value: int) -> str:
+    return ".".join(str(b) for b in value.to_bytes(4, "big"))
+
+
+def extra_tunnel(n: int, *, variant: int = 0) -> dict[str, object]:
+    """The n-th extra tunnel, of the reference scenarios' three match shapes in turn, on its own
+    addresses (and SPI) in EXTRA_NET, which no benchmark frame carries: an IPsec decrypt of one
+    SA on a /32 source and destination (the switch matches them and the exact SPI), an IPsec
+    encrypt and a Geneve encap on a /32 source. `variant` gives the same tunnel other keys."""
+    tunnel_id = EXTRA_FIRST_ID + n
+    src = _ip(EXTRA_NET + n)
+    if n % 3 == 0:
+        spi = EXTRA_SPI_DECRYPT + n
+        dst = _ip(EXTRA_NET + EXTRA_DST_OFFSET + n)
+        return decrypt_tunnel(tunnel_id, match={"ipv4Match": ipv4_match(src, dst)}, suite=SUITE,
+                              tunnel_type="TUNNEL",
+                              sas=[(spi, key_of(SUITE, spi, variant=variant))],
+                              next_action="FORWARD")
+    if n % 3 == 1:
+        spi = EXTRA_SPI_ENCRYPT + n
+        return encrypt_tunnel(tunnel_id, match={"ipv4Match": ipv4_match(src)}, suite=SUITE,
+                              tunnel_type="TUNNEL", spi=spi,
+                              key=key_of(SUITE, spi, variant=variant),
+                              outer=OUTER)
+    return geneve_encap(tunnel_id, match={"ipv4Match": ipv4_match(src)}, encap=ENCAP)
+
+
 # -- cases ------------------------------------------------------------------------------------
 
 class Bench:
@@ -306,12 +356,52 @@ class Bench:
         channel = open_channel(ConnectionSettings(server=stack.api_addr,
                                                   state_dir=f"{stack.tmp}/state", timeout=30))
         self.api = TunnelClient(channel, timeout=30)
+        # the answer to one stream of many CREATEs is larger than gRPC's default 4 MiB
+        ca = default_ca_path(f"{stack.tmp}/state").read_bytes()
+        self.installer = TunnelClient(grpc.secure_channel(
+            stack.api_addr, grpc.ssl_channel_credentials(root_certificates=ca),
+            options=[("grpc.max_receive_message_length", INSTALL_REPLY_BYTES)]),
+            timeout=INSTALL_TIMEOUT)
         self.next_tunnel = 60000
+        self.extra = 0  # extra tunnels installed so far
+
+    def install_extra(self, total: int) -> float:
+        """Brings the extra tunnels up to `total` in one createIpTunnel stream; seconds taken."""
+        tunnels = [extra_tunnel(n) for n in range(self.extra, total)]
+        if not tunnels:
+            return 0.0
+        requests = parse_requests(tunnels, operation=pb._CREATE)
+        start = time.perf_counter()
+        outcome = self.installer.send(requests)
+        if outcome.status == "_TUNNEL_TABLE_UNAVAILABLE":
+            # A data-plane fault (e.g. a worker call past its deadline on a loaded machine)
+            # stops the stream; the batches before it stay applied, the rest is as before.
+            # Say so, and send what is missing once more, in a second stream, with new keys:
+            # the worker retires the key of an SA it added and the controller's undo removed.
+            present = {t.tunnelId for t in self.installer.all_tunnels(page_size=1000)}
+            requests = parse_requests(
+                [extra_tunnel(n, variant=1) for n in range(self.extra, total)
+                 if EXTRA_FIRST_ID + n not in present], operation=pb._CREATE)
+            print(f"installing extra tunnels: {outcome.status} ({self._controller_log(1)}); "
+                  f"sending the {len(requests):,} not applied once more", flush=True)
+            outcome = self.installer.send(requests)
+        elapsed = time.perf_counter() - start
+        if not outcome.ok:
+            failed = next((o for o in outcome.outcomes if o.failed), None)
+            raise RuntimeError(f"installing {len(requests)} extra tunnels: {outcome.status}, "
+                               f"first failure {failed}; the controller's log ends:\n"
+                               + self._controller_log(15))
+        self.extra = total
+        return elapsed
 
     def create(self, tunnel: dict[str, object]) -> None:
         outcome = self.api.send(parse_requests([tunnel], operation=pb._CREATE))
         if not outcome.ok:
             raise RuntimeError(f"createIpTunnel refused: {outcome}")
+
+    def _controller_log(self, lines: int) -> str:
+        log = (self.stack.tmp / "controller.log").read_text(errors="replace")
+        return "\n".join(log.splitlines()[-lines:])
 
     def mirror(self) -> Switch:
         """An in-process Switch on the same program with the running switch's entries."""
@@ -368,10 +458,11 @@ class Bench:
             return final
         return run
 
-    def cases(self, names: list[str]) -> Iterator[Case]:
+    def cases(self, names: list[str], level: int = 0) -> Iterator[Case]:
+        """The cases of `names`; `level` > 0 gives each its own new tunnel (addresses, SPI)."""
         n = self.packets
         for size in SIZES:
-            index = SIZES.index(size)
+            index = SIZES.index(size) + len(SIZES) * level
             if "plain" in names:
                 sent = udp_packet("172.16.60.1", "172.16.60.2", payload=_payload(size))
                 out_port = port_of("172.16.0.0/16")
@@ -459,31 +550,77 @@ def run(args: argparse.Namespace) -> list[Result]:
         try:
             stack.start()
             bench = Bench(stack, args.packets)
-            for case in bench.cases(names):
-                label = f"{case.name} {case.size}"
-                run_in_process = case.in_process()
-                # in-process: same frames, same checks, timed over the whole batch
-                start = time.perf_counter()
-                outputs = [out for frame in case.frames for out in run_in_process(frame)]
-                in_pps = len(case.frames) / (time.perf_counter() - start)
-                _check(f"{label} in-process", outputs, case.expected)
-                switch_before, worker_before = stack.cpu_seconds()
-                elapsed, got = pump(stack.ports_url, case.frames, args.window)
-                switch_after, worker_after = stack.cpu_seconds()
-                _check(f"{label} end to end", got, case.expected)
-                count = len(case.frames)
-                result = Result(name=case.name, size=case.size, end_to_end=count / elapsed,
-                                in_process=in_pps,
-                                p4sim_us=(switch_after - switch_before) / count * 1e6,
-                                worker_us=(worker_after - worker_before) / count * 1e6)
-                results.append(result)
-                print(f"{label:12} end to end {result.end_to_end:9,.0f} pps   "
-                      f"in-process {in_pps:9,.0f} pps   ratio {result.ratio:.3f}   "
-                      f"CPU/frame p4sim {result.p4sim_us:5.1f} us, worker "
-                      f"{result.worker_us:5.1f} us", flush=True)
+            for level, extra in enumerate(args.extra_tunnels):
+                if extra > bench.extra:
+                    added = extra - bench.extra
+                    seconds = bench.install_extra(extra)
+                    print(f"{added:,} extra tunnels installed in one createIpTunnel stream: "
+                          f"{seconds:.1f} s ({added / seconds:,.0f} tunnels/s); load average "
+                          f"{os.getloadavg()[0]:.2f}", flush=True)
+                for case in bench.cases(names, level):
+                    results.append(_measure(stack, case, bench.extra, args.window))
         finally:
             stack.stop()
     return results
+
+
+def _measure(stack: Stack, case: Case, extra: int, window: int) -> Result:
+    label = f"{case.name} {case.size}"
+    run_in_process = case.in_process()
+    # in-process: same frames, same checks, timed over the whole batch. The previous case's
+    # mirror switch goes first and the long-lived objects (with --extra-tunnels, millions:
+    # the mirror's entries, the requests) are frozen, so that no full collection of them
+    # lands inside the timed loop.
+    gc.collect()
+    gc.freeze()
+    try:
+        start = time.perf_counter()
+        outputs = [out for frame in case.frames for out in run_in_process(frame)]
+        in_pps = len(case.frames) / (time.perf_counter() - start)
+    finally:
+        gc.unfreeze()
+    _check(f"{label} in-process", outputs, case.expected)
+    switch_before, worker_before = stack.cpu_seconds()
+    elapsed, got = pump(stack.ports_url, case.frames, window)
+    switch_after, worker_after = stack.cpu_seconds()
+    _check(f"{label} end to end", got, case.expected)
+    count = len(case.frames)
+    result = Result(name=case.name, size=case.size, extra=extra, end_to_end=count / elapsed,
+                    in_process=in_pps, p4sim_us=(switch_after - switch_before) / count * 1e6,
+                    worker_us=(worker_after - worker_before) / count * 1e6)
+    tunnels = f"+{extra:,}" if extra else ""
+    print(f"{label:12} {tunnels:>7} end to end {result.end_to_end:9,.0f} pps   "
+          f"in-process {in_pps:9,.0f} pps   ratio {result.ratio:.3f}   "
+          f"CPU/frame p4sim {result.p4sim_us:5.1f} us, worker "
+          f"{result.worker_us:5.1f} us", flush=True)
+    return result
+
+
+def _compare(results: list[Result]) -> None:
+    """Each case at the last extra-tunnel level against the first, in the same run."""
+    levels = sorted({r.extra for r in results})
+    if len(levels) < 2:
+        return
+    first = {(r.name, r.size): r for r in results if r.extra == levels[0]}
+    for r in results:
+        if r.extra != levels[-1] or (r.name, r.size) not in first:
+            continue
+        base = first[(r.name, r.size)]
+        print(f"{r.name} {r.size}: +{r.extra:,} vs +{base.extra:,} tunnels: end to end "
+              f"{r.end_to_end / base.end_to_end:.2f}x, in-process "
+              f"{r.in_process / base.in_process:.2f}x, CPU/frame p4sim "
+              f"{r.p4sim_us / base.p4sim_us:.2f}x (goal: within 20 %)", flush=True)
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--extra-tunnels: {text!r} is not N or N,M,...") from None
+    if any(level < 0 for level in levels) or levels != sorted(levels):
+        raise argparse.ArgumentTypeError(
+            f"--extra-tunnels: {text!r} must be counts >= 0 in ascending order")
+    return levels
 
 
 def main() -> None:
@@ -494,11 +631,18 @@ def main() -> None:
     parser.add_argument("--cases", default="plain,geneve,encrypt,decrypt")
     parser.add_argument("--p4sim-arg", action="append", default=[],
                         help="an extra argument for `p4sim run` (repeatable), e.g. --pcap=DIR")
+    parser.add_argument("--extra-tunnels", type=_levels, default=[0], metavar="N[,M...]",
+                        help="tunnels to install (through the controller, one stream) besides "
+                             "the cases' own before measuring; several ascending counts measure "
+                             "the cases at each in turn (default 0)")
     args = parser.parse_args()
     print(f"{args.packets} frames per case, window {args.window}, every output checked; "
-          f"{os.cpu_count()} cores", flush=True)
+          f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}", flush=True)
     results = run(args)
-    print(" ".join(f"{r.name}_{r.size}={r.end_to_end:.0f}" for r in results))
+    _compare(results)
+    print(" ".join(f"{r.name}_{r.size}" + (f"_x{r.extra}" if r.extra else "")
+                   + f"={r.end_to_end:.0f}" for r in results))
+    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":
