@@ -92,7 +92,8 @@ class TunnelClient:
 def outcome_of(requests: Sequence[pb.ipTunnelRequest],
                reply: pb.createIpTunnelResponses) -> CreateOutcome:
     """Pair each request of a stream with what the answer says about it (bit i of errorStatus
-    and/or the i-th response's error; a table-full/unavailable stream fails every request)."""
+    and/or the i-th response's error; a table-full/unavailable stream fails every request it
+    gives no response for)."""
     status = pb.ADD_TUNNEL_STATUS.Name(reply.requestStatus)
     outcomes = []
     for index, request in enumerate(requests):
@@ -113,7 +114,11 @@ def _outcome(index: int, request: pb.ipTunnelRequest, response: pb.createIpTunne
     bit_set = index < 64 and bool(reply.errorStatus >> index & 1)
     has_error = response is not None and response.HasField("error") and bool(
         response.error.errorString)
-    stream_failed = status in ("_TUNNEL_TABLE_FULL", "_TUNNEL_TABLE_UNAVAILABLE")
+    # A table-full/unavailable stream with no response for this request says nothing about it
+    # but failure. With one, the response decides: an unavailable data plane can stop a stream
+    # after batches of it were applied, and those requests' responses carry no error.
+    stream_failed = response is None and status in ("_TUNNEL_TABLE_FULL",
+                                                    "_TUNNEL_TABLE_UNAVAILABLE")
     failed = bit_set or has_error or stream_failed
     reason = ""
     codes: tuple[str, ...] = ()

@@ -38,6 +38,22 @@ def test_table_full_fails_every_request_and_says_so_once_for_the_stream() -> Non
     ]
 
 
+def test_unavailable_mid_stream_keeps_the_applied_requests_as_created() -> None:
+    """The controller applies a stream in batches; a data-plane fault stops it after some, and
+    only the requests from there on carry an error (controller/service.py _apply_plan)."""
+    requests = [pb.ipTunnelRequest(tunnelId=i + 1) for i in range(3)]
+    reply = pb.createIpTunnelResponses(requestStatus=pb._TUNNEL_TABLE_UNAVAILABLE,
+                                       errorStatus=0b110)
+    reply.responses.add(tunnelId=1)
+    for tunnel_id in (2, 3):
+        reply.responses.add(tunnelId=tunnel_id).error.errorString = (
+            "not applied: the data plane is unavailable")
+    outcome = _pair(requests, reply)
+    assert [o.failed for o in outcome.outcomes] == [False, True, True]
+    out, _ = _report(outcome)
+    assert out == "created tunnels[0] tunnel 1\n"
+
+
 def test_bitmask_marks_failures_even_without_a_reason() -> None:
     requests = [pb.ipTunnelRequest(tunnelId=1), pb.ipTunnelRequest(tunnelId=2)]
     reply = pb.createIpTunnelResponses(requestStatus=pb._TUNNEL_REJECTED, errorStatus=0b10)
