@@ -3,9 +3,10 @@
 STF is the test format of p4c's BMv2 back end (`backends/bmv2/bmv2stf.py`): one command a line,
 `#` starts a comment, keywords in any case.
 
-- `packet PORT HEX...` sends a frame in on PORT; `expect PORT HEX...` expects one out of PORT:
-  hex digits, `*` matching any one digit, spaces ignored. The frame received may be longer than
-  the expectation unless it ends in `$`. `expect PORT` alone allows any number of frames there.
+- `packet PORT HEX...` sends a frame in on PORT (no HEX: an empty frame); `expect PORT HEX...`
+  expects one out of PORT: hex digits, `*` matching any one digit, spaces ignored. The frame
+  received may be longer than the expectation unless it ends in `$`. `expect PORT` alone allows
+  any number of frames there.
 - Expectations are checked after the whole file ran, per port in order: as many frames as
   expected on every port the file names, each matching its expectation. Like p4c's runner, which
   only opens an interface for a port named by a `packet` or `expect` line, frames sent to a port
@@ -142,7 +143,7 @@ class _Runner:
         handler(rest)
 
     def packet(self, rest: str) -> None:
-        port, data = _port_and_data(rest, self.fail)
+        port, data = _port_and_data(rest, self.fail)  # no data: an empty frame, as p4c's runner
         try:
             frame = bytes.fromhex(data)
         except ValueError:
@@ -158,7 +159,7 @@ class _Runner:
             self.received.setdefault(egress, []).append((self.line, data_out))
 
     def expect(self, rest: str) -> None:
-        port, data = _port_and_data(rest, self.fail, data_required=False)
+        port, data = _port_and_data(rest, self.fail)
         self.ports.add(port)
         if not data:
             self.any_count.add(port)
@@ -390,15 +391,11 @@ class _Runner:
                         f"\n  got:      {frame.hex().upper()}")
 
 
-def _port_and_data(rest: str, fail: Callable[[str], StfError],
-                   data_required: bool = True) -> tuple[int, str]:
+def _port_and_data(rest: str, fail: Callable[[str], StfError]) -> tuple[int, str]:
     port_text, _, data = rest.partition(" ")
     if not port_text.isdigit():
         raise fail(f"port {port_text!r} is not a decimal number")
-    data = "".join(data.split())
-    if data_required and not data:
-        raise fail("packet without data")
-    return int(port_text), data
+    return int(port_text), "".join(data.split())
 
 
 def _ints(rest: str, count: int | None, fail: Callable[[str], StfError]) -> list[int]:

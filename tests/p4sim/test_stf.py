@@ -75,6 +75,13 @@ def test_frame_counts_per_port_and_expect_without_data(tmp_path: Path) -> None:
     assert _run(tmp_path, _pkt() + "\n" + _pkt() + "\nexpect 0\n").ok  # any number
 
 
+def test_packet_without_data_is_an_empty_frame(tmp_path: Path) -> None:
+    # p4c's runner sends b"" (gauntlet_enum_assign-bmv2.stf); the parser rejects it, and
+    # v1model still runs ingress: egress_spec 0, nothing emitted
+    result = _run(tmp_path, "packet 0\nexpect 0 $\n")
+    assert result.ok, result.report()
+
+
 def test_frames_to_a_port_the_stf_never_names_are_not_observed(tmp_path: Path) -> None:
     result = _run(tmp_path, "add exact_t f1:1 setb1(port:9, val:1)\n" + _pkt(f1="00000001"))
     assert result.ok
