@@ -154,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dump", action="store_true",
                        help="print the generated Python module instead of 'ok'")
 
+    stf = commands.add_parser(
+        "stf", help="run a p4c STF packet test against a program",
+        description="Load PROGRAM, apply TEST.stf's table entries and packets in process (as "
+                    "p4c's BMv2 STF runner does) and compare the frames out with its 'expect' "
+                    "lines. Exit 0 when all match, 1 on wrong output, 2 when the STF cannot "
+                    "be run (and 1 when PROGRAM does not load).")
+    stf.add_argument("program", type=Path, metavar="PROGRAM.p4")
+    stf.add_argument("stf", type=Path, metavar="TEST.stf")
+    stf.add_argument("-D", dest="defines", action="append", type=parse_define, default=[],
+                     metavar="NAME[=VALUE]", help="preprocessor define")
+
     devconf = commands.add_parser(
         "device-config", help="print a p4_device_config for SetForwardingPipelineConfig",
         description="Print the JSON p4_device_config that names PROGRAM (or, with --embed, "
@@ -180,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_P4_ERROR
     for warning in program.warnings:  # on stderr, like p4c; they do not fail the check
         print(warning, file=sys.stderr)
+    if args.command == "stf":
+        return _stf(program, args.stf)
     if args.command == "check":
         if args.dump:
             sys.stdout.write(program.compiled.source)
@@ -200,6 +213,21 @@ def _load(path: Path, defines: dict[str, str]) -> Program | None:
     except P4Error as error:
         print(error, file=sys.stderr)
         return None
+
+
+def _stf(program: Program, test: Path) -> int:
+    from p4sim.stf import StfError, run_stf
+
+    if not test.is_file():
+        print(f"p4sim: {test}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = run_stf(program, test)
+    except StfError as error:
+        print(f"p4sim: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(result.report())
+    return 0 if result.ok else 1
 
 
 def _write_p4info(p4info: Message, fmt: str, output: Path | None) -> int:

@@ -1,6 +1,7 @@
 """The C-style preprocessor P4 programs rely on, producing text plus a line map.
 
-Supported: `#include "file"` (relative to the including file, then the include path),
+Supported: `#include "file"` (relative to the including file, then the include path, then
+p4sim's own `p4include/` as cpp falls back to the system path),
 `#include <core.p4>` / `<v1model.p4>` (p4sim's own declarations in `p4sim/p4include/`),
 object-like and function-like `#define`, `#undef`, `#ifdef`, `#ifndef`, `#if`/`#elif` over
 `defined(X)`, integers and `&& || ! == != < > <= >=`, `#else`, `#endif`, `#error`.
@@ -213,6 +214,9 @@ class Preprocessor:
                 shown = str(Path(display).parent / name) if display else name
                 self._file(target.resolve(), display=shown, depth=depth + 1)
                 return
+        if (SYSTEM_INCLUDE_DIR / name).is_file():  # like cpp: "x" falls back to the <x> path
+            self._file(SYSTEM_INCLUDE_DIR / name, display=f"<{name}>", depth=depth + 1)
+            return
         raise self._error(f'#include "{name}": file not found', display, lineno)
 
     def _eval(self, expr: str, display: str, lineno: int) -> bool:

@@ -48,6 +48,10 @@ _UNSUPPORTED_EXTERN_CALLS = {
     "recirculate": "recirculate (deprecated; use recirculate_preserving_field_list)",
     "clone3": "clone3",
 }
+# The deprecated field-list forms run when the list is empty (`resubmit({})`, `clone3(t, s,
+# {})`): no metadata preserved, which is `resubmit_preserving_field_list` of a list with no
+# fields and `clone(t, s)` (p4c-bm2-ss gives them an empty "field_lists" entry).
+_EMPTY_FIELD_LIST_ARG = {"resubmit": 0, "recirculate": 0, "clone3": 2}
 
 
 class Calls:
@@ -116,8 +120,17 @@ class Calls:
         if sym is not None and sym.kind == "function":
             return self.function_call(name, sym, args, scope, node, statement)
         if name in _UNSUPPORTED_EXTERN_CALLS:
-            raise self.fail(UnsupportedConstructError, node,
-                            f"{_UNSUPPORTED_EXTERN_CALLS[name]} is not supported by p4sim", name)
+            pos = _EMPTY_FIELD_LIST_ARG[name]
+            self.check_args(args, {pos + 1}, node, name)
+            data = norm_expr(args[pos]) if len(args) > pos else None
+            if not (isinstance(data, Tree) and data.data == "list_expr"
+                    and not [k for k in kids(data) if k is not None]):
+                raise self.fail(UnsupportedConstructError, node,
+                                f"{_UNSUPPORTED_EXTERN_CALLS[name]} with a non-empty field "
+                                "list is not supported by p4sim", name)
+            if name == "clone3":
+                return self.extern_function("clone", args[:2], scope, node)
+            return Val(f"P.{name} = -1  # a field list without fields", VoidT())
         if name not in self.extern_funcs:
             raise self.fail(UnknownNameError, callee, f"unknown function '{name}'", "call")
         self.check_args(args, self.extern_funcs[name], node, name)

@@ -17,7 +17,7 @@ from lark import Tree
 
 from p4sim.compiler.declarations import annotation_int
 from p4sim.compiler.symbols import Instance, Scope, Sym, Val
-from p4sim.errors import UnknownNameError, UnsupportedConstructError
+from p4sim.errors import ArgumentCountError, UnknownNameError, UnsupportedConstructError
 from p4sim.model import ActionModel
 from p4sim.p4types import ExternT, P4Type, StackT, StructLikeT, VoidT, bit_width
 from p4sim.tree import ident, kids, norm, py
@@ -29,12 +29,23 @@ if TYPE_CHECKING:
 class Controls:
     """Controls and actions (a part of `Compiler`)."""
 
-    def compile_control(self: Compiler, decl: Tree, qname: str) -> Instance:
+    def compile_control(self: Compiler, decl: Tree, qname: str,
+                        ctor_args: dict[str, Sym] | None = None) -> Instance:
+        """One control instance `qname`. `ctor_args` binds its control-typed constructor
+        parameters (`control C2(...)(ctl_t c)` instantiated as `C2(c1) c2;`) to the instances
+        passed; other constructor parameters are refused."""
         ann, name_node, params, ctor, *rest = kids(decl)
         *locals_, apply_block = rest
         plist = self.param_types(params)
         inst = Instance(qname=qname, pyname=f"ctl_{py(qname)}", params=plist)
         scope = Scope(self, None, {})
+        for cname, _d, _ctype in self.ctor_param_types(ctor):
+            if cname not in (ctor_args or {}):
+                raise self.fail(UnsupportedConstructError, ctor, f"control {ident(name_node)}: "
+                                f"constructor parameter '{cname}' is supported only as a "
+                                "control bound to a control instance", "control constructor "
+                                "parameters")
+            scope.names[cname] = (ctor_args or {})[cname]
         pyparams = []
         scalar_outs: list[tuple[str, str]] = []  # (Python parameter, where the value lives)
         for pname, d, ptype in plist:
@@ -102,9 +113,10 @@ class Controls:
                 anns = self.annotations(kids(adecl)[0])
                 scope.names[an] = Sym("action", info=(adecl, self.qualify("", an, anns), anns))
         sub_controls += self.direct_invocations_in(apply_block, cscope, qname)
-        for _loc, n in sub_controls:
+        for loc, n in sub_controls:
             tname, sub_q = cscope.names[n].info
-            sub = self.compile_control(self.controls[tname], sub_q)
+            ctor_args = self.control_ctor_args(loc, tname, cscope)
+            sub = self.compile_control(self.controls[tname], sub_q, ctor_args)
             cscope.names[n].info = (tname, sub_q, sub)
         # actions and tables are module-level functions
         cparams = ", ".join(pyparams)
@@ -148,6 +160,37 @@ class Controls:
             g.emit("pass")
         g.depth -= 1
         return inst
+
+    def ctor_param_types(self: Compiler, ctor: Tree | None) -> list[tuple[str, str, P4Type]]:
+        """The parameters of `ctor_params` (`(...)` after a control's parameters), if any."""
+        inner = [k for k in kids(ctor) if k is not None] if ctor is not None else []
+        return self.param_types(inner[0]) if inner else []
+
+    def control_ctor_args(self: Compiler, loc: Tree, tname: str, cscope: Scope
+                          ) -> dict[str, Sym]:
+        """`C2(c1) c2;`: C2's constructor parameters bound to the control instances passed
+        (declared before, in the same control). P4_16 "Constructor parameters": the callee
+        then applies the very instance c1, sharing its state (counters, registers) with every
+        other user of c1, as p4c's inlining does. Anything else passed is refused."""
+        if loc.data != "instantiation":
+            return {}  # a direct invocation `C.apply()` passes no constructor arguments
+        given = [a for a in kids(kids(loc)[2]) if a is not None]
+        names = [n for n, _d, _t in self.ctor_param_types(kids(self.controls[tname])[3])]
+        if len(given) != len(names):
+            raise self.fail(UnsupportedConstructError if names else ArgumentCountError, loc,
+                            f"control {tname} takes {len(names)} constructor arguments, got "
+                            f"{len(given)}", "control constructor parameters")
+        out = {}
+        for pname, a in zip(names, given, strict=True):
+            node = norm(a)
+            sym = (cscope.names.get(ident(kids(node)[0])) if node.data == "name_ref"
+                   else None)
+            if sym is None or sym.kind != "control_inst" or len(sym.info) != 3:
+                raise self.fail(UnsupportedConstructError, a, f"control {tname}: constructor "
+                                f"argument for '{pname}' must be a control instance declared "
+                                "before it", "control constructor parameters")
+            out[pname] = sym
+        return out
 
     def direct_invocations_in(self: Compiler, apply_block: Tree, cscope: Scope, qname: str
                               ) -> list[tuple[Tree, str]]:

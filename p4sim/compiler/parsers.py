@@ -22,7 +22,7 @@ from p4sim.errors import (
     UnknownNameError,
     UnsupportedConstructError,
 )
-from p4sim.p4types import ExternT, P4Type, VoidT
+from p4sim.p4types import ExternT, P4Type, StackT, StructLikeT, VoidT
 from p4sim.tree import ident, kids, py
 
 if TYPE_CHECKING:
@@ -57,12 +57,19 @@ class Parsers:
         locals_ = [b for b in body if isinstance(b, Tree) and b.data != "parser_state"]
         scope = Scope(self, None, {})
         codes: list[str] = []
+        scalar_outs: list[tuple[str, str]] = []  # (Python parameter, where the value lives)
         for pname, d, ptype in plist:
             if isinstance(ptype, ExternT) and ptype.name == "packet_in":
                 scope.names[pname] = Sym("packet_in", ExternT("packet_in"), "P")
                 continue
             code = ("hdr", "meta", "sm")[len(codes)] if top else f"p_{py(pname)}"
-            scope.names[pname] = Sym("var", ptype, code, info="in" if d == "in" else None)
+            if not top and not isinstance(ptype, StructLikeT | StackT) and d in ("out", "inout"):
+                # an out/inout scalar of a sub-parser lives in L, so every state sees the
+                # value the previous one wrote, and the driver returns it for the copy-out
+                scalar_outs.append((code, f"L.o_{py(pname)}"))
+                scope.names[pname] = Sym("var", ptype, f"L.o_{py(pname)}")
+            else:
+                scope.names[pname] = Sym("var", ptype, code, info="in" if d == "in" else None)
             codes.append(code)
         args = "".join(c + ", " for c in codes)
         state_names: dict[str, str] = {}
@@ -117,7 +124,10 @@ class Parsers:
         driver = f"parser_{py(qname)}"
         g.emit(f"def {driver}(P{''.join(', ' + c for c in codes) if not top else ''}):")
         g.depth += 1
-        g.emit(f"L = PL_{py(qname)}()" if init_lines else "L = None  # no parser-level variables")
+        g.emit(f"L = PL_{py(qname)}()" if init_lines or scalar_outs
+               else "L = None  # no parser-level variables")
+        for code, store in scalar_outs:
+            g.emit(f"{store} = {code}")
         if top:
             g.emit("hdr = P.hdr; meta = P.meta; sm = P.sm")
         for target, t, vinit, sc in init_lines:
@@ -129,6 +139,8 @@ class Parsers:
         if not top:
             g.emit("while st is not None:")
             g.emit(f"    st = st(P, {args}L)")
+            if scalar_outs:  # accepted: the out/inout scalars, in parameter order
+                g.emit(f"return ({''.join(store + ', ' for _c, store in scalar_outs)})")
             g.depth -= 1
             return driver
         g.emit("try:")
@@ -187,6 +199,10 @@ class Parsers:
         copy = self.arguments_overlap(rest_args, rest_params, scope)
         bound = self.bind_arguments(f"{tname}.apply", rest_args, rest_params, scope, copy)
         call = f"{driver}(P{''.join(', ' + c for c in bound.codes)})"
+        if any(kind in ("scalar", "skip") for kind, *_ in bound.copy_out):
+            r = self.gen.tmp("pr")
+            return Val("\n".join(bound.pre + [f"{r} = {call}"]
+                                 + self.copy_out_lines(bound, r, 0, scope)), VoidT())
         return Val("\n".join(bound.pre + [call] + self.copy_out_lines(bound, "", 0, scope)),
                    VoidT())
 

@@ -157,8 +157,23 @@ class Tables:
                 actions.append(("NoAction", na.info[1], (("defaultonly", ()), ("hidden", ()))))
                 self.used_actions.add(na.info[1])
         entries = []
+        # p4c's BMv2 back end gives const entry i priority `@priority(n)` or else i + 1, and in
+        # BMv2 the smaller number wins (backends/bmv2/common/control.cpp, entry "priority";
+        # p4c's table-entries-priority-bmv2.p4). p4sim's TableState lets the larger number win
+        # (as P4Runtime), so the BMv2 number b becomes top - b.
+        bmv2_priorities: list[int] = []
         for idx, en in enumerate(entries_nodes):
-            eann, ks, ename, eargs = kids(en)
+            eann, _, _, _, tail_ann = kids(en)
+            prio_ann = self.ann_get(self.annotations(eann) + self.annotations(tail_ann),
+                                    "priority")
+            value = prio_ann[0] if prio_ann and len(prio_ann) == 1 else None
+            if prio_ann and not (isinstance(value, int) and value >= 0):
+                raise self.fail(P4TypeError, en, "@priority needs one non-negative integer",
+                                "table entries")
+            bmv2_priorities.append(value if isinstance(value, int) else idx + 1)
+        top = max(bmv2_priorities, default=0) + 1
+        for idx, en in enumerate(entries_nodes):
+            _, ks, ename, eargs, _ = kids(en)
             sets = kids(ks) if ks.data == "tuple_keyset" else [kids(ks)[0]]
             if len(sets) != len(keys):
                 raise self.fail(P4TypeError, ks,
@@ -170,9 +185,7 @@ class Tables:
                 if m is not None:
                     matches.append(m)
             call = self.action_call_parts(ename, eargs, scope, actions, en)
-            prio_ann = self.ann_get(self.annotations(eann), "priority")
-            priority = (prio_ann[0] if prio_ann and isinstance(prio_ann[0], int)
-                        else len(entries_nodes) - idx)
+            priority = top - bmv2_priorities[idx]
             if all(k.match_kind in ("exact", "lpm") for k in keys):
                 priority = 0
             entries.append((tuple(matches), priority, call))

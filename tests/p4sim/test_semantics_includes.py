@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from semantics_helpers import out_bytes
+import pytest
+from semantics_helpers import SKELETON, out_bytes
+
+from p4sim.errors import P4Error
+from p4sim.program import load_program
+from p4sim.switch import Switch
 
 BODY = """
 header h_t { bit<8> a; bit<8> b; }
@@ -46,3 +51,14 @@ def test_guarded_second_include_is_a_no_op(tmp_path: Path) -> None:
     program = ("#ifndef _V1_MODEL_P4_\n#error v1model not included\n#endif\n"
                "#include <v1model.p4>\n#include <core.p4>\n" + BODY)
     assert out_bytes(tmp_path, program, bytes([0, 0])) == bytes([0x11, 0x22])
+
+
+def test_quoted_include_of_the_architecture_falls_back_to_p4sims_own(tmp_path: Path) -> None:
+    # p4c's samples write `#include "v1model.p4"` (e.g. ternary2-bmv2.p4): like cpp, a quoted
+    # name not found next to the including file is searched on the system path
+    source = tmp_path / "quoted.p4"
+    source.write_text('#include "v1model.p4"\n' + BODY + SKELETON)
+    assert Switch(load_program(source)).process(1, bytes([0, 0])) == [(2, bytes([0x11, 0x22]))]
+    (tmp_path / "v1model.p4").write_text("#error a local v1model.p4 comes first\n")
+    with pytest.raises(P4Error, match="a local v1model.p4 comes first"):
+        load_program(source)

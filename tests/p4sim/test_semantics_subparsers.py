@@ -90,3 +90,46 @@ def test_reject_in_a_sub_parser_ends_the_parse(tmp_path: Path) -> None:
     frame = bytes([1, 0x11, 0xff, 0x99, 7, 7])
     # `finish` never runs: `last` stays invalid and the rest is payload; parser_error unchanged
     assert _out(tmp_path, frame) == bytes([0, 0, 1, 0x11, 0xff, 0x99, 7, 7])
+
+
+SCALAR_OUT = """
+header h_t { bit<8> kind; bit<8> v; }
+header r_t { bit<8> next; bit<8> seen; }
+struct headers_t { r_t r; h_t[3] hs; }
+struct meta_t { }
+// `next` is written in one state and read in a later one; `seen` counts through an inout
+parser Item(packet_in pkt, inout headers_t hdr, out bit<8> next, inout bit<8> seen) {
+    state start { pkt.extract(hdr.hs.next); seen = seen + 1; transition record; }
+    state record { next = hdr.hs.last.kind; transition check; }
+    state check { transition select(next) { 0xEE: accept; default: done; } }
+    state done { seen = seen + next; transition accept; }
+}
+parser P(packet_in pkt, out headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    Item() item;
+    bit<8> kind;
+    bit<8> seen = 0x10;
+    state start {
+        item.apply(pkt, hdr, kind, seen);
+        transition select(kind) { 1: more; default: fin; }
+    }
+    state more { pkt.extract(hdr.hs.next); transition fin; }
+    state fin { hdr.r.setValid(); hdr.r.next = kind; hdr.r.seen = seen; transition accept; }
+}
+control I(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) {
+    apply { sm.egress_spec = 2; }
+}
+control E(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t sm) { apply { } }
+control D(packet_out pkt, in headers_t hdr) { apply { pkt.emit(hdr.r); pkt.emit(hdr.hs); } }
+"""
+
+
+def test_scalar_out_and_inout_parameters_of_a_sub_parser_are_copied_out(tmp_path: Path) -> None:
+    """P4_16 "Calling convention" and "Sub-parsers": a sub-parser's out/inout scalar argument is
+    copied back when it accepts, with the value its last state wrote (p4c's
+    subparser-with-header-stack-bmv2 selects on such a value); the stack's nextIndex, part of
+    the inout header stack, comes back too, so the caller's next extract fills element 1."""
+    (out,) = run(tmp_path, SCALAR_OUT, bytes([1, 0xAA, 7, 0xBB, 0x99]))
+    # kind 1: next = 1, seen = 0x10 + 1 + 1; then `more` extracts hs[1]
+    assert out == (2, bytes([1, 0x12, 1, 0xAA, 7, 0xBB, 0x99]))
+    (out,) = run(tmp_path, SCALAR_OUT, bytes([0xEE, 0xAA, 0x99]))
+    assert out == (2, bytes([0xEE, 0x11, 0xEE, 0xAA, 0x99]))
