@@ -3,9 +3,8 @@ round trips, each plan all-or-nothing.
 
 For a batch, in this order (make before break, as for a single request):
 
-1. the worker gets every plan's new SAs: the AddSa calls of the whole batch run concurrently on
-   the worker's channel (the worker protocol has no multi-SA call; concurrent calls cost one
-   round trip, not one per SA);
+1. the worker gets every plan's new SAs in one AddSas call (all or nothing on the worker, one
+   durable commit there; an older worker without it gets concurrent AddSa calls);
 2. one WriteRequest with every plan's ``make`` updates (counter resets, inserts, modifies);
 3. one WriteRequest with every plan's ``brk`` updates (the deletes).
 
@@ -36,7 +35,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.crypto_client import CryptoWorkerClient, WorkerError, WorkerRefused
+from controller.crypto_client import (
+    BatchUnsupported,
+    CryptoWorkerClient,
+    WorkerError,
+    WorkerRefused,
+    WorkerSa,
+)
 from controller.dataplane import DataPlaneUnavailable
 from controller.errors import ErrorCode, RequestError
 from controller.key_guard import KEY_FIELD
@@ -91,7 +96,7 @@ class Executor:
             return [i for i in range(len(plans)) if outcome[i] is None and i < stop[0]]
 
         try:
-            await self._add_sas(plans, done, fail)
+            await self._add_sas(plans, done, fail, live)
             await self._write(plans, live(), "make", done, fail)
             await self._write(plans, live(), "brk", done, fail)
         except BaseException as error:  # cancelled or a bug: undo everything, then raise
@@ -112,12 +117,19 @@ class Executor:
         return outcome
 
     async def _add_sas(self, plans: Sequence[Plan], done: list[_Done],
-                       fail: Callable[[int, Exception], None]) -> None:
+                       fail: Callable[[int, Exception], None],
+                       live: Callable[[], list[int]]) -> None:
         adds = [(index, sa) for index, plan in enumerate(plans) for sa in plan.add_sas]
         if not adds:
             return
         if self._worker is None:
             raise DataPlaneUnavailable("no crypto worker is configured")
+        if getattr(self._worker, "batched", False):
+            try:
+                await self._add_batched(adds, done, fail, live)
+                return
+            except BatchUnsupported:
+                pass  # an older worker: one AddSa per SA
         worker = self._worker
         results = await asyncio.gather(*(worker.add(sa) for _, sa in adds),
                                        return_exceptions=True)
@@ -130,6 +142,43 @@ class Executor:
                 fail(index, worker_failure(result))
             elif isinstance(result, BaseException):
                 raise result
+
+    async def _add_batched(self, adds: list[tuple[int, WorkerSa]], done: list[_Done],
+                           fail: Callable[[int, Exception], None],
+                           live: Callable[[], list[int]]) -> None:
+        """One AddSas for the batch's SAs. It is all or nothing, so a refusal that names its
+        SA fails that SA's plan (by the single-request rules) and the call is repeated for
+        the SAs of the plans still live — nothing had been added, so nothing is added twice
+        (and no encrypt key is seen twice). A call that may have landed (no answer) marks
+        every SA of it for undo."""
+        assert self._worker is not None
+        pending = adds
+        while pending:
+            try:
+                await self._worker.add_many([sa for _, sa in pending])
+            except BatchUnsupported:
+                raise
+            except WorkerRefused as error:
+                if error.position is None or not 0 <= error.position < len(pending):
+                    for index, _ in pending:  # refused as a whole: nothing landed
+                        fail(index, worker_failure(error))
+                    return
+                fail(pending[error.position][0], worker_failure(error))
+                still = set(live())
+                pending = [(index, sa) for index, sa in pending if index in still]
+                continue
+            except WorkerError as error:  # no answer: any of them may have landed
+                for index, sa in pending:
+                    done[index].sa_indexes.append(sa.sa_index)
+                    fail(index, worker_failure(error))
+                return
+            except BaseException:
+                for index, sa in pending:
+                    done[index].sa_indexes.append(sa.sa_index)
+                raise
+            for index, sa in pending:
+                done[index].sa_indexes.append(sa.sa_index)
+            return
 
     async def _write(self, plans: Sequence[Plan], indexes: list[int], phase: str,
                      done: list[_Done], fail: Callable[[int, Exception], None]) -> None:
@@ -196,11 +245,26 @@ class Executor:
                 break
         sa_indexes = [index for d in undo for index in d.sa_indexes]
         if sa_indexes and self._worker is not None:
-            worker = self._worker
-            results = await asyncio.gather(
-                *(worker.remove(index, missing_ok=True) for index in sa_indexes),
-                return_exceptions=True)
-            for index, result in zip(sa_indexes, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.error("undo: SA index %d stays on the worker until the next "
-                              "reconciliation: %s", index, result)
+            await remove_sas(self._worker, sa_indexes, "undo")
+
+
+async def remove_sas(worker: CryptoWorkerClient, sa_indexes: Sequence[int], why: str) -> None:
+    """Remove SAs from the worker (missing ones are fine): one RemoveSas, or one RemoveSa per
+    SA for an older worker. Cleanup: a failure is logged; reconciliation removes strays."""
+    if getattr(worker, "batched", False):
+        try:
+            await worker.remove_many(sa_indexes, missing_ok=True)
+            return
+        except BatchUnsupported:
+            pass
+        except WorkerError as error:
+            log.error("%s: SA index(es) %s stay on the worker until the next reconciliation: "
+                      "%s", why, ", ".join(map(str, sa_indexes[:20])), error)
+            return
+    results = await asyncio.gather(
+        *(worker.remove(index, missing_ok=True) for index in sa_indexes),
+        return_exceptions=True)
+    for index, result in zip(sa_indexes, results, strict=True):
+        if isinstance(result, BaseException):
+            log.error("%s: SA index %d stays on the worker until the next reconciliation: %s",
+                      why, index, result)
