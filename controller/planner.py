@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from finsy.proto import p4r
+
 from controller.allocation import Allocation, IndexExhausted
 from controller.crypto_client import WorkerSa, worker_sas
 from controller.dataplane import TunnelChange
@@ -31,7 +33,6 @@ from controller.errors import ErrorCode, RequestError
 from controller.key_guard import KEY_FIELD, keeps_sa, key_in_use, key_of_this_tunnel, key_retired
 from controller.keys import SaKey
 from controller.model import IpsecEncrypt, Tunnel
-from controller.p4rt.connection import delete, insert, modify
 from controller.pipeline import Pipeline
 
 
@@ -230,17 +231,18 @@ class Planner:
         undo_make: list[Any] = []
         if (previous is None and allocation is not None
                 and allocation.tunnel_index not in self._clean):
-            make += [modify(counter) for counter in self.pipeline.counter_resets(
-                allocation.tunnel_index)]
+            schema = self.pipeline.schema
+            make += [_update(MODIFY, counter.encode(schema)) for counter in
+                     self.pipeline.counter_resets(allocation.tunnel_index)]
             undo_make += [None] * len(make)
         for key, entry in new_entries.items():
             old = old_entries.get(key)
             if old is None:
-                make.append(insert(entry))
-                undo_make.append(delete(entry))
-            elif full_entry(old, self.pipeline) != full_entry(entry, self.pipeline):
-                make.append(modify(entry))
-                undo_make.append(modify(old))
+                make.append(_update(INSERT, entry))
+                undo_make.append(_update(DELETE, entry))
+            elif _whole(old) != _whole(entry):
+                make.append(_update(MODIFY, entry))
+                undo_make.append(_update(MODIFY, old))
         gone = [entry for key, entry in old_entries.items() if key not in new_entries]
         remove_sas = tuple(sa for index, sa in old_sas.items() if new_sas.get(index) != sa)
         removed_keys = [(self._fingerprint(sa.sa.secret), (tunnel_id, sa.sa.spi))
@@ -248,8 +250,8 @@ class Planner:
         plan = Plan(
             change=change, previous=previous, allocation=allocation,
             make=tuple(make), undo_make=tuple(undo_make),
-            brk=tuple(delete(entry) for entry in gone),
-            undo_brk=tuple(insert(entry) for entry in gone),
+            brk=tuple(_update(DELETE, entry) for entry in gone),
+            undo_brk=tuple(_update(INSERT, entry) for entry in gone),
             add_sas=tuple(sa for index, sa in new_sas.items() if old_sas.get(index) != sa),
             remove_sas=remove_sas, retire=tuple(key for key, _ in removed_keys),
             taken_tunnel=taken_tunnel, taken_sas=tuple(taken_sas),
@@ -341,17 +343,39 @@ class Planner:
         for index in sa_indexes:
             self._book.sas.give(index)
 
-    def _by_key(self, entries: Iterable[Any]) -> dict[bytes, Any]:
-        return {entry_key(entry, self.pipeline): entry for entry in entries}
+    def _by_key(self, entries: Iterable[Any]) -> dict[bytes, p4r.Entity]:
+        """Entries encoded once (finsy's encoding is most of a plan's cost): identity → the
+        P4Runtime entity its updates carry."""
+        schema = self.pipeline.schema
+        encoded = (entry.encode(schema) for entry in entries)
+        return {message_key(message): message for message in encoded}
+
+
+INSERT, MODIFY, DELETE = p4r.Update.INSERT, p4r.Update.MODIFY, p4r.Update.DELETE
+
+
+def _update(kind: Any, entity: p4r.Entity) -> p4r.Update:
+    """A P4Runtime update, written as it is (finsy's Switch.write passes Update messages)."""
+    return p4r.Update(type=kind, entity=entity)
+
+
+def _whole(message: p4r.Entity) -> bytes:
+    return bytes(message.SerializeToString(deterministic=True))
+
+
+def message_key(message: p4r.Entity) -> bytes:
+    """The identity of an encoded table entry (table, match, priority) as canonical bytes."""
+    key = p4r.Entity()
+    key.CopyFrom(message)
+    entry = key.table_entry
+    entry.ClearField("action")
+    entry.ClearField("counter_data")
+    return bytes(key.SerializeToString(deterministic=True))
 
 
 def entry_key(entity: Any, pipeline: Pipeline) -> bytes:
     """The identity of a table entry (table, match, priority) as canonical bytes."""
-    message = entity.encode(pipeline.schema)
-    entry = message.table_entry
-    entry.ClearField("action")
-    entry.ClearField("counter_data")
-    return bytes(message.SerializeToString(deterministic=True))
+    return message_key(entity.encode(pipeline.schema))
 
 
 def full_entry(entity: Any, pipeline: Pipeline) -> bytes:

@@ -331,8 +331,9 @@ class TunnelStore:
 
     def _write(self, change: TunnelChange) -> None:
         key = str(change.tunnel_id)
-        self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
-        self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
+        if change.before is not None or change.tunnel_id in self._tunnels:  # else no rows
+            self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
+            self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
         if change.after is not None:
             self._insert(change.after)
 

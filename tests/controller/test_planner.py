@@ -8,7 +8,9 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import finsy as fy
 import pytest
+from finsy.proto import p4r
 
 from controller.allocation import Allocation, IndexExhausted
 from controller.dataplane import TunnelChange
@@ -78,9 +80,14 @@ def _planner(allocations: dict[int, Allocation] | None = None,
                    is_retired=lambda fingerprint: fingerprint in retired)
 
 
-def _kind(update: object) -> str:
-    """INSERT / MODIFY / DELETE of a planned switch update (finsy's update type)."""
-    return str(update._update_type.name)  # type: ignore[attr-defined]
+def _kind(update: p4r.Update) -> str:
+    """INSERT / MODIFY / DELETE of a planned switch update (a P4Runtime Update)."""
+    return str(p4r.Update.Type.Name(update.type))
+
+
+def _entry(update: p4r.Update) -> fy.P4TableEntry:
+    """The table entry a planned update writes, decoded."""
+    return fy.P4TableEntry.decode(update.entity, PIPELINE.schema)
 
 
 def test_free_indexes_hand_out_the_lowest_free_and_take_back() -> None:
@@ -192,9 +199,9 @@ def test_a_chained_rule_uses_its_previous_tunnels_index() -> None:
     parent = _decrypt(1, 700)
     planner = _planner({1: Allocation(tunnel_index=5, sa_pairs=((700, 1),))}, {1: parent})
     child = planner.plan(_create(_decrypt(2, 701, previous=1)))
-    [rule] = [update for update in child.make
-              if str(getattr(update, "table_id", "")).endswith("tunnel_rules")]
-    assert _kind(rule) == "INSERT" and rule.match["prev_tunnel"] == 5
+    [rule] = [update for update in child.make if update.entity.HasField("table_entry")
+              and _entry(update).table_id == "tunnel_rules"]
+    assert _kind(rule) == "INSERT" and _entry(rule).match["prev_tunnel"][0] == 5  # (value, mask)
 
 
 def test_the_stream_view_answers_spi_owners_and_dependents_without_copying() -> None:
