@@ -387,7 +387,7 @@ class EntryEncoder:
         table_id, fields, direct, actions = self._table(entry.table_id)
         if not direct:
             return entry.encode(self._schema)
-        matches = []
+        matches: list[Any] = []
         for name, value in (entry.match or {}).items():
             field = fields.get(name)
             match = _field_match(field, value) if field is not None else _UNHANDLED
@@ -432,10 +432,10 @@ def _field_match(field: tuple[int, str, int], value: Any) -> Any:
     if kind == "EXACT" or (kind == "OPTIONAL" and value is not None):
         if type(value) is not int or not 0 <= value < top:
             return _UNHANDLED
-        data = _canonical(value)
+        raw = _canonical(value)
         if kind == "EXACT":
-            return p4r.FieldMatch(field_id=field_id, exact=p4r.FieldMatch.Exact(value=data))
-        return p4r.FieldMatch(field_id=field_id, optional=p4r.FieldMatch.Optional(value=data))
+            return p4r.FieldMatch(field_id=field_id, exact=p4r.FieldMatch.Exact(value=raw))
+        return p4r.FieldMatch(field_id=field_id, optional=p4r.FieldMatch.Optional(value=raw))
     if kind == "TERNARY":
         if type(value) is int:
             data, mask = value, top - 1
