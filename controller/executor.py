@@ -50,6 +50,9 @@ from controller.planner import Plan
 
 log = logging.getLogger(__name__)
 
+ADD_CHUNK = 4096  # SAs per AddSas call (~0.5 MB of request; gRPC refuses messages over 4 MiB)
+REMOVE_CHUNK = 16384  # SA indices per RemoveSas call
+
 
 def worker_failure(error: WorkerError) -> Exception:
     """A worker refusal of the request's own making (FAILED_PRECONDITION, e.g. "key
@@ -146,39 +149,52 @@ class Executor:
     async def _add_batched(self, adds: list[tuple[int, WorkerSa]], done: list[_Done],
                            fail: Callable[[int, Exception], None],
                            live: Callable[[], list[int]]) -> None:
-        """One AddSas for the batch's SAs. It is all or nothing, so a refusal that names its
-        SA fails that SA's plan (by the single-request rules) and the call is repeated for
-        the SAs of the plans still live — nothing had been added, so nothing is added twice
-        (and no encrypt key is seen twice). A call that may have landed (no answer) marks
-        every SA of it for undo."""
+        """The batch's SAs in AddSas calls of at most ADD_CHUNK SAs (a call stays far below
+        gRPC's 4 MiB message limit; one is enough for up to 4,096 SAs). Each call is all or
+        nothing, so a refusal that names its SA fails that SA's plan (by the single-request
+        rules) and the call is repeated for the SAs of the plans still live — nothing of it
+        had been added, so nothing is added twice (and no encrypt key is seen twice). SAs of
+        calls that landed are recorded for the undo of their plan; a call that may have landed
+        (no answer) is recorded whole and fails its plans (and, the device being faulty,
+        every later one)."""
         assert self._worker is not None
+        still = set(live())
         pending = adds
+        first = True
         while pending:
+            chunk, rest = pending[:ADD_CHUNK], pending[ADD_CHUNK:]
             try:
-                await self._worker.add_many([sa for _, sa in pending])
+                await self._worker.add_many([sa for _, sa in chunk])
             except BatchUnsupported:
-                raise
+                if first:
+                    raise  # nothing was added: the caller adds per SA
+                for index, _ in pending:
+                    fail(index, DataPlaneUnavailable("the crypto worker stopped serving AddSas"))
+                return
             except WorkerRefused as error:
-                if error.position is None or not 0 <= error.position < len(pending):
-                    for index, _ in pending:  # refused as a whole: nothing landed
+                if error.position is None or not 0 <= error.position < len(chunk):
+                    for index, _ in pending:  # refused as a whole: nothing of it landed
                         fail(index, worker_failure(error))
                     return
-                fail(pending[error.position][0], worker_failure(error))
+                fail(chunk[error.position][0], worker_failure(error))
                 still = set(live())
                 pending = [(index, sa) for index, sa in pending if index in still]
                 continue
-            except WorkerError as error:  # no answer: any of them may have landed
-                for index, sa in pending:
+            except WorkerError as error:  # no answer: any of the chunk may have landed
+                for index, sa in chunk:
                     done[index].sa_indexes.append(sa.sa_index)
+                for index, _ in pending:
                     fail(index, worker_failure(error))
                 return
             except BaseException:
-                for index, sa in pending:
+                for index, sa in chunk:
                     done[index].sa_indexes.append(sa.sa_index)
                 raise
-            for index, sa in pending:
+            first = False
+            for index, sa in chunk:
                 done[index].sa_indexes.append(sa.sa_index)
-            return
+            still = set(live())
+            pending = [(index, sa) for index, sa in rest if index in still]
 
     async def _write(self, plans: Sequence[Plan], indexes: list[int], phase: str,
                      done: list[_Done], fail: Callable[[int, Exception], None]) -> None:
@@ -249,18 +265,24 @@ class Executor:
 
 
 async def remove_sas(worker: CryptoWorkerClient, sa_indexes: Sequence[int], why: str) -> None:
-    """Remove SAs from the worker (missing ones are fine): one RemoveSas, or one RemoveSa per
+    """Remove SAs from the worker (missing ones are fine): RemoveSas calls of at most
+    REMOVE_CHUNK indices, or one RemoveSa per
     SA for an older worker. Cleanup: a failure is logged; reconciliation removes strays."""
     if getattr(worker, "batched", False):
         try:
-            await worker.remove_many(sa_indexes, missing_ok=True)
+            for start in range(0, len(sa_indexes), REMOVE_CHUNK):
+                chunk = sa_indexes[start:start + REMOVE_CHUNK]
+                try:
+                    await worker.remove_many(chunk, missing_ok=True)
+                except BatchUnsupported:
+                    sa_indexes = sa_indexes[start:]  # the rest one by one (below)
+                    raise
+                except WorkerError as error:
+                    log.error("%s: SA index(es) %s stay on the worker until the next "
+                              "reconciliation: %s", why, ", ".join(map(str, chunk[:20])), error)
             return
         except BatchUnsupported:
             pass
-        except WorkerError as error:
-            log.error("%s: SA index(es) %s stay on the worker until the next reconciliation: "
-                      "%s", why, ", ".join(map(str, sa_indexes[:20])), error)
-            return
     results = await asyncio.gather(
         *(worker.remove(index, missing_ok=True) for index in sa_indexes),
         return_exceptions=True)

@@ -179,3 +179,18 @@ async def test_an_unanswered_add_sas_is_undone_whole() -> None:
     outcomes = await _executor(switch, worker, failed).execute(_plans(3))
     assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes)
     assert switch.writes == [] and worker.sas == {}
+
+
+async def test_sas_go_in_chunks_and_a_refusal_in_a_later_chunk_fails_only_its_request(
+        monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import controller.executor as executor_module
+    monkeypatch.setattr(executor_module, "ADD_CHUNK", 3)
+    planner = _planner()
+    plans = [planner.plan(_create(_encrypt(tunnel_id, 4000 + tunnel_id, key_seed=tunnel_id)))
+             for tunnel_id in range(1, 6)]
+    switch, worker, failed = Switch(), BatchWorker({4004: "FAILED_PRECONDITION"}), []
+    outcomes = await _executor(switch, worker, failed).execute(plans)
+    assert [outcome is None for outcome in outcomes] == [True, True, True, False, True]
+    assert isinstance(outcomes[3], RequestError)
+    assert worker.calls == [[4001, 4002, 4003], [4004, 4005], [4005]]
+    assert sorted(worker.sas.values()) == [4001, 4002, 4003, 4005]
