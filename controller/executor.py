@@ -266,8 +266,8 @@ class Executor:
 
 async def remove_sas(worker: CryptoWorkerClient, sa_indexes: Sequence[int], why: str) -> None:
     """Remove SAs from the worker (missing ones are fine): RemoveSas calls of at most
-    REMOVE_CHUNK indices, or one RemoveSa per
-    SA for an older worker. Cleanup: a failure is logged; reconciliation removes strays."""
+    REMOVE_CHUNK indices, or one RemoveSa per SA for an older worker. Cleanup: a failure is
+    logged; reconciliation removes strays."""
     if getattr(worker, "batched", False):
         try:
             for start in range(0, len(sa_indexes), REMOVE_CHUNK):
