@@ -3,8 +3,9 @@ round trips, each plan all-or-nothing.
 
 For a batch, in this order (make before break, as for a single request):
 
-1. the worker gets every plan's new SAs in one AddSas call (all or nothing on the worker, one
-   durable commit there; an older worker without it gets concurrent AddSa calls);
+1. the worker gets every plan's new SAs in one AddSas call per ADD_CHUNK SAs (all or nothing
+   on the worker, one durable commit there; an older worker without it gets concurrent AddSa
+   calls);
 2. one WriteRequest with every plan's ``make`` updates (counter resets, inserts, modifies);
 3. one WriteRequest with every plan's ``brk`` updates (the deletes).
 
