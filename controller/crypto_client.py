@@ -25,22 +25,31 @@ from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
 log = logging.getLogger(__name__)
 
 CALL_TIMEOUT = 3.0
+FAILED_SA_METADATA = "failed-sa"  # worker.proto AddSas/RemoveSas: the SA refused
 
 
 class WorkerError(Exception):
-    """The worker could not do what was asked."""
+    """The worker could not do what was asked; ``position``: which SA of a batch call, when
+    the worker said (:meth:`CryptoWorkerClient.add_many`)."""
+
+    position: int | None = None
 
 
 class WorkerUnavailable(WorkerError):
     """The worker's socket does not answer."""
 
 
+class BatchUnsupported(WorkerError):
+    """The worker has no AddSas/RemoveSas (an older worker); nothing was done."""
+
+
 class WorkerRefused(WorkerError):
     """The worker answered with an error status; ``code`` is its gRPC status name."""
 
-    def __init__(self, message: str, *, code: str = "") -> None:
+    def __init__(self, message: str, *, code: str = "", position: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.position = position
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,12 +134,24 @@ def check_worker_socket(socket_path: str) -> None:
                                 f"{info.st_uid}, not to this user or root; no key is sent")
 
 
-def _fault(error: grpc.aio.AioRpcError, what: str) -> WorkerError:
+def _fault(error: grpc.aio.AioRpcError, what: str, *, position: int | None = None
+           ) -> WorkerError:
     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                         grpc.StatusCode.CANCELLED):
         return WorkerUnavailable(f"crypto worker unavailable ({what}): {error.code().name}")
     return WorkerRefused(f"crypto worker refused {what}: {error.code().name} "
-                         f"{error.details()}", code=error.code().name)
+                         f"{error.details()}", code=error.code().name, position=position)
+
+
+def _failed_position(error: grpc.aio.AioRpcError) -> int | None:
+    """The ``failed-sa`` trailing metadata of an AddSas/RemoveSas refusal (worker.proto)."""
+    for key, value in error.trailing_metadata() or ():
+        if key == FAILED_SA_METADATA:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 class CryptoWorkerClient:
@@ -147,6 +168,7 @@ class CryptoWorkerClient:
         self.socket_path = socket_path
         self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}")
         self._stub = wpb_grpc.CryptoWorkerStub(self._channel)
+        self._batched = True  # AddSas/RemoveSas until the worker answers UNIMPLEMENTED
 
     async def close(self) -> None:
         """Close the channel."""
@@ -166,6 +188,49 @@ class CryptoWorkerClient:
                 timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             raise _fault(error, f"AddSa index {sa.sa_index} spi {sa.sa.spi}") from None
+
+    @property
+    def batched(self) -> bool:
+        """False once the worker answered UNIMPLEMENTED to AddSas/RemoveSas (an older worker):
+        callers then use AddSa/RemoveSa per SA."""
+        return self._batched
+
+    async def add_many(self, sas: Sequence[WorkerSa]) -> None:
+        """AddSas: new SAs in one call, all or nothing (worker.proto). A refusal is
+        :class:`WorkerRefused` with ``position``, the SA refused (nothing was added);
+        :class:`BatchUnsupported` when the worker has no AddSas (nothing was added)."""
+        if not sas:
+            return
+        check_worker_socket(self.socket_path)
+        request = wpb.AddSasRequest(sas=[wpb.AddSaRequest(
+            params=sa.params,
+            key=wpb.SaKey(key=sa.sa.secret.reveal_key(), salt=sa.sa.secret.reveal_salt()))
+            for sa in sas])
+        try:
+            await self._stub.AddSas(request, timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+                self._batched = False
+                log.info("the crypto worker has no AddSas/RemoveSas: one call per SA")
+                raise BatchUnsupported("crypto worker: AddSas is not implemented") from None
+            raise _fault(error, f"AddSas of {len(sas)} SA(s)",
+                         position=_failed_position(error)) from None
+
+    async def remove_many(self, sa_indexes: Sequence[int], *, missing_ok: bool = False
+                          ) -> None:
+        """RemoveSas: many SAs in one call; ``missing_ok`` skips unused indices;
+        :class:`BatchUnsupported` when the worker has no RemoveSas."""
+        if not sa_indexes:
+            return
+        try:
+            await self._stub.RemoveSas(wpb.RemoveSasRequest(
+                sa_indexes=list(sa_indexes), missing_ok=missing_ok), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+                self._batched = False
+                raise BatchUnsupported("crypto worker: RemoveSas is not implemented") from None
+            raise _fault(error, f"RemoveSas of {len(sa_indexes)} SA(s)",
+                         position=_failed_position(error)) from None
 
     async def remove(self, sa_index: int, *, missing_ok: bool = False) -> None:
         """RemoveSa; ``missing_ok`` treats NOT_FOUND as done."""

@@ -3,9 +3,9 @@ round trips, each plan all-or-nothing.
 
 For a batch, in this order (make before break, as for a single request):
 
-1. the worker gets every plan's new SAs: the AddSa calls of the whole batch run concurrently on
-   the worker's channel (the worker protocol has no multi-SA call; concurrent calls cost one
-   round trip, not one per SA);
+1. the worker gets every plan's new SAs in one AddSas call per ADD_CHUNK SAs (all or nothing
+   on the worker, one durable commit there; an older worker without it gets concurrent AddSa
+   calls);
 2. one WriteRequest with every plan's ``make`` updates (counter resets, inserts, modifies);
 3. one WriteRequest with every plan's ``brk`` updates (the deletes).
 
@@ -36,7 +36,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.crypto_client import CryptoWorkerClient, WorkerError, WorkerRefused
+from controller.crypto_client import (
+    BatchUnsupported,
+    CryptoWorkerClient,
+    WorkerError,
+    WorkerRefused,
+    WorkerSa,
+)
 from controller.dataplane import DataPlaneUnavailable
 from controller.errors import ErrorCode, RequestError
 from controller.key_guard import KEY_FIELD
@@ -44,6 +50,9 @@ from controller.p4rt.connection import SwitchConnection, SwitchUnavailable, Swit
 from controller.planner import Plan
 
 log = logging.getLogger(__name__)
+
+ADD_CHUNK = 4096  # SAs per AddSas call (~0.5 MB of request; gRPC refuses messages over 4 MiB)
+REMOVE_CHUNK = 16384  # SA indices per RemoveSas call
 
 
 def worker_failure(error: WorkerError) -> Exception:
@@ -91,7 +100,7 @@ class Executor:
             return [i for i in range(len(plans)) if outcome[i] is None and i < stop[0]]
 
         try:
-            await self._add_sas(plans, done, fail)
+            await self._add_sas(plans, done, fail, live)
             await self._write(plans, live(), "make", done, fail)
             await self._write(plans, live(), "brk", done, fail)
         except BaseException as error:  # cancelled or a bug: undo everything, then raise
@@ -112,12 +121,19 @@ class Executor:
         return outcome
 
     async def _add_sas(self, plans: Sequence[Plan], done: list[_Done],
-                       fail: Callable[[int, Exception], None]) -> None:
+                       fail: Callable[[int, Exception], None],
+                       live: Callable[[], list[int]]) -> None:
         adds = [(index, sa) for index, plan in enumerate(plans) for sa in plan.add_sas]
         if not adds:
             return
         if self._worker is None:
             raise DataPlaneUnavailable("no crypto worker is configured")
+        if getattr(self._worker, "batched", False):
+            try:
+                await self._add_batched(adds, done, fail, live)
+                return
+            except BatchUnsupported:
+                pass  # an older worker: one AddSa per SA
         worker = self._worker
         results = await asyncio.gather(*(worker.add(sa) for _, sa in adds),
                                        return_exceptions=True)
@@ -130,6 +146,56 @@ class Executor:
                 fail(index, worker_failure(result))
             elif isinstance(result, BaseException):
                 raise result
+
+    async def _add_batched(self, adds: list[tuple[int, WorkerSa]], done: list[_Done],
+                           fail: Callable[[int, Exception], None],
+                           live: Callable[[], list[int]]) -> None:
+        """The batch's SAs in AddSas calls of at most ADD_CHUNK SAs (a call stays far below
+        gRPC's 4 MiB message limit; one is enough for up to 4,096 SAs). Each call is all or
+        nothing, so a refusal that names its SA fails that SA's plan (by the single-request
+        rules) and the call is repeated for the SAs of the plans still live — nothing of it
+        had been added, so nothing is added twice (and no encrypt key is seen twice). SAs of
+        calls that landed are recorded for the undo of their plan; a call that may have landed
+        (no answer) is recorded whole and fails its plans (and, the device being faulty,
+        every later one)."""
+        assert self._worker is not None
+        still = set(live())
+        pending = adds
+        first = True
+        while pending:
+            chunk, rest = pending[:ADD_CHUNK], pending[ADD_CHUNK:]
+            try:
+                await self._worker.add_many([sa for _, sa in chunk])
+            except BatchUnsupported:
+                if first:
+                    raise  # nothing was added: the caller adds per SA
+                for index, _ in pending:
+                    fail(index, DataPlaneUnavailable("the crypto worker stopped serving AddSas"))
+                return
+            except WorkerRefused as error:
+                if error.position is None or not 0 <= error.position < len(chunk):
+                    for index, _ in pending:  # refused as a whole: nothing of it landed
+                        fail(index, worker_failure(error))
+                    return
+                fail(chunk[error.position][0], worker_failure(error))
+                still = set(live())
+                pending = [(index, sa) for index, sa in pending if index in still]
+                continue
+            except WorkerError as error:  # no answer: any of the chunk may have landed
+                for index, sa in chunk:
+                    done[index].sa_indexes.append(sa.sa_index)
+                for index, _ in pending:
+                    fail(index, worker_failure(error))
+                return
+            except BaseException:
+                for index, sa in chunk:
+                    done[index].sa_indexes.append(sa.sa_index)
+                raise
+            first = False
+            for index, sa in chunk:
+                done[index].sa_indexes.append(sa.sa_index)
+            still = set(live())
+            pending = [(index, sa) for index, sa in rest if index in still]
 
     async def _write(self, plans: Sequence[Plan], indexes: list[int], phase: str,
                      done: list[_Done], fail: Callable[[int, Exception], None]) -> None:
@@ -196,11 +262,32 @@ class Executor:
                 break
         sa_indexes = [index for d in undo for index in d.sa_indexes]
         if sa_indexes and self._worker is not None:
-            worker = self._worker
-            results = await asyncio.gather(
-                *(worker.remove(index, missing_ok=True) for index in sa_indexes),
-                return_exceptions=True)
-            for index, result in zip(sa_indexes, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.error("undo: SA index %d stays on the worker until the next "
-                              "reconciliation: %s", index, result)
+            await remove_sas(self._worker, sa_indexes, "undo")
+
+
+async def remove_sas(worker: CryptoWorkerClient, sa_indexes: Sequence[int], why: str) -> None:
+    """Remove SAs from the worker (missing ones are fine): RemoveSas calls of at most
+    REMOVE_CHUNK indices, or one RemoveSa per SA for an older worker. Cleanup: a failure is
+    logged; reconciliation removes strays."""
+    if getattr(worker, "batched", False):
+        try:
+            for start in range(0, len(sa_indexes), REMOVE_CHUNK):
+                chunk = sa_indexes[start:start + REMOVE_CHUNK]
+                try:
+                    await worker.remove_many(chunk, missing_ok=True)
+                except BatchUnsupported:
+                    sa_indexes = sa_indexes[start:]  # the rest one by one (below)
+                    raise
+                except WorkerError as error:
+                    log.error("%s: SA index(es) %s stay on the worker until the next "
+                              "reconciliation: %s", why, ", ".join(map(str, chunk[:20])), error)
+            return
+        except BatchUnsupported:
+            pass
+    results = await asyncio.gather(
+        *(worker.remove(index, missing_ok=True) for index in sa_indexes),
+        return_exceptions=True)
+    for index, result in zip(sa_indexes, results, strict=True):
+        if isinstance(result, BaseException):
+            log.error("%s: SA index %d stays on the worker until the next reconciliation: %s",
+                      why, index, result)

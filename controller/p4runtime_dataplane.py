@@ -75,7 +75,7 @@ from controller.crypto_client import (
 )
 from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters
 from controller.errors import ErrorCode, RequestError
-from controller.executor import Executor
+from controller.executor import Executor, remove_sas
 from controller.keys import SaKey
 from controller.model import Tunnel
 from controller.p4rt.connection import (
@@ -422,14 +422,7 @@ class P4RuntimeDataPlane:
                 self._sas[sa.sa_index] = sa
         if removes:
             assert self._worker is not None
-            worker = self._worker
-            results = await asyncio.gather(
-                *(worker.remove(sa.sa_index, missing_ok=True) for sa in removes),
-                return_exceptions=True)
-            for sa, result in zip(removes, results, strict=True):
-                if isinstance(result, BaseException):
-                    log.warning("tunnel %d: old SA index %d stays on the worker until the "
-                                "next reconciliation: %s", sa.tunnel_id, sa.sa_index, result)
+            await remove_sas(self._worker, [sa.sa_index for sa in removes], "old SAs")
         await self._reset_freed(applied)
         for plan in applied:
             self._planner.commit(plan)

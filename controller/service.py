@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_ERROR_BITS = 64
 # Requests per store transaction and data-plane batch (the data plane may split it further).
 BATCH = 512
+LOGGED_IDS = 20  # tunnel ids named per "CREATE of n tunnel(s)" line (each request: DEBUG)
 
 
 class StreamStatus(enum.IntEnum):
@@ -230,6 +231,19 @@ class TunnelService:
             await self._dataplane.apply_batch([change.inverse()
                                                for change, _ in reversed(applied)])
             raise
+        done: dict[str, list[int]] = {}  # operation -> tunnel ids applied (one log line)
+        try:
+            return self._outcomes(items, results, outcomes, done)
+        finally:
+            for operation, ids in done.items():
+                shown = ", ".join(str(tunnel_id) for tunnel_id in ids[:LOGGED_IDS])
+                more = f" and {len(ids) - LOGGED_IDS} more" if len(ids) > LOGGED_IDS else ""
+                log.info("%s of %d tunnel(s): %s%s", operation, len(ids), shown, more)
+
+    @staticmethod
+    def _outcomes(items: list[tuple[int, TunnelChange]], results: list[Exception | None],
+                  outcomes: list[RequestOutcome | None], done: dict[str, list[int]]
+                  ) -> DataPlaneUnavailable | None:
         for (index, change), result in zip(items, results, strict=True):
             if isinstance(result, DataPlaneUnavailable):
                 log.error("data plane unavailable at request %d (tunnel %d): %s", index,
@@ -243,8 +257,10 @@ class TunnelService:
             if result is not None:
                 raise result
             outcomes[index] = RequestOutcome(tunnel_id=change.tunnel_id)
-            log.info("%s tunnel %d (%s)", change.operation.name, change.tunnel_id,
-                     (change.after or change.before).kind)  # type: ignore[union-attr]
+            done.setdefault(change.operation.name, []).append(change.tunnel_id)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s tunnel %d (%s)", change.operation.name, change.tunnel_id,
+                          (change.after or change.before).kind)  # type: ignore[union-attr]
         return None
 
     def get(self, tunnel_id: int) -> Tunnel:

@@ -82,16 +82,24 @@ _MODEL_ENUMS: dict[str, type[enum.IntEnum]] = {
 }
 
 
+# Field names per model dataclass, looked up once (a tunnel is serialized per commit).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(field.name for field in dataclasses.fields(cls)) for cls in _MODEL_CLASSES.values()
+}
+
+
 def _to_json(value: object) -> Any:
     """Tagged JSON for the frozen model dataclasses (keys never included)."""
     if isinstance(value, SaKey):
         raise TypeError("secrets are sealed separately, never serialized")
     if isinstance(value, model.SecurityAssociation):
         return {"__type__": "SecurityAssociation", "spi": value.spi}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {field.name: _to_json(getattr(value, field.name))
-                  for field in dataclasses.fields(value)}
-        return {"__type__": type(value).__name__, **fields}
+    names = _FIELD_NAMES.get(type(value))
+    if names is not None:
+        data: dict[str, Any] = {"__type__": type(value).__name__}
+        for name in names:
+            data[name] = _to_json(getattr(value, name))
+        return data
     if isinstance(value, enum.IntEnum):
         return {"__enum__": type(value).__name__, "name": value.name}
     if isinstance(value, IPv4Address | IPv6Address):
@@ -181,6 +189,7 @@ class TunnelStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")  # a committed tunnel survives power loss
         self._db.executescript(_SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
@@ -231,26 +240,47 @@ class TunnelStore:
 
     def journal_begin_many(self, stream: str, items: list[tuple[int, TunnelChange]]
                            ) -> list[int]:
-        """:meth:`journal_begin` for a batch of (request index, change): one durable commit."""
-        seqs = []
-        self._db.execute("BEGIN IMMEDIATE")
+        """:meth:`journal_begin` for a batch of (request index, change): one commit, relaxed
+        (:meth:`_relaxed`)."""
+        self._relaxed(True)
         try:
-            for index, change in items:
-                cursor = self._db.execute(
-                    "INSERT INTO journal (stream, request_index, operation, tunnel_id, state) "
-                    "VALUES (?, ?, ?, ?, 'applying')",
-                    (stream, index, change.operation.name, str(change.tunnel_id)))
-                assert cursor.lastrowid is not None
-                seqs.append(cursor.lastrowid)
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-        return seqs
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # AUTOINCREMENT's counter: sequence numbers are never reused
+                first = self._db.execute(
+                    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'journal'), "
+                    "0)").fetchone()[0] + 1
+                self._db.executemany(
+                    "INSERT INTO journal (seq, stream, request_index, operation, tunnel_id, "
+                    "state) VALUES (?, ?, ?, ?, ?, 'applying')",
+                    [(first + position, stream, index, change.operation.name,
+                      str(change.tunnel_id))
+                     for position, (index, change) in enumerate(items)])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        finally:
+            self._relaxed(False)
+        return list(range(first, first + len(items)))
 
     def journal_clear(self, stream: str) -> None:
         """The stream's answer is on its way: forget its journal rows."""
-        self._db.execute("DELETE FROM journal WHERE stream = ?", (stream,))
+        self._relaxed(True)
+        try:
+            self._db.execute("DELETE FROM journal WHERE stream = ?", (stream,))
+        finally:
+            self._relaxed(False)
+
+    def _relaxed(self, on: bool) -> None:
+        """Journal rows are committed without an fsync (``synchronous = NORMAL``; in WAL mode
+        a commit is then durable across a crash of the controller, which is what the journal
+        reports, but not across power loss — and a switch and worker that lost power come back
+        empty and are reconciled from the tunnels anyway). The tunnels' own commit
+        (:meth:`StagedBatch.commit`) stays ``FULL``, fsynced before the client is answered,
+        and makes the relaxed journal rows written before it durable too (one WAL). This
+        saves two of the three fsyncs of a stream (~0.9 ms each here)."""
+        self._db.execute(f"PRAGMA synchronous = {'NORMAL' if on else 'FULL'}")
 
     def journal(self) -> list[tuple[str, int, str, int, str]]:
         """(stream, request index, operation, tunnel id, state) rows (tests)."""
@@ -301,8 +331,9 @@ class TunnelStore:
 
     def _write(self, change: TunnelChange) -> None:
         key = str(change.tunnel_id)
-        self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
-        self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
+        if change.before is not None or change.tunnel_id in self._tunnels:  # else no rows
+            self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
+            self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
         if change.after is not None:
             self._insert(change.after)
 

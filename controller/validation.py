@@ -9,7 +9,7 @@ clients see the same paths (the v2 names are the snake_case forms of the same fi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from ipaddress import IPv6Address, ip_network
+from ipaddress import IPv6Address
 from typing import TypeVar
 
 from controller.capabilities import Capabilities
@@ -359,10 +359,12 @@ def _parse_prefix(raw: int | bytes, length: int, version: int, address_field: st
     if version == 6 and not present:
         raise _fail(ErrorCode.MISSING_FIELD, address_field,
                     f"empty, but {length_field.rsplit('.', 1)[1]} is {length}")
-    network = ip_network(f"{address}/{length}", strict=False)
-    if network.network_address != address:
+    value = int(address)
+    network = value & (((1 << length) - 1) << (max_length - length))  # integer math: no parse
+    if network != value:
         raise _fail(ErrorCode.INVALID_FIELD, address_field,
-                    f"{address}/{length} has host bits set; did you mean {network}?")
+                    f"{address}/{length} has host bits set; did you mean "
+                    f"{type(address)(network)}/{length}?")
     return Prefix(address=address, length=length)
 
 

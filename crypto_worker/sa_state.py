@@ -218,6 +218,17 @@ class SaStateStore:
     def begin(self, identity: SaIdentity, limit: int) -> None:
         """A new SA: refused for an encrypt key that has numbered packets before; records the
         first reservation (`limit`) durably."""
+        self.check_new(identity)
+        self.write(self.begin_statements(identity, limit))
+
+    def write(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
+        """Runs statements (of :meth:`begin_statements` …) as one durable transaction: a batch
+        of SAs costs one commit and one fsync (crypto_worker.sa_table.SaTable.add_many)."""
+        self._write(statements)
+
+    def check_new(self, identity: SaIdentity) -> None:
+        """Raises SaStateRefused when a new SA under this key must not be installed (an
+        encrypt key that has numbered packets before); reads only."""
         if identity.direction is Direction.ENCRYPT:
             used, retired = self._key_used(identity)
             if retired:
@@ -230,13 +241,18 @@ class SaStateStore:
                     f"key retired: sa_index {identity.sa_index} spi {identity.spi}: this encrypt "
                     "key has numbered packets before (durable state exists); re-install it "
                     "with resume=true at its own sa_index and spi, or use a new key")
-        self._write([(
+
+    @staticmethod
+    def begin_statements(identity: SaIdentity, limit: int
+                         ) -> list[tuple[str, tuple[object, ...]]]:
+        """The writes of :meth:`begin`: the first reservation, no drops from an older SA."""
+        return [(
             "INSERT INTO sa_state (sa_index, spi, fingerprint, direction, durable_limit) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET durable_limit = excluded."
             "durable_limit, retired = 0",
             (identity.sa_index, identity.spi, identity.fingerprint, identity.direction.value,
              _pack(limit)),
-        ), (f"DELETE FROM sa_drops WHERE {_IDENTITY}", _identity_args(identity))])
+        ), (f"DELETE FROM sa_drops WHERE {_IDENTITY}", _identity_args(identity))]
 
     def resume(self, identity: SaIdentity) -> int:
         """The durable limit of an SA installed before, removed or not; a removed one is live
@@ -275,8 +291,13 @@ class SaStateStore:
         """The SA was removed: its row is kept, retired (an encrypt key is never installed
         fresh again; a resume continues above the limit, refusing replays below it), and so
         are its drop counts (a resume continues from them; a fresh SA clears them)."""
-        self._write([(f"UPDATE sa_state SET retired = 1 WHERE {_IDENTITY}",
-                      _identity_args(identity))])
+        self._write(self.release_statements(identity))
+
+    @staticmethod
+    def release_statements(identity: SaIdentity) -> list[tuple[str, tuple[object, ...]]]:
+        """The writes of :meth:`release`."""
+        return [(f"UPDATE sa_state SET retired = 1 WHERE {_IDENTITY}",
+                 _identity_args(identity))]
 
     # ---- drop counters (crypto_worker/drops.py writes them; a resumed SA reads its own) -----
 

@@ -13,10 +13,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 from crypto_worker.drops import DEFAULT_FLUSH_INTERVAL, DropCounterWriter, DropReason, DropSnapshot
 from crypto_worker.reservation import DEFAULT_BLOCK, Reservation
-from crypto_worker.sa import CounterSnapshot, SaConfig, SaKeys, SecurityAssociation, max_sequence
-from crypto_worker.sa_state import SaStateStore, StateStoreError
+from crypto_worker.sa import (
+    CounterSnapshot,
+    Direction,
+    SaConfig,
+    SaKeys,
+    SecurityAssociation,
+    max_sequence,
+)
+from crypto_worker.sa_state import SaStateRefused, SaStateStore, StateStoreError
 
 log = logging.getLogger(__name__)
+
+STATE_SHOWN = 8  # SAs named per batch log line
 
 
 class SaTableError(KeyError):
@@ -30,6 +39,16 @@ class SaTableError(KeyError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class SaBatchError(Exception):
+    """An SA of an add_many/remove_many batch was refused (nothing of the batch happened):
+    ``position`` in the batch and the refusal (SaTableError or SaStateRefused)."""
+
+    def __init__(self, position: int, error: Exception) -> None:
+        super().__init__(f"[{position}]: {error}")
+        self.position = position
+        self.error = error
 
 
 class SaTable:
@@ -100,6 +119,83 @@ class SaTable:
             sa = self._new_sa(config, keys, resume=resume)
             self._sas[config.sa_index] = sa
         log.info("%s %r", "resumed" if resume else "added", sa)
+
+    def add_many(self, items: list[tuple[SaConfig, SaKeys]]) -> None:
+        """Adds new SAs all or nothing: every index free and not repeated, every encrypt key
+        unused (before, and within the batch) — checked before anything is written; then one
+        durable transaction for all their first reservations. Raises :class:`SaBatchError`
+        naming the position of the SA refused; nothing has changed then."""
+        with self._lock:
+            seen: set[int] = set()
+            encrypt_keys: set[bytes] = set()
+            statements: list[tuple[str, tuple[object, ...]]] = []
+            prepared = []
+            for position, (config, keys) in enumerate(items):
+                try:
+                    if config.sa_index in self._sas or config.sa_index in seen:
+                        raise SaTableError("sa_index", f"{config.sa_index} is already in use"
+                                           if config.sa_index in self._sas else
+                                           f"{config.sa_index} is repeated in the batch",
+                                           in_use=True)
+                    seen.add(config.sa_index)
+                    identity = self.store.identity(config.sa_index, config.spi,
+                                                   config.direction, keys)
+                    self.store.check_new(identity)
+                    if identity.direction is Direction.ENCRYPT:
+                        if identity.fingerprint in encrypt_keys:
+                            raise SaStateRefused(
+                                f"key retired: sa_index {config.sa_index} spi {config.spi}: "
+                                "this encrypt key is already used by another SA of the batch; "
+                                "use a new key")
+                        encrypt_keys.add(identity.fingerprint)
+                except (SaTableError, SaStateRefused) as error:
+                    raise SaBatchError(position, error) from None
+                limit = min(self._block, max_sequence(config))
+                statements += self.store.begin_statements(identity, limit)
+                prepared.append((config, keys, identity, limit))
+            if statements:
+                self.store.write(statements)
+            for config, keys, identity, limit in prepared:
+                reservation = Reservation(self.store, identity, limit=limit, block=self._block,
+                                          maximum=max_sequence(config), executor=self._writer)
+                self._sas[config.sa_index] = SecurityAssociation(config, keys, reservation)
+        log.info("added %d SA(s): %s", len(prepared),
+                 ", ".join(f"{config.sa_index}/spi {config.spi}"
+                           for config, *_ in prepared[:STATE_SHOWN])
+                 + (" …" if len(prepared) > STATE_SHOWN else ""))
+
+    def remove_many(self, sa_indexes: list[int], *, missing_ok: bool = False
+                    ) -> list[CounterSnapshot]:
+        """Removes SAs all or nothing (an unused index is :class:`SaBatchError` unless
+        ``missing_ok``, which skips it); their durable rows are retired in one transaction.
+        Returns the final counters of the SAs removed, in order."""
+        with self._lock:
+            old = []
+            seen: set[int] = set()
+            for position, sa_index in enumerate(sa_indexes):
+                sa = self._sas.get(sa_index)
+                if sa is None or sa_index in seen:
+                    if missing_ok:
+                        continue
+                    raise SaBatchError(position, SaTableError(
+                        "sa_index", f"{sa_index} is not in use", in_use=False))
+                seen.add(sa_index)
+                old.append(sa)
+            statements = [statement for sa in old
+                          for statement in self.store.release_statements(sa.reservation.identity)]
+            if statements:
+                try:
+                    self.store.write(statements)
+                except StateStoreError as error:
+                    # The rows stay "used", so a fresh SA with these keys is still refused.
+                    log.error("%d SA(s) removed, but their durable state could not be "
+                              "updated: %s", len(old), error)
+            for sa in old:
+                del self._sas[sa.config.sa_index]
+        log.info("removed %d SA(s): %s", len(old),
+                 ", ".join(str(sa.config.sa_index) for sa in old[:STATE_SHOWN])
+                 + (" …" if len(old) > STATE_SHOWN else ""))
+        return [sa.counters.snapshot(sa.config.sa_index) for sa in old]
 
     def replace(self, config: SaConfig, keys: SaKeys) -> CounterSnapshot:
         """Installs a new SA at an index in use; returns the old SA's final counters."""

@@ -16,13 +16,15 @@ from crypto_worker.ciphers import SUITE_BY_PROTO_NAME, CipherSuite
 from crypto_worker.drops import DropReason
 from crypto_worker.sa import CounterSnapshot, Direction, EspMode, SecurityAssociation
 from crypto_worker.sa_state import SaStateRefused, StateStoreError
-from crypto_worker.sa_table import SaTable, SaTableError
+from crypto_worker.sa_table import SaBatchError, SaTable, SaTableError
 from crypto_worker.secret import Secret
 from crypto_worker.validation import SaRequest, SaValidationError, validate_sa
 from tunneloffload.crypto.v1 import worker_pb2 as pb
 from tunneloffload.crypto.v1 import worker_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
+
+FAILED_SA_METADATA = "failed-sa"  # AddSas/RemoveSas: the position of the SA refused
 
 _DIRECTION_FROM_PB = {
     pb.DIRECTION_ENCRYPT: Direction.ENCRYPT,
@@ -137,6 +139,56 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
         except Exception as error:  # noqa: BLE001 - every error becomes a status
             self._abort(context, error)
         return pb.AddSaResponse()
+
+    def AddSas(self, request: pb.AddSasRequest, context: grpc.ServicerContext
+               ) -> pb.AddSasResponse:
+        items = []
+        for position, item in enumerate(request.sas):
+            try:
+                if item.resume:
+                    raise SaValidationError("resume", "true: AddSas installs new SAs only; "
+                                            "resume an SA with AddSa")
+                items.append(validate_sa(_request_from_pb(item.params, item.key)))
+            except Exception as error:  # noqa: BLE001 - every error becomes a status
+                self._abort_item(context, position, error)
+        try:
+            self._table.add_many(items)
+        except SaBatchError as error:
+            self._abort_item(context, error.position, error.error)
+        except Exception as error:  # noqa: BLE001
+            self._abort(context, error)
+        return pb.AddSasResponse()
+
+    def RemoveSas(self, request: pb.RemoveSasRequest, context: grpc.ServicerContext
+                  ) -> pb.RemoveSasResponse:
+        try:
+            final = self._table.remove_many(list(request.sa_indexes),
+                                            missing_ok=request.missing_ok)
+        except SaBatchError as error:
+            self._abort_item(context, error.position, error.error, what="sa_indexes")
+        except Exception as error:  # noqa: BLE001
+            self._abort(context, error)
+        return pb.RemoveSasResponse(final_counters=[counters_to_pb(c) for c in final])
+
+    def _abort_item(self, context: grpc.ServicerContext, position: int, error: Exception,
+                    what: str = "sas") -> NoReturn:
+        """:meth:`_abort` for one SA of a batch: its position in the details ("sas[3].params.
+        spi: …") and in the trailing metadata ``failed-sa`` (the client maps it back)."""
+        context.set_trailing_metadata(((FAILED_SA_METADATA, str(position)),))
+        if isinstance(error, SaValidationError):
+            field = error.field
+            field = (f"key.{field}" if field in ("key", "salt") else
+                     field if field.startswith("params.") or field == "resume"
+                     else f"params.{field}")
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"{what}[{position}].{field}: {error.detail}")
+        if isinstance(error, SaTableError):
+            code = (grpc.StatusCode.ALREADY_EXISTS if error.in_use
+                    else grpc.StatusCode.NOT_FOUND)
+            context.abort(code, f"{what}[{position}]: {error.message}")
+        if isinstance(error, SaStateRefused):
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{what}[{position}]: {error}")
+        self._abort(context, error)
 
     def ReplaceSa(
         self, request: pb.ReplaceSaRequest, context: grpc.ServicerContext

@@ -12,7 +12,9 @@ baseline, and the RSS of every process started. Free ports, a private temp dir, 
 stopped by pid at the end.
 
 Run: .venv/bin/python -m bench.control.run [--stream-small 5000 --stream-large 50000
-     --singles 1000 --stats-small 5000 --stats-large 65536]
+     --singles 1000 --stats-small 5000 --stats-large 65536 --rounds 1]
+(--rounds 3 on a loaded machine: medians of alternating rounds, each round's ratios taken
+against that round's baseline.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import ipaddress
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -280,36 +283,58 @@ def main() -> None:
     parser.add_argument("--load-chunk", type=int, default=4_096,
                         help="requests per stream when loading tunnels for the stats passes")
     parser.add_argument("--targets", default="baseline,detached,full")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every target this many times, fresh processes each time, in "
+                             "alternating order; print medians (ratios: the median of each "
+                             "round's ratio to that round's baseline)")
     args = parser.parse_args()
+    names = args.targets.split(",")
+    load_before = os.getloadavg()
+    rounds: list[dict[str, dict[str, tuple[float, str]]]] = []
+    rss: dict[str, dict[str, float]] = {}
+    for number in range(args.rounds):
+        order = names if number % 2 == 0 else names[::-1]
+        results: dict[str, dict[str, tuple[float, str]]] = {}
+        for name in order:
+            results[name], rss[name] = run_fresh(name, args)
+        rounds.append(results)
+    load_after = os.getloadavg()
+    print("\n| work | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for work in dict.fromkeys(w for r in rounds[0].values() for w in r):
+        cells = []
+        for name in names:
+            rates = [r[name].get(work, (0.0, "n/a"))[0] for r in rounds]
+            notes = sorted({r[name].get(work, (0.0, "n/a"))[1] for r in rounds} - {""})
+            ratios = [r[name][work][0] / r["baseline"][work][0] for r in rounds
+                      if name != "baseline" and work in r.get("baseline", {})
+                      and r["baseline"][work][0] and r[name].get(work, (0.0,))[0]]
+            ratio = f" ({statistics.median(ratios):.3f}x)" if ratios else ""
+            cells.append(f"{statistics.median(rates):,.0f} /s{ratio}"
+                         + (f" — {'; '.join(notes)}" if notes else ""))
+        print(f"| {work} | " + " | ".join(cells) + " |")
+    print(f"\n{args.rounds} round(s); load average (1, 5, 15 min) before "
+          + ", ".join(f"{value:.1f}" for value in load_before) + ", after "
+          + ", ".join(f"{value:.1f}" for value in load_after))
+    print("RSS (MiB, last round): " + "; ".join(f"{name}: " + ", ".join(
+        f"{process} {mib:.0f}" for process, mib in procs_rss.items())
+        for name, procs_rss in rss.items()))
+
+
+def run_fresh(name: str, args: argparse.Namespace
+              ) -> tuple[dict[str, tuple[float, str]], dict[str, float]]:
+    """One target's workloads on processes started for it (and stopped after)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-control-"))
     procs = Processes(tmp)
-    results: dict[str, dict[str, tuple[float, str]]] = {}
-    rss: dict[str, dict[str, float]] = {}
     try:
         starters = {"baseline": start_baseline, "detached": start_detached, "full": start_full}
-        for name in args.targets.split(","):
-            target = starters[name](procs)
-            print(f"{name}: running ...", flush=True)
-            results[name] = asyncio.run(run_target(target, args))
-            rss[name] = {process: rss_mib(pid) for process, pid in target.pids.items()}
+        target = starters[name](procs)
+        print(f"{name}: running ...", flush=True)
+        results = asyncio.run(run_target(target, args))
+        return results, {process: rss_mib(pid) for process, pid in target.pids.items()}
     finally:
         procs.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    base = results.get("baseline", {})
-    names = list(results)
-    print("\n| work | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for work in dict.fromkeys(w for r in results.values() for w in r):
-        cells = []
-        for name in names:
-            rate, note = results[name].get(work, (0.0, "n/a"))
-            ratio = (f" ({rate / base[work][0]:.3f}x)" if name != "baseline" and work in base
-                     and base[work][0] and rate else "")
-            cells.append(f"{rate:,.0f} /s{ratio}" + (f" — {note}" if note else ""))
-        print(f"| {work} | " + " | ".join(cells) + " |")
-    print("\nRSS (MiB): " + "; ".join(f"{name}: " + ", ".join(
-        f"{process} {mib:.0f}" for process, mib in procs_rss.items())
-        for name, procs_rss in rss.items()))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 
 from test_planner import _create, _decrypt, _encrypt, _kind, _planner
 
-from controller.crypto_client import WorkerRefused, WorkerSa
+from controller.crypto_client import WorkerRefused, WorkerSa, WorkerUnavailable
 from controller.dataplane import DataPlaneUnavailable
 from controller.errors import RequestError
 from controller.executor import Executor
@@ -113,3 +113,84 @@ async def test_when_the_switch_does_not_say_which_failed_each_update_is_undone_a
     inverses = [inverse for plan in plans for inverse in plan.undo_make if inverse is not None]
     assert [len(write) for write in switch.writes[1:]] == [1] * len(inverses)
     assert worker.sas == {}
+
+
+class BatchWorker(Worker):
+    """A worker with AddSas/RemoveSas semantics: a batch is all or nothing and a refusal names
+    the SA's position; ``unanswered`` makes the next AddSas time out after it landed."""
+
+    batched = True
+
+    def __init__(self, refuse: dict[int, str] | None = None) -> None:
+        super().__init__(refuse)
+        self.calls: list[list[int]] = []
+        self.unanswered = False
+
+    async def add_many(self, sas: list[WorkerSa]) -> None:
+        self.calls.append([sa.sa.spi for sa in sas])
+        for position, sa in enumerate(sas):
+            code = self.refuse.get(sa.sa.spi)
+            if code is not None:
+                raise WorkerRefused(f"crypto worker refused AddSas: {code}", code=code,
+                                    position=position)
+        self.sas.update({sa.sa_index: sa.sa.spi for sa in sas})
+        if self.unanswered:
+            raise WorkerUnavailable("crypto worker unavailable (AddSas): DEADLINE_EXCEEDED")
+
+    async def remove_many(self, sa_indexes: list[int], *, missing_ok: bool = False) -> None:
+        for index in sa_indexes:
+            self.sas.pop(index, None)
+
+
+async def test_a_batch_of_creates_is_one_add_sas_call() -> None:
+    switch, worker, failed = Switch(), BatchWorker(), []
+    outcomes = await _executor(switch, worker, failed).execute(_plans(10))
+    assert outcomes == [None] * 10
+    assert worker.calls == [[1000 + i for i in range(1, 11)]]
+    assert worker.added == []  # no AddSa per SA
+    assert sorted(worker.sas.values()) == [1000 + i for i in range(1, 11)]
+
+
+async def test_a_refused_sa_of_the_batch_fails_its_request_and_the_rest_is_added_again() -> None:
+    planner = _planner()
+    plans = [planner.plan(_create(_encrypt(tunnel_id, 4000 + tunnel_id, key_seed=tunnel_id)))
+             for tunnel_id in range(1, 4)]
+    switch, worker, failed = Switch(), BatchWorker({4002: "FAILED_PRECONDITION"}), []
+    outcomes = await _executor(switch, worker, failed).execute(plans)
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], RequestError) and "send a new key" in str(outcomes[1])
+    assert worker.calls == [[4001, 4002, 4003], [4001, 4003]]
+    assert len(switch.writes[0]) == len(plans[0].make) + len(plans[2].make)
+    assert sorted(worker.sas.values()) == [4001, 4003]
+
+
+async def test_another_refusal_stops_the_batch_at_its_request() -> None:
+    switch, worker, failed = Switch(), BatchWorker({1003: "ALREADY_EXISTS"}), []
+    outcomes = await _executor(switch, worker, failed).execute(_plans(5))
+    assert outcomes[:2] == [None, None]
+    assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes[2:])
+    assert worker.calls == [[1001, 1002, 1003, 1004, 1005], [1001, 1002]]
+    assert sorted(worker.sas.values()) == [1001, 1002]
+
+
+async def test_an_unanswered_add_sas_is_undone_whole() -> None:
+    switch, worker, failed = Switch(), BatchWorker(), []
+    worker.unanswered = True
+    outcomes = await _executor(switch, worker, failed).execute(_plans(3))
+    assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes)
+    assert switch.writes == [] and worker.sas == {}
+
+
+async def test_sas_go_in_chunks_and_a_refusal_in_a_later_chunk_fails_only_its_request(
+        monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import controller.executor as executor_module
+    monkeypatch.setattr(executor_module, "ADD_CHUNK", 3)
+    planner = _planner()
+    plans = [planner.plan(_create(_encrypt(tunnel_id, 4000 + tunnel_id, key_seed=tunnel_id)))
+             for tunnel_id in range(1, 6)]
+    switch, worker, failed = Switch(), BatchWorker({4004: "FAILED_PRECONDITION"}), []
+    outcomes = await _executor(switch, worker, failed).execute(plans)
+    assert [outcome is None for outcome in outcomes] == [True, True, True, False, True]
+    assert isinstance(outcomes[3], RequestError)
+    assert worker.calls == [[4001, 4002, 4003], [4004, 4005], [4005]]
+    assert sorted(worker.sas.values()) == [4001, 4002, 4003, 4005]

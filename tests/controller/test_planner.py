@@ -8,7 +8,9 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from pathlib import Path
 
+import finsy as fy
 import pytest
+from finsy.proto import p4r
 
 from controller.allocation import Allocation, IndexExhausted
 from controller.dataplane import TunnelChange
@@ -78,9 +80,14 @@ def _planner(allocations: dict[int, Allocation] | None = None,
                    is_retired=lambda fingerprint: fingerprint in retired)
 
 
-def _kind(update: object) -> str:
-    """INSERT / MODIFY / DELETE of a planned switch update (finsy's update type)."""
-    return str(update._update_type.name)  # type: ignore[attr-defined]
+def _kind(update: p4r.Update) -> str:
+    """INSERT / MODIFY / DELETE of a planned switch update (a P4Runtime Update)."""
+    return str(p4r.Update.Type.Name(update.type))
+
+
+def _entry(update: p4r.Update) -> fy.P4TableEntry:
+    """The table entry a planned update writes, decoded."""
+    return fy.P4TableEntry.decode(update.entity, PIPELINE.schema)
 
 
 def test_free_indexes_hand_out_the_lowest_free_and_take_back() -> None:
@@ -192,9 +199,9 @@ def test_a_chained_rule_uses_its_previous_tunnels_index() -> None:
     parent = _decrypt(1, 700)
     planner = _planner({1: Allocation(tunnel_index=5, sa_pairs=((700, 1),))}, {1: parent})
     child = planner.plan(_create(_decrypt(2, 701, previous=1)))
-    [rule] = [update for update in child.make
-              if str(getattr(update, "table_id", "")).endswith("tunnel_rules")]
-    assert _kind(rule) == "INSERT" and rule.match["prev_tunnel"] == 5
+    [rule] = [update for update in child.make if update.entity.HasField("table_entry")
+              and _entry(update).table_id == "tunnel_rules"]
+    assert _kind(rule) == "INSERT" and _entry(rule).match["prev_tunnel"][0] == 5  # (value, mask)
 
 
 def test_the_stream_view_answers_spi_owners_and_dependents_without_copying() -> None:
@@ -228,3 +235,43 @@ def test_a_create_at_a_known_clean_index_writes_no_counter_resets() -> None:
     assert gone.freed_tunnel == 1
     other = planner.plan(_create(_decrypt(8, 781)))
     assert len(other.make) == len(PIPELINE.counter_resets(2)) + 3  # index 2 was never clean
+
+
+def test_the_entry_encoder_writes_what_finsy_writes_for_every_tunnel_kind() -> None:
+    """EntryEncoder skips finsy's per-entry lookups; its bytes must be finsy's, for every
+    tunnel kind and match shape the builders make (IPv4 /32 and /24, SPI, previous tunnel,
+    Geneve VNI, an IPv6 outer encrypt), and routes."""
+    from ctl_builders import geneve_decap, geneve_encap, ipsec_dec, ipsec_enc, match_ipv4
+
+    from controller.capabilities import Capabilities
+    from controller.pipeline import Route
+    from controller.planner import EntryEncoder
+    from controller.validation import validate_request
+    from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
+
+    requests = [
+        ipsec_dec(1), ipsec_enc(2), geneve_encap(3), geneve_decap(4),
+        ipsec_dec(5, spi=0xFFFFFFF0, match=match_ipv4(source="10.1.2.0", prefix=24)),
+        ipsec_enc(6, outer=None, mode=pb.TRANSPORT,
+                  match=match_ipv4(source="10.9.9.9", tunnel_id=1)),
+        geneve_encap(7, match=match_ipv4(source="192.0.2.7", geneve_vni=77), vni=0xFFFFFF,
+                     options=[]),
+    ]
+    encoder = EntryEncoder(PIPELINE.schema)
+    planner = _planner({1: Allocation(tunnel_index=9, sa_pairs=((780, 3),))})
+    checked = 0
+    view: dict[int, Tunnel] = {}
+    for index, request in enumerate(requests, start=1):
+        tunnel = validate_request(request, view=view, caps=Capabilities()).after
+        assert tunnel is not None
+        view[tunnel.tunnel_id] = tunnel
+        sa_pairs = tuple((sa.spi, 10 + n) for n, sa in enumerate(tunnel.security_associations))
+        for entry in planner.entries(tunnel, Allocation(tunnel_index=index, sa_pairs=sa_pairs)):
+            fast = encoder.encode(entry).SerializeToString(deterministic=True)
+            assert fast == entry.encode(PIPELINE.schema).SerializeToString(deterministic=True)
+            checked += 1
+    route = PIPELINE.route_entry(Route(address=IPv4Address("10.0.0.0"), length=8, port=3,
+                                       src_mac=bytes(6), dst_mac=bytes.fromhex("0a0b0c0d0e0f")))
+    assert (encoder.encode(route).SerializeToString(deterministic=True)
+            == route.encode(PIPELINE.schema).SerializeToString(deterministic=True))
+    assert checked >= 10

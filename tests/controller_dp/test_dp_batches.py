@@ -47,9 +47,9 @@ async def test_a_stream_of_creates_is_one_write_request(controller, v1, reader, 
     monkeypatch.setattr(dataplane.connection, "write", counting)
     answer = await create(v1, *_mixed(60))
     assert answer.requestStatus == pb._TUNNEL_ACCEPTED, answer
-    # 60 CREATEs in one WriteRequest: 20 decrypt SA entries, 20 ESP end points (one per decrypt
-    # tunnel) and 60 rules, and no counter reset (every index's cells were read back as 0 when
-    # the switch connected).
+    # 60 CREATEs in one WriteRequest: 20 decrypt SA entries, 60 rules and the 20 decrypt
+    # tunnels' esp_endpoints entries, and no counter reset (every index's cells were read back
+    # as 0 when the switch connected).
     assert writes == [100]
     assert len(reader.entries("tunnel_rules")) == 60
     assert len(worker_sas(worker.socket)) == 40
