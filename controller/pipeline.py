@@ -219,15 +219,16 @@ class Pipeline:
                                    "one entry each")
         both = fy.P4CounterUnit.BOTH
         for name in TUNNEL_COUNTERS:
-            if self.schema.counters[name].unit != both:
-                raise PipelineMismatch(f"counter {name!r} counts {self.schema.counters[name].unit.name}; "
-                                       "the tunnel figures need packets and bytes")
+            unit = self.schema.counters[name].unit
+            if unit != both:
+                raise PipelineMismatch(f"counter {name!r} counts {unit.name}; the tunnel "
+                                       "figures need packets and bytes")
         cells = {self.schema.counters[name].size for name in TUNNEL_DELTAS.values()}
         bits, rest = divmod(min(cells), counter_size)
         if len(cells) != 1 or rest or not 1 <= bits <= 16:
-            raise PipelineMismatch(f"counters {sorted(TUNNEL_DELTAS.values())} have {sorted(cells)} "
-                                   f"cells; the length deltas of {counter_size} tunnels need the "
-                                   f"same whole number of cells per tunnel")
+            raise PipelineMismatch(f"counters {sorted(TUNNEL_DELTAS.values())} have "
+                                   f"{sorted(cells)} cells; the length deltas of {counter_size} "
+                                   "tunnels need the same whole number of cells per tunnel")
         self.delta_bits = bits
         return PipelineSizes(
             max_tunnels=counter_size - 1,
