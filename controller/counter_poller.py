@@ -12,8 +12,9 @@ entity object (issue 12: 25 % of the controller's time). Here:
   ``WHOLE_READ_SHARE`` of the arrays, each array whole in one request. Decoding compares the
   bytes with :class:`ZeroCells`, the canonical protobuf encoding of every cell at zero (a
   server writes the same bytes for a zero cell: protobuf's encoding of these messages is
-  deterministic), in blocks; only elements that differ are parsed, by their own counter id and index, so the cost
-  is a memory compare per cell plus a parse per counted cell, for any server;
+  deterministic), in blocks; only elements that differ are parsed, by their own counter id
+  and index, so the cost is a memory compare per cell plus a parse per counted cell, for any
+  server;
 * :class:`CounterPoller` hands out the latest :class:`CounterSnapshot` while it is younger than
   ``max_age`` (default 1 s, the controller's ``--counter-max-age``) after its read ended — so a
   figure is at most ``max_age`` plus one read's duration old — and nothing was programmed
