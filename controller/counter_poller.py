@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 import grpc
 from finsy.proto import p4r
 
+from controller.settings import DEFAULT_MAX_AGE
 from controller.tls import SwitchChannelTls
 
-DEFAULT_MAX_AGE = 1.0  # seconds: how stale a stats page may be
 # Arrays are read whole when the cells asked for are more than this share of them: by index a
 # cell costs about 15 µs (an entity each way), whole a zero cell about 0.07 µs (measured,
 # docs/operations.md "Capacity and speed").
