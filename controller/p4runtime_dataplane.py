@@ -106,6 +106,7 @@ SA_DRAIN_SECONDS = 2.0  # at most this long for in-flight frames before removing
 DRAIN_POLL_SECONDS = 0.005
 DRAIN_QUIET_POLLS = 20  # polls with nothing entering or leaving: nothing is in flight
 FEW_TUNNELS = 16  # a stats read of at most this many tunnels reads their cells if no snapshot
+DROPS_PER_CALL = 8192  # SA indices per worker GetCounters call of a counter poll
 STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
 # Every FULL_CHECK_POLLS-th worker poll lists every SA (strays, changed parameters); the polls
 # between probe PROBE_SAS of the wanted SAs (ListSas of 65,535 SAs every 0.5 s cost a core).
@@ -599,15 +600,24 @@ class P4RuntimeDataPlane:
 
     async def _read_cells(self, cells: list[tuple[str, int]] | None,
                           sa_indexes: list[int]) -> CounterSnapshot:
-        """One counter read (`cells`; None: every cell) and the worker's drops of
-        `sa_indexes`, as one snapshot (CounterReadFailed if either fails)."""
-        snapshot = await self._counter_reader.read(cells)
-        drops: dict[int, int] = {}
-        if sa_indexes and self._worker is not None:
+        """One counter read (`cells`; None: every cell) and, at the same time, the worker's
+        drops of `sa_indexes` in calls of at most DROPS_PER_CALL SAs (each call has the
+        worker's call deadline), as one snapshot (CounterReadFailed if either fails)."""
+
+        async def worker_drops() -> dict[int, int]:
+            drops: dict[int, int] = {}
+            if self._worker is None:
+                return drops
             try:
-                drops = await self._worker.drops(sa_indexes)
+                for first in range(0, len(sa_indexes), DROPS_PER_CALL):
+                    drops.update(await self._worker.drops(
+                        sa_indexes[first:first + DROPS_PER_CALL]))
             except WorkerError as error:
                 raise CounterReadFailed(str(error)) from None
+            return drops
+
+        snapshot, drops = await asyncio.gather(self._counter_reader.read(cells),
+                                               worker_drops())
         return dataclasses.replace(snapshot, extra=drops)
 
     async def _poll_counters(self) -> CounterSnapshot:
