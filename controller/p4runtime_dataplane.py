@@ -58,6 +58,7 @@ from typing import Any, Protocol
 
 import finsy as fy
 
+from controller import counter_poller
 from controller.allocation import Allocation, allocate
 from controller.counter_baselines import CounterBaselines
 from controller.counter_poller import (
@@ -622,11 +623,14 @@ class P4RuntimeDataPlane:
 
     async def _poll_counters(self) -> CounterSnapshot:
         """The poller's read: every allocated tunnel's cells (whole arrays when they are most
-        of them) and every allocated SA's worker drops, once per poll."""
+        of them: no list of cells is built then) and every allocated SA's worker drops, once
+        per poll."""
         alloc = list(self._alloc.values())
-        return await self._read_cells(
-            [cell for a in alloc for cell in self.pipeline.counter_cells(a.tunnel_index)],
-            [index for a in alloc for _, index in a.sa_pairs])
+        per_tunnel = len(self.pipeline.counter_cells(0))
+        total = sum(size for _, size in self.pipeline.tunnel_counter_arrays().values())
+        cells = None if len(alloc) * per_tunnel > counter_poller.WHOLE_READ_SHARE * total else [
+            cell for a in alloc for cell in self.pipeline.counter_cells(a.tunnel_index)]
+        return await self._read_cells(cells, [index for a in alloc for _, index in a.sa_pairs])
 
     # ---- reconciliation -------------------------------------------------------------------
 
