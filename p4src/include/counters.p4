@@ -37,7 +37,7 @@ control LengthDelta(in tunnel_index_t tunnel_index, in bit<16> length, in bit<16
     counter(TUNNEL_DELTA_CELLS, CounterType.packets) bits;
 
     apply {
-        bit<16> delta = length + (16w1 << (LENGTH_DELTA_BITS - 1)) - pass_length;
+        bit<16> delta = length + LENGTH_DELTA_OFFSET - pass_length;
         bit<32> base = ((bit<32>) tunnel_index) * LENGTH_DELTA_BITS;
         if (delta[0:0] == 1) { bits.count(base); }
         if (delta[1:1] == 1) { bits.count(base + 1); }

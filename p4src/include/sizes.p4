@@ -43,6 +43,9 @@
 // 9 bits hold it. TUNNEL_DELTA_CELLS is MAX_TUNNELS * LENGTH_DELTA_BITS (the controller reads both
 // back from the P4Info and checks them).
 #define LENGTH_DELTA_BITS 9
+// 2^(LENGTH_DELTA_BITS - 1), a literal (p4c-bm2-ss shifts by literals only); the controller
+// derives it from the P4Info's cell counts and tests/controller_dp checks this value.
+#define LENGTH_DELTA_OFFSET 256
 #define TUNNEL_DELTA_CELLS 589824
 
 // Counter array sizes for the reason codes defined in defines.p4.

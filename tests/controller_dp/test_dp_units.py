@@ -83,6 +83,7 @@ def test_length_delta_sizes_come_from_the_p4info_as_sizes_p4_spells_them() -> No
     sizes = (REPO / "p4src" / "include" / "sizes.p4").read_text()
     pipeline = Pipeline.load(P4INFO)
     assert f"#define LENGTH_DELTA_BITS {pipeline.delta_bits}\n" in sizes
+    assert f"#define LENGTH_DELTA_OFFSET {1 << (pipeline.delta_bits - 1)}\n" in sizes
     cells = (pipeline.sizes.max_tunnels + 1) * pipeline.delta_bits
     assert f"#define TUNNEL_DELTA_CELLS {cells}\n" in sizes
 
