@@ -1,21 +1,25 @@
 """Bulk reads of the per-tunnel counter arrays, shared by every stats call for a short while.
 
-A stats page used to read the eight counter arrays whole (4 × 65,536 packet cells and
-4 × 1,048,576 byte cells at the default sizes) per page, and finsy decoded each cell into an
+A stats page used to read the counter arrays per page, and finsy decoded each cell into an
 entity object (issue 12: 25 % of the controller's time). Here:
 
-* :class:`CounterArrayReader` reads named indexed counters over its own gRPC channel to the
-  switch (reads need no primary role; the same TLS files as the primary channel) and keeps only
-  the packet counts, per counter, in an ``array('Q')`` — no entity object per cell. It reads the
-  given cells by index (requests of at most ``CELLS_PER_REQUEST`` entities) or, when that would
-  be more than half the arrays, each array whole in one request: with 16 byte cells per tunnel
-  the arrays hold 4.4 million cells, so by index is cheaper until nearly every tunnel index is
-  in use;
+* :class:`CounterArrayReader` is the one component that reads counters (stats, the clean-index
+  scan at reconnect, the metrics endpoint's drop counters). It reads named indexed counters over
+  its own gRPC channel to the switch (reads need no primary role; the same TLS files as the
+  primary channel), takes the ReadResponses as bytes and keeps packet and byte counts per
+  counter in ``array('Q')`` — no entity object per cell. It reads the given cells by index
+  (requests of at most ``CELLS_PER_REQUEST`` entities) or, when that would be more than
+  ``WHOLE_READ_SHARE`` of the arrays, each array whole in one request. Decoding compares the
+  bytes with :class:`ZeroCells`, the canonical protobuf encoding of every cell at zero (a
+  server writes the same bytes for a zero cell: protobuf's encoding of these messages is
+  deterministic), in blocks; only elements that differ are parsed, by their own counter id
+  and index, so the cost is a memory compare per cell plus a parse per counted cell, for any
+  server;
 * :class:`CounterPoller` hands out the latest :class:`CounterSnapshot` while it is younger than
-  ``max_age`` (default 1 s) after its read ended — so a figure is at most ``max_age`` plus one
-  read's duration old — and nothing was programmed
-  since it began (a CREATE resets cells, so a snapshot from before it must not be served);
-  concurrent callers share one read in flight. Nothing is read while nobody asks.
+  ``max_age`` (default 1 s, the controller's ``--counter-max-age``) after its read ended — so a
+  figure is at most ``max_age`` plus one read's duration old — and nothing was programmed
+  since it began (a CREATE or DELETE resets cells, so a snapshot from before it must not be
+  served); concurrent callers share one read in flight. Nothing is read while nobody asks.
 
 It returns raw data-plane counts; turning cells into the API's figures (and any baselines) stays
 with the data plane that owns the allocations.
@@ -26,15 +30,19 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import grpc
 from finsy.proto import p4r
 
+from controller.settings import DEFAULT_MAX_AGE
 from controller.tls import SwitchChannelTls
 
-DEFAULT_MAX_AGE = 1.0  # seconds: how stale a stats page may be
+# Arrays are read whole when the cells asked for are more than this share of them: by index a
+# cell costs about 15 µs (an entity each way), whole a zero cell about 0.07 µs (measured,
+# docs/operations.md "Capacity and speed").
+WHOLE_READ_SHARE = 1 / 256
 CELLS_PER_REQUEST = 32_768  # by-index entities per ReadRequest (about 0.5 MB; servers take 4 MiB)
 
 
@@ -44,48 +52,227 @@ class CounterReadFailed(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class CounterSnapshot:
-    """Packet counts per counter name and index, read between ``started`` and ``taken_at``
-    (``time.monotonic``, the read's end)."""
+    """Packet and byte counts per counter name and index, read between ``started`` and
+    ``taken_at`` (``time.monotonic``, the read's end); ``extra`` carries what the read function
+    added (the worker's drops per SA index)."""
 
     started: float
     taken_at: float
     packets: Mapping[str, array]
+    octets: Mapping[str, array] = field(default_factory=dict)
+    extra: Mapping[int, int] = field(default_factory=dict)
 
     def get(self, cell: tuple[str, int], default: int = 0, /) -> int:
-        """The count of (counter name, index), as ``Pipeline.tunnel_figures`` reads cells."""
+        """The packet count of (counter name, index), as ``Pipeline.tunnel_figures`` reads."""
         cells = self.packets.get(cell[0])
         if cells is None or not 0 <= cell[1] < len(cells):
             return default
         return cells[cell[1]]
 
+    def get_bytes(self, cell: tuple[str, int], default: int = 0, /) -> int:
+        """The byte count of (counter name, index)."""
+        cells = self.octets.get(cell[0])
+        if cells is None or not 0 <= cell[1] < len(cells):
+            return default
+        return cells[cell[1]]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _with_varints(sample: bytes, at: int, width: int, first: int, last: int) -> bytes:
+    """`sample` repeated for indices first .. last-1 (each needing `width` varint bytes), the
+    varint at `at` rewritten per copy: whole columns at a time (strided slices), so building
+    a million elements costs milliseconds."""
+    out = bytearray(sample * (last - first))
+    count = last - first
+    for byte in range(width):
+        high = 0x80 if byte < width - 1 else 0
+        step = 1 << (7 * byte)
+        if step == 1:
+            period = bytes(value | high for value in range(128))
+            column = (period * (count // 128 + 2))[first % 128:first % 128 + count]
+        else:
+            pieces = []
+            index = first
+            while index < last:
+                end = min(last, (index // step + 1) * step)
+                pieces.append(bytes(((index // step) & 0x7F | high,)) * (end - index))
+                index = end
+            column = b"".join(pieces)
+        out[at + byte::len(sample)] = column
+    return bytes(out)
+
+
+def _read_varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+class ZeroCells:
+    """Every cell of one counter at zero as protobuf encodes it in a ReadResponse
+    (``entities`` elements back to back in index order). An element's length depends only on
+    its index's varint length, so offsets are arithmetic; built from protobuf's own
+    serialization of one sample per length."""
+
+    def __init__(self, counter_id: int, size: int) -> None:
+        parts: list[bytes] = []
+        self._runs: list[tuple[int, int, int]] = []  # (first index, offset, element length)
+        offset = first = 0
+        width = 0
+        while first < size:
+            last = min(size, 1 if width == 0 else 1 << (7 * width))
+            sample = p4r.ReadResponse(entities=[p4r.Entity(counter_entry=p4r.CounterEntry(
+                counter_id=counter_id, index=p4r.Index(index=first),
+                data=p4r.CounterData()))]).SerializeToString()
+            if width == 0:
+                parts.append(sample)
+            else:
+                parts.append(_with_varints(sample, sample.rindex(_varint(first)), width,
+                                           first, last))
+            self._runs.append((first, offset, len(sample)))
+            offset += len(sample) * (last - first)
+            first = last
+            width += 1
+        self.blob = b"".join(parts)
+        self.size = size
+
+    def offset(self, index: int) -> int:
+        """Where cell `index`'s element starts (index == size: the end)."""
+        for first, start, length in reversed(self._runs):
+            if index >= first:
+                return start + (index - first) * length
+        return 0
+
+
+DECODE_BLOCK = 256  # cells compared at once with the zero encoding
+
+
+class _Decoder:
+    """Fills packet and byte arrays from concatenated ReadResponse bytes."""
+
+    def __init__(self, by_id: Mapping[int, tuple[array, array | None]]) -> None:
+        self._by_id = by_id
+
+    def element(self, data: bytes, position: int) -> tuple[int, int, int]:
+        """Parse the element at `position`: (counter id, index, next position)."""
+        if data[position] != _ENTITIES_TAG:
+            raise CounterReadFailed(f"unexpected field tag {data[position]} in a ReadResponse")
+        length, start = _read_varint(data, position + 1)
+        entry = p4r.Entity.FromString(data[start:start + length]).counter_entry
+        index = entry.index.index
+        found = self._by_id.get(entry.counter_id)
+        if found is not None and 0 <= index < len(found[0]):
+            found[0][index] = entry.data.packet_count
+            if found[1] is not None:
+                found[1][index] = entry.data.byte_count
+        return entry.counter_id, index, start + length
+
+    def decode(self, data: bytes, runs: Sequence[tuple[int, ZeroCells, int, int]]) -> None:
+        """`runs`: the (counter id, zero cells, first index, stop) the request asked for, in
+        request order. Zero blocks are skipped by comparison; anything else is parsed; if the
+        server answered in another order, every element is parsed."""
+        position = 0
+        for counter_id, zero, start, stop in runs:
+            blob = zero.blob
+            index = start
+            while index < stop:
+                last = min(stop, index + DECODE_BLOCK)
+                a, b = zero.offset(index), zero.offset(last)
+                if data[position:position + b - a] == blob[a:b]:
+                    position += b - a
+                    index = last
+                    continue
+                while index < last:
+                    a, b = zero.offset(index), zero.offset(index + 1)
+                    if data[position:position + b - a] == blob[a:b]:
+                        position += b - a
+                    else:
+                        if position >= len(data):
+                            raise CounterReadFailed("the switch answered fewer counter cells "
+                                                    "than asked")
+                        got_id, got_index, position = self.element(data, position)
+                        if (got_id, got_index) != (counter_id, index):
+                            self._everything(data)
+                            return
+                    index += 1
+        if position != len(data):
+            self._everything(data)
+
+    def _everything(self, data: bytes) -> None:
+        position = 0
+        while position < len(data):
+            _, _, position = self.element(data, position)
+
+
+_ENTITIES_TAG = p4r.ReadResponse.DESCRIPTOR.fields_by_name["entities"].number << 3 | 2
+
 
 class CounterArrayReader:
-    """Reads whole indexed counters (name → (P4Info id, size)) in one ReadRequest."""
+    """Reads indexed counters (name → (P4Info id, size)): whole, or the cells asked for."""
 
     def __init__(self, *, address: str, device_id: int,
                  counters: Mapping[str, tuple[int, int]], timeout: float = 60.0,
-                 tls: SwitchChannelTls | None = None) -> None:
+                 tls: SwitchChannelTls | None = None,
+                 with_bytes: Iterable[str] = ()) -> None:
         self._address = address
         self._tls = tls
         self._device_id = device_id
         self._counters = dict(counters)
-        self._names = {counter_id: name for name, (counter_id, _) in self._counters.items()}
+        self._with_bytes = set(with_bytes)
+        self._zero: dict[str, ZeroCells] = {}
         self._timeout = timeout
         self._channel: grpc.aio.Channel | None = None
 
-    async def read(self, cells: Sequence[tuple[str, int]] | None = None) -> CounterSnapshot:
-        """The packet counts of `cells` ((counter name, index); None: every cell), cells not
-        read counting 0."""
+    def _zero_cells(self, name: str) -> ZeroCells:
+        found = self._zero.get(name)
+        if found is None:
+            counter_id, size = self._counters[name]
+            found = self._zero[name] = ZeroCells(counter_id, size)
+        return found
+
+    def _plan(self, cells: Sequence[tuple[str, int]] | None
+              ) -> list[tuple[list[p4r.Entity], list[tuple[int, ZeroCells, int, int]]]]:
+        """(entities, expected runs) per ReadRequest."""
         total = sum(size for _, size in self._counters.values())
-        if cells is None or len(cells) * 2 > total:
-            requests = [[p4r.Entity(counter_entry=p4r.CounterEntry(counter_id=counter_id))
-                         for counter_id, _ in self._counters.values()]]
-        else:
-            entities = [p4r.Entity(counter_entry=p4r.CounterEntry(
-                counter_id=self._counters[name][0], index=p4r.Index(index=index)))
-                for name, index in cells]
-            requests = [entities[first:first + CELLS_PER_REQUEST]
-                        for first in range(0, len(entities), CELLS_PER_REQUEST)]
+        if cells is None or len(cells) > WHOLE_READ_SHARE * total:
+            return [([p4r.Entity(counter_entry=p4r.CounterEntry(counter_id=counter_id))
+                      for counter_id, _ in self._counters.values()],
+                     [(counter_id, self._zero_cells(name), 0, size)
+                      for name, (counter_id, size) in self._counters.items()])]
+        ordered = sorted(set(cells))
+        plans = []
+        for first in range(0, len(ordered), CELLS_PER_REQUEST):
+            chunk = ordered[first:first + CELLS_PER_REQUEST]
+            entities = []
+            runs: list[tuple[int, ZeroCells, int, int]] = []
+            for name, index in chunk:
+                counter_id = self._counters[name][0]
+                entities.append(p4r.Entity(counter_entry=p4r.CounterEntry(
+                    counter_id=counter_id, index=p4r.Index(index=index))))
+                if runs and runs[-1][0] == counter_id and runs[-1][3] == index:
+                    runs[-1] = (*runs[-1][:3], index + 1)
+                else:
+                    runs.append((counter_id, self._zero_cells(name), index, index + 1))
+            plans.append((entities, runs))
+        return plans
+
+    async def read(self, cells: Sequence[tuple[str, int]] | None = None) -> CounterSnapshot:
+        """The counts of `cells` ((counter name, index); None: every cell), cells not read
+        counting 0."""
+        plans = self._plan(cells)
         if self._channel is None:
             options = [("grpc.max_receive_message_length", 64 << 20)]
             if self._tls is None:
@@ -95,24 +282,24 @@ class CounterArrayReader:
                     self._address, self._tls.credentials().to_client_credentials(), options=options)
         read = self._channel.unary_stream("/p4.v1.P4Runtime/Read",
                                           request_serializer=p4r.ReadRequest.SerializeToString,
-                                          response_deserializer=p4r.ReadResponse.FromString)
+                                          response_deserializer=None)
         packets = {name: array("Q", bytes(8 * size))
                    for name, (_, size) in self._counters.items()}
-        by_id = {counter_id: packets[name] for counter_id, name in self._names.items()}
+        octets = {name: array("Q", bytes(8 * size))
+                  for name, (_, size) in self._counters.items() if name in self._with_bytes}
+        decoder = _Decoder({counter_id: (packets[name], octets.get(name))
+                            for name, (counter_id, _) in self._counters.items()})
         started = time.monotonic()
         try:
-            for entities in requests:
+            for entities, runs in plans:
                 request = p4r.ReadRequest(device_id=self._device_id, entities=entities)
-                async for response in read(request, timeout=self._timeout):
-                    for entity in response.entities:
-                        entry = entity.counter_entry
-                        found = by_id.get(entry.counter_id)
-                        if found is not None:
-                            found[entry.index.index] = entry.data.packet_count
+                blobs = [blob async for blob in read(request, timeout=self._timeout)]
+                decoder.decode(b"".join(blobs), runs)
         except grpc.aio.AioRpcError as error:
             raise CounterReadFailed(f"switch {self._address}: counter read failed: "
                                     f"{error.code().name} {error.details()}") from None
-        return CounterSnapshot(started=started, taken_at=time.monotonic(), packets=packets)
+        return CounterSnapshot(started=started, taken_at=time.monotonic(), packets=packets,
+                               octets=octets)
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -134,6 +321,13 @@ class CounterPoller:
         self._epoch = 0  # bumped by invalidate: a read begun before it is not cached
         self._in_flight: asyncio.Task[CounterSnapshot] | None = None
         self.reads = 0  # how many reads reached the switch (tests, metrics)
+
+    def fresh(self) -> CounterSnapshot | None:
+        """The cached snapshot if it may still be served, without reading."""
+        latest = self._latest
+        if latest is not None and self._clock() - latest.taken_at <= self.max_age:
+            return latest
+        return None
 
     async def snapshot(self) -> CounterSnapshot:
         """A snapshot that ended at most ``max_age`` ago and began after the last

@@ -58,6 +58,7 @@ from typing import Any, Protocol
 
 import finsy as fy
 
+from controller import counter_poller
 from controller.allocation import Allocation, allocate
 from controller.counter_baselines import CounterBaselines
 from controller.counter_poller import (
@@ -65,6 +66,7 @@ from controller.counter_poller import (
     CounterArrayReader,
     CounterPoller,
     CounterReadFailed,
+    CounterSnapshot,
 )
 from controller.crypto_client import (
     CryptoWorkerClient,
@@ -88,11 +90,11 @@ from controller.p4rt.connection import (
     modify,
 )
 from controller.pipeline import (
+    TUNNEL_COUNTERS,
     TUNNEL_DROP_IN,
     TUNNEL_DROP_OUT,
     TUNNEL_IN,
     TUNNEL_OUT,
-    CellCounts,
     Pipeline,
     Route,
 )
@@ -104,9 +106,9 @@ WORKER_POLL_SECONDS = 0.5
 SA_DRAIN_SECONDS = 2.0  # at most this long for in-flight frames before removing an old SA
 DRAIN_POLL_SECONDS = 0.005
 DRAIN_QUIET_POLLS = 20  # polls with nothing entering or leaving: nothing is in flight
-WHOLE_READ_SHARE = 0.5  # counters are read whole when a read names more than this share of cells
+FEW_TUNNELS = 16  # a stats read of at most this many tunnels reads their cells if no snapshot
+DROPS_PER_CALL = 8192  # SA indices per worker GetCounters call of a counter poll
 STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
-READ_CHUNK = 16384  # counter cells per ReadRequest (~0.3 MB; gRPC's default limit is 4 MiB)
 # Every FULL_CHECK_POLLS-th worker poll lists every SA (strays, changed parameters); the polls
 # between probe PROBE_SAS of the wanted SAs (ListSas of 65,535 SAs every 0.5 s cost a core).
 FULL_CHECK_POLLS = 20
@@ -189,17 +191,18 @@ class P4RuntimeDataPlane:
                                            on_down=self._switch_down)
         self._executor = Executor(connection=self.connection, worker=worker,
                                   on_undo_failed=self._undo_failed)
-        # Stats of many tunnels: bulk counter reads shared for up to counter_max_age seconds.
+        # Stats: bulk counter reads (and the worker's drops) shared for up to counter_max_age
+        # seconds; a read of a few tunnels with no such snapshot reads just their cells.
         self._counter_reader = CounterArrayReader(
             address=target.address, device_id=target.device_id,
-            counters=pipeline.tunnel_counter_arrays(), tls=target.tls)
+            counters=pipeline.tunnel_counter_arrays(), tls=target.tls,
+            with_bytes=TUNNEL_COUNTERS)
         self._packet_reader = CounterArrayReader(  # the four packet arrays: which are 0
             address=target.address, device_id=target.device_id,
             counters={name: cells for name, cells in pipeline.tunnel_counter_arrays().items()
                       if name in (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)},
             tls=target.tls)
-        self.counter_poller = CounterPoller(
-            lambda: self._counter_reader.read(self._polled_cells()), max_age=counter_max_age)
+        self.counter_poller = CounterPoller(self._poll_counters, max_age=counter_max_age)
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
         self._last_status: DataPlaneStatus | None = None
@@ -541,41 +544,29 @@ class P4RuntimeDataPlane:
     async def read_counters(self, tunnel_ids: Iterable[int]) -> Mapping[int, TunnelCounters]:
         """Switch per-tunnel counters plus the worker's per-SA drops (into the in-drops).
 
-        Packets come from the four packet counters, bytes from their per-bit byte cells
-        (:meth:`Pipeline.tunnel_figures`): the exact frames each tunnel received and emitted."""
+        Packets and bytes come from the four packets_and_bytes tunnel counters and the length
+        deltas of out and drop-out (:meth:`Pipeline.tunnel_figures`): the exact frames each
+        tunnel received and emitted. Served from the shared snapshot (counter_poller: at most
+        ``counter_max_age`` old, never from before a change); a read of at most
+        FEW_TUNNELS tunnels with no such snapshot reads only their cells and SAs."""
         ids = list(tunnel_ids)
         if not self._switch_ready:
             raise DataPlaneUnavailable(f"the switch at {self.connection.target.address} is "
                                        "not connected; counters cannot be read")
         alloc = {tunnel_id: self._alloc[tunnel_id] for tunnel_id in ids
                  if tunnel_id in self._alloc}
-        # By index unless that names more than WHOLE_READ_SHARE of all cells (whole arrays are
-        # then cheaper): finsy and the switch pay per cell, and the whole arrays are 68 cells
-        # per tunnel index — reading them for a page of 110 tunnels took 4-5x longer than
-        # reading its 110 x 68 cells (profiled; it was the getAllIpTunnels page-size-0 cost).
-        if len(alloc) <= WHOLE_READ_SHARE * (self.pipeline.sizes.max_tunnels + 1):
-            query = [fy.P4CounterEntry(name, index=index) for a in alloc.values()
-                     for name, index in self.pipeline.counter_cells(a.tunnel_index)]
-            try:  # in ReadRequests of READ_CHUNK cells: gRPC refuses messages over 4 MiB
-                cells = [cell for start in range(0, len(query), READ_CHUNK)
-                         for cell in await self.connection.read(query[start:start + READ_CHUNK])]
-            except SwitchUnavailable as error:
-                raise DataPlaneUnavailable(str(error)) from None
-            packets: CellCounts = {
-                (self.pipeline.schema.counters[cell.counter_id].name, cell.index):
-                cell.packet_count for cell in cells}
-        else:  # one bulk read of every allocated tunnel's cells, shared (counter_poller)
-            try:
-                packets = await self.counter_poller.snapshot()
-            except CounterReadFailed as error:
-                raise DataPlaneUnavailable(str(error)) from None
-        drops: dict[int, int] = {}
-        sa_indexes = [index for a in alloc.values() for _, index in a.sa_pairs]
-        if sa_indexes and self._worker is not None:
-            try:
-                drops = await self._worker.drops(sa_indexes)
-            except WorkerError as error:
-                raise DataPlaneUnavailable(str(error)) from None
+        counts = self.counter_poller.fresh()
+        try:
+            if counts is None and len(alloc) <= FEW_TUNNELS:
+                counts = await self._read_cells(
+                    [cell for a in alloc.values()
+                     for cell in self.pipeline.counter_cells(a.tunnel_index)],
+                    [index for a in alloc.values() for _, index in a.sa_pairs])
+            elif counts is None:
+                counts = await self.counter_poller.snapshot()
+        except CounterReadFailed as error:
+            raise DataPlaneUnavailable(str(error)) from None
+        drops = counts.extra
         result: dict[int, TunnelCounters] = {}
         raw: dict[int, TunnelCounters] = {}
         worker: dict[int, int] = {}
@@ -584,23 +575,55 @@ class P4RuntimeDataPlane:
             if a is None:
                 result[tunnel_id] = TunnelCounters()
                 continue
-            figures = self.pipeline.tunnel_figures(a.tunnel_index, packets)
+            figures = self.pipeline.tunnel_figures(a.tunnel_index, counts)
             in_p, in_b = figures[TUNNEL_IN]
             out_p, out_b = figures[TUNNEL_OUT]
             din_p, din_b = figures[TUNNEL_DROP_IN]
             dout_p, dout_b = figures[TUNNEL_DROP_OUT]
-            worker_drops = sum(drops.get(sa_index, 0) for _, sa_index in a.sa_pairs)
             raw[tunnel_id] = TunnelCounters(
                 in_packets=in_p, in_bytes=in_b, out_packets=out_p, out_bytes=out_b,
                 in_packets_drops=din_p, in_bytes_drops=din_b,
                 out_packets_drops=dout_p, out_bytes_drops=dout_b)
-            worker[tunnel_id] = worker_drops
+            worker[tunnel_id] = sum(drops.get(sa_index, 0) for _, sa_index in a.sa_pairs)
         # The switch's figures are monotonic across switch restarts (controller.counter_baselines);
         # the worker's drops are added as it reports them.
         for tunnel_id, grown in self._baselines.observe(raw).items():
             result[tunnel_id] = dataclasses.replace(
                 grown, in_packets_drops=grown.in_packets_drops + worker[tunnel_id])
         return result
+
+    async def _read_cells(self, cells: list[tuple[str, int]] | None,
+                          sa_indexes: list[int]) -> CounterSnapshot:
+        """One counter read (`cells`; None: every cell) and, at the same time, the worker's
+        drops of `sa_indexes` in calls of at most DROPS_PER_CALL SAs (each call has the
+        worker's call deadline), as one snapshot (CounterReadFailed if either fails)."""
+
+        async def worker_drops() -> dict[int, int]:
+            drops: dict[int, int] = {}
+            if self._worker is None:
+                return drops
+            try:
+                for first in range(0, len(sa_indexes), DROPS_PER_CALL):
+                    drops.update(await self._worker.drops(
+                        sa_indexes[first:first + DROPS_PER_CALL]))
+            except WorkerError as error:
+                raise CounterReadFailed(str(error)) from None
+            return drops
+
+        snapshot, drops = await asyncio.gather(self._counter_reader.read(cells),
+                                               worker_drops())
+        return dataclasses.replace(snapshot, extra=drops)
+
+    async def _poll_counters(self) -> CounterSnapshot:
+        """The poller's read: every allocated tunnel's cells (whole arrays when they are most
+        of them: no list of cells is built then) and every allocated SA's worker drops, once
+        per poll."""
+        alloc = list(self._alloc.values())
+        per_tunnel = len(self.pipeline.counter_cells(0))
+        total = sum(size for _, size in self.pipeline.tunnel_counter_arrays().values())
+        cells = None if len(alloc) * per_tunnel > counter_poller.WHOLE_READ_SHARE * total else [
+            cell for a in alloc for cell in self.pipeline.counter_cells(a.tunnel_index)]
+        return await self._read_cells(cells, [index for a in alloc for _, index in a.sa_pairs])
 
     # ---- reconciliation -------------------------------------------------------------------
 
@@ -628,11 +651,6 @@ class P4RuntimeDataPlane:
                      "%d inserted", len(desired), len(deletes), len(modifies), len(inserts))
             self._switch_ready = True
         self._notify()
-
-    def _polled_cells(self) -> list[tuple[str, int]]:
-        """The counter cells of every allocated tunnel (what a bulk stats read needs)."""
-        return [cell for a in self._alloc.values()
-                for cell in self.pipeline.counter_cells(a.tunnel_index)]
 
     def _switch_down(self) -> None:
         self.counter_poller.invalidate()

@@ -67,11 +67,11 @@ TUNNEL_COUNTERS = (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)
 # the indexes: controller/drop_reasons.py); read for the metrics endpoint.
 DROP_REASONS = "TunnelIngress.counters.drop_reasons"
 PARSER_ERRORS = "TunnelIngress.counters.parser_errors"
-# Per-tunnel packet counter → the counter holding its byte total, one cell per bit of the frame
-# length (p4src/include/counters.p4 FrameBytes): cell index * bits + b counts the frames whose
-# length has bit b set. The packet counters' own byte counts are v1model's (the frame as it
-# entered the pass), not what the tunnel received or emitted, and are never read.
-TUNNEL_BYTES = {name: f"{name}_bytes.length_bits" for name in TUNNEL_COUNTERS}
+# Per-tunnel counter → the counter of its length deltas (p4src/include/counters.p4 LengthDelta):
+# the four tunnel counters are packets_and_bytes and count v1model's pass length, which is the
+# exact frame for in and drop-in; for out and drop-out cell index * bits + b counts the frames
+# whose emitted length - pass length + 2^(bits - 1) has bit b set (tunnel_figures recombines).
+TUNNEL_DELTAS = {name: f"{name}_delta.bits" for name in (TUNNEL_OUT, TUNNEL_DROP_OUT)}
 
 # tunnel_header key values (p4src/include/defines.p4 TUNNEL_HEADER_*; checked by tests against it)
 TUNNEL_HEADER_ESP = 1
@@ -120,9 +120,11 @@ def _did_you_mean(kind: str, name: str, known: Iterable[str]) -> PipelineMismatc
 
 
 class CellCounts(Protocol):
-    """Packet counts by (counter name, index): a dict of cells read, or a bulk snapshot."""
+    """Packet and byte counts by (counter name, index), as a counter snapshot holds them."""
 
     def get(self, cell: tuple[str, int], default: int, /) -> int: ...
+
+    def get_bytes(self, cell: tuple[str, int], default: int, /) -> int: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,12 +163,11 @@ def _mask(bits: int, length: int) -> int:
 class Pipeline:
     """The loaded P4Info, checked against every name the controller uses, and entity builders."""
 
-    length_bits = 16  # byte-total cells per tunnel (p4src/include/sizes.p4 FRAME_LENGTH_BITS)
-
     def __init__(self, schema: fy.P4Schema, p4info_path: Path) -> None:
         self.schema = schema
         self.p4info_path = p4info_path
         self._check_names()
+        self.delta_bits = 0  # length-delta cells per tunnel (sizes.p4 LENGTH_DELTA_BITS): _sizes
         self.sizes = self._sizes()
 
     @classmethod
@@ -197,7 +198,7 @@ class Pipeline:
                 if param not in names:
                     raise _did_you_mean(f"parameter of {action_name}:", param, names)
         counters = [counter.name for counter in schema.counters]
-        for counter in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values(), DROP_REASONS, PARSER_ERRORS):
+        for counter in (*TUNNEL_COUNTERS, *TUNNEL_DELTAS.values(), DROP_REASONS, PARSER_ERRORS):
             if schema.counters.get(counter) is None:
                 raise _did_you_mean("counter", counter, counters)
 
@@ -216,12 +217,19 @@ class Pipeline:
             raise PipelineMismatch(f"table {ESP_ENDPOINTS!r} has {endpoints} entries; "
                                    f"{counter_size - 1} tunnels may all be decrypt tunnels, "
                                    "one entry each")
-        for name in TUNNEL_BYTES.values():
-            cells = self.schema.counters[name].size
-            if cells != counter_size * self.length_bits:
-                raise PipelineMismatch(f"counter {name!r} has {cells} cells; the byte totals of "
-                                       f"{counter_size} tunnels need {counter_size} × "
-                                       f"{self.length_bits}")
+        both = fy.P4CounterUnit.BOTH
+        for name in TUNNEL_COUNTERS:
+            unit = self.schema.counters[name].unit
+            if unit != both:
+                raise PipelineMismatch(f"counter {name!r} counts {unit.name}; the tunnel "
+                                       "figures need packets and bytes")
+        cells = {self.schema.counters[name].size for name in TUNNEL_DELTAS.values()}
+        bits, rest = divmod(min(cells), counter_size)
+        if len(cells) != 1 or rest or not 1 <= bits <= 16:
+            raise PipelineMismatch(f"counters {sorted(TUNNEL_DELTAS.values())} have "
+                                   f"{sorted(cells)} cells; the length deltas of {counter_size} "
+                                   "tunnels need the same whole number of cells per tunnel")
+        self.delta_bits = bits
         return PipelineSizes(
             max_tunnels=counter_size - 1,
             max_sas=self.schema.tables[DECRYPT_SAS].size - 1,
@@ -388,7 +396,7 @@ class Pipeline:
                                                        dst_mac=_mac(route.dst_mac)))
 
     def counter_resets(self, tunnel_index: int) -> list[fy.P4CounterEntry]:
-        """Zero the four per-tunnel counters and their byte cells at ``tunnel_index`` (a reused
+        """Zero the four per-tunnel counters and their delta cells at ``tunnel_index`` (a reused
         index starts at 0)."""
         return [fy.P4CounterEntry(name, index=index, data=fy.P4CounterData())
                 for name, index in self.counter_cells(tunnel_index)]
@@ -396,7 +404,7 @@ class Pipeline:
     def tunnel_counter_arrays(self) -> dict[str, tuple[int, int]]:
         """Every counter holding tunnel figures: name → (P4Info id, size), for bulk reads."""
         return {name: (self.schema.counters[name].id, self.schema.counters[name].size)
-                for name in (*TUNNEL_COUNTERS, *TUNNEL_BYTES.values())}
+                for name in (*TUNNEL_COUNTERS, *TUNNEL_DELTAS.values())}
 
     def drop_counter_arrays(self) -> dict[str, tuple[int, int]]:
         """The switch's drops by reason and its parser errors by kind: name → (id, size)."""
@@ -405,20 +413,28 @@ class Pipeline:
 
     def counter_cells(self, tunnel_index: int) -> list[tuple[str, int]]:
         """Every (counter, index) holding a figure of the tunnel at ``tunnel_index``."""
-        base = tunnel_index * self.length_bits
+        base = tunnel_index * self.delta_bits
         return [(name, tunnel_index) for name in TUNNEL_COUNTERS] + [
-            (TUNNEL_BYTES[name], base + bit)
-            for name in TUNNEL_COUNTERS for bit in range(self.length_bits)]
+            (delta, base + bit) for delta in TUNNEL_DELTAS.values()
+            for bit in range(self.delta_bits)]
 
     def tunnel_figures(self, tunnel_index: int,
-                       packets: CellCounts) -> dict[str, tuple[int, int]]:
-        """(packets, bytes) per tunnel counter name, from the packet counts read at
-        :meth:`counter_cells` (a cell not read counts 0): bytes = Σ cell(b) << b."""
-        base = tunnel_index * self.length_bits
-        return {name: (packets.get((name, tunnel_index), 0),
-                       sum(packets.get((TUNNEL_BYTES[name], base + bit), 0) << bit
-                           for bit in range(self.length_bits)))
-                for name in TUNNEL_COUNTERS}
+                       counts: CellCounts) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) per tunnel counter name, from the counts read at
+        :meth:`counter_cells` (a cell not read counts 0): in and drop-in as counted; out and
+        drop-out bytes = counted bytes + Σ delta cell(b) << b - packets × 2^(bits - 1)."""
+        bits = self.delta_bits
+        base = tunnel_index * bits
+        figures = {}
+        for name in TUNNEL_COUNTERS:
+            packets = counts.get((name, tunnel_index), 0)
+            nbytes = counts.get_bytes((name, tunnel_index), 0)
+            delta = TUNNEL_DELTAS.get(name)
+            if delta is not None and packets:
+                nbytes += sum(counts.get((delta, base + bit), 0) << bit for bit in range(bits))
+                nbytes -= packets << (bits - 1)
+            figures[name] = (packets, nbytes)
+        return figures
 
     def managed_tables(self) -> tuple[str, ...]:
         """The tables the controller owns entirely (reconciliation compares them whole)."""

@@ -221,7 +221,8 @@ def _build_dataplane(settings: Settings, store: TunnelStore,
                           p4info=settings.p4info, device_config=device_config, tls=switch_tls)
     dataplane = P4RuntimeDataPlane(pipeline=pipeline, target=target, worker=worker,
                                    routes=routes, book=store, tunnels=lambda: store.tunnels,
-                                   worker_poll=settings.worker_poll)
+                                   worker_poll=settings.worker_poll,
+                                   counter_max_age=settings.counter_max_age)
     caps = capabilities_for_pipeline(
         pipeline.sizes, ciphers=worker_ciphers() if worker is not None else frozenset())
     log.info("data plane: P4Runtime %s device %d, P4Info %s (%d tunnels, %d SAs), crypto "

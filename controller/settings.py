@@ -10,6 +10,7 @@ from pathlib import Path
 
 DEFAULT_LISTEN = "localhost:3443"
 DEFAULT_SWITCH_ADDR = "127.0.0.1:9559"
+DEFAULT_MAX_AGE = 1.0  # seconds a stats figure may be old (--counter-max-age, counter_poller)
 # The environment variable naming the state directory, read by the controller and tunnelctl alike.
 STATE_DIR_ENV = "TUNNELOFFLOAD_STATE_DIR"
 
@@ -61,12 +62,16 @@ class Settings:
     crypto_worker_socket: Path | None = None
     routes: Path | None = None
     worker_poll: float = 0.5
+    counter_max_age: float = DEFAULT_MAX_AGE  # seconds a stats figure may be old (counter_poller)
     metrics_addr: str | None = None
 
     def __post_init__(self) -> None:
         if self.data_plane not in DATA_PLANES:
             raise ValueError(f"--data-plane {self.data_plane!r}: choose one of "
                              f"{', '.join(DATA_PLANES)}")
+        if not 0 <= self.counter_max_age <= 60:
+            raise ValueError(f"--counter-max-age {self.counter_max_age}: between 0 and 60 "
+                             "seconds")
         if self.device_id < 1:
             raise ValueError(f"--device-id {self.device_id}: P4Runtime device ids start at 1")
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -148,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "IPsec is offered)")
     dataplane.add_argument("--routes", type=Path, metavar="FILE",
                            help="routes file for the forwarding tables (docs/operations.md)")
+    dataplane.add_argument("--counter-max-age", type=float, default=DEFAULT_MAX_AGE,
+                           metavar="SECONDS",
+                           help="how old a stats figure may be: counters are read in bulk and "
+                                "shared for this long, never across a change (default "
+                                f"{DEFAULT_MAX_AGE:g}; docs/operations.md)")
     return parser
 
 
@@ -165,6 +175,6 @@ def parse_settings(argv: Sequence[str] | None = None) -> Settings:
                         device_id=args.device_id,
                         p4info=args.p4info, p4_device_config=args.p4_device_config,
                         crypto_worker_socket=args.crypto_worker_socket, routes=args.routes,
-                        metrics_addr=args.metrics_addr)
+                        counter_max_age=args.counter_max_age, metrics_addr=args.metrics_addr)
     except ValueError as error:
         parser.error(str(error))

@@ -122,8 +122,9 @@ class P4RuntimeServicer(p4r_grpc.P4RuntimeServicer):
         return p4r.WriteResponse()
 
     def Read(self, request, context):  # noqa: N802
-        for blob in _guarded(context, lambda: self._read(request)):
-            yield p4r.ReadResponse.FromString(blob)
+        """Yields serialized ReadResponses: create_server registers Read with no response
+        serializer, so the bytes go out as encoded (no message rebuilt per cell)."""
+        yield from _guarded(context, lambda: self._read(request))
 
     def _read(self, request: p4r.ReadRequest) -> list[bytes]:
         """The serialized ReadResponses: one snapshot under the switch lock, encoded without
@@ -339,12 +340,36 @@ def _stream_error(code: grpc.StatusCode, message: str,
     return p4r.StreamMessageResponse(error=error)
 
 
+class _RawRead:
+    """Registers the generated P4Runtime handlers on `server`, Read's without a response
+    serializer (P4RuntimeServicer.Read yields bytes already serialized)."""
+
+    def __init__(self, server: grpc.Server) -> None:
+        self._server = server
+
+    @staticmethod
+    def _raw(handlers: dict[str, grpc.RpcMethodHandler]) -> dict[str, grpc.RpcMethodHandler]:
+        read = handlers["Read"]
+        return {**handlers, "Read": grpc.unary_stream_rpc_method_handler(
+            read.unary_stream, request_deserializer=read.request_deserializer)}
+
+    def add_generic_rpc_handlers(self, generic_handlers: object) -> None:
+        """The generated code's generic handler: built from the registered ones below."""
+
+    def add_registered_method_handlers(self, service: str,
+                                       handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        raw = self._raw(handlers)
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, raw),))
+        self._server.add_registered_method_handlers(service, raw)
+
+
 def create_server(device: Device, settings: ServerSettings) -> tuple[grpc.Server, int]:
     """A gRPC server for ``device``, not yet started, and the port it bound (address port 0
     picks a free one)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_workers,
                                                     thread_name_prefix="p4rt"))
-    p4r_grpc.add_P4RuntimeServicer_to_server(P4RuntimeServicer(device), server)
+    p4r_grpc.add_P4RuntimeServicer_to_server(P4RuntimeServicer(device), _RawRead(server))
     if settings.credentials is None:
         port = server.add_insecure_port(settings.address)
     else:

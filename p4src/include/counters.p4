@@ -7,12 +7,17 @@
  *                   the crypto worker)
  *   tunnel_drop_in  matched, but dropped before the tunnel produced output
  *   tunnel_drop_out dropped after the tunnel produced output (routing, pass limit, ...)
- * and, for each, the bytes in tunnel_<x>_bytes.length_bits: the exact length of each frame the
- * tunnel received (in, drop in) or emitted (out, drop out), computed here in P4 — never the
- * crypto shim. Why not the counters' own byte counts: v1model counters (BMv2 and p4sim alike)
- * add the length of the frame as it entered the pass, which is the frame before an encap and
- * includes the shim on a crypto return. Why not registers: BMv2's P4Runtime server refuses
- * register reads and writes, so the controller could neither read nor reset them.
+ * all packets_and_bytes: v1model counters (BMv2 and p4sim alike) add the length of the frame
+ * as it entered the pass (BMv2: the packet's ingress length). For tunnel_in and tunnel_drop_in
+ * that is the exact frame the tunnel received: both count only on passes that carry no crypto
+ * shim (the classifier runs only there; a crypto return sets tunnel_applied with its tunnel
+ * index, so its drops are drop-outs), where meta.in_len is the pass length. What a tunnel emits
+ * (meta.out_len, or meta.in_len on a crypto return) differs from the pass length by the headers
+ * the pass added or removed, a crypto shim included; tunnel_<out|drop_out>_delta.bits counts
+ * that difference per frame (LengthDelta), so the controller recombines the exact bytes:
+ * bytes = counter bytes + sum over b of cell(b) << b - packets * 2^(LENGTH_DELTA_BITS - 1).
+ * Why not registers: BMv2's P4Runtime server refuses register reads and writes, so the
+ * controller could neither read nor reset them. Every cell is readable and resettable.
  * drop_reasons counts every drop by DROP_* code; parser_errors breaks DROP_PARSER_ERROR down.
  */
 #ifndef TUNNEL_OFFLOAD_COUNTERS_P4
@@ -21,32 +26,28 @@
 #include "headers.p4"
 #include "metadata.p4"
 
-// Adds one frame length to a tunnel's byte total without a register: cell
-// tunnel_index * FRAME_LENGTH_BITS + b of a packets counter counts the frames whose length has
-// bit b set, so the total is the sum over b of cell(b) << b (controller/pipeline.py sums it).
-// Exact, readable and resettable over P4Runtime like any counter.
-control FrameBytes(in tunnel_index_t tunnel_index, in bit<16> length) {
+// What a tunnel emitted minus the pass length v1model's byte count added, without a register:
+// cell tunnel_index * LENGTH_DELTA_BITS + b of a packets counter counts the frames whose
+// length - pass_length + 2^(LENGTH_DELTA_BITS - 1) has bit b set. The difference is a sum of
+// header lengths, above -256 and below 256 (docs/dataplane.md "Counters"), so the offset value
+// is non-negative and fits LENGTH_DELTA_BITS bits: exact, readable and resettable over P4Runtime
+// like any counter (controller/pipeline.py recombines it).
+control LengthDelta(in tunnel_index_t tunnel_index, in bit<16> length, in bit<16> pass_length) {
 
-    counter(TUNNEL_BYTE_CELLS, CounterType.packets) length_bits;
+    counter(TUNNEL_DELTA_CELLS, CounterType.packets) bits;
 
     apply {
-        bit<32> base = ((bit<32>) tunnel_index) * FRAME_LENGTH_BITS;
-        if (length[0:0] == 1)   { length_bits.count(base); }
-        if (length[1:1] == 1)   { length_bits.count(base + 1); }
-        if (length[2:2] == 1)   { length_bits.count(base + 2); }
-        if (length[3:3] == 1)   { length_bits.count(base + 3); }
-        if (length[4:4] == 1)   { length_bits.count(base + 4); }
-        if (length[5:5] == 1)   { length_bits.count(base + 5); }
-        if (length[6:6] == 1)   { length_bits.count(base + 6); }
-        if (length[7:7] == 1)   { length_bits.count(base + 7); }
-        if (length[8:8] == 1)   { length_bits.count(base + 8); }
-        if (length[9:9] == 1)   { length_bits.count(base + 9); }
-        if (length[10:10] == 1) { length_bits.count(base + 10); }
-        if (length[11:11] == 1) { length_bits.count(base + 11); }
-        if (length[12:12] == 1) { length_bits.count(base + 12); }
-        if (length[13:13] == 1) { length_bits.count(base + 13); }
-        if (length[14:14] == 1) { length_bits.count(base + 14); }
-        if (length[15:15] == 1) { length_bits.count(base + 15); }
+        bit<16> delta = length + LENGTH_DELTA_OFFSET - pass_length;
+        bit<32> base = ((bit<32>) tunnel_index) * LENGTH_DELTA_BITS;
+        if (delta[0:0] == 1) { bits.count(base); }
+        if (delta[1:1] == 1) { bits.count(base + 1); }
+        if (delta[2:2] == 1) { bits.count(base + 2); }
+        if (delta[3:3] == 1) { bits.count(base + 3); }
+        if (delta[4:4] == 1) { bits.count(base + 4); }
+        if (delta[5:5] == 1) { bits.count(base + 5); }
+        if (delta[6:6] == 1) { bits.count(base + 6); }
+        if (delta[7:7] == 1) { bits.count(base + 7); }
+        if (delta[8:8] == 1) { bits.count(base + 8); }
     }
 }
 
@@ -54,25 +55,23 @@ control TunnelCounters(inout headers_t hdr,
                        inout local_metadata_t meta,
                        inout standard_metadata_t standard_metadata) {
 
-    counter(MAX_TUNNELS, CounterType.packets) tunnel_in;
-    counter(MAX_TUNNELS, CounterType.packets) tunnel_out;
-    counter(MAX_TUNNELS, CounterType.packets) tunnel_drop_in;
-    counter(MAX_TUNNELS, CounterType.packets) tunnel_drop_out;
-    FrameBytes() tunnel_in_bytes;
-    FrameBytes() tunnel_out_bytes;
-    FrameBytes() tunnel_drop_in_bytes;
-    FrameBytes() tunnel_drop_out_bytes;
+    counter(MAX_TUNNELS, CounterType.packets_and_bytes) tunnel_in;
+    counter(MAX_TUNNELS, CounterType.packets_and_bytes) tunnel_out;
+    counter(MAX_TUNNELS, CounterType.packets_and_bytes) tunnel_drop_in;
+    counter(MAX_TUNNELS, CounterType.packets_and_bytes) tunnel_drop_out;
+    LengthDelta() tunnel_out_delta;
+    LengthDelta() tunnel_drop_out_delta;
     counter(DROP_REASON_COUNT, CounterType.packets_and_bytes) drop_reasons;
     counter(PARSER_ERROR_REASON_COUNT, CounterType.packets) parser_errors;
 
     apply {
+        bit<16> pass_len = (bit<16>) standard_metadata.packet_length;
         if (meta.events.tunnel_in) {
-            tunnel_in.count((bit<32>) meta.tunnel_index);
-            tunnel_in_bytes.apply(meta.tunnel_index, meta.in_len);
+            tunnel_in.count((bit<32>) meta.tunnel_index);   // its bytes: meta.in_len (above)
         }
         if (meta.events.tunnel_out) {
             tunnel_out.count((bit<32>) meta.tunnel_index);
-            tunnel_out_bytes.apply(meta.tunnel_index, meta.out_len);
+            tunnel_out_delta.apply(meta.tunnel_index, meta.out_len, pass_len);
         }
         if (meta.drop_reason != DROP_NONE) {
             drop_reasons.count((bit<32>) meta.drop_reason);
@@ -109,7 +108,7 @@ control TunnelCounters(inout headers_t hdr,
             // it received) or after (the frame it emitted), or else the tunnel whose output
             // this pass is processing (that output is the frame this pass received).
             tunnel_index_t drop_tunnel = meta.tunnel_index;
-            bit<16> drop_len = meta.in_len;
+            bit<16> drop_len = meta.in_len;   // a drop-in's is the pass length (above)
             bool drop_out = false;
             if (meta.tunnel_index != 0 && meta.tunnel_applied) {
                 drop_len = meta.out_len;
@@ -120,10 +119,9 @@ control TunnelCounters(inout headers_t hdr,
             }
             if (drop_tunnel != 0 && drop_out) {
                 tunnel_drop_out.count((bit<32>) drop_tunnel);
-                tunnel_drop_out_bytes.apply(drop_tunnel, drop_len);
+                tunnel_drop_out_delta.apply(drop_tunnel, drop_len, pass_len);
             } else if (drop_tunnel != 0) {
                 tunnel_drop_in.count((bit<32>) drop_tunnel);
-                tunnel_drop_in_bytes.apply(drop_tunnel, drop_len);
             }
             mark_to_drop(standard_metadata);
         }

@@ -36,11 +36,17 @@
 #define ROUTES_V4_SIZE 1024
 #define ROUTES_V6_SIZE 1024
 
-// Per-tunnel byte totals (counters.p4): one packets-counter cell per bit of a frame length, so a
-// tunnel owns FRAME_LENGTH_BITS cells; frames are shorter than 2^16 bytes. TUNNEL_BYTE_CELLS is
-// MAX_TUNNELS * FRAME_LENGTH_BITS (the controller checks it in the P4Info).
-#define FRAME_LENGTH_BITS 16
-#define TUNNEL_BYTE_CELLS 1048576
+// Per-tunnel byte totals (counters.p4): the out and drop-out counters count v1model's pass
+// length; the difference to the frame the tunnel emitted, plus an offset of
+// 2^(LENGTH_DELTA_BITS - 1), is counted bit by bit in LENGTH_DELTA_BITS packet cells per tunnel.
+// Every such difference is below 256 bytes in size (docs/dataplane.md "Counters" derives it), so
+// 9 bits hold it. TUNNEL_DELTA_CELLS is MAX_TUNNELS * LENGTH_DELTA_BITS (the controller reads both
+// back from the P4Info and checks them).
+#define LENGTH_DELTA_BITS 9
+// 2^(LENGTH_DELTA_BITS - 1), a literal (p4c-bm2-ss shifts by literals only); the controller
+// derives it from the P4Info's cell counts and tests/controller_dp checks this value.
+#define LENGTH_DELTA_OFFSET 256
+#define TUNNEL_DELTA_CELLS 589824
 
 // Counter array sizes for the reason codes defined in defines.p4.
 #define DROP_REASON_COUNT 16

@@ -87,12 +87,17 @@ class TunnelOffloadTest(BaseTest):
         return self.p4rt.counter(name, index)
 
     def tunnel_bytes(self, name: str, tunnel_index: int) -> int:
-        """Bytes of per-tunnel counter `name` ("tunnel_in", ...): summed from its per-bit cells
-        `<name>_bytes.length_bits` (p4src/include/counters.p4), read in one P4Runtime Read."""
-        bits = C("FRAME_LENGTH_BITS")
-        cells = self.p4rt.counters(f"{name}_bytes.length_bits",
-                                   range(tunnel_index * bits, (tunnel_index + 1) * bits))
-        return sum(packets << bit for bit, (packets, _) in enumerate(cells))
+        """Bytes of per-tunnel counter `name` ("tunnel_in", ...): as counted, and for out and
+        drop-out corrected by the per-bit cells of `<name>_delta.bits`
+        (p4src/include/counters.p4), read in one P4Runtime Read."""
+        packets, nbytes = self.counter(name, tunnel_index)
+        if name in ("tunnel_out", "tunnel_drop_out"):
+            bits = C("LENGTH_DELTA_BITS")
+            cells = self.p4rt.counters(f"{name}_delta.bits",
+                                       range(tunnel_index * bits, (tunnel_index + 1) * bits))
+            nbytes += sum(count << bit for bit, (count, _) in enumerate(cells))
+            nbytes -= packets << (bits - 1)
+        return nbytes
 
     def counter_after(self, name: str, index: int, *, packets: int) -> tuple[int, int]:
         """The counter once it has counted at least `packets` packets, or as it is after

@@ -180,7 +180,7 @@ async def test_detached_capacity_is_the_p4info_size(start_controller, tmp_path) 
     small = tmp_path / "small.p4info.txtpb"
     text = DEFAULT_P4INFO.read_text()
     small.write_text(text.replace("size: 65536\n", "size: 1024\n")
-                     .replace("size: 1048576\n", "size: 16384\n"))
+                     .replace("size: 589824\n", "size: 9216\n"))
     controller = await start_controller(p4info=small)
     async with tls_channel(controller) as channel:
         await wait_serving(channel)

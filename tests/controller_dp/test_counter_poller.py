@@ -19,8 +19,10 @@ from controller.counter_poller import (
     CounterPoller,
     CounterReadFailed,
     CounterSnapshot,
+    ZeroCells,
+    _Decoder,
 )
-from controller.pipeline import TUNNEL_BYTES, TUNNEL_IN, Pipeline
+from controller.pipeline import TUNNEL_COUNTERS, TUNNEL_DELTAS, TUNNEL_IN, TUNNEL_OUT, Pipeline
 from p4sim.p4runtime.device import Device
 from p4sim.p4runtime.server import ServerSettings, create_server
 from p4sim.program import load_program
@@ -52,29 +54,58 @@ async def test_by_index_and_whole_reads_give_the_switch_counts(switch) -> None:
     address, device = switch
     pipeline = Pipeline.load(P4INFO)
     tunnel_in = _counter(device, pipeline, TUNNEL_IN)
-    in_bytes = _counter(device, pipeline, TUNNEL_BYTES[TUNNEL_IN])
-    tunnel_in.write(7, 3, 0)
-    tunnel_in.write(65535, 1 << 40, 0)
-    in_bytes.write(7 * 16 + 5, 2, 0)
-    tunnel_in.write(9, 4, 0)  # not asked for by index
+    tunnel_out = _counter(device, pipeline, TUNNEL_OUT)
+    out_delta = _counter(device, pipeline, TUNNEL_DELTAS[TUNNEL_OUT])
+    bits = pipeline.delta_bits
+    tunnel_in.write(7, 3, 180)
+    tunnel_in.write(65535, 1 << 40, 1 << 50)
+    tunnel_out.write(7, 2, 200)          # two frames of 100 bytes as they entered the pass ...
+    out_delta.write(7 * bits + bits - 1, 2, 0)   # ... emitted at the pass length: offset only
+    out_delta.write(7 * bits + 4, 2, 0)          # ... plus 16 bytes each (an encap's header)
+    tunnel_in.write(9, 4, 240)  # not asked for by index
     reader = CounterArrayReader(address=address, device_id=1,
-                                counters=pipeline.tunnel_counter_arrays())
-    # whole reads of the 1,048,576-cell byte arrays take seconds here; one packet array will do
-    packets_only = CounterArrayReader(address=address, device_id=1, counters={
-        TUNNEL_IN: pipeline.tunnel_counter_arrays()[TUNNEL_IN]})
+                                counters=pipeline.tunnel_counter_arrays(),
+                                with_bytes=TUNNEL_COUNTERS)
     try:
         by_index = await reader.read(pipeline.counter_cells(7) + pipeline.counter_cells(65535))
-        whole = await packets_only.read(None)
+        whole = await reader.read(None)
     finally:
         await reader.close()
-        await packets_only.close()
-    assert pipeline.tunnel_figures(7, by_index)[TUNNEL_IN] == (3, 2 << 5)
     for snapshot in (by_index, whole):
-        assert snapshot.get((TUNNEL_IN, 7)) == 3
+        figures = pipeline.tunnel_figures(7, snapshot)
+        assert figures[TUNNEL_IN] == (3, 180)
+        assert figures[TUNNEL_OUT] == (2, 2 * 116)
         assert snapshot.get((TUNNEL_IN, 65535)) == 1 << 40
+        assert snapshot.get_bytes((TUNNEL_IN, 65535)) == 1 << 50
         assert snapshot.get((TUNNEL_IN, 8)) == 0
     # by index reads only what was asked; whole reads every cell
     assert (by_index.get((TUNNEL_IN, 9)), whole.get((TUNNEL_IN, 9))) == (0, 4)
+    assert whole.get_bytes((TUNNEL_IN, 9)) == 240
+
+
+@pytest.mark.parametrize("size", [1, 128, 16385, 589824])
+def test_zero_cells_are_protobufs_encoding_of_every_cell_at_zero(size: int) -> None:
+    from finsy.proto import p4r
+    zero = ZeroCells(0x12345678, size)
+    for index in {0, 1, 127, 128, 16383, 16384, size - 1} & set(range(size)):
+        element = p4r.ReadResponse(entities=[p4r.Entity(counter_entry=p4r.CounterEntry(
+            counter_id=0x12345678, index=p4r.Index(index=index),
+            data=p4r.CounterData()))]).SerializeToString()
+        assert zero.blob[zero.offset(index):zero.offset(index + 1)] == element
+    assert zero.offset(size) == len(zero.blob)
+
+
+def test_answers_in_another_order_are_decoded_by_their_own_indices() -> None:
+    """The fast path assumes index order; a server answering otherwise is still read right."""
+    from finsy.proto import p4r
+    order = [5, 1, 0, 2, 4, 3]
+    data = p4r.ReadResponse(entities=[p4r.Entity(counter_entry=p4r.CounterEntry(
+        counter_id=9, index=p4r.Index(index=index),
+        data=p4r.CounterData(packet_count=index * 10, byte_count=index)))
+        for index in order]).SerializeToString()
+    packets, octets = array("Q", bytes(48)), array("Q", bytes(48))
+    _Decoder({9: (packets, octets)}).decode(data, [(9, ZeroCells(9, 6), 0, 6)])
+    assert list(packets) == [0, 10, 20, 30, 40, 50] and list(octets) == [0, 1, 2, 3, 4, 5]
 
 
 async def test_a_switch_that_does_not_answer_is_a_read_failure() -> None:

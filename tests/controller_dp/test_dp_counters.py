@@ -9,11 +9,12 @@ from collections.abc import Iterator
 import pytest
 from ctl_builders import geneve_encap, ipsec_dec, ipsec_enc, match_ipv4
 from ctl_client import create
-from dp_support import PacketPort, eventually
+from dp_support import P4INFO, PacketPort, eventually
 from scapy.layers.inet import IP, UDP
 from scapy.layers.ipsec import ESP
 from scapy.layers.l2 import Ether
 
+from controller.pipeline import Pipeline
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
 HOST_MACS = {"src": "02:00:00:00:00:aa", "dst": "02:00:00:00:00:bb"}
@@ -126,25 +127,27 @@ async def test_a_reused_tunnel_index_starts_from_zero(controller, v1, port, read
     port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP()))
     assert port.receive() is not None
     assert (await stats(v1, 1)).inPackets == 1
-    bit5 = ("tunnel_in_bytes.length_bits", 1 * 16 + 5)  # the 42-byte frame has bit 5 (32) set
-    assert reader.counter("tunnel_in", 1)[0] == reader.counter(*bit5)[0] == 1
+    # the 42-byte frame leaves 50 bytes longer: its delta + 256 = 306 has bit 8 set
+    bits = Pipeline.load(P4INFO).delta_bits
+    bit8 = ("tunnel_out_delta.bits", 1 * bits + 8)
+    assert reader.counter("tunnel_in", 1)[0] == reader.counter(*bit8)[0] == 1
     await create(v1, delete(1))
     # The freed index's cells are zeroed as its tunnel leaves (so a CREATE there writes none).
-    assert reader.counter("tunnel_in", 1) == reader.counter(*bit5) == (0, 0)
+    assert reader.counter("tunnel_in", 1) == (0, 0) and reader.counter(*bit8) == (0, 0)
     await create(v1, geneve_encap(2, match=match_ipv4(source="192.0.2.1")))
     [rule] = reader.entries("tunnel_rules")
     assert rule.action.args["tunnel_index"] == 1  # the same index, reused
     assert reader.counter("tunnel_in", 1) == (0, 0)
-    assert reader.counter(*bit5) == (0, 0)
+    assert reader.counter(*bit8) == (0, 0)
     counters = await stats(v1, 2)
     assert (counters.inPackets, counters.inBytes, counters.outBytes) == (0, 0, 0)
 
 
 async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
                                                        monkeypatch) -> None:
-    """Past WHOLE_READ_SHARE of all tunnels the counters and their byte cells are read whole,
+    """Past WHOLE_READ_SHARE of all cells the counters and their delta cells are read whole,
     not by index: the figures are the same frames' lengths."""
-    from controller import p4runtime_dataplane
+    from controller import counter_poller, p4runtime_dataplane
 
     await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
     frame = bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP() / (b"w" * 999))
@@ -152,8 +155,11 @@ async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
     received = port.receive()
     assert received is not None
     by_index = await stats(v1, 1)
-    monkeypatch.setattr(p4runtime_dataplane, "WHOLE_READ_SHARE", 0)
+    monkeypatch.setattr(p4runtime_dataplane, "FEW_TUNNELS", 0)   # the poller's read ...
+    monkeypatch.setattr(counter_poller, "WHOLE_READ_SHARE", 0)   # ... of whole arrays
+    reads = controller.dataplane.counter_poller.reads
     whole = await stats(v1, 1)
+    assert controller.dataplane.counter_poller.reads == reads + 1
     assert whole == by_index
     assert (whole.inBytes, whole.outBytes) == (len(frame), len(received[1]))
 

@@ -49,11 +49,13 @@ def test_sizes_and_capabilities_come_from_the_p4info() -> None:
      "no counter 'TunnelIngress.counters.tunnel_in'; did you mean"),
     ('annotations: "@max_passes(8)"', 'annotations: "@passes(8)"',
      "no annotation on TunnelIngress.classifier.tunnel_rules: 'max_passes'"),
-    ('name: "TunnelIngress.counters.tunnel_out_bytes.length_bits"',
-     'name: "TunnelIngress.counters.tunnel_out_bytes.bits"',
-     "no counter 'TunnelIngress.counters.tunnel_out_bytes.length_bits'; did you mean"),
-    ('  size: 1048576\n', '  size: 16000\n', "has 16000 cells; the byte totals of 65536 "
-     "tunnels need 65536 × 16"),
+    ('name: "TunnelIngress.counters.tunnel_out_delta.bits"',
+     'name: "TunnelIngress.counters.tunnel_out_delta.cells"',
+     "no counter 'TunnelIngress.counters.tunnel_out_delta.bits'; did you mean"),
+    ('  size: 589824\n', '  size: 16000\n', "cells; the length deltas of 65536 tunnels need "
+     "the same whole number of cells per tunnel"),
+    ('    unit: BOTH\n', '    unit: PACKETS\n', "counts PACKETS; the tunnel figures need "
+     "packets and bytes"),
 ])
 def test_p4info_drift_is_a_clear_start_up_error(tmp_path: Path, old: str, new: str,
                                                 message: str) -> None:
@@ -77,30 +79,50 @@ def test_tunnel_header_codes_match_defines_p4() -> None:
         assert line.rstrip(";").split("=")[1].strip().rstrip(";") == str(value)
 
 
-def test_frame_length_bits_match_sizes_p4() -> None:
+def test_length_delta_sizes_come_from_the_p4info_as_sizes_p4_spells_them() -> None:
     sizes = (REPO / "p4src" / "include" / "sizes.p4").read_text()
-    assert f"#define FRAME_LENGTH_BITS {Pipeline.length_bits}\n" in sizes
-
-
-def test_tunnel_bytes_are_summed_from_the_per_bit_cells() -> None:
-    """Frames of 60, 1514 and 9018 bytes in, through tunnel index 3: each length's set bits
-    add one to that bit's cell; the sum of cell(b) << b is the bytes."""
     pipeline = Pipeline.load(P4INFO)
+    assert f"#define LENGTH_DELTA_BITS {pipeline.delta_bits}\n" in sizes
+    assert f"#define LENGTH_DELTA_OFFSET {1 << (pipeline.delta_bits - 1)}\n" in sizes
+    cells = (pipeline.sizes.max_tunnels + 1) * pipeline.delta_bits
+    assert f"#define TUNNEL_DELTA_CELLS {cells}\n" in sizes
+
+
+class _Cells(dict):  # type: ignore[type-arg]
+    """(counter, index) -> (packets, bytes), read as a counter snapshot is."""
+
+    def get(self, cell, default=0, /):  # type: ignore[no-untyped-def, override]
+        return super().get(cell, (default, default))[0]
+
+    def get_bytes(self, cell, default=0, /):  # type: ignore[no-untyped-def]
+        return super().get(cell, (default, default))[1]
+
+
+def test_out_bytes_are_the_pass_bytes_corrected_by_the_delta_cells() -> None:
+    """Frames of 60, 1514 and 9018 bytes entering the pass, emitted 150 bytes longer, 16 and
+    154 bytes shorter, through tunnel index 3: each delta + 256 adds one to its set bits'
+    cells; in bytes are the counted bytes as they are."""
+    pipeline = Pipeline.load(P4INFO)
+    bits = pipeline.delta_bits
     cells = pipeline.counter_cells(3)
-    assert len(cells) == 4 + 4 * 16 and len(set(cells)) == len(cells)
-    in_name, in_bytes = "TunnelIngress.counters.tunnel_in", (
-        "TunnelIngress.counters.tunnel_in_bytes.length_bits")
-    packets = {(in_name, 3): 3}
-    for length in (60, 1514, 9018):
-        for bit in range(16):
-            if length >> bit & 1:
-                key = (in_bytes, 3 * 16 + bit)
-                packets[key] = packets.get(key, 0) + 1
-    packets[(in_bytes, 2 * 16 + 5)] = 99   # another tunnel's cell is not ours
-    figures = pipeline.tunnel_figures(3, packets)
+    assert len(cells) == 4 + 2 * bits and len(set(cells)) == len(cells)
+    in_name, out_name = "TunnelIngress.counters.tunnel_in", "TunnelIngress.counters.tunnel_out"
+    delta = "TunnelIngress.counters.tunnel_out_delta.bits"
+    frames = [(60, 210), (1514, 1498), (9018, 8864)]
+    counts = _Cells({(in_name, 3): (3, 60 + 1514 + 9018),
+                     (out_name, 3): (3, 60 + 1514 + 9018)})
+    for passed, emitted in frames:
+        offset = emitted - passed + (1 << (bits - 1))
+        for bit in range(bits):
+            if offset >> bit & 1:
+                key = (delta, 3 * bits + bit)
+                counts[key] = (counts.get(key) + 1, 0)
+    counts[(delta, 2 * bits + 5)] = (99, 0)   # another tunnel's cell is not ours
+    figures = pipeline.tunnel_figures(3, counts)
     assert figures[in_name] == (3, 60 + 1514 + 9018)
-    assert figures["TunnelIngress.counters.tunnel_out"] == (0, 0)
-    assert all(cell in cells for cell in packets if cell[1] != 2 * 16 + 5)
+    assert figures[out_name] == (3, 210 + 1498 + 8864)
+    assert figures["TunnelIngress.counters.tunnel_drop_out"] == (0, 0)
+    assert all(cell in cells for cell in counts if cell[1] != 2 * bits + 5)
 
 
 def test_routes_file_parses_and_names_bad_lines() -> None:

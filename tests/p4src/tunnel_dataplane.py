@@ -147,13 +147,16 @@ class TunnelDataplane:
 
     def tunnel_counts(self, name: str, tunnel_index: int) -> tuple[int, int]:
         """(packets, bytes) of per-tunnel counter `name` ("tunnel_in", "tunnel_out",
-        "tunnel_drop_in", "tunnel_drop_out"): packets from the counter, bytes summed from the
-        per-bit cells of `<name>_bytes.length_bits` (p4src/include/counters.p4)."""
-        packets, _ = self.counter(name, tunnel_index)
-        bits = C("FRAME_LENGTH_BITS")
-        cells = self.p4rt.counters(f"{name}_bytes.length_bits",
-                                   range(tunnel_index * bits, (tunnel_index + 1) * bits))
-        return packets, sum(count << bit for bit, (count, _) in enumerate(cells))
+        "tunnel_drop_in", "tunnel_drop_out"): as counted, and for out and drop-out the bytes
+        corrected by the per-bit cells of `<name>_delta.bits` (p4src/include/counters.p4)."""
+        packets, nbytes = self.counter(name, tunnel_index)
+        if name in ("tunnel_out", "tunnel_drop_out"):
+            bits = C("LENGTH_DELTA_BITS")
+            cells = self.p4rt.counters(f"{name}_delta.bits",
+                                       range(tunnel_index * bits, (tunnel_index + 1) * bits))
+            nbytes += sum(count << bit for bit, (count, _) in enumerate(cells))
+            nbytes -= packets << (bits - 1)
+        return packets, nbytes
 
     def rule_hits(self, entry: fy.P4TableEntry) -> tuple[int, int]:
         """(packets, bytes) of the direct counter of table entry `entry`."""
