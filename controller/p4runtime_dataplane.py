@@ -114,7 +114,8 @@ STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
 FULL_CHECK_POLLS = 20
 PROBE_SAS = 8
 # Plans per executed batch: one WriteRequest carries at most MAX_BATCH plans' updates (a decrypt
-# CREATE is 18 updates: 16 counter-cell resets of its index, its SA entry and its rule).
+# CREATE is 3: its SA entry, its ESP end point and its rule; a DELETE also resets its index's
+# counter cells).
 MAX_BATCH = 512
 
 

@@ -226,7 +226,7 @@ def main() -> None:
     for index in range(1, 1 + min(inserts, 1000)):  # some non-zero cells
         for counter in switch.state.counters.values():
             counter.count(index % counter.size, 100 + index)
-    packets = [c.id for name, c in names.counters.items() if not name.endswith("length_bits")
+    packets = [c.id for name, c in names.counters.items() if not name.endswith(".bits")
                and ".tunnel_" in name]
     old_s, cells, _ = read_counters(switch, schema, packets, per_message=True)
     new_s, same, nbytes = read_counters(switch, schema, packets, per_message=False)
