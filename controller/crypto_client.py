@@ -263,6 +263,21 @@ class CryptoWorkerClient:
                 return await self._counters()
             raise _fault(error, "GetCounters") from None
 
+    async def all_drops(self) -> dict[int, int]:
+        """Dropped packets per SA index of every SA that has dropped any (plus frames for an
+        index no SA had): one call whatever the number of SAs (``dropped_only``); an index
+        missing from the answer dropped nothing."""
+        try:
+            response = await self._stub.GetCounters(
+                wpb.GetCountersRequest(dropped_only=True), timeout=CALL_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            raise _fault(error, "GetCounters") from None
+        counts = {counters.sa_index: sum(drop.packets for drop in counters.drops)
+                  for counters in response.sas}
+        for unknown in response.unknown_sa:
+            counts[unknown.sa_index] = counts.get(unknown.sa_index, 0) + unknown.packets
+        return counts
+
     async def holds(self, sa_indexes: Sequence[int]) -> bool:
         """True when the worker holds every one of ``sa_indexes`` (a GetCounters of just
         them: a cheap probe, where ListSas returns every SA)."""

@@ -97,7 +97,8 @@ def _get_counters(request: Message, members: int, call: Call) -> Message:
     for sa_index in wanted:
         subsets[owner_of(sa_index, members)].append(sa_index)
     try:
-        replies = [_counters(call(index, pb.GetCountersRequest(sa_indexes=subsets[index])))
+        replies = [_counters(call(index, pb.GetCountersRequest(
+            sa_indexes=subsets[index], dropped_only=request.dropped_only)))
                    for index in range(members)]
     except ChildAbort as abort:
         if abort.code != grpc.StatusCode.NOT_FOUND:

@@ -227,6 +227,8 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
                         f"sa_indexes[{position}]: {sa_index} is not in use",
                     )
             sas = [by_index[sa_index] for sa_index in request.sa_indexes]
+        if request.dropped_only:
+            sas = [sa for sa in sas if any(sa.counters.drops.values())]
         return pb.GetCountersResponse(
             sas=[counters_to_pb(sa.counters.snapshot(sa.config.sa_index)) for sa in sas],
             unknown_sa=[

@@ -86,6 +86,35 @@ async def test_worker_drops_are_added_to_the_tunnel_in_drops(controller, v1, por
     assert counters.inPackets == 1 and counters.outPackets == 0
 
 
+async def test_worker_drops_reach_a_stats_pass_over_many_tunnels(controller, v1, port) -> None:
+    """More tunnels than FEW_TUNNELS: the stats come from the poller's snapshot, whose worker
+    drops are one GetCounters(dropped_only) of the SAs that dropped any; the other tunnels'
+    in-drops stay 0."""
+    from controller.p4runtime_dataplane import FEW_TUNNELS
+
+    others = [geneve_encap(100 + n, match=match_ipv4(source=f"10.9.{n}.1"))
+              for n in range(FEW_TUNNELS + 4)]
+    await create(v1, ipsec_dec(9, spi=781, match=match_ipv4(source="11.0.0.2")), *others)
+    forged = bytes(Ether(**HOST_MACS) / IP(src="11.0.0.2", dst="11.0.0.1")
+                   / UDP(sport=4500, dport=4500) / ESP(spi=781, seq=1, data=b"\x55" * 40))
+    port.send(1, forged)
+    assert port.receive(timeout=1.0) is None  # the ICV fails in the worker: dropped
+
+    async def drops() -> dict[int, int]:
+        pages = [page async for page in v1.getAllIpTunnelsStats(pb.tunnelRequestArgs(),
+                                                                timeout=10)]
+        return {item.tunnelId: item.tunnelCounters.inPacketsDrops
+                for page in pages for item in page.responses}
+
+    async def dropped() -> bool:
+        return (await drops()).get(9) == 1
+
+    await eventually(dropped, timeout=5)
+    figures = await drops()
+    assert len(figures) == len(others) + 1
+    assert {tunnel: n for tunnel, n in figures.items() if n} == {9: 1}
+
+
 async def test_encrypt_rekey_under_traffic_loses_nothing(controller, v1, port) -> None:
     from ctl_builders import update_enc_sa
 

@@ -160,6 +160,12 @@ def test_encrypt_and_decrypt_round_trip_through_the_port(
     assert [(u.sa_index, u.packets) for u in counters.unknown_sa] == [(99, 1)]
     assert [(pb.DropReason.Name(d.reason), d.packets) for d in counters.unattributed] == [
         ("DROP_REASON_MALFORMED", 1)]
+    # dropped_only: the SA with drops alone (10 dropped nothing), the rest of the answer the same.
+    dropped = stub.GetCounters(pb.GetCountersRequest(dropped_only=True))
+    assert [c.sa_index for c in dropped.sas] == [11]
+    assert dropped.sas[0] == by_index[11]
+    assert list(dropped.unknown_sa) == list(counters.unknown_sa)
+    assert list(dropped.unattributed) == list(counters.unattributed)
 
 
 def test_service_never_returns_keys_and_rejects_bad_requests_without_change(
