@@ -141,7 +141,8 @@ class GeneratedClasses:
         if isinstance(t, StructT | HeaderUnionT):
             return f"S_{py(t.name)}()"
         if isinstance(t, StackT):
-            return f"HeaderStack([{self.new_value(t.elem)} for _ in range({t.size})])"
+            # the elements are made on first use (HeaderStack.a): the element's class
+            return f"HeaderStack({self.new_value(t.elem)[:-2]}, {t.size})"
         if isinstance(t, BoolT):
             return "False"
         return "0"
