@@ -122,6 +122,7 @@ class HeaderStack:
     elements are all invalid and zero, which is what the helpers below use to skip it."""
 
     __slots__ = ("a", "nxt", "size", "new", "live")
+    _fields_ = ()  # a value the helpers below descend into, as they do headers and structs
 
     def __init__(self, new: Any, size: int) -> None:
         self.new = new
@@ -156,9 +157,9 @@ def stack_last(stack: HeaderStack, oob_error: int) -> object:
 
 def copy_header(dst: object, src: object) -> None:
     """Header (or struct) assignment: every slot, validity included, deep for nested ones."""
-    for name in type(dst).__slots__:  # type: ignore[attr-defined]
+    for name in type(dst)._fields_:  # type: ignore[attr-defined]
         value = getattr(src, name)
-        if hasattr(value, "__slots__") and not isinstance(value, HeaderStack):
+        if hasattr(value, "_fields_") and not isinstance(value, HeaderStack):
             copy_header(getattr(dst, name), value)
         elif isinstance(value, HeaderStack):
             copy_stack(getattr(dst, name), value)
@@ -212,14 +213,14 @@ def values_equal(a: object, b: object) -> bool:
         if not (a.live or b.live):  # type: ignore[attr-defined]
             return True  # both untouched: all invalid
         return all(values_equal(x, y) for x, y in zip(a.a, b.a, strict=True))  # type: ignore[attr-defined]
-    slots = type(a).__slots__  # type: ignore[attr-defined]
+    slots = type(a)._fields_  # type: ignore[attr-defined]
     if slots and slots[0] == "_v":  # a header: validity, fields (and varbit widths)
         if not (a._v and b._v):  # type: ignore[attr-defined]
             return a._v == b._v  # type: ignore[attr-defined, no-any-return]
         return all(getattr(a, n) == getattr(b, n) for n in slots[1:])
     for n in slots:
         x, y = getattr(a, n), getattr(b, n)
-        if hasattr(x, "__slots__"):
+        if hasattr(x, "_fields_"):
             if not values_equal(x, y):
                 return False
         elif x != y:
@@ -236,9 +237,9 @@ def reset_value(v: object) -> None:
                 reset_value(h)
         v.nxt = 0
         return
-    for name in type(v).__slots__:  # type: ignore[attr-defined]
+    for name in type(v)._fields_:  # type: ignore[attr-defined]
         value = getattr(v, name)
-        if hasattr(value, "__slots__"):
+        if hasattr(value, "_fields_"):
             reset_value(value)
         else:
             setattr(v, name, False if name == "_v" else 0)
@@ -262,7 +263,7 @@ def stack_at(stack: HeaderStack, index: int) -> object:
 
 def reset_header(h: object) -> None:
     """Invalid and zeroed (the state of a header shifted in by push_front)."""
-    for name in type(h).__slots__:  # type: ignore[attr-defined]
+    for name in type(h)._fields_:  # type: ignore[attr-defined]
         setattr(h, name, False if name == "_v" else 0)
 
 

@@ -72,12 +72,10 @@ def test_untouched_stack_is_a_stack_of_invalid_headers(tmp_path: Path, mode: int
     assert out_bytes(tmp_path, PROGRAM, bytes([mode]) + PARSED + REST) == expected + REST
 
 
-class _H:
-    __slots__ = ("_v", "f_x")
-
-    def __init__(self) -> None:
-        self._v = False
-        self.f_x = 0
+class _H:  # the shape of a generated header class (p4sim/compiler/classes.py)
+    _fields_ = ("_v", "f_x")
+    _v = False
+    f_x = 0
 
 
 def test_elements_are_made_on_first_access_only() -> None:
