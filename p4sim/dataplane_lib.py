@@ -11,6 +11,7 @@ import logging
 import random as _random
 import struct
 from functools import lru_cache
+from typing import Any
 
 from p4sim.packet import ParserFailure
 
@@ -113,14 +114,31 @@ def log_message(fmt: str, values: tuple[int, ...] = ()) -> None:
 
 
 class HeaderStack:
-    """A header stack: `a` holds the elements, `nxt` is P4's nextIndex."""
+    """A header stack: `a` holds the elements, `nxt` is P4's nextIndex.
 
-    __slots__ = ("a", "nxt", "size")
+    The elements are made on the first access to `a` (`new` makes one), so a pass that never
+    touches a stack (most of them: a 20-word Geneve option stack is 20 header objects) does not
+    pay for building it; `live` says whether they exist yet. An untouched stack is one whose
+    elements are all invalid and zero, which is what the helpers below use to skip it."""
 
-    def __init__(self, elems: list[object]) -> None:
-        self.a = elems
+    __slots__ = ("a", "nxt", "size", "new", "live")
+    _fields_ = ()  # a value the helpers below descend into, as they do headers and structs
+
+    def __init__(self, new: Any, size: int) -> None:
+        self.new = new
+        self.size = size
         self.nxt = 0
-        self.size = len(elems)
+        self.live = False
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached while the `a` slot is unset: build the elements now
+        if name != "a":
+            raise AttributeError(name)
+        new = self.new
+        elems = [new() for _ in range(self.size)]
+        self.a = elems
+        self.live = True
+        return elems
 
 
 def stack_next(stack: HeaderStack, oob_error: int) -> object:
@@ -139,26 +157,33 @@ def stack_last(stack: HeaderStack, oob_error: int) -> object:
 
 def copy_header(dst: object, src: object) -> None:
     """Header (or struct) assignment: every slot, validity included, deep for nested ones."""
-    for name in type(dst).__slots__:  # type: ignore[attr-defined]
+    for name in type(dst)._fields_:  # type: ignore[attr-defined]
         value = getattr(src, name)
-        if hasattr(value, "__slots__") and not isinstance(value, HeaderStack):
+        if hasattr(value, "_fields_") and not isinstance(value, HeaderStack):
             copy_header(getattr(dst, name), value)
         elif isinstance(value, HeaderStack):
-            mine = getattr(dst, name)
-            for d, s in zip(mine.a, value.a, strict=True):
-                copy_header(d, s)
-            mine.nxt = value.nxt
+            copy_stack(getattr(dst, name), value)
         else:
             setattr(dst, name, value)
+
+
+def copy_stack(dst: HeaderStack, src: HeaderStack) -> None:
+    """Stack assignment: every element (in place, so references to them stay right) and
+    nextIndex. An untouched `src` is all invalid: `dst` is reset, and left untouched if it is."""
+    if src.live:
+        for d, s in zip(dst.a, src.a, strict=True):
+            copy_header(d, s)
+    elif dst.live:
+        for d in dst.a:
+            reset_value(d)
+    dst.nxt = src.nxt
 
 
 def copy_value(dst: object, src: object) -> None:
     """Copy-out of a header, struct, header_union or header stack argument (P4_16 "Calling
     convention"): `dst` takes every field and validity bit of `src`."""
     if isinstance(src, HeaderStack):
-        for d, s in zip(dst.a, src.a, strict=True):  # type: ignore[attr-defined]
-            copy_header(d, s)
-        dst.nxt = src.nxt  # type: ignore[attr-defined]
+        copy_stack(dst, src)  # type: ignore[arg-type]
     else:
         copy_header(dst, src)
 
@@ -167,7 +192,10 @@ def copy_of(src: object) -> object:
     """Copy-in of a header, struct, header_union or header stack argument: a new value equal to
     `src` that the callee may change without the caller seeing it before copy-out."""
     if isinstance(src, HeaderStack):
-        stack = HeaderStack([copy_of(h) for h in src.a])
+        stack = HeaderStack(src.new, src.size)
+        if src.live:
+            stack.a = [copy_of(h) for h in src.a]
+            stack.live = True
         stack.nxt = src.nxt
         return stack
     dst = type(src)()
@@ -182,15 +210,17 @@ def values_equal(a: object, b: object) -> bool:
     compare element by element (a union's members are headers, so the same rule gives "same
     member valid and equal")."""
     if isinstance(a, HeaderStack):
+        if not (a.live or b.live):  # type: ignore[attr-defined]
+            return True  # both untouched: all invalid
         return all(values_equal(x, y) for x, y in zip(a.a, b.a, strict=True))  # type: ignore[attr-defined]
-    slots = type(a).__slots__  # type: ignore[attr-defined]
+    slots = type(a)._fields_  # type: ignore[attr-defined]
     if slots and slots[0] == "_v":  # a header: validity, fields (and varbit widths)
         if not (a._v and b._v):  # type: ignore[attr-defined]
             return a._v == b._v  # type: ignore[attr-defined, no-any-return]
         return all(getattr(a, n) == getattr(b, n) for n in slots[1:])
     for n in slots:
         x, y = getattr(a, n), getattr(b, n)
-        if hasattr(x, "__slots__"):
+        if hasattr(x, "_fields_"):
             if not values_equal(x, y):
                 return False
         elif x != y:
@@ -202,13 +232,14 @@ def reset_value(v: object) -> None:
     """An `out` argument at the call: headers (nested ones too) invalid, fields zero (P4_16
     leaves them uninitialized; an invalid header is what p4c and BMv2 give)."""
     if isinstance(v, HeaderStack):
-        for h in v.a:
-            reset_value(h)
+        if v.live:
+            for h in v.a:
+                reset_value(h)
         v.nxt = 0
         return
-    for name in type(v).__slots__:  # type: ignore[attr-defined]
+    for name in type(v)._fields_:  # type: ignore[attr-defined]
         value = getattr(v, name)
-        if hasattr(value, "__slots__"):
+        if hasattr(value, "_fields_"):
             reset_value(value)
         else:
             setattr(v, name, False if name == "_v" else 0)
@@ -227,17 +258,20 @@ def stack_at(stack: HeaderStack, index: int) -> object:
     ignored."""
     if 0 <= index < stack.size:
         return stack.a[index]
-    return type(stack.a[0])()
+    return stack.new()
 
 
 def reset_header(h: object) -> None:
     """Invalid and zeroed (the state of a header shifted in by push_front)."""
-    for name in type(h).__slots__:  # type: ignore[attr-defined]
+    for name in type(h)._fields_:  # type: ignore[attr-defined]
         setattr(h, name, False if name == "_v" else 0)
 
 
 def push_front(stack: HeaderStack, count: int) -> None:
     """Shift elements towards the end by `count`; the first `count` become invalid."""
+    if not stack.live:  # all invalid: shifting changes none of them
+        stack.nxt = min(stack.nxt + count, stack.size)
+        return
     a = stack.a
     for i in range(stack.size - 1, -1, -1):
         if i >= count:
@@ -249,6 +283,9 @@ def push_front(stack: HeaderStack, count: int) -> None:
 
 def pop_front(stack: HeaderStack, count: int) -> None:
     """Shift elements towards the front by `count`; the last `count` become invalid."""
+    if not stack.live:  # all invalid: shifting changes none of them
+        stack.nxt = max(stack.nxt - count, 0)
+        return
     a = stack.a
     for i in range(stack.size):
         if i + count < stack.size:

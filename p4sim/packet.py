@@ -28,13 +28,18 @@ class ExitSignal(Exception):  # noqa: N818 - a control-flow signal
 
 
 class Packet:
-    """Mutable per-pass packet context (slots for speed)."""
+    """Mutable per-pass packet context. What most passes never set (recirculate, clone,
+    digests, trace, ...) is a class default until written, so a new Packet costs only the
+    attributes every pass uses."""
 
-    __slots__ = (
-        "data", "off", "emitted", "hdr", "meta", "sm", "recirculate", "resubmit", "clone",
-        "trace", "payload_start", "meter_color", "truncate_to",
-        "digests",
-    )
+    recirculate: int | None = None
+    resubmit: int | None = None
+    clone: tuple[int, int | None] | None = None  # (session, field list) once cloned
+    meter_color = 0  # the color a table's direct meter gave the entry it hit
+    truncate_to = 0  # truncate(n): transmit at most n bytes
+    digests: list[tuple[int, tuple[int, ...]]] | None = None  # (digest id, values)
+    trace: list[str] | None = None
+    payload_start = 0
 
     def __init__(self, data: bytes, hdr: Any, meta: Any, sm: Any) -> None:
         self.data = data
@@ -43,11 +48,3 @@ class Packet:
         self.hdr = hdr
         self.meta = meta
         self.sm = sm
-        self.recirculate: int | None = None
-        self.resubmit: int | None = None
-        self.clone: tuple[int, int | None] | None = None  # (session, field list) once cloned
-        self.meter_color = 0  # the color a table's direct meter gave the entry it hit
-        self.truncate_to = 0  # truncate(n): transmit at most n bytes
-        self.digests: list[tuple[int, tuple[int, ...]]] | None = None  # (digest id, values)
-        self.trace: list[str] | None = None
-        self.payload_start = 0

@@ -3,7 +3,7 @@
 # which mypy reports under `misc` because the host class is not a protocol)
 """The Python classes that hold a packet's headers and metadata.
 
-Each P4 header becomes a class with `__slots__` (`f_<field>`, `_v` for validity) plus its
+Each P4 header becomes a class of `_fields_` (`f_<field>`, `_v` for validity) plus its
 extract (`X_<name>`) and emit (`E_<name>`) functions; each struct and header union becomes a class
 of its members. They come first in the generated module: the parser, controls and deparser work
 on their instances. The `@controller_header` and `@field_list` annotations are read here too,
@@ -61,9 +61,11 @@ class GeneratedClasses:
                 slots.append(f"w_{f.name}")
         g.emit(f"class {cls}:")
         g.depth += 1
-        g.emit(f"__slots__ = {tuple(slots)!r}")
-        g.emit("def __init__(self):")
-        g.emit("    " + "; ".join(f"self.{s} = {'False' if s == '_v' else '0'}" for s in slots))
+        # no __slots__ and no __init__: a new header is an empty object whose fields read the
+        # class's defaults (invalid, zero) until written, so the many headers a pass never
+        # makes valid cost one allocation each; `_fields_` lists them (dataplane_lib)
+        g.emit(f"_fields_ = {tuple(slots)!r}")
+        g.emit("; ".join(f"{s} = {'False' if s == '_v' else '0'}" for s in slots))
         g.depth -= 1
         # extract: fixed part, then the varbit (if any) of `vbits` bits
         fixed = [f for f in t.fields if not isinstance(f.type, VarbitT)]
@@ -129,10 +131,19 @@ class GeneratedClasses:
         self.struct_classes[t.name] = cls
         g.emit(f"class {cls}:")
         g.depth += 1
-        g.emit(f"__slots__ = {tuple('f_' + f.name for f in t.fields)!r}")
-        g.emit("def __init__(self):")
-        inits = [f"self.f_{f.name} = {self.new_value(f.type)}" for f in t.fields]
-        g.emit("    " + ("; ".join(inits) if inits else "pass"))
+        # as a header's: plain members are class defaults until written; only the nested
+        # headers, structs and stacks are made per instance
+        g.emit(f"_fields_ = {tuple('f_' + f.name for f in t.fields)!r}")
+        nested = (HeaderT, StructT, HeaderUnionT, StackT)
+        plain = [f"f_{f.name} = {self.new_value(f.type)}" for f in t.fields
+                 if not isinstance(f.type, nested)]
+        if plain:
+            g.emit("; ".join(plain))
+        inits = [f"self.f_{f.name} = {self.new_value(f.type)}" for f in t.fields
+                 if isinstance(f.type, nested)]
+        if inits:
+            g.emit("def __init__(self):")
+            g.emit("    " + "; ".join(inits))
         g.depth -= 1
 
     def new_value(self: Compiler, t: P4Type) -> str:
@@ -141,7 +152,8 @@ class GeneratedClasses:
         if isinstance(t, StructT | HeaderUnionT):
             return f"S_{py(t.name)}()"
         if isinstance(t, StackT):
-            return f"HeaderStack([{self.new_value(t.elem)} for _ in range({t.size})])"
+            # the elements are made on first use (HeaderStack.a): the element's class
+            return f"HeaderStack({self.new_value(t.elem)[:-2]}, {t.size})"
         if isinstance(t, BoolT):
             return "False"
         return "0"

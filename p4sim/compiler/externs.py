@@ -205,8 +205,10 @@ class Externs:
                 members = ", ".join(f"(u.f_{f.name}, E_{py(f.type.show())})"
                                     for f in t.elem.fields)
                 return [f"[P.emitted.append(e(h)) for u in {v.code}.a for h, e in ({members},) "
-                        "if h._v]"]
-            return [f"[P.emitted.append(E_{py(t.elem.name)}(h)) for h in {v.code}.a if h._v]"]
+                        f"if h._v] if {v.code}.live else None"]
+            # an untouched stack (elements never made, HeaderStack.live) is all invalid
+            return [f"[P.emitted.append(E_{py(t.elem.name)}(h)) for h in {v.code}.a if h._v] "
+                    f"if {v.code}.live else None"]
         if isinstance(t, StructT | HeaderUnionT):
             out = []
             for f in t.fields:
