@@ -38,6 +38,7 @@ from finsy.proto import p4r
 
 from controller.settings import DEFAULT_MAX_AGE
 from controller.tls import SwitchChannelTls
+from p4rt_wire import ZeroCells, read_varint
 
 # Arrays are read whole when the cells asked for are more than this share of them: by index a
 # cell costs about 15 µs (an entity each way), whole a zero cell about 0.07 µs (measured,
@@ -77,86 +78,6 @@ class CounterSnapshot:
         return cells[cell[1]]
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _with_varints(sample: bytes, at: int, width: int, first: int, last: int) -> bytes:
-    """`sample` repeated for indices first .. last-1 (each needing `width` varint bytes), the
-    varint at `at` rewritten per copy: whole columns at a time (strided slices), so building
-    a million elements costs milliseconds."""
-    out = bytearray(sample * (last - first))
-    count = last - first
-    for byte in range(width):
-        high = 0x80 if byte < width - 1 else 0
-        step = 1 << (7 * byte)
-        if step == 1:
-            period = bytes(value | high for value in range(128))
-            column = (period * (count // 128 + 2))[first % 128:first % 128 + count]
-        else:
-            pieces = []
-            index = first
-            while index < last:
-                end = min(last, (index // step + 1) * step)
-                pieces.append(bytes(((index // step) & 0x7F | high,)) * (end - index))
-                index = end
-            column = b"".join(pieces)
-        out[at + byte::len(sample)] = column
-    return bytes(out)
-
-
-def _read_varint(data: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-
-
-class ZeroCells:
-    """Every cell of one counter at zero as protobuf encodes it in a ReadResponse
-    (``entities`` elements back to back in index order). An element's length depends only on
-    its index's varint length, so offsets are arithmetic; built from protobuf's own
-    serialization of one sample per length."""
-
-    def __init__(self, counter_id: int, size: int) -> None:
-        parts: list[bytes] = []
-        self._runs: list[tuple[int, int, int]] = []  # (first index, offset, element length)
-        offset = first = 0
-        width = 0
-        while first < size:
-            last = min(size, 1 if width == 0 else 1 << (7 * width))
-            sample = p4r.ReadResponse(entities=[p4r.Entity(counter_entry=p4r.CounterEntry(
-                counter_id=counter_id, index=p4r.Index(index=first),
-                data=p4r.CounterData()))]).SerializeToString()
-            if width == 0:
-                parts.append(sample)
-            else:
-                parts.append(_with_varints(sample, sample.rindex(_varint(first)), width,
-                                           first, last))
-            self._runs.append((first, offset, len(sample)))
-            offset += len(sample) * (last - first)
-            first = last
-            width += 1
-        self.blob = b"".join(parts)
-        self.size = size
-
-    def offset(self, index: int) -> int:
-        """Where cell `index`'s element starts (index == size: the end)."""
-        for first, start, length in reversed(self._runs):
-            if index >= first:
-                return start + (index - first) * length
-        return 0
-
-
 DECODE_BLOCK = 256  # cells compared at once with the zero encoding
 
 
@@ -170,7 +91,7 @@ class _Decoder:
         """Parse the element at `position`: (counter id, index, next position)."""
         if data[position] != _ENTITIES_TAG:
             raise CounterReadFailed(f"unexpected field tag {data[position]} in a ReadResponse")
-        length, start = _read_varint(data, position + 1)
+        length, start = read_varint(data, position + 1)
         entry = p4r.Entity.FromString(data[start:start + length]).counter_entry
         index = entry.index.index
         found = self._by_id.get(entry.counter_id)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from p4rt_wire import ZeroCells, varint
 from p4sim.p4runtime.proto import p4i, p4r
 from p4sim.runtime import CounterState
 
@@ -23,18 +24,6 @@ from p4sim.runtime import CounterState
 def _tag(descriptor: object, name: str, wire_type: int) -> bytes:
     number = descriptor.fields_by_name[name].number  # type: ignore[attr-defined]
     return varint(number << 3 | wire_type)
-
-
-def varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int."""
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 _LEN, _VARINT = 2, 0
@@ -72,68 +61,6 @@ BLOCK_CELLS = 4096  # cells per block counter_entities yields for a range (about
 def _element(head: bytes, index: int, data: bytes) -> bytes:
     index_part = _field(_INDEX, _INDEX_VALUE + varint(index) if index else b"")
     return _field(_RESPONSE_ENTITY, _field(_COUNTER_ENTRY, head + index_part + data))
-
-
-def _with_varints(sample: bytes, at: int, width: int, first: int, last: int) -> bytes:
-    """`sample` repeated for indices first .. last-1 (each needing `width` varint bytes), the
-    varint at `at` rewritten per copy: whole columns at a time (strided slices), so building
-    a million elements costs milliseconds."""
-    out = bytearray(sample * (last - first))
-    count = last - first
-    for byte in range(width):
-        high = 0x80 if byte < width - 1 else 0
-        step = 1 << (7 * byte)
-        if step == 1:
-            period = bytes(value | high for value in range(128))
-            column = (period * (count // 128 + 2))[first % 128:first % 128 + count]
-        else:
-            pieces = []
-            index = first
-            while index < last:
-                end = min(last, (index // step + 1) * step)
-                pieces.append(bytes(((index // step) & 0x7F | high,)) * (end - index))
-                index = end
-            column = b"".join(pieces)
-        out[at + byte::len(sample)] = column
-    return bytes(out)
-
-
-class ZeroCells:
-    """The encoded elements of every cell of one counter at zero, back to back in index
-    order. An element's length depends only on its index's varint length, so offsets are
-    arithmetic: no table per cell."""
-
-    def __init__(self, counter_id: int, size: int) -> None:
-        head = _COUNTER_ID + varint(counter_id)
-        zero_data = _field(_DATA, b"")
-        parts: list[bytes] = []
-        self._runs: list[tuple[int, int, int]] = []  # (first index, its offset, element length)
-        offset = 0
-        first = 0
-        for width in range(0, 11):  # index varint bytes (0: index 0, whose Index is empty)
-            last = 1 if width == 0 else min(size, 1 << (7 * width))
-            if first >= min(size, last):
-                continue
-            sample = _element(head, max(first, 1) if width else 0, zero_data)
-            cut = sample.rindex(zero_data)
-            if width == 0:
-                parts.append(sample)
-            else:
-                parts.append(_with_varints(sample, cut - width, width, first, last))
-            self._runs.append((first, offset, len(sample)))
-            offset += len(sample) * (last - first)
-            first = last
-            if first >= size:
-                break
-        self.blob = b"".join(parts)
-        self.size = size
-
-    def offset(self, index: int) -> int:
-        """Where cell `index`'s element starts (index == size: the end)."""
-        for first, start, length in reversed(self._runs):
-            if index >= first:
-                return start + (index - first) * length
-        return 0
 
 
 _ZERO_CELLS: dict[tuple[int, int], ZeroCells] = {}
