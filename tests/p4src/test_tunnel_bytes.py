@@ -122,6 +122,18 @@ def add_encrypt(dp: TunnelDataplane, *, nat_t: bool, tunnel_mode: bool,
     dp.add_route("0.0.0.0/0", port=OUT_PORT, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
 
 
+def add_decrypt(dp: TunnelDataplane, *, tunnel_mode: bool) -> None:
+    """The decrypt tunnel as the controller programs it: its rule by SPI, its SA entry, and a
+    default route for the plaintext."""
+    dp.add_entry("tunnel_rules", "ipsec_decrypt", priority=1,
+                 match={"tunnel_header": C("TUNNEL_HEADER_ESP"), "esp_spi": SPI},
+                 params={"tunnel_index": TUNNEL, "next_action": 1,
+                         "tunnel_mode": int(tunnel_mode)})
+    dp.add_entry("decrypt_sas", "set_decrypt_sa", match={"tunnel_index": TUNNEL, "spi": SPI},
+                 params={"sa_index": SA_INDEX})
+    dp.add_route("0.0.0.0/0", port=OUT_PORT, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+
+
 @pytest.mark.parametrize("tunnel_mode", [True, False], ids=["tunnel", "transport"])
 @pytest.mark.parametrize("nat_t", [False, True], ids=["esp", "esp-in-udp"])
 def test_encrypt_round_trip_counts_the_esp_frame_out_without_the_shim(
@@ -140,13 +152,7 @@ def test_encrypt_round_trip_counts_the_esp_frame_out_without_the_shim(
 def test_decrypt_round_trip_counts_the_plaintext_frame_out(
         dp: TunnelDataplane, tunnel_mode: bool, tagged: bool) -> None:
     processor, key_salt = worker(direction=Direction.DECRYPT, tunnel=tunnel_mode, nat_t=True)
-    dp.add_entry("tunnel_rules", "ipsec_decrypt", priority=1,
-                 match={"tunnel_header": C("TUNNEL_HEADER_ESP"), "esp_spi": SPI},
-                 params={"tunnel_index": TUNNEL, "next_action": 1,
-                         "tunnel_mode": int(tunnel_mode)})
-    dp.add_entry("decrypt_sas", "set_decrypt_sa", match={"tunnel_index": TUNNEL, "spi": SPI},
-                 params={"sa_index": SA_INDEX})
-    dp.add_route("0.0.0.0/0", port=OUT_PORT, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    add_decrypt(dp, tunnel_mode=tunnel_mode)
     inner = IP(bytes(IP(src="10.9.0.1", dst="10.0.0.1") / UDP(sport=1, dport=2) / Raw(b"d" * 21)))
     encrypted = scapy_sa(key_salt, tunnel=tunnel_mode, nat_t=True).encrypt(inner)
     ether = Ether(dst=SWITCH_MAC, src=HOST_MAC)

@@ -16,8 +16,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 from test_geneve import add_encap_rule
-from test_tunnel_bytes import OUT_PORT, TUNNEL, add_encrypt, counts
-from test_with_crypto_worker import SA_INDEX, SPI, round_trip, scapy_sa, worker
+from test_tunnel_bytes import OUT_PORT, TUNNEL, add_decrypt, add_encrypt, counts
+from test_with_crypto_worker import round_trip, scapy_sa, worker
 from tunnel_dataplane import C, TunnelDataplane, release_all
 from tunnel_packets import GENEVE
 from tunnel_scenarios import (
@@ -150,13 +150,7 @@ def test_ipsec_encrypt_round_trip(lengths: list[int], nat_t: bool, tunnel_mode: 
 def test_ipsec_decrypt_round_trip(lengths: list[int], tunnel_mode: bool, tagged: bool) -> None:
     dp = fresh()
     processor, key_salt = worker(direction=Direction.DECRYPT, tunnel=tunnel_mode, nat_t=True)
-    dp.add_entry("tunnel_rules", "ipsec_decrypt", priority=1,
-                 match={"tunnel_header": C("TUNNEL_HEADER_ESP"), "esp_spi": SPI},
-                 params={"tunnel_index": TUNNEL, "next_action": 1,
-                         "tunnel_mode": int(tunnel_mode)})
-    dp.add_entry("decrypt_sas", "set_decrypt_sa", match={"tunnel_index": TUNNEL, "spi": SPI},
-                 params={"sa_index": SA_INDEX})
-    dp.add_route("0.0.0.0/0", port=OUT_PORT, src_mac=ROUTER_MAC, dst_mac=NEXT_HOP_MAC)
+    add_decrypt(dp, tunnel_mode=tunnel_mode)
     sa = scapy_sa(key_salt, tunnel=tunnel_mode, nat_t=True)
 
     def send(length: int) -> tuple[int, int]:
