@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bench_prints_every_case_and_the_ratio_line() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "crypto" / "run.py"), "--packets", "2000"],
-        capture_output=True, text=True, timeout=170, check=True, cwd=REPO,
+        capture_output=True, text=True, timeout=170, check=False, cwd=REPO,
     )
+    assert result.returncode == 0, (result.stdout, result.stderr[-4000:])
     lines = result.stdout.strip().splitlines()
     cases = [line.split() for line in lines if re.match(r"^(encrypt|decrypt)\s+\d+\s", line)]
     assert sorted((c[0], int(c[1])) for c in cases) == sorted(
