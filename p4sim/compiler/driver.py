@@ -15,6 +15,7 @@ from lark import Token, Tree
 from p4sim import bmv2_rules
 from p4sim.compiled import CompiledProgram
 from p4sim.compiler.calls import Calls
+from p4sim.compiler.checker import Checker, Typed
 from p4sim.compiler.classes import GeneratedClasses
 from p4sim.compiler.constfold import ConstantFolding
 from p4sim.compiler.controls import Controls
@@ -40,8 +41,8 @@ from p4sim.preprocess import Preprocessed
 from p4sim.tree import ident, kids
 
 
-class Compiler(Declarations, ConstantFolding, GeneratedClasses, Parsers, Controls, Tables,
-               Statements, Expressions, Calls, Externs):
+class Compiler(Declarations, ConstantFolding, Checker, GeneratedClasses, Parsers, Controls,
+               Tables, Statements, Expressions, Calls, Externs):
     """One compilation of one program."""
 
     def __init__(self, tree: Tree, pre: Preprocessed) -> None:
@@ -74,6 +75,8 @@ class Compiler(Declarations, ConstantFolding, GeneratedClasses, Parsers, Control
         self.direct_calls: dict[int, str] = {}  # `Sub.apply()` call site -> its instance
         # the `for` loops around the statement being compiled: (update steps, their scope)
         self.loops: list[tuple[list[Any], Scope]] = []
+        # the checker's side table: id(expression node) -> (the node, what the checker learnt)
+        self.typed: dict[int, tuple[Any, Typed]] = {}
 
     def where(self, node: Any) -> tuple[str, int, int]:
         line = col = 0

@@ -133,8 +133,7 @@ class Statements:
         elif d == "lookahead_statement":
             # `pkt.lookahead<T>();`: only the PacketTooShort check has an effect
             base, tnode = kids(st)
-            v = self.e_lookahead_call(Tree("lookahead_call", [norm(base), tnode], st.meta),
-                                      scope)
+            v = self.expr(Tree("lookahead_call", [norm(base), tnode], st.meta), scope)
             g.emit(v.code)
         elif d == "return_statement":
             if ctx == "parser":
