@@ -124,6 +124,33 @@ class Checker:
         raise self.fail(P4TypeError, node, f"cannot use {v.type.show()} as {t.show()}{target}"
                         " without a cast", construct)
 
+    def check_lvalue(self: Compiler, node: Tree, scope: Scope) -> None:
+        """A written expression (assignment, out/inout argument) must be writable: not a
+        constant, an `in` parameter or a directionless action parameter."""
+        root = node
+        while root.data in ("member", "index", "slice"):
+            root = kids(root)[0]
+        if root.data in ("name_ref", "type_member"):
+            sym = scope.lookup(ident(kids(root)[0]))
+            if sym is not None and sym.kind == "const":
+                raise self.fail(P4TypeError, node, f"cannot assign to constant "
+                                f"'{ident(kids(root)[0])}'", "assignment")
+            if sym is not None and sym.kind == "var" and sym.info == "in":
+                raise self.fail(P4TypeError, node, f"cannot assign to '{ident(kids(root)[0])}': "
+                                "it is an `in` parameter", "assignment")
+            if sym is not None and sym.kind == "var" and sym.code.startswith("a_"):
+                raise self.fail(P4TypeError, node, "cannot assign to a directionless action "
+                                "parameter", "assignment")
+
+    def check_condition(self: Compiler, node: Any, scope: Scope, what: str, construct: str
+                        ) -> Typed:
+        """The condition of an `if` or a `for`: a bool."""
+        t = self.check_expr(node, scope)
+        if not isinstance(t.type, BoolT):
+            raise self.fail(P4TypeError, node, f"{what} condition is {t.type.show()}, not bool",
+                            construct)
+        return t
+
     # --- leaves and names
 
     def c_int_lit(self: Compiler, node: Tree, scope: Scope) -> Typed:

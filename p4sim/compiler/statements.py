@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from lark import Token, Tree
 
+from p4sim.compiler.checker import Typed
 from p4sim.compiler.symbols import Scope, Sym, Val
 from p4sim.errors import (
     DuplicateDeclarationError,
@@ -23,7 +24,6 @@ from p4sim.errors import (
 )
 from p4sim.p4types import (
     BitT,
-    BoolT,
     EnumT,
     HeaderT,
     HeaderUnionT,
@@ -81,10 +81,8 @@ class Statements:
                     g.emit(line)
         elif d == "if_statement":
             cond, then, other = kids(st)
-            c = self.expr(cond, scope)
-            if not isinstance(c.type, BoolT):
-                raise self.fail(P4TypeError, cond, f"if condition is {c.type.show()}, not bool",
-                                "if")
+            self.check_condition(cond, scope, "if", "if")
+            c = self.gen_expr(cond, scope)
             g.emit(f"if {c.code}:")
             g.depth += 1
             self.statement(then, Scope(self, scope, {}), ctx)
@@ -186,10 +184,8 @@ class Statements:
         g.emit("while True:")
         g.depth += 1
         if cond is not None:
-            c = self.expr(cond, fscope)
-            if not isinstance(c.type, BoolT):
-                raise self.fail(P4TypeError, cond, f"for condition is {c.type.show()}, not "
-                                "bool", "for loop")
+            self.check_condition(cond, fscope, "for", "for loop")
+            c = self.gen_expr(cond, fscope)
             g.emit(f"if not {c.code}: break")
         steps = kids(updates) if updates is not None else []
         self.loops.append((steps, fscope))
@@ -437,40 +433,14 @@ class Statements:
         return "".join(f"; {base.code}.f_{f.name}._v = False"
                        for f in base.type.fields if f.name != chosen)
 
-    def check_lvalue(self: Compiler, node: Tree, scope: Scope) -> None:
-        root = node
-        while root.data in ("member", "index", "slice"):
-            root = kids(root)[0]
-        if root.data in ("name_ref", "type_member"):
-            sym = scope.lookup(ident(kids(root)[0]))
-            if sym is not None and sym.kind == "const":
-                raise self.fail(P4TypeError, node, f"cannot assign to constant "
-                                f"'{ident(kids(root)[0])}'", "assignment")
-            if sym is not None and sym.kind == "var" and sym.info == "in":
-                raise self.fail(P4TypeError, node, f"cannot assign to '{ident(kids(root)[0])}': "
-                                "it is an `in` parameter", "assignment")
-            if sym is not None and sym.kind == "var" and sym.code.startswith("a_"):
-                raise self.fail(P4TypeError, node, "cannot assign to a directionless action "
-                                "parameter", "assignment")
-
     def coerce(self: Compiler, v: Val, t: P4Type, node: Any, construct: str, what: str = "") -> Val:
-        """Check that `v` can be used where `t` is expected (literals adapt)."""
-        if isinstance(t, TypeParamT):
+        """`v` where `t` is expected: checked by `checker.coerce_type`; an untyped literal
+        adapts (its value masked to the width), a serializable enum becomes its type."""
+        typed = self.coerce_type(Typed(v.type, v.const), t, node, construct, what)
+        if typed.type == v.type or isinstance(t, TypeParamT):
             return v
-        if isinstance(v.type, InfIntT):
-            if isinstance(t, BitT):
-                value = v.const & ((1 << t.width) - 1) if v.const is not None else None
-                mask = (1 << t.width) - 1
-                code = repr(value) if value is not None else f"(({v.code}) & {mask:#x})"
-                return Val(code, t, value)
-            if isinstance(t, InfIntT):
-                return v
-        if v.type == t:
-            return v
-        if isinstance(t, EnumT) and isinstance(v.type, EnumT) and t.name == v.type.name:
-            return v
-        if isinstance(v.type, EnumT) and v.type.underlying is not None and v.type.underlying == t:
-            return Val(v.code, t, v.const)  # a serializable enum where its type is expected
-        target = f" to {what}" if what else ""
-        raise self.fail(P4TypeError, node, f"cannot use {v.type.show()} as {t.show()}{target}"
-                        " without a cast", construct)
+        if isinstance(v.type, InfIntT) and isinstance(t, BitT):
+            mask = (1 << t.width) - 1
+            code = repr(typed.const) if typed.const is not None else f"(({v.code}) & {mask:#x})"
+            return Val(code, t, typed.const)
+        return Val(v.code, typed.type, v.const)
