@@ -42,6 +42,7 @@ from p4sim.p4types import (
     TypeParamT,
     VarbitT,
     VoidT,
+    bit_width,
 )
 from p4sim.tree import ident, kids, norm_expr
 
@@ -150,6 +151,35 @@ class Checker:
             raise self.fail(P4TypeError, node, f"{what} condition is {t.type.show()}, not bool",
                             construct)
         return t
+
+    def check_instance_type(self: Compiler, t: P4Type, node: Any) -> None:
+        """Refuse an instance (the headers or metadata struct, a variable) holding a header
+        whose fields total a number of bits that is not a multiple of 8, as p4c's BMv2 back
+        end does: `HeaderConverter::addHeaderType` (backends/bmv2/common/header.cpp) reports
+        "Found header with fields totaling W bits. BMv2 target only supports headers with
+        fields totaling a multiple of 8 bits." (`bm::Header` asserts whole bytes,
+        src/bm_sim/headers.cpp). A struct is padded to whole bytes there; a header is not.
+        A header type that is declared but never instantiated is accepted, as there."""
+        if isinstance(t, StackT):
+            self.check_instance_type(t.elem, node)
+        elif isinstance(t, HeaderT):
+            width = sum(f.type.max_width if isinstance(f.type, VarbitT) else bit_width(f.type)
+                        for f in t.fields)
+            if width % 8:
+                raise self.fail(UnsupportedConstructError, self.header_decls.get(t.name, node),
+                                f"header '{t.name}': its fields total {width} bits; p4c's BMv2 "
+                                "back end only supports headers with fields totaling a multiple "
+                                "of 8 bits", "header layout")
+            if t.fixed_width() % 8:
+                # p4c accepts e.g. { bit<4> a; varbit<12> v; }; p4sim's extract and emit move
+                # the fixed part as whole bytes
+                raise self.fail(UnsupportedConstructError, self.header_decls.get(t.name, node),
+                                f"header '{t.name}': p4sim needs the fields before the varbit "
+                                f"to total whole bytes, they total {t.fixed_width()} bits",
+                                "header layout")
+        elif isinstance(t, StructLikeT):
+            for f in t.fields:
+                self.check_instance_type(f.type, node)
 
     # --- leaves and names
 
@@ -334,6 +364,7 @@ class Checker:
             raise self.fail(P4TypeError, node, "lookahead is a packet_in method", "lookahead")
         t = self.resolve_type(tnode)
         if isinstance(t, HeaderT) and not any(isinstance(f.type, VarbitT) for f in t.fields):
+            self.check_instance_type(t, tnode)  # p4c makes a variable of it
             return Typed(t, form="header")  # extracted into a fresh instance, cursor put back
         if not isinstance(t, BitT):
             raise self.fail(UnsupportedConstructError, tnode,

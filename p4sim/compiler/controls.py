@@ -77,6 +77,7 @@ class Controls:
             elif d == "var_decl":
                 vann, tnode, vname, vinit = kids(loc)
                 t = self.resolve_type(tnode)
+                self.check_instance_type(t, tnode)
                 n = ident(vname)
                 self.dup(cscope.names, n, vname, "variable")
                 cscope.names[n] = Sym("var", t, f"L.v_{py(n)}")

@@ -122,11 +122,13 @@ class Declarations:
             cls = HeaderT if kind == "header_decl" else StructT
             t = cls(name, tuple(flist), self.annotations(ann))
             if isinstance(t, HeaderT):
-                if t.fixed_width() % 8 or any(
-                        isinstance(f.type, VarbitT) and f is not flist[-1] for f in flist):
+                if any(isinstance(f.type, VarbitT) and f is not flist[-1] for f in flist):
                     raise self.fail(UnsupportedConstructError, decl,
-                                    f"header '{name}': p4sim needs a whole number of bytes and "
-                                    "varbit only as the last field", "header layout")
+                                    f"header '{name}': p4sim needs varbit only as the last "
+                                    "field", "header layout")
+                # a header of W bits, W not a multiple of 8, is refused where it is instantiated
+                # (checker.check_instance_type), as p4c-bm2-ss does; declaring one is fine
+                self.header_decls[name] = decl
             self.types[name] = t
             return
         if kind == "typedef_decl":

@@ -61,6 +61,7 @@ class Compiler(Declarations, ConstantFolding, Checker, GeneratedClasses, Parsers
         self.gen: Gen = Gen()
         self.model: ProgramModel = ProgramModel()
         self.header_classes: dict[str, str] = {}
+        self.header_decls: dict[str, Tree] = {}  # header type -> its declaration (for errors)
         self.struct_classes: dict[str, str] = {}
         self.field_lists: dict[int, list[tuple[str, ...]]] = {}
         self.blocks: dict[str, str] = {}
@@ -140,6 +141,8 @@ class Compiler(Declarations, ConstantFolding, Checker, GeneratedClasses, Parsers
         if self.hdr_type is None or self.meta_type is None:
             raise self.fail(P4TypeError, pdecl, "parser headers and metadata must be structs",
                             "parser")
+        self.check_instance_type(self.hdr_type, kids(pdecl)[2])
+        self.check_instance_type(self.meta_type, kids(pdecl)[2])
         self.model.headers_type = self.hdr_type.name
         self.model.metadata_type = self.meta_type.name
         self.gen_type_classes()

@@ -95,6 +95,7 @@ class Parsers:
             elif loc.data == "var_decl":
                 vann, tnode, vname, vinit = kids(loc)
                 t = self.resolve_type(tnode)
+                self.check_instance_type(t, tnode)
                 n = ident(vname)
                 self.dup(pscope.names, n, vname, "variable")
                 pscope.names[n] = Sym("var", t, f"L.v_{py(n)}")

@@ -97,6 +97,7 @@ class Statements:
         elif d == "var_decl":
             vann, tnode, vname, vinit = kids(st)
             t = self.resolve_type(tnode)
+            self.check_instance_type(t, tnode)
             n = ident(vname)
             self.dup(scope.names, n, vname, "variable")
             code = g.tmp("v_" + py(n) + "_")

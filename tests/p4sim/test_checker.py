@@ -18,7 +18,7 @@ from semantics_helpers import PRELUDE, SKELETON, out_bytes
 
 from p4sim.compiler import Compiler
 from p4sim.compiler.checker import Typed
-from p4sim.errors import P4TypeError
+from p4sim.errors import P4TypeError, UnsupportedConstructError
 from p4sim.p4types import BitT, BoolT
 from p4sim.preprocess import preprocess
 from p4sim.syntax import parse_source
@@ -101,3 +101,51 @@ def test_type_errors_come_from_the_checker_with_their_place(tmp_path: Path, body
     with pytest.raises(P4TypeError) as err:
         _compile(tmp_path, body)
     assert f"checker.p4:{where}: error: {message}" in str(err.value)
+
+
+# Headers whose fields do not total whole bytes. p4c's BMv2 back end
+# (backends/bmv2/common/header.cpp, HeaderConverter::addHeaderType) refuses every header type it
+# has to lay out for an instance: "Found header with fields totaling W bits. BMv2 target only
+# supports headers with fields totaling a multiple of 8 bits."; BMv2 itself asserts whole bytes
+# (src/bm_sim/headers.cpp, Header::Header: `assert(nbytes_packet % 8 == 0)`). A struct is padded
+# (`_padding`), a header never is. A header type nobody instantiates never reaches the JSON.
+
+ODD = "header odd_t { bit<32> a; bit<9> b; }  // 41 bits\n"
+
+
+def test_a_declared_odd_header_that_is_never_instantiated_is_accepted(tmp_path: Path) -> None:
+    program = ODD + _program("        hdr.h.b = hdr.h.a;")
+    assert out_bytes(tmp_path, program, bytes([7, 0])) == bytes([7, 7])
+
+
+@pytest.mark.parametrize(("types", "body", "line"), [
+    ("struct headers_t { h_t h; odd_t o; }", "", 2),  # in the headers struct
+    ("struct headers_t { h_t h; odd_t[2] o; }", "", 2),  # a stack of them
+    ("struct headers_t { h_t h; }", "        odd_t tmp;", 2),  # a variable
+])
+def test_an_instantiated_odd_header_is_refused_like_p4c_bmv2(tmp_path: Path, types: str,
+                                                           body: str, line: int) -> None:
+    program = ODD + _program(body).replace("struct headers_t { h_t h; }", types)
+    path = tmp_path / "odd.p4"
+    path.write_text(PRELUDE + program + SKELETON)
+    pre = preprocess(path)
+    with pytest.raises(UnsupportedConstructError) as err:
+        Compiler(parse_source(pre), pre).run()
+    assert (f"odd.p4:{line + 1}:1: error: header 'odd_t': its fields total 41 bits; p4c's BMv2 "
+            "back end only supports headers with fields totaling a multiple of 8 bits"
+            ) in str(err.value)
+
+
+def test_a_varbit_header_with_a_partial_byte_before_the_varbit_is_refused(tmp_path: Path) -> None:
+    """{ bit<4> a; varbit<12> v; } totals 16 bits, which p4c accepts; p4sim extracts the part
+    before the varbit as whole bytes, so it refuses the layout rather than run it wrongly."""
+    program = ("header vb_t { bit<4> a; varbit<12> v; }\n"
+               + _program("").replace("struct headers_t { h_t h; }",
+                                      "struct headers_t { h_t h; vb_t vb; }"))
+    path = tmp_path / "vb.p4"
+    path.write_text(PRELUDE + program + SKELETON)
+    pre = preprocess(path)
+    with pytest.raises(UnsupportedConstructError) as err:
+        Compiler(parse_source(pre), pre).run()
+    assert ("vb.p4:3:1: error: header 'vb_t': p4sim needs the fields before the varbit to total "
+            "whole bytes, they total 4 bits") in str(err.value)
