@@ -5,16 +5,21 @@ function per parser state, action, table and control. The generated module is co
 `compile()` once per program; `CompiledProgram.instantiate` runs it against one device's
 `RuntimeState`, so a packet runs straight-line Python with no tree walking.
 
-It is one pass: each construct is checked and its Python emitted by the same method, so every
-error points at the construct (file:line:column) and the output is read with `p4sim check
---dump`. `Compiler` is assembled from parts, one module per job:
+Expressions are checked before their code is generated: the checker (`checker`) walks each
+expression once, resolves its names, computes every node's type and constant value, reports
+type errors at file:line:column and records the result per node; the code generator
+(`expressions`) reads it. Statements and declarations still check themselves as they are compiled
+(the checker owns their expression-level rules: conditions, writability, assignment
+compatibility). The output is read with `p4sim check --dump`. `Compiler` is assembled from parts,
+one module per job:
 
 - `driver`: the `Compiler` class, its state, error locations, `V1Switch` and the order of work;
 - `declarations`: the program's types, constants, externs and annotations, before any code;
 - `constfold`: literals, widths and compile-time constants;
+- `checker`: the type of every expression, and the type errors (a typed tree as a side table);
 - `classes`: the generated header/struct classes and their extract/emit functions;
 - `parsers`, `controls`, `tables`: the program's blocks;
-- `statements`, `expressions`: the code inside them;
+- `statements`, `expressions`: the code inside them, from the checker's types;
 - `calls`: function and action calls and P4_16's copy-in/copy-out calling convention;
 - `externs`: the extern library (counters, meters, registers, hashes, checksums, packet I/O);
 - `symbols` (what names and compiled expressions mean: `Sym`, `Val`, `Scope`) and `pysource`
