@@ -181,6 +181,23 @@ class Checker:
             for f in t.fields:
                 self.check_instance_type(f.type, node)
 
+    def check_switch_value(self: Compiler, node: Any, scope: Scope, where: Any) -> Typed:
+        """`switch (e)` over a value (not `action_run`): bit<W> or a serializable enum."""
+        t = self.check_expr(node, scope)
+        if not isinstance(t.type, BitT | EnumT) or (
+                isinstance(t.type, EnumT) and t.type.underlying is None):
+            raise self.fail(UnsupportedConstructError, where,
+                            f"switch over {t.type.show()}: p4sim switches over action_run, "
+                            "bit<W> and serializable enums", "switch")
+        return t
+
+    def check_switch_label(self: Compiler, label: Any, value_type: P4Type, scope: Scope) -> int:
+        """A label of `switch (e)`: a compile-time constant of the value's type; its value."""
+        t = self.coerce_type(self.check_expr(label, scope), value_type, label, "switch")
+        if t.const is None:
+            raise self.fail(P4TypeError, label, "switch labels must be constants", "switch")
+        return t.const
+
     # --- leaves and names
 
     def c_int_lit(self: Compiler, node: Tree, scope: Scope) -> Typed:

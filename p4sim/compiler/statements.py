@@ -24,7 +24,6 @@ from p4sim.errors import (
 )
 from p4sim.p4types import (
     BitT,
-    EnumT,
     HeaderT,
     HeaderUnionT,
     InfIntT,
@@ -214,14 +213,8 @@ class Statements:
             table_actions = v.info_table  # type: ignore[attr-defined]
             g.emit(f"{r} = {v.code}[1]")
         else:
-            v = self.expr(e, scope)
-            if not isinstance(v.type, BitT | EnumT) or (
-                    isinstance(v.type, EnumT) and v.type.underlying is None):
-                raise self.fail(UnsupportedConstructError, expr_node,
-                                f"switch over {v.type.show()}: p4sim switches over action_run, "
-                                "bit<W> and serializable enums", "switch")
-            value_type = v.type
-            g.emit(f"{r} = {v.code}")
+            value_type = self.check_switch_value(e, scope, expr_node).type
+            g.emit(f"{r} = {self.gen_expr(e, scope).code}")
         pending: list[str] = []
         first = True
         seen: set[object] = set()
@@ -241,12 +234,8 @@ class Statements:
                     code = f"_A_{py(q)}"
                 else:
                     assert value_type is not None
-                    lv = self.coerce(self.expr(label, scope), value_type, label, "switch")
-                    if lv.const is None:
-                        raise self.fail(P4TypeError, label, "switch labels must be constants",
-                                        "switch")
-                    key = lv.const
-                    code = repr(lv.const)
+                    key = self.check_switch_label(label, value_type, scope)
+                    code = repr(key)
                 if key in seen:
                     raise self.fail(DuplicateDeclarationError, label,
                                     f"duplicate switch label '{source_text(label)}'", "switch")
