@@ -158,9 +158,9 @@ class Calls:
                         continue
                     ptype = bound
                 value = self.expr(arg, scope)
-                if isinstance(ptype, StructLikeT) and value.type != ptype:
-                    raise self.fail(P4TypeError, arg, f"{name}: argument '{pname}' must be "
-                                    f"{ptype.show()}, got {value.type.show()}", "call")
+                if isinstance(ptype, StructLikeT):
+                    self.check_same_type(value, ptype, arg, f"{name}: argument '{pname}' must "
+                                         f"be {ptype.show()}, got {value.type.show()}", "call")
                 self.coerce(value, ptype, arg, "call", what=f"{name}'s parameter '{pname}'")
             return
 
@@ -310,9 +310,8 @@ class Calls:
             if d in ("out", "inout"):
                 self.check_lvalue(norm_expr(a), scope)
             if isinstance(pt, StructLikeT | StackT):
-                if v.type != pt:
-                    raise self.fail(P4TypeError, a, f"{what}: argument '{pname}' must be "
-                                    f"{pt.show()}, got {v.type.show()}", "call")
+                self.check_same_type(v, pt, a, f"{what}: argument '{pname}' must be "
+                                     f"{pt.show()}, got {v.type.show()}", "call")
                 if not copy:
                     bound.codes.append(f"out_arg({v.code})" if d == "out" else v.code)
                 elif d == "in":

@@ -181,6 +181,13 @@ class Checker:
             for f in t.fields:
                 self.check_instance_type(f.type, node)
 
+    def check_same_type(self: Compiler, v: Typed | Val, t: P4Type, node: Any, message: str,
+                        construct: str) -> None:
+        """A header, struct, union or stack value where `t` is expected: the same type (no
+        literal adapts, no cast applies)."""
+        if v.type != t:
+            raise self.fail(P4TypeError, node, message, construct)
+
     def check_switch_value(self: Compiler, node: Any, scope: Scope, where: Any) -> Typed:
         """`switch (e)` over a value (not `action_run`): bit<W> or a serializable enum."""
         t = self.check_expr(node, scope)

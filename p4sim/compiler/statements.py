@@ -296,9 +296,8 @@ class Statements:
             return
         if isinstance(target.type, HeaderT | StructT | HeaderUnionT | StackT):
             src = self.expr(rhs, scope)
-            if src.type != target.type:
-                raise self.fail(P4TypeError, node, f"cannot assign {src.type.show()} to "
-                                f"{target.type.show()}", "assignment")
+            self.check_same_type(src, target.type, node, f"cannot assign {src.type.show()} to "
+                                 f"{target.type.show()}", "assignment")
             copy = "copy_value" if isinstance(target.type, StackT) else "copy_header"
             g.emit(f"{copy}({target.code}, {src.code})")
             off = self.union_siblings_off(lhs, scope)
@@ -321,9 +320,8 @@ class Statements:
                 continue
             if isinstance(f.type, StructLikeT | StackT):
                 src = self.expr(value, scope)
-                if src.type != f.type:
-                    raise self.fail(P4TypeError, value, f"cannot use {src.type.show()} as "
-                                    f"{f.type.show()} for {what}.{f.name}", "assignment")
+                self.check_same_type(src, f.type, value, f"cannot use {src.type.show()} as "
+                                     f"{f.type.show()} for {what}.{f.name}", "assignment")
                 self.gen.emit(f"copy_value({target}.f_{f.name}, {src.code})")
                 continue
             v = self.coerce(self.expr(value, scope), f.type, value, "assignment",
@@ -387,9 +385,8 @@ class Statements:
             return
         v = self.expr(init, scope)
         if isinstance(t, StructLikeT | StackT):
-            if v.type != t:
-                raise self.fail(P4TypeError, init, f"cannot initialize {t.show()} with "
-                                f"{v.type.show()}", "initializer")
+            self.check_same_type(v, t, init, f"cannot initialize {t.show()} with "
+                                 f"{v.type.show()}", "initializer")
             g.emit(f"{target} = copy_of({v.code})")
             return
         v = self.coerce(v, t, init, "initializer")
