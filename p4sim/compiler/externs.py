@@ -193,13 +193,19 @@ class Externs:
         if m == "emit":
             self.check_args(args, {1}, node, "emit")
             v = self.expr(args[0], scope)
-            return Val("; ".join(self.emit_code(v, args[0])) or "pass", VoidT())
+            # a header's bytes are made inline (header_value), not by a call per header
+            return Val("\n".join(self.emit_code(v, args[0])) or "pass", VoidT())
         raise self.fail(UnknownNameError, node, f"packet_out has no method '{m}'", "packet_out")
 
     def emit_code(self: Compiler, v: Val, node: Any) -> list[str]:
         t = v.type
         if isinstance(t, HeaderT):
-            return [f"(P.emitted.append(E_{py(t.name)}({v.code})) if {v.code}._v else None)"]
+            if any(isinstance(f.type, VarbitT) for f in t.fields):
+                return [f"if {v.code}._v: P.emitted.append(E_{py(t.name)}({v.code}))"]
+            h = self.gen.tmp("h")
+            return [f"{h} = {v.code}",
+                    f"if {h}._v: P.emitted.append({self.header_value(t, h)}.to_bytes("
+                    f"{t.fixed_width() // 8}, 'big'))"]
         if isinstance(t, StackT):
             if isinstance(t.elem, HeaderUnionT):  # each union's valid member, in order
                 members = ", ".join(f"(u.f_{f.name}, E_{py(f.type.show())})"
