@@ -65,7 +65,8 @@ def test_csum16_of_a_packed_value_is_csum16_of_its_bytes(nbytes: int) -> None:
     top = (1 << (8 * nbytes)) - 1
     edges = [0, 1, 0xFFFF, 0x10000, 0xFFFF << (8 * nbytes - 16), top, top - 1,
              int.from_bytes(b"\xff\xff" + b"\x00" * (nbytes - 2), "big")]
-    for value in [e for e in edges if e <= top] + [rng.getrandbits(8 * nbytes) for _ in range(3000)]:
+    randoms = [rng.getrandbits(8 * nbytes) for _ in range(3000)]
+    for value in [e for e in edges if e <= top] + randoms:
         assert csum16_value(value) == csum16(value.to_bytes(nbytes, "big")), hex(value)
 
 
