@@ -157,7 +157,8 @@ class CompiledProgram:
                      "pop_front", "to_signed", "copy_value", "copy_of", "reset_value", "out_arg",
                      "values_equal",
                      "stack_at", "pack_bits", "compute_hash", "hash_result",
-                     "random_between", "log_message", "csum16", "crc16", "crc32"):
+                     "random_between", "log_message", "csum16", "csum16_value", "crc16",
+                     "crc32"):
             ns[name] = getattr(dataplane_lib, name)
         m = self.model
         ns["_AN"] = {a.id: a.name for a in m.actions.values()}

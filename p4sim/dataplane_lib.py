@@ -54,6 +54,16 @@ def csum16(data: bytes) -> int:
     return (~total) & 0xFFFF
 
 
+def csum16_value(value: int) -> int:
+    """`csum16` of the bytes of `value` (big-endian, an even number of them), without making
+    them: the ones' complement sum of 16-bit words is congruent to the number modulo 0xFFFF
+    (2**16 is 1 modulo 0xFFFF), and RFC 1071's end-around carries leave it in 1..0xFFFF unless
+    every word is 0, so the folded sum is (value - 1) % 0xFFFF + 1, or 0 for value 0. The
+    generated checksum code calls this on the field list packed into one integer (equal to
+    `csum16` on its bytes for every value: tests/p4sim/test_externs.py)."""
+    return 0xFFFF - (value - 1) % 0xFFFF - 1 if value else 0xFFFF
+
+
 def xor16(data: bytes) -> int:
     """XOR of all 16-bit words."""
     if len(data) % 2:

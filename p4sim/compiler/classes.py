@@ -105,19 +105,25 @@ class GeneratedClasses:
         # emit
         g.emit(f"def E_{py(t.name)}(h):")
         g.depth += 1
-        parts = []
-        shift = t.fixed_width()
-        for f in fixed:
-            w = bit_width(f.type)
-            shift -= w
-            parts.append(f"(h.f_{f.name} << {shift})" if shift else f"h.f_{f.name}")
-        body = " | ".join(parts) if parts else "0"
+        body = self.header_value(t, "h")
         if varbit:
             g.emit(f"return ({body}).to_bytes({nbytes}, 'big') + "
                    f"h.f_{varbit.name}.to_bytes(h.w_{varbit.name} // 8, 'big')")
         else:
             g.emit(f"return ({body}).to_bytes({nbytes}, 'big')")
         g.depth -= 1
+
+    def header_value(self: Compiler, t: HeaderT, h: str) -> str:
+        """The fixed fields of header `h` (a Python name) packed into one integer, MSB first:
+        what its bytes on the wire are (`E_<name>`, and the deparser inline)."""
+        parts = []
+        shift = t.fixed_width()
+        for f in t.fields:
+            if isinstance(f.type, VarbitT):
+                continue
+            shift -= bit_width(f.type)
+            parts.append(f"({h}.f_{f.name} << {shift})" if shift else f"{h}.f_{f.name}")
+        return f"({' | '.join(parts)})" if parts else "0"
 
     def gen_struct_class(self: Compiler, t: StructT | HeaderUnionT, done: set[str]) -> None:
         if t.name in done:

@@ -193,13 +193,19 @@ class Externs:
         if m == "emit":
             self.check_args(args, {1}, node, "emit")
             v = self.expr(args[0], scope)
-            return Val("; ".join(self.emit_code(v, args[0])) or "pass", VoidT())
+            # a header's bytes are made inline (header_value), not by a call per header
+            return Val("\n".join(self.emit_code(v, args[0])) or "pass", VoidT())
         raise self.fail(UnknownNameError, node, f"packet_out has no method '{m}'", "packet_out")
 
     def emit_code(self: Compiler, v: Val, node: Any) -> list[str]:
         t = v.type
         if isinstance(t, HeaderT):
-            return [f"(P.emitted.append(E_{py(t.name)}({v.code})) if {v.code}._v else None)"]
+            if any(isinstance(f.type, VarbitT) for f in t.fields):
+                return [f"if {v.code}._v: P.emitted.append(E_{py(t.name)}({v.code}))"]
+            h = self.gen.tmp("h")
+            return [f"{h} = {v.code}",
+                    f"if {h}._v: P.emitted.append({self.header_value(t, h)}.to_bytes("
+                    f"{t.fixed_width() // 8}, 'big'))"]
         if isinstance(t, StackT):
             if isinstance(t.elem, HeaderUnionT):  # each union's valid member, in order
                 members = ", ".join(f"(u.f_{f.name}, E_{py(f.type.show())})"
@@ -322,7 +328,7 @@ class Externs:
             target = self.expr(norm_expr(args[0]), scope)
             algo = self.algo(args[1], scope)
             base = self.expr(args[2], scope)
-            hash_data = self.data_bytes(args[3], scope)
+            hash_data = self.data_bytes(args[3], self.data_items(args[3], scope))
             mx = self.expr(args[4], scope)
             w = bit_width(target.type)
             return Val(f"{target.code} = hash_result({algo!r}, {base.code}, {hash_data}, "
@@ -332,15 +338,22 @@ class Externs:
             cond = self.expr(args[0], scope)
             if not isinstance(cond.type, BoolT):
                 raise self.fail(P4TypeError, args[0], f"{name}: condition must be bool", name)
-            data_code = self.data_bytes(args[1], scope)
+            items = self.data_items(args[1], scope)
+            data_code = self.data_bytes(args[1], items)
             target = self.expr(norm_expr(args[2]), scope)
             algo = self.algo(args[3], scope)
             w = bit_width(target.type)
             if name.endswith("_with_payload"):
                 # the payload: every byte the parser did not extract
                 data_code = f"({data_code} + P.data[P.off:])"
-            value = (f"{algo}({data_code})" if algo in ("csum16", "crc16", "crc32")
+            value = (f"{algo}({data_code})" if algo in ("crc16", "crc32", "csum16")
                      else f"compute_hash({algo!r}, {data_code}, {w})")
+            packed = self.packed_fields(items)
+            if algo == "csum16" and packed is not None and not name.endswith("_with_payload"):
+                # fields only (an IPv4 header's, say): the checksum of the packed integer,
+                # without making its bytes (dataplane_lib.csum16_value; odd bytes padded)
+                number, nbytes = packed
+                value = f"csum16_value({number}{' << 8' if nbytes % 2 else ''})"
             if name.startswith("verify_"):
                 return Val(f"if {cond.code} and {value} != {target.code}: "
                            "P.sm.f_checksum_error = 1", VoidT())
@@ -360,11 +373,35 @@ class Externs:
                             f"HashAlgorithm.{a} is not supported", "hash")
         return a
 
-    def data_bytes(self: Compiler, node: Any, scope: Scope) -> str:
+    def data_items(self: Compiler, node: Any, scope: Scope) -> list[Any]:
+        """The values of hash or checksum data: a list's items, or the one value."""
         v = self.expr(node, scope)
-        items = v.node if isinstance(v.type, ListT) else [v]
+        return list(v.node) if isinstance(v.type, ListT) else [v]
+
+    def packed_fields(self: Compiler, items: list[Any]) -> tuple[str, int] | None:
+        """Hash or checksum data made only of fixed-width fields (no header, no varbit) adding
+        up to whole bytes: the one integer they pack into, MSB first, and its byte count."""
+        if not items or any(isinstance(item.type, HeaderT | VarbitT) for item in items):
+            return None
+        widths = [bit_width(item.type) for item in items]
+        total = sum(widths)
+        if 0 in widths or total % 8:
+            return None
+        terms = []
+        shift = total
+        for item, w in zip(items, widths, strict=True):
+            shift -= w
+            code = f"int({item.code})" if isinstance(item.type, BoolT) else item.code
+            terms.append(f"({code} << {shift})" if shift else code)
+        return f"({' | '.join(terms)})", total // 8
+
+    def data_bytes(self: Compiler, node: Any, items: list[Any]) -> str:
+        """The bytes of hash or checksum data (`data_items`), as an expression."""
+        packed = self.packed_fields(items)
+        if packed is not None:  # fields packed bit by bit, inline when byte-aligned
+            number, nbytes = packed
+            return f"{number}.to_bytes({nbytes}, 'big')"
         parts = []
-        varbits = False
         for item in items:
             t = item.type
             if isinstance(t, HeaderT):
@@ -373,26 +410,13 @@ class Externs:
             if isinstance(t, VarbitT):
                 # a varbit field counts with its current width: (value, width) read at run time
                 parts.append(f"{self.varbit_value(item)}")
-                varbits = True
                 continue
             w = bit_width(t)
             if w == 0:
                 raise self.fail(P4TypeError, node, f"cannot hash a {t.show()}", "hash data")
             parts.append(f"({item.code}, {w})")
-        if varbits and all(p.startswith("(") for p in parts):
-            return f"pack_bits([{', '.join(parts)}])"
-        # headers are already bytes; fields are packed bit by bit, inline when byte-aligned
+        # headers are already bytes; fields not adding up to whole bytes are packed bit by bit
         if all(p.startswith("(") for p in parts):
-            widths = [bit_width(item.type) for item in items]
-            total = sum(widths)
-            if total % 8 == 0:
-                terms = []
-                shift = total
-                for item, w in zip(items, widths, strict=True):
-                    shift -= w
-                    code = f"int({item.code})" if isinstance(item.type, BoolT) else item.code
-                    terms.append(f"({code} << {shift})" if shift else code)
-                return f"({' | '.join(terms)}).to_bytes({total // 8}, 'big')"
             return f"pack_bits([{', '.join(parts)}])"
         if all(p.startswith("E_") for p in parts):
             return " + ".join(parts)

@@ -7,6 +7,7 @@ Run just this file: .venv/bin/python -m pytest tests/p4sim/test_externs.py -q
 from __future__ import annotations
 
 import logging
+import random
 import zlib
 
 import pytest
@@ -15,7 +16,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from p4sim.dataplane_lib import crc16, csum16
+from p4sim.dataplane_lib import crc16, csum16, csum16_value
 from p4sim.switch import Switch
 
 RESULT_LEN = 2 + 4 + 2 + 2 + 4 + 1 + 4 + 1
@@ -53,6 +54,20 @@ def test_hashes_random_register_and_udp_checksum(caplog: pytest.LogCaptureFixtur
     assert "packet from port 3 seen 2 times" in caplog.text
     reg = sw.state.registers[P4InfoNames(program("externs.p4")).register("seen_per_port")]
     assert reg.read(3) == 2
+
+
+@pytest.mark.parametrize("nbytes", [2, 4, 18, 20, 40])
+def test_csum16_of_a_packed_value_is_csum16_of_its_bytes(nbytes: int) -> None:
+    """The generated checksum code packs the fields into one integer and calls csum16_value
+    on it: the same checksum as RFC 1071 over the bytes, the end-around carries and the all-zero
+    and all-ones words included (0x0000 and 0xFFFF sums are not confused)."""
+    rng = random.Random(nbytes)
+    top = (1 << (8 * nbytes)) - 1
+    edges = [0, 1, 0xFFFF, 0x10000, 0xFFFF << (8 * nbytes - 16), top, top - 1,
+             int.from_bytes(b"\xff\xff" + b"\x00" * (nbytes - 2), "big")]
+    randoms = [rng.getrandbits(8 * nbytes) for _ in range(3000)]
+    for value in [e for e in edges if e <= top] + randoms:
+        assert csum16_value(value) == csum16(value.to_bytes(nbytes, "big")), hex(value)
 
 
 def test_resubmit_keeps_field_list_and_sets_instance_type() -> None:
