@@ -23,6 +23,8 @@ interpreter: no gRPC or thread state copied by fork) and talks to it over one
   nothing added (refusal: ("abort", status name, details, trailing metadata) as for "call"),
   and, for each SA i of the other processes' part, "key_used" when its key has numbered
   packets here. The supervisor applies a batch only when no process refuses any of it.
+- ("drops",) → ("ok", GetCountersResponse bytes): only this process's drops outside any SA
+  (a GetCounters for SAs that are all another process's).
 - ("stop",) → the process stops its loop, flushes its state and exits 0.
 
 A closed Connection (the supervisor died) stops it too. The packet loop dying exits the process
@@ -207,6 +209,8 @@ def main(settings: WorkerSettings, index: int, members: int, connection: Connect
             kind = request[0]
             if kind == "call":
                 connection.send(run_call(servicer, request[1], request[2]))
+            elif kind == "drops":
+                connection.send(("ok", servicer.drops_outside_sas().SerializeToString()))
             elif kind == "check_add":
                 connection.send(check_add(servicer, table, index, request[1], request[2]))
             elif kind == "key_used":

@@ -235,8 +235,14 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
             sas = self._table.all()
         if request.dropped_only:
             sas = [sa for sa in sas if any(sa.counters.drops.values())]
+        response = self.drops_outside_sas()
+        response.sas.extend(counters_to_pb(sa.counters.snapshot(sa.config.sa_index))
+                            for sa in sas)
+        return response
+
+    def drops_outside_sas(self) -> pb.GetCountersResponse:
+        """GetCounters without any SA: the drops of unknown sa_indexes and unattributed ones."""
         return pb.GetCountersResponse(
-            sas=[counters_to_pb(sa.counters.snapshot(sa.config.sa_index)) for sa in sas],
             unknown_sa=[
                 pb.UnknownSaDrops(sa_index=index, packets=count)
                 for index, count in sorted(dict(self._table.unknown_sa_drops).items())

@@ -53,6 +53,7 @@ from crypto_worker import child
 from crypto_worker.fanout import owner_of
 from crypto_worker.sa_routing import (
     CHANGE_METHODS,
+    DROPS_ONLY,
     FRESH_SA_METHODS,
     ROUTES,
     ChildAbort,
@@ -369,8 +370,10 @@ class Supervisor:
         if self._failure is not None:
             raise ChildAbort(grpc.StatusCode.UNAVAILABLE, self._failure)
         member = self._members[index]
+        message = (("drops",) if request is DROPS_ONLY else
+                   ("call", method, request.SerializeToString()))
         try:
-            reply = member.exchange(("call", method, request.SerializeToString()))
+            reply = member.exchange(message)
         except (EOFError, OSError):
             raise ChildAbort(grpc.StatusCode.UNAVAILABLE,
                              self._failure or f"{member.describe()} is gone; the crypto port is "
