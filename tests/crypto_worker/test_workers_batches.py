@@ -103,6 +103,9 @@ def test_a_batch_is_added_and_removed_in_both_processes(worker: _Worker) -> None
     assert _listed(worker) == sorted(indexes)
     counters = worker.stub.GetCounters(pb.GetCountersRequest(sa_indexes=[3, 2, 9]))
     assert [c.sa_index for c in counters.sas] == [3, 2, 9]
+    # Process 0 owns none of these: it is asked for its drops outside any SA only.
+    counters = worker.stub.GetCounters(pb.GetCountersRequest(sa_indexes=[7, 3]))
+    assert [c.sa_index for c in counters.sas] == [7, 3]
     # All or nothing: 5 is not in use, so none of 9, 2 and 4 is removed.
     with pytest.raises(grpc.RpcError) as refused:
         worker.stub.RemoveSas(pb.RemoveSasRequest(sa_indexes=[9, 2, 5, 4]))
