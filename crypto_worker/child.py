@@ -18,6 +18,13 @@ interpreter: no gRPC or thread state copied by fork) and talks to it over one
   worker refuses such a key at any sa_index; under N processes the supervisor asks every
   process but the owner first, so the rule holds across them. None when the request does not
   validate: its owner then gives the exact error.
+- ("check_add", own AddSasRequest bytes, others' AddSasRequest bytes) → ("ok", refusal or
+  None, [(i, message), …]): AddSas of this process's part of a batch with every check and
+  nothing added (refusal: ("abort", status name, details, trailing metadata) as for "call"),
+  and, for each SA i of the other processes' part, "key_used" when its key has numbered
+  packets here. The supervisor applies a batch only when no process refuses any of it.
+- ("drops",) → ("ok", GetCountersResponse bytes): only this process's drops outside any SA
+  (a GetCounters for SAs that are all another process's).
 - ("stop",) → the process stops its loop, flushes its state and exits 0.
 
 A closed Connection (the supervisor died) stops it too. The packet loop dying exits the process
@@ -107,6 +114,25 @@ def run_call(servicer: CryptoWorkerServicer, method: str, request: bytes
     return ("ok", response.SerializeToString())
 
 
+def check_add(servicer: CryptoWorkerServicer, table: SaTable, index: int, own: bytes,
+              others: bytes) -> tuple[str, tuple[str, str, str, tuple[tuple[str, str], ...]]
+                                      | None, list[tuple[int, str]]]:
+    """The "check_add" exchange: this process's refusal of its part of an AddSas batch (None:
+    it would add all of it) and the other processes' SAs whose encrypt key it has used."""
+    context = _CallContext()
+    refusal = None
+    try:
+        servicer.AddSas(pb.AddSasRequest.FromString(own), context, check_only=True)
+    except Aborted as aborted:
+        refusal = ("abort", aborted.code.name, aborted.details, context.trailing_metadata)
+    used = []
+    for position, item in enumerate(pb.AddSasRequest.FromString(others).sas):
+        message = key_used(table, index, "AddSa", item.SerializeToString())
+        if message is not None:
+            used.append((position, message))
+    return ("ok", refusal, used)
+
+
 def key_used(table: SaTable, index: int, method: str, request: bytes) -> str | None:
     """Why the fresh encrypt SA in `request` must not take its key, if this process's durable
     state has numbered packets under it; None when it may (or is not an encrypt SA, or does
@@ -183,6 +209,10 @@ def main(settings: WorkerSettings, index: int, members: int, connection: Connect
             kind = request[0]
             if kind == "call":
                 connection.send(run_call(servicer, request[1], request[2]))
+            elif kind == "drops":
+                connection.send(("ok", servicer.drops_outside_sas().SerializeToString()))
+            elif kind == "check_add":
+                connection.send(check_add(servicer, table, index, request[1], request[2]))
             elif kind == "key_used":
                 connection.send(("ok", key_used(table, index, request[1], request[2])))
             elif kind == "open":

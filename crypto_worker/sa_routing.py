@@ -7,11 +7,10 @@ the answer; the owner validates, so errors are word for word a single worker's. 
 all SAs (ListSas, GetCounters) ask every process and merge: SAs by sa_index, in the order asked;
 drops that belong to no SA summed per reason and per unknown sa_index.
 
-An rpc without an entry here is refused (UNIMPLEMENTED) by the supervisor rather than sent to
-an arbitrary process: a batched rpc (AddSas/RemoveSas) needs its own entry, split by owner and,
-so that no process half-applies a batch, validated whole before any part is sent; until it has
-one, a client that falls back to one call per SA on UNIMPLEMENTED (the controller does) gets
-exactly a single worker's semantics.
+The batched rpcs (AddSas, RemoveSas) are split by owner and checked in every process before
+any part is applied (crypto_worker/supervisor.py); a process's refusal of its part names its
+position in that part, which `batch_abort` renumbers to the whole batch's. An rpc the supervisor
+routes neither way is refused (UNIMPLEMENTED) rather than sent to an arbitrary process.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import grpc
 from google.protobuf.message import Message
 
 from crypto_worker.fanout import owner_of
+from crypto_worker.servicer import FAILED_SA_METADATA
 from tunneloffload.crypto.v1 import worker_pb2 as pb
 
 Call = Callable[[int, Message], Message]
@@ -83,6 +83,14 @@ def _counters(reply: Message) -> pb.GetCountersResponse:
     return reply
 
 
+# GetCounters of a process that owns none of the SAs asked for: only its drops outside any SA.
+# The supervisor sends this very object as the process's "drops" exchange (crypto_worker/
+# child.py), which encodes no SA: with 60,000 SAs, asking for all of them and leaving them out
+# cost 150-270 ms per call. Anything else that answers `call` may run it as a GetCounters of
+# every SA: the SAs are left out either way.
+DROPS_ONLY = pb.GetCountersRequest()
+
+
 def _get_counters(request: Message, members: int, call: Call) -> Message:
     assert isinstance(request, pb.GetCountersRequest)
     wanted = list(request.sa_indexes)
@@ -91,15 +99,15 @@ def _get_counters(request: Message, members: int, call: Call) -> Message:
         sas = sorted((counters for reply in replies for counters in reply.sas),
                      key=lambda counters: counters.sa_index)
         return _response(sas, replies)
-    # Each process is asked for its own SAs; one that owns none of them is still asked (for
-    # all of its SAs, which are then left out) because its drops outside any SA count too.
+    # Each process is asked for its own SAs; one that owns none of them is still asked for its
+    # drops outside any SA (DROPS_ONLY), which count too.
     subsets: list[list[int]] = [[] for _ in range(members)]
     for sa_index in wanted:
         subsets[owner_of(sa_index, members)].append(sa_index)
     try:
         replies = [_counters(call(index, pb.GetCountersRequest(
-            sa_indexes=subsets[index], dropped_only=request.dropped_only)))
-                   for index in range(members)]
+            sa_indexes=subsets[index], dropped_only=request.dropped_only)
+            if subsets[index] else DROPS_ONLY)) for index in range(members)]
     except ChildAbort as abort:
         if abort.code != grpc.StatusCode.NOT_FOUND:
             raise
@@ -116,6 +124,44 @@ def _get_counters(request: Message, members: int, call: Call) -> Message:
     sas = [next(answered[owner_of(sa_index, members)]) for sa_index in wanted]
     return _response(sas, replies)
 
+
+def batch_abort(abort: ChildAbort, part: list[int], what: str) -> tuple[int, ChildAbort]:
+    """A process's refusal of SA ``k`` of its ``part`` of a batch (details "sas[k]…",
+    metadata failed-sa k) as the whole batch's refusal of SA ``part[k]``; an error about no
+    one SA (UNAVAILABLE, INTERNAL) unchanged, at position -1."""
+    metadata = dict(abort.trailing_metadata)
+    if FAILED_SA_METADATA not in metadata:
+        return -1, abort
+    sub = int(metadata[FAILED_SA_METADATA])
+    position = part[sub]
+    prefix = f"{what}[{sub}]"
+    details = abort.details
+    if details.startswith(prefix):
+        details = f"{what}[{position}]" + details[len(prefix):]
+    metadata[FAILED_SA_METADATA] = str(position)
+    return position, ChildAbort(abort.code, details, tuple(metadata.items()))
+
+
+def merge_final_counters(wanted: list[int], members: int,
+                         final: dict[int, list[pb.SaCounters]]) -> list[pb.SaCounters]:
+    """RemoveSas: each process's final counters (its part, in order, unused indexes skipped)
+    back in the order of the whole batch."""
+    answered = {index: iter(counters) for index, counters in final.items()}
+    pending: dict[int, pb.SaCounters | None] = {index: next(it, None)
+                                                for index, it in answered.items()}
+    merged = []
+    for sa_index in wanted:
+        owner = owner_of(sa_index, members)
+        head = pending.get(owner)
+        if head is not None and head.sa_index == sa_index:
+            merged.append(head)
+            pending[owner] = next(answered[owner], None)
+    return merged
+
+
+# Calls that change the SAs: the supervisor runs one at a time (a batch is checked in every
+# process, then applied, with nothing in between).
+CHANGE_METHODS = frozenset({"AddSa", "ReplaceSa", "RemoveSa", "AddSas", "RemoveSas"})
 
 # Calls that install a fresh SA under its key (AddSa unless resume): the supervisor first asks
 # the other processes whether the key numbered packets there (a single worker refuses that key

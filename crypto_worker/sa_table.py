@@ -120,11 +120,13 @@ class SaTable:
             self._sas[config.sa_index] = sa
         log.info("%s %r", "resumed" if resume else "added", sa)
 
-    def add_many(self, items: list[tuple[SaConfig, SaKeys]]) -> None:
+    def add_many(self, items: list[tuple[SaConfig, SaKeys]], *, check_only: bool = False
+                 ) -> None:
         """Adds new SAs all or nothing: every index free and not repeated, every encrypt key
         unused (before, and within the batch) — checked before anything is written; then one
         durable transaction for all their first reservations. Raises :class:`SaBatchError`
-        naming the position of the SA refused; nothing has changed then."""
+        naming the position of the SA refused; nothing has changed then. ``check_only``: the
+        checks alone, nothing written (`--workers N` checks every process before any adds)."""
         with self._lock:
             seen: set[int] = set()
             encrypt_keys: set[bytes] = set()
@@ -153,6 +155,8 @@ class SaTable:
                 limit = min(self._block, max_sequence(config))
                 statements += self.store.begin_statements(identity, limit)
                 prepared.append((config, keys, identity, limit))
+            if check_only:
+                return
             if statements:
                 self.store.write(statements)
             for config, keys, identity, limit in prepared:

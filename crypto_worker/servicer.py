@@ -140,8 +140,10 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
             self._abort(context, error)
         return pb.AddSaResponse()
 
-    def AddSas(self, request: pb.AddSasRequest, context: grpc.ServicerContext
-               ) -> pb.AddSasResponse:
+    def AddSas(self, request: pb.AddSasRequest, context: grpc.ServicerContext,
+               *, check_only: bool = False) -> pb.AddSasResponse:
+        """``check_only``: every check, the same errors, nothing added (the `--workers N`
+        supervisor asks every process before any adds: crypto_worker/supervisor.py)."""
         items = []
         for position, item in enumerate(request.sas):
             try:
@@ -152,7 +154,7 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
             except Exception as error:  # noqa: BLE001 - every error becomes a status
                 self._abort_item(context, position, error)
         try:
-            self._table.add_many(items)
+            self._table.add_many(items, check_only=check_only)
         except SaBatchError as error:
             self._abort_item(context, error.position, error.error)
         except Exception as error:  # noqa: BLE001
@@ -217,20 +219,30 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
     def GetCounters(
         self, request: pb.GetCountersRequest, context: grpc.ServicerContext
     ) -> pb.GetCountersResponse:
-        sas = self._table.all()
         if request.sa_indexes:
-            by_index = {sa.config.sa_index: sa for sa in sas}
+            # Only the SAs asked for: no copy and sort of every SA per call.
+            sas: list[SecurityAssociation] = []
             for position, sa_index in enumerate(request.sa_indexes):
-                if sa_index not in by_index:
+                sa = self._table.get(sa_index)
+                if sa is None:
                     context.abort(
                         grpc.StatusCode.NOT_FOUND,
                         f"sa_indexes[{position}]: {sa_index} is not in use",
                     )
-            sas = [by_index[sa_index] for sa_index in request.sa_indexes]
+                    raise AssertionError("unreachable: context.abort raises")
+                sas.append(sa)
+        else:
+            sas = self._table.all()
         if request.dropped_only:
             sas = [sa for sa in sas if any(sa.counters.drops.values())]
+        response = self.drops_outside_sas()
+        response.sas.extend(counters_to_pb(sa.counters.snapshot(sa.config.sa_index))
+                            for sa in sas)
+        return response
+
+    def drops_outside_sas(self) -> pb.GetCountersResponse:
+        """GetCounters without any SA: the drops of unknown sa_indexes and unattributed ones."""
         return pb.GetCountersResponse(
-            sas=[counters_to_pb(sa.counters.snapshot(sa.config.sa_index)) for sa in sas],
             unknown_sa=[
                 pb.UnknownSaDrops(sa_index=index, packets=count)
                 for index, count in sorted(dict(self._table.unknown_sa_drops).items())

@@ -11,6 +11,18 @@ owner of its SA (crypto_worker/sa_routing.py) over that process's Connection; th
 owner's error, goes back unchanged, so a client sees one worker. Calls to one process are
 serialised by a lock (one request, one reply); different processes answer in parallel.
 
+A batch (AddSas, RemoveSas) is split by owner and stays all or nothing across the processes:
+every process first checks its part with nothing changed (AddSas: every check of a single
+worker, plus whether it has used the encrypt key of any SA bound for another process; the
+supervisor itself finds one encrypt key twice in the batch at SAs of different processes;
+RemoveSas: every index in use), and the first refusal in the batch's order is the answer, its
+position renumbered to the whole batch's. Only when no process refuses does each apply its part,
+in one durable transaction per process, all in parallel. Every call that changes SAs holds one
+lock while it runs, so no other change comes between the checks and the changes. A process that
+then still fails its part (its disk: UNAVAILABLE, or an internal error) has its error returned
+and the other processes' parts are removed again (their keys retired, as any removed SA's: the
+batch must be retried with new keys).
+
 A process that dies ends the group. After a member leaves a fanout group the kernel moves the
 last member into its place, so the survivors' SAs would reach the wrong process (and be dropped
 as UNKNOWN_SA); restarting only the dead one would not give it its old place back. So the
@@ -39,7 +51,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from crypto_worker import child
 from crypto_worker.fanout import owner_of
-from crypto_worker.sa_routing import FRESH_SA_METHODS, ROUTES, ChildAbort
+from crypto_worker.sa_routing import (
+    CHANGE_METHODS,
+    DROPS_ONLY,
+    FRESH_SA_METHODS,
+    ROUTES,
+    ChildAbort,
+    batch_abort,
+    merge_final_counters,
+)
 from crypto_worker.server import (
     SERVICE_NAME,
     WorkerSettings,
@@ -101,9 +121,10 @@ class Supervisor:
         self._failure: str | None = None  # why the group is stopped, once it is
         self._stopping = threading.Event()
         self._members: list[_Member] = []
-        # A fresh encrypt key is checked against every process, then installed, under this lock:
-        # two calls cannot both find a key unused in the other's process.
-        self._fresh_key_lock = threading.Lock()
+        # Every change of SAs runs under this lock: a fresh encrypt key is checked against every
+        # process, then installed (two calls cannot both find a key unused in the other's
+        # process), and a batch is checked in every process, then applied.
+        self._change_lock = threading.Lock()
         check_socket_directory(settings.sa_socket)
         remove_stale_socket(settings.sa_socket)
         context = multiprocessing.get_context("spawn")
@@ -169,14 +190,19 @@ class Supervisor:
 
         def forward(request: Message, context: grpc.ServicerContext) -> Message:
             route = ROUTES.get(method)
+            batched = self._batches.get(method)
             try:
+                if batched is not None:
+                    with self._change_lock:
+                        return batched(request)
                 if route is None:
                     raise ChildAbort(grpc.StatusCode.UNIMPLEMENTED,
                                      f"{method}: not routed to the owners of its SAs with "
                                      f"--workers {self.members}")
-                if method in FRESH_SA_METHODS and not getattr(request, "resume", False):
-                    with self._fresh_key_lock:
-                        self._refuse_used_key(method, request)
+                if method in CHANGE_METHODS:
+                    with self._change_lock:
+                        if method in FRESH_SA_METHODS and not getattr(request, "resume", False):
+                            self._refuse_used_key(method, request)
                         return route(request, self.members, call)
                 return route(request, self.members, call)
             except ChildAbort as abort:
@@ -186,6 +212,140 @@ class Supervisor:
             raise AssertionError("unreachable: context.abort raises")
 
         return forward
+
+    @property
+    def _batches(self) -> dict[str, Callable[[Message], Message]]:
+        return {"AddSas": self._add_sas, "RemoveSas": self._remove_sas}
+
+    def _exchange_all(self, messages: dict[int, tuple[Any, ...]]) -> dict[int, Any]:
+        """One request to each of several processes, sent before any reply is read (they work
+        in parallel); the replies by process."""
+        if self._failure is not None:
+            raise ChildAbort(grpc.StatusCode.UNAVAILABLE, self._failure)
+        members = [self._members[index] for index in sorted(messages)]
+        for member in members:  # always in index order: no two callers wait on each other
+            member.lock.acquire()
+        try:
+            for member in members:
+                member.connection.send(messages[member.index])
+            return {member.index: member.connection.recv() for member in members}
+        except (EOFError, OSError):
+            raise ChildAbort(grpc.StatusCode.UNAVAILABLE,
+                             self._failure or "a worker process is gone; the crypto port is "
+                             "stopped: restart the worker") from None
+        finally:
+            for member in members:
+                member.lock.release()
+
+    def _parts(self, sa_indexes: list[int]) -> list[list[int]]:
+        """The batch's positions by owner."""
+        parts: list[list[int]] = [[] for _ in range(self.members)]
+        for position, sa_index in enumerate(sa_indexes):
+            parts[owner_of(sa_index, self.members)].append(position)
+        return parts
+
+    def _add_sas(self, request: Message) -> Message:
+        assert isinstance(request, pb.AddSasRequest)
+        items = list(request.sas)
+        parts = self._parts([item.params.sa_index for item in items])
+        encrypt = [position for position, item in enumerate(items)
+                   if item.params.direction == pb.DIRECTION_ENCRYPT]
+        own = {index: pb.AddSasRequest(sas=[items[p] for p in part])
+               for index, part in enumerate(parts)}
+        foreign = {index: [p for p in encrypt if owner_of(items[p].params.sa_index,
+                                                           self.members) != index]
+                   for index in range(self.members)}
+        replies = self._exchange_all({index: (
+            "check_add", own[index].SerializeToString(),
+            pb.AddSasRequest(sas=[items[p] for p in foreign[index]]).SerializeToString())
+            for index in range(self.members)})
+        # (validation before the rest, as one worker; then the batch's order) → the refusal
+        refusals: list[tuple[int, int, int, ChildAbort]] = []
+        for index, (_, refusal, used) in sorted(replies.items()):
+            if refusal is not None:
+                abort = ChildAbort(grpc.StatusCode[refusal[1]], refusal[2], refusal[3])
+                position, abort = batch_abort(abort, parts[index], "sas")
+                rank = 0 if abort.code is grpc.StatusCode.INVALID_ARGUMENT else 1
+                refusals.append((rank, position, 0, abort))
+            for sub, message in used:
+                position = foreign[index][sub]
+                refusals.append((1, position, 1, ChildAbort(
+                    grpc.StatusCode.FAILED_PRECONDITION, f"sas[{position}]: {message}",
+                    (("failed-sa", str(position)),))))
+        first: dict[tuple[bytes, bytes], int] = {}
+        for position in encrypt:
+            item = items[position]
+            key = (item.key.key, item.key.salt)
+            earlier = first.setdefault(key, position)
+            if earlier != position and (owner_of(items[earlier].params.sa_index, self.members)
+                                        != owner_of(item.params.sa_index, self.members)):
+                refusals.append((1, position, 2, ChildAbort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"sas[{position}]: key retired: sa_index {item.params.sa_index} spi "
+                    f"{item.params.spi}: this encrypt key is already used by another SA of "
+                    "the batch; use a new key", (("failed-sa", str(position)),))))
+        if refusals:
+            raise min(refusals, key=lambda refusal: refusal[:3])[3]
+        replies = self._exchange_all({
+            index: ("call", "AddSas", own[index].SerializeToString())
+            for index, part in enumerate(parts) if part})
+        failed = {index: reply for index, reply in replies.items() if reply[0] != "ok"}
+        if not failed:
+            return pb.AddSasResponse()
+        done = {index: ("call", "RemoveSas", pb.RemoveSasRequest(
+            sa_indexes=[items[p].params.sa_index for p in parts[index]]).SerializeToString())
+            for index in replies if index not in failed}
+        log.error("AddSas of %d SA(s): %s; removing the %d SA(s) other processes added",
+                  len(items), "; ".join(f"worker process {i}: {r[2]}" for i, r in
+                                        sorted(failed.items())),
+                  sum(len(parts[index]) for index in done))
+        if done:
+            self._exchange_all(done)
+        index, reply = min(failed.items())
+        raise batch_abort(ChildAbort(grpc.StatusCode[reply[1]], reply[2], reply[3]),
+                          parts[index], "sas")[1]
+
+    def _remove_sas(self, request: Message) -> Message:
+        assert isinstance(request, pb.RemoveSasRequest)
+        wanted = list(request.sa_indexes)
+        parts = self._parts(wanted)
+        if not request.missing_ok:
+            # Every index in use and none repeated (a repeat is "not in use" to one worker).
+            refused: list[int] = []
+            seen: set[int] = set()
+            unique: list[list[int]] = [[] for _ in range(self.members)]
+            for position, sa_index in enumerate(wanted):
+                if sa_index in seen:
+                    refused.append(position)
+                else:
+                    seen.add(sa_index)
+                    unique[owner_of(sa_index, self.members)].append(position)
+            replies = self._exchange_all({index: ("call", "GetCounters", pb.GetCountersRequest(
+                sa_indexes=[wanted[p] for p in part]).SerializeToString())
+                for index, part in enumerate(unique) if part})
+            for index, reply in replies.items():
+                if reply[0] == "ok":
+                    continue
+                if reply[1] != grpc.StatusCode.NOT_FOUND.name:
+                    raise ChildAbort(grpc.StatusCode[reply[1]], reply[2], reply[3])
+                sub = int(reply[2].split("[", 1)[1].split("]", 1)[0])  # "sa_indexes[k]: …"
+                refused.append(unique[index][sub])
+            if refused:
+                position = min(refused)
+                raise ChildAbort(grpc.StatusCode.NOT_FOUND,
+                                 f"sa_indexes[{position}]: sa_index: {wanted[position]} is not "
+                                 "in use", (("failed-sa", str(position)),))
+        replies = self._exchange_all({index: ("call", "RemoveSas", pb.RemoveSasRequest(
+            sa_indexes=[wanted[p] for p in part], missing_ok=request.missing_ok
+        ).SerializeToString()) for index, part in enumerate(parts) if part})
+        final: dict[int, list[pb.SaCounters]] = {}
+        for index, reply in sorted(replies.items()):
+            if reply[0] != "ok":
+                raise batch_abort(ChildAbort(grpc.StatusCode[reply[1]], reply[2], reply[3]),
+                                  parts[index], "sa_indexes")[1]
+            final[index] = list(pb.RemoveSasResponse.FromString(reply[1]).final_counters)
+        return pb.RemoveSasResponse(final_counters=merge_final_counters(
+            wanted, self.members, final))
 
     def _refuse_used_key(self, method: str, request: Message) -> None:
         """FAILED_PRECONDITION if a process other than the owner has numbered packets under
@@ -210,8 +370,10 @@ class Supervisor:
         if self._failure is not None:
             raise ChildAbort(grpc.StatusCode.UNAVAILABLE, self._failure)
         member = self._members[index]
+        message = (("drops",) if request is DROPS_ONLY else
+                   ("call", method, request.SerializeToString()))
         try:
-            reply = member.exchange(("call", method, request.SerializeToString()))
+            reply = member.exchange(message)
         except (EOFError, OSError):
             raise ChildAbort(grpc.StatusCode.UNAVAILABLE,
                              self._failure or f"{member.describe()} is gone; the crypto port is "
