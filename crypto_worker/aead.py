@@ -14,6 +14,8 @@ speed"). The key length is checked when the SA is added, as the constructor woul
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
@@ -44,7 +46,7 @@ class EspAead:
         # Per-packet fast path of seal(), chosen once: the one-shot call and how many tag bytes
         # to cut (GCM with a truncated ICV), instead of branching on the suite per packet. Until
         # the first packet it is `_first_seal`, which builds the cipher object.
-        self._encrypt = self._first_seal
+        self._encrypt: Callable[[bytes, bytes, bytes], bytes] = self._first_seal
         gcm = suite.algorithm is AeadAlgorithm.GCM
         self._icv_cut = _FULL_GCM_TAG - suite.icv_bytes if gcm else 0
 
@@ -58,7 +60,7 @@ class EspAead:
 
     def _first_seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
         self._build()
-        return self._encrypt(nonce, plaintext, aad)  # type: ignore[no-any-return]
+        return self._encrypt(nonce, plaintext, aad)
 
     def __repr__(self) -> str:
         return f"<EspAead {self._suite.label}>"
