@@ -5,9 +5,16 @@ One `EspAead` is built per SA, so the key schedule is set up once, not per packe
 (8 or 12 bytes, RFC 4106 §6) seals with `AESGCM` and keeps the leading ICV bytes; it opens with the
 GCM mode object, which verifies a truncated tag (`min_tag_length=8`) — `AESGCM` itself accepts only
 16-byte tags.
+
+The `AESGCM`/`AESCCM` object is built at the SA's first packet, not when the SA is added: each
+holds about 2.4 KB of OpenSSL cipher contexts outside Python's heap, so 65,536 idle SAs would
+cost about 150 MiB of RSS for contexts no packet has used (docs/operations.md, "Capacity and
+speed"). The key length is checked when the SA is added, as the constructor would.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -32,16 +39,28 @@ class EspAead:
         self._suite = suite
         self._salt = salt.reveal()
         self._key = key.reveal()
+        if len(self._key) != suite.key_bytes or len(self._key) not in (16, 24, 32):
+            raise ValueError(f"{suite.label}: the key must be {suite.key_bytes} bytes")
         self._gcm: AESGCM | None = None
         self._ccm: AESCCM | None = None
-        if suite.algorithm is AeadAlgorithm.GCM:
+        # Per-packet fast path of seal(), chosen once: the one-shot call and how many tag bytes
+        # to cut (GCM with a truncated ICV), instead of branching on the suite per packet. Until
+        # the first packet it is `_first_seal`, which builds the cipher object.
+        self._encrypt: Callable[[bytes, bytes, bytes], bytes] = self._first_seal
+        gcm = suite.algorithm is AeadAlgorithm.GCM
+        self._icv_cut = _FULL_GCM_TAG - suite.icv_bytes if gcm else 0
+
+    def _build(self) -> None:
+        """Builds the cipher object (first packet of the SA)."""
+        if self._suite.algorithm is AeadAlgorithm.GCM:
             self._gcm = AESGCM(self._key)
         else:
-            self._ccm = AESCCM(self._key, tag_length=suite.icv_bytes)
-        # Per-packet fast path of seal(), chosen once here: the one-shot call and how many tag
-        # bytes to cut (GCM with a truncated ICV), instead of branching on the suite per packet.
+            self._ccm = AESCCM(self._key, tag_length=self._suite.icv_bytes)
         self._encrypt = (self._ccm or self._gcm).encrypt  # type: ignore[union-attr]
-        self._icv_cut = _FULL_GCM_TAG - suite.icv_bytes if self._gcm is not None else 0
+
+    def _first_seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        self._build()
+        return self._encrypt(nonce, plaintext, aad)
 
     def __repr__(self) -> str:
         return f"<EspAead {self._suite.label}>"
@@ -56,6 +75,8 @@ class EspAead:
     def open(self, iv: bytes, sealed: bytes, aad: bytes) -> bytes:
         """Returns the plaintext of ciphertext ‖ ICV, or raises IcvMismatch."""
         nonce = self._salt + iv
+        if self._gcm is None and self._ccm is None:
+            self._build()
         try:
             if self._ccm is not None:
                 return self._ccm.decrypt(nonce, sealed, aad)

@@ -34,7 +34,7 @@ class EspMode(enum.Enum):
     TUNNEL = "tunnel"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SaConfig:
     """What the controller says about one SA; everything but the keys."""
 
@@ -48,7 +48,7 @@ class SaConfig:
     replay_window: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SaKeys:
     """The key material of one SA: AES key and salt, both wrapped."""
 

@@ -80,7 +80,7 @@ class SaStateRefused(Exception):
     """The request contradicts the durable state (retired or used key, nothing to resume)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SaIdentity:
     """Which durable row an SA owns; never the key itself."""
 

@@ -19,20 +19,22 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from p4sim.errors import AlreadyExistsError, InvalidEntryError, NotFoundError, TableFullError
 
 MatchKind = Literal["exact", "ternary", "lpm", "range", "optional"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class FieldMatch:
+class FieldMatch(NamedTuple):
     """One key field of an entry. A key field left out of `TableEntry.matches` is a wildcard.
 
     exact/optional: `value`; ternary: `value` and `mask`; lpm: `value` and `prefix_len`;
     range: `value` is the low bound and `high` the high bound (both inclusive).
+
+    A named tuple, not a dataclass: 65,536 tunnels hold a quarter of a million of these, and a
+    direct counter hashes the entry key (a tuple of them) per packet, which for a tuple is C
+    code, for a dataclass one Python `__hash__` call per field match (docs/p4sim.md, "Scale").
     """
 
     field_id: int
@@ -43,8 +45,7 @@ class FieldMatch:
     high: int | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class ActionCall:
+class ActionCall(NamedTuple):
     """An action with its directionless arguments, in P4Info parameter order."""
 
     action_id: int
@@ -55,20 +56,26 @@ EntryKey = tuple[tuple[FieldMatch, ...], int]
 """What identifies an entry in its table: the matches sorted by field id, and the priority."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TableEntry:
     """A table entry. `priority` is 0 for tables without ternary/range/optional keys; otherwise
-    a larger number wins, as in P4Runtime."""
+    a larger number wins, as in P4Runtime. `key`, its identity within its table, is computed
+    once here (the matches tuple itself when already sorted by field id, as P4Runtime clients
+    send them)."""
 
     table_id: int
     matches: tuple[FieldMatch, ...]
     priority: int = 0
     action: ActionCall
+    key: EntryKey = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def key(self) -> EntryKey:
-        """The identity of this entry within its table."""
-        return (tuple(sorted(self.matches, key=lambda m: m.field_id)), self.priority)
+    def __post_init__(self) -> None:
+        matches = self.matches
+        ordered = all(matches[i].field_id < matches[i + 1].field_id
+                      for i in range(len(matches) - 1))
+        object.__setattr__(self, "key", (
+            matches if ordered else tuple(sorted(matches, key=lambda m: m.field_id)),
+            self.priority))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,7 +128,10 @@ class CounterState:
     def write(self, index: object, packets: int, nbytes: int) -> None:
         """Set the cell (P4Runtime counter write)."""
         self._check(index)
-        self._cells[index] = [packets, nbytes]
+        if packets or nbytes:
+            self._cells[index] = [packets, nbytes]
+        else:  # a zero cell is an untouched one (the controller zeroes 22 per new tunnel)
+            self._cells.pop(index, None)
 
     def reset(self) -> None:
         """Zero every cell."""
@@ -266,13 +276,14 @@ class MeterState:
 
 @dataclass(slots=True)
 class _Compiled:
-    """An entry reduced to what a lookup tests: its rank (smaller wins), the masked key it
-    hashes under in its mask group, and its range tests (position, low, high)."""
+    """An entry reduced to what a lookup tests: its rank (smaller wins; the second element is
+    its insertion sequence number), the masked key it hashes under in its mask group, and its
+    range tests (position, low, high)."""
 
     entry: TableEntry
     rank: tuple[int, int]
     ranges: tuple[tuple[int, int, int], ...]
-    signature: tuple[object, ...]
+    group: _MaskGroup
     masked: tuple[int, ...]
 
 
@@ -285,10 +296,11 @@ class _MaskGroup:
     recomputation, not one per delete).
     """
 
-    __slots__ = ("hashed", "buckets", "best", "count")
+    __slots__ = ("signature", "hashed", "buckets", "best", "count")
 
-    def __init__(self, hashed: tuple[tuple[int, int], ...]) -> None:
-        self.hashed = hashed  # (position, mask) of every key position the group matches on
+    def __init__(self, signature: tuple[tuple[tuple[int, int], ...], tuple[int, ...]]) -> None:
+        self.signature = signature  # (hashed, range positions): the group's key in its table
+        self.hashed = signature[0]  # (position, mask) of every key position the group matches on
         self.buckets: dict[tuple[int, ...], list[_Compiled]] = {}
         self.best: tuple[int, int] | None = None  # None: unknown (recompute) or empty
         self.count = 0
@@ -349,8 +361,7 @@ class TableState:
         self._compiled: dict[EntryKey, _Compiled] = {}
         self._groups: dict[tuple[object, ...], _MaskGroup] = {}
         self._ordered: list[_MaskGroup] | None = None  # groups by best rank; None: re-sort
-        self._seq = 0
-        self._order: dict[EntryKey, int] = {}
+        self._seq = 0  # insertion sequence number of the newest entry (older wins a tie)
         self.reset()
 
     # -- control plane -------------------------------------------------------------------------
@@ -373,9 +384,9 @@ class TableState:
         key = entry.key
         if key not in self._entries:
             raise NotFoundError(f"table {self.name!r}: no such entry")
-        self._unindex(key)
+        seq = self._unindex(key)
         self._entries[key] = entry
-        self._index(entry)
+        self._index(entry, seq)
 
     def delete(self, key: EntryKey) -> None:
         """Remove the entry with this key (see `TableEntry.key`)."""
@@ -384,7 +395,6 @@ class TableState:
             raise NotFoundError(f"table {self.name!r}: no such entry")
         self._unindex(key)
         del self._entries[key]
-        self._order.pop(key, None)
         if self.direct_counter is not None:
             self.direct_counter._forget(key)
         if self.direct_meter is not None:
@@ -415,7 +425,6 @@ class TableState:
     def reset(self) -> None:
         """Only the program's const entries and default action remain."""
         self._entries.clear()
-        self._order.clear()
         self._exact_index.clear()
         self._compiled.clear()
         self._groups.clear()
@@ -462,11 +471,10 @@ class TableState:
         key = entry.key
         self._entries[key] = entry
         self._seq += 1
-        self._order[key] = self._seq
-        self._index(entry)
+        self._index(entry, self._seq)
 
-    def _index(self, entry: TableEntry) -> None:
-        """Add one entry to the lookup indexes."""
+    def _index(self, entry: TableEntry, seq: int) -> None:
+        """Add one entry to the lookup indexes; `seq` orders it among entries of equal rank."""
         width_keys = self.keys
         if self._exact_only:
             values = [0] * len(width_keys)
@@ -494,18 +502,20 @@ class TableState:
             else:
                 mask = full
             masks[pos] = mask
-            values[pos] = m.value & mask
+            value = m.value
+            # the decoder refuses bits outside the mask: keep the entry's own int, not a copy
+            values[pos] = value if value & mask == value else value & mask
         hashed = tuple((pos, mask) for pos, mask in enumerate(masks) if mask)
         signature = (hashed, tuple(pos for pos, _, _ in ranges))
         masked = tuple([values[pos] for pos, _ in hashed])
         # larger priority first, then longer prefix, then older entry
-        rank = (-(entry.priority * (1 << 16) + prefix), self._order.get(entry.key, 0))
-        compiled = _Compiled(entry=entry, rank=rank, ranges=tuple(ranges),
-                             signature=signature, masked=masked)
+        rank = (-(entry.priority * (1 << 16) + prefix), seq)
         group = self._groups.get(signature)
-        if group is None:
-            group = self._groups[signature] = _MaskGroup(hashed)
+        if group is None:  # the group keeps the signature, the entries share it
+            group = self._groups[signature] = _MaskGroup(signature)
             self._ordered = None
+        compiled = _Compiled(entry=entry, rank=rank, ranges=tuple(ranges), group=group,
+                             masked=masked)
         bisect.insort(group.buckets.setdefault(masked, []), compiled, key=_rank)
         group.count += 1
         if group.count == 1 or (group.best is not None and rank < group.best):
@@ -513,28 +523,30 @@ class TableState:
             self._ordered = None
         self._compiled[entry.key] = compiled
 
-    def _unindex(self, key: EntryKey) -> None:
-        """Remove one entry from the lookup indexes."""
+    def _unindex(self, key: EntryKey) -> int:
+        """Remove one entry from the lookup indexes; its insertion sequence number (0 in an
+        exact-only table, where no two entries can tie)."""
         entry = self._entries[key]
         if self._exact_only:
             values = [0] * len(self.keys)
             for m in entry.matches:
                 values[self._position[m.field_id]] = m.value
             self._exact_index.pop(tuple(values), None)
-            return
+            return 0
         compiled = self._compiled.pop(key)
-        group = self._groups[compiled.signature]
+        group = compiled.group
         bucket = group.buckets[compiled.masked]
         bucket.remove(compiled)
         if not bucket:
             del group.buckets[compiled.masked]
         group.count -= 1
         if group.count == 0:
-            del self._groups[compiled.signature]
+            del self._groups[group.signature]
             self._ordered = None
         elif group.best == compiled.rank:
             group.best = None  # recomputed at the next lookup
             self._ordered = None
+        return compiled.rank[1]
 
     def _check_not_const(self) -> None:
         if self.is_const:

@@ -17,6 +17,9 @@ from p4sim.p4runtime.proto import p4i, p4r
 from p4sim.p4runtime.schema import ActionInfo, Schema, TableInfo
 from p4sim.runtime import ActionCall, FieldMatch, TableEntry
 
+_MASKS: dict[tuple[int, int], int] = {}  # (width, ternary mask) -> the one int kept for it
+_MASKS_KEPT = 4096  # bound on _MASKS: masks beyond it are kept per entry
+
 _ONEOF_KIND = {"exact": "exact", "ternary": "ternary", "lpm": "lpm", "range": "range",
                "optional": "optional"}
 
@@ -134,7 +137,9 @@ def _decode_one(table: TableInfo, name: str, field_id: int, width: int, kind: st
         if value & ~mask:
             raise invalid(f"{what}: value 0x{field.ternary.value.hex()} has bits outside mask "
                           f"0x{field.ternary.mask.hex()}")
-        return FieldMatch(field_id=field_id, kind="ternary", value=value, mask=mask)
+        # One int object per distinct mask, not one per entry (most are the field's full mask).
+        return FieldMatch(field_id=field_id, kind="ternary", value=value,
+                          mask=_shared_mask(width, mask))
     if kind == "range":
         low = decode_uint(field.range.low, width, what + " low")
         high = decode_uint(field.range.high, width, what + " high")
@@ -144,6 +149,15 @@ def _decode_one(table: TableInfo, name: str, field_id: int, width: int, kind: st
             raise invalid(f"{what}: the full range is \"don't care\"; omit the field instead")
         return FieldMatch(field_id=field_id, kind="range", value=low, high=high)
     raise invalid(f"{what}: match kind {kind} is not supported")
+
+
+def _shared_mask(width: int, mask: int) -> int:
+    found = _MASKS.get((width, mask))
+    if found is None:
+        if len(_MASKS) >= _MASKS_KEPT:
+            return mask
+        found = _MASKS[(width, mask)] = mask
+    return found
 
 
 def decode_action(schema: Schema, table: TableInfo, action: p4r.TableAction, *,

@@ -130,3 +130,46 @@ def test_lpm_with_exact_key_uses_longest_prefix_and_wildcard_entry() -> None:
     assert t.lookup((2, 0x0B000000)) is None
     t.delete(route(1, 0x0A010000, 16, 2).key)
     assert t.lookup((1, 0x0A010203)).action.args == (1,)  # type: ignore[union-attr]
+
+
+def test_entry_key_is_order_independent_and_reuses_sorted_matches() -> None:
+    a = FieldMatch(field_id=1, kind="ternary", value=1, mask=0xFF)
+    b = FieldMatch(field_id=2, kind="exact", value=9)
+    sorted_entry = _entry((a, b), 1, priority=3)
+    reversed_entry = _entry((b, a), 1, priority=3)
+    assert sorted_entry.key == reversed_entry.key == ((a, b), 3)
+    assert sorted_entry.key[0] is sorted_entry.matches  # no second tuple per entry
+    assert reversed_entry.matches == (b, a)  # the entry keeps what was written
+    t = _table(("ternary", "exact"))
+    t.insert(reversed_entry)
+    with pytest.raises(AlreadyExistsError):
+        t.insert(sorted_entry)
+    assert t.lookup((1, 9)) == reversed_entry
+
+
+def test_modify_keeps_the_entry_older_than_a_later_equal_rank_entry() -> None:
+    t = _table(("ternary",))
+    first = _entry((FieldMatch(field_id=1, kind="ternary", value=0x10, mask=0xF0),), 1,
+                   priority=5)
+    second = _entry((FieldMatch(field_id=1, kind="ternary", value=0x12, mask=0xFF),), 2,
+                    priority=5)
+    t.insert(first)
+    t.insert(second)
+    assert t.lookup((0x12,)) == first  # equal priority: the older entry wins
+    modified = _entry(first.matches, 3, priority=5)
+    t.modify(modified)
+    assert t.lookup((0x12,)) == modified  # still the older one after a modify
+    assert [e.action.args for e in t.entries()] == [(3,), (2,)]
+
+
+def test_zero_counter_write_leaves_no_cell_and_reads_zero() -> None:
+    c = CounterState(counter_id=1, name="c", size=4, unit="BOTH")
+    c.write(1, 0, 0)
+    assert c.cells == {} and c.read(1) == (0, 0)
+    c.count(1, 100)
+    c.write(2, 5, 7)
+    assert c.read(1) == (1, 100) and c.read(2) == (5, 7)
+    c.write(1, 0, 0)  # a reset of a counted cell
+    assert c.read(1) == (0, 0) and set(c.cells) == {2}
+    c.count(1, 10)
+    assert c.read(1) == (1, 10)
