@@ -68,16 +68,8 @@ class Calls:
         callee = norm_expr(callee)
         args = [a for a in kids(args_node) if a is not None] if args_node is not None else []
         if callee.data == "member":
-            base_node, mnode = kids(callee)
-            m = ident(mnode)
-            base_node = norm_expr(base_node)
-            if base_node.data == "name_ref":
-                sym = scope.lookup(ident(kids(base_node)[0]))
-                if sym is None and id(node) in self.direct_calls:
-                    sym = scope.lookup(self.direct_calls[id(node)])
-                if sym is None:
-                    raise self.fail(UnknownNameError, base_node,
-                                    f"unknown name '{ident(kids(base_node)[0])}'", "call")
+            base_node, m, sym = self.method_target(callee, scope, node)
+            if sym is not None:
                 if sym.kind == "table":
                     return self.table_apply(sym, m, args, scope, node)
                 if sym.kind == "extern":
@@ -109,12 +101,8 @@ class Calls:
                 self.check_args(args, {1}, node, m)
                 n = self.const_eval(args[0])
                 return Val(f"{m}({b.code}, {n})", VoidT())
-            raise self.fail(UnknownNameError, mnode, f"{b.type.show()} has no method '{m}'",
-                            "call")
-        if callee.data != "name_ref":
-            raise self.fail(UnsupportedConstructError, node, "call of this expression", "call")
-        name = ident(kids(callee)[0])
-        sym = scope.lookup(name)
+            raise self.no_method(b.type, callee)
+        name, sym = self.function_target(callee, scope, node)
         if sym is not None and sym.kind == "action":
             return self.direct_action_call(sym, args, scope, node)
         if sym is not None and sym.kind == "function":

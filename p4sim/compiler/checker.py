@@ -335,21 +335,47 @@ class Checker:
             raise self.fail(P4TypeError, node, "call has no value", "call")
         return Typed(t)
 
+    def method_target(self: Compiler, callee: Tree, scope: Scope, node: Any
+                      ) -> tuple[Any, str, Any]:
+        """For a call `base.method(...)` (`callee` a member node): the base expression, the
+        method's name, and when the base is a plain name its symbol — the name in scope, or the
+        instance a direct invocation `C.apply()` stands for (`direct_calls`) — else None. An
+        unknown name fails at the base. Shared by the checker's `call_type` and the layout in
+        `calls`."""
+        base_node, mnode = kids(callee)
+        base_node = norm_expr(base_node)
+        if base_node.data != "name_ref":
+            return base_node, ident(mnode), None
+        sym = scope.lookup(ident(kids(base_node)[0]))
+        if sym is None and id(node) in self.direct_calls:
+            sym = scope.lookup(self.direct_calls[id(node)])
+        if sym is None:
+            raise self.fail(UnknownNameError, base_node,
+                            f"unknown name '{ident(kids(base_node)[0])}'", "call")
+        return base_node, ident(mnode), sym
+
+    def no_method(self: Compiler, base_type: P4Type, callee: Tree) -> Exception:
+        """The error for `base.method(...)` when `base`'s type has no such method."""
+        mnode = kids(callee)[1]
+        return self.fail(UnknownNameError, mnode,
+                         f"{base_type.show()} has no method '{ident(mnode)}'", "call")
+
+    def function_target(self: Compiler, callee: Tree, scope: Scope, node: Any
+                        ) -> tuple[str, Any]:
+        """For a call `name(...)`: the name and its symbol in scope (None for an extern
+        function or a v1model primitive); any other callee expression is refused."""
+        if callee.data != "name_ref":
+            raise self.fail(UnsupportedConstructError, node, "call of this expression", "call")
+        name = ident(kids(callee)[0])
+        return name, scope.lookup(name)
+
     def call_type(self: Compiler, callee: Tree, args_node: Any, scope: Scope, node: Any
                   ) -> P4Type:
         """What a call returns (its arguments are checked where it is laid out, in `calls`)."""
         nargs = len([a for a in kids(args_node) if a is not None]) if args_node is not None else 0
         if callee.data == "member":
-            base_node, mnode = kids(callee)
-            m = ident(mnode)
-            base_node = norm_expr(base_node)
-            if base_node.data == "name_ref":
-                sym = scope.lookup(ident(kids(base_node)[0]))
-                if sym is None and id(node) in self.direct_calls:
-                    sym = scope.lookup(self.direct_calls[id(node)])
-                if sym is None:
-                    raise self.fail(UnknownNameError, base_node,
-                                    f"unknown name '{ident(kids(base_node)[0])}'", "call")
+            base_node, m, sym = self.method_target(callee, scope, node)
+            if sym is not None:
                 if sym.kind == "extern":
                     if sym.type.name == "register" and m == "read" and nargs == 1:  # type: ignore[attr-defined]
                         return sym.info[1]  # type: ignore[no-any-return]
@@ -367,12 +393,8 @@ class Checker:
             if isinstance(b.type, HeaderT):
                 self.check_args([a for a in kids(args_node) if a is not None]
                                 if args_node is not None else [], {0}, node, m)
-            raise self.fail(UnknownNameError, mnode, f"{b.type.show()} has no method '{m}'",
-                            "call")
-        if callee.data != "name_ref":
-            raise self.fail(UnsupportedConstructError, node, "call of this expression", "call")
-        name = ident(kids(callee)[0])
-        sym = scope.lookup(name)
+            raise self.no_method(b.type, callee)
+        name, sym = self.function_target(callee, scope, node)
         if sym is not None and sym.kind == "function":
             return self.resolve_type(kids(kids(sym.info)[1])[0])
         if sym is not None and sym.kind == "action":
