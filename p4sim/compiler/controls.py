@@ -29,6 +29,17 @@ if TYPE_CHECKING:
 class Controls:
     """Controls and actions (a part of `Compiler`)."""
 
+    def local_variable(self: Compiler, loc: Tree, scope: Scope) -> tuple[str, P4Type, Any, Scope]:
+        """Declares a variable local to a control or parser instance (`scope`) and returns its
+        initialisation `(target, type, initialiser, scope)` for the instance's constructor."""
+        _annotations, tnode, vname, vinit = kids(loc)
+        t = self.resolve_type(tnode)
+        self.check_instance_type(t, tnode)
+        n = ident(vname)
+        self.dup(scope.names, n, vname, "variable")
+        scope.names[n] = Sym("var", t, f"L.v_{py(n)}")
+        return f"L.v_{py(n)}", t, vinit, scope
+
     def compile_control(self: Compiler, decl: Tree, qname: str,
                         ctor_args: dict[str, Sym] | None = None) -> Instance:
         """One control instance `qname`. `ctor_args` binds its control-typed constructor
@@ -75,13 +86,7 @@ class Controls:
             if d == "const_decl":
                 self.declare_const(loc, cscope.names)
             elif d == "var_decl":
-                vann, tnode, vname, vinit = kids(loc)
-                t = self.resolve_type(tnode)
-                self.check_instance_type(t, tnode)
-                n = ident(vname)
-                self.dup(cscope.names, n, vname, "variable")
-                cscope.names[n] = Sym("var", t, f"L.v_{py(n)}")
-                init_lines.append((f"L.v_{py(n)}", t, vinit, cscope))
+                init_lines.append(self.local_variable(loc, cscope))
             elif d == "action_decl":
                 n = ident(kids(loc)[1])
                 self.dup(cscope.names, n, loc, "action")

@@ -93,13 +93,7 @@ class Parsers:
             if loc.data == "const_decl":
                 self.declare_const(loc, pscope.names)
             elif loc.data == "var_decl":
-                vann, tnode, vname, vinit = kids(loc)
-                t = self.resolve_type(tnode)
-                self.check_instance_type(t, tnode)
-                n = ident(vname)
-                self.dup(pscope.names, n, vname, "variable")
-                pscope.names[n] = Sym("var", t, f"L.v_{py(n)}")
-                init_lines.append((f"L.v_{py(n)}", t, vinit, pscope))
+                init_lines.append(self.local_variable(loc, pscope))
             elif loc.data == "instantiation" and self.sub_parser_type(loc) is not None:
                 n = ident(kids(loc)[3])
                 self.dup(pscope.names, n, loc, "instance")
