@@ -72,7 +72,7 @@ class FrameProcessor:
                         frame, next_header = decrypt_frame(sa, shim, message[SHIM_BYTES:], mtu)
                         reply = shim_with_next_header(message, next_header) + frame
                 except PacketDropped as drop:
-                    sa.counters.count_drop(drop.reason)
+                    table.count_drop(sa, drop.reason)
                     log.debug("drop: %s", drop)
                     continue
                 counters = sa.counters
@@ -90,7 +90,7 @@ class FrameProcessor:
         except Exception:  # noqa: BLE001 - the shim itself may be what failed
             pass
         if sa is not None:
-            sa.counters.count_drop(DropReason.INTERNAL)
+            self._table.count_drop(sa, DropReason.INTERNAL)
         else:
             self._table.count_unattributed(DropReason.INTERNAL)
         now = time.monotonic()

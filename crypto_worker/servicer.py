@@ -231,6 +231,8 @@ class CryptoWorkerServicer(pb_grpc.CryptoWorkerServicer):
                     )
                     raise AssertionError("unreachable: context.abort raises")
                 sas.append(sa)
+        elif request.dropped_only:
+            sas = self._table.dropping()
         else:
             sas = self._table.all()
         if request.dropped_only:

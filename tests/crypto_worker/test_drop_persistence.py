@@ -130,3 +130,44 @@ def test_without_a_state_dir_no_writer_runs() -> None:
     table = SaTable()
     assert table._drop_writer is None
     table.close()
+
+
+def test_only_dropping_sas_are_looked_at_and_removed_ones_are_forgotten(tmp_path: Path) -> None:
+    """The writer's snapshot comes from the SAs that dropped (SaTable.dropping), not from a scan
+    of every SA; an SA removed after dropping leaves that set, and a fresh SA at its index
+    starts outside it. A resumed SA with stored drops is in it from the start."""
+    keys = Keying.random(GCM)
+    good, forged, _ = _frames(keys)
+    table = SaTable(SaStateStore.open(tmp_path), block=8, drop_flush_interval=FLUSH)
+    table.add(_config(), keys.keys())
+    for index in range(3, 200):  # many idle SAs: none of them may appear
+        table.add(sa_config(sa_index=index, spi=0x8000 + index, direction=Direction.DECRYPT,
+                            suite=GCM, tunnel=True, nat_t=False), Keying.random(GCM).keys())
+    processor = FrameProcessor(table)
+    processor.process_batch([good, good])  # the second is a replay
+    dropping = table.dropping()
+    assert [sa.config.sa_index for sa in dropping] == [2]
+    assert table._dropping == set(dropping)
+    snapshot = table.drop_snapshot()
+    assert [drops for _, drops in snapshot.by_sa] == [{DropReason.REPLAY: 1}]
+    _wait(lambda: table.store.load_drops(dropping[0].reservation.identity)
+          == {DropReason.REPLAY: 1})
+    table.remove(2)
+    assert table.dropping() == [] and table._dropping == set()
+    table.add(_config(spi=0x7003), Keying.random(GCM).keys())
+    assert table.dropping() == []
+    table.close()
+
+    resumed_table = SaTable(SaStateStore.open(tmp_path), block=8, drop_flush_interval=FLUSH)
+    try:
+        resumed_table.add(_config(), keys.keys(), resume=True)
+        assert [sa.config.sa_index for sa in resumed_table.dropping()] == [2]
+        processor = FrameProcessor(resumed_table)
+        processor.process_batch([forged])
+        resumed = resumed_table.get(2)
+        assert resumed is not None
+        # one more drop (replay or ICV: the resumed window starts past the stored mark)
+        assert sum(resumed.counters.drops.values()) == 2
+        assert resumed_table.drop_snapshot().by_sa[0][1] == resumed.counters.drops
+    finally:
+        resumed_table.close()

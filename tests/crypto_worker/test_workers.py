@@ -14,6 +14,7 @@ Needs root (CI runs as root); skipped otherwise. Run just this file:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -104,6 +105,17 @@ class _Worker:
         self.process.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def _running(namespace: str, tmp: Path) -> Iterator[_Worker]:
+    """A started, ready worker (two processes), stopped at the end of the block."""
+    worker = _Worker(namespace, tmp)
+    try:
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.stop()
+
+
 @pytest.fixture
 def switch_side(namespace: str) -> Iterator[socket.socket]:
     sock = socket_in_namespace(namespace, "cw-switch")
@@ -191,9 +203,7 @@ def test_two_workers_number_every_sa_exactly_once_and_resume_after_restart(
     namespace: str, switch_side: socket.socket, tmp_path: Path,
 ) -> None:
     keys = {i: Keying.random(SUITE) for i in SA_INDEXES}
-    worker = _Worker(namespace, tmp_path)
-    try:
-        worker.wait_ready()
+    with _running(namespace, tmp_path) as worker:
         assert len(worker.children()) == 2
         _add(worker.stub, keys, resume=False)
         sequences = _exchange(switch_side, rounds=30)
@@ -225,13 +235,9 @@ def test_two_workers_number_every_sa_exactly_once_and_resume_after_restart(
             assert reused.value.details().startswith(f"key retired: sa_index {sa_index} "), \
                 reused.value.details()
         assert len(worker.stub.ListSas(pb.ListSasRequest()).sas) == len(SA_INDEXES)
-    finally:
-        worker.stop()
     assert worker.process.returncode == 0
 
-    worker = _Worker(namespace, tmp_path)
-    try:
-        worker.wait_ready()
+    with _running(namespace, tmp_path) as worker:
         _add(worker.stub, keys, resume=True)
         sequences = _exchange(switch_side, rounds=5)
         # Each SA continues above its durable limit (at most one block above the 30 it sent),
@@ -240,8 +246,6 @@ def test_two_workers_number_every_sa_exactly_once_and_resume_after_restart(
             start = numbers[0]
             assert 30 < start <= 30 + BLOCK + 1, (sa_index, numbers)
             assert numbers == list(range(start, start + 5)), (sa_index, numbers)
-    finally:
-        worker.stop()
 
     refused = _Worker(namespace, tmp_path, workers=3)
     assert refused.process.wait(timeout=60) == 2
@@ -255,9 +259,7 @@ def test_two_workers_number_every_sa_exactly_once_and_resume_after_restart(
 def test_a_killed_worker_process_stops_the_group_and_the_service_says_so(
     namespace: str, tmp_path: Path,
 ) -> None:
-    worker = _Worker(namespace, tmp_path)
-    try:
-        worker.wait_ready()
+    with _running(namespace, tmp_path) as worker:
         keys = {i: Keying.random(SUITE) for i in SA_INDEXES}
         _add(worker.stub, keys, resume=False)
         first, second = worker.children()
@@ -279,8 +281,6 @@ def test_a_killed_worker_process_stops_the_group_and_the_service_says_so(
             assert time.monotonic() < deadline, "the other worker process still runs"
             time.sleep(0.05)
         assert worker.process.poll() is None  # the service itself stays up, NOT_SERVING
-    finally:
-        worker.stop()
 
 
 def test_nanomsg_takes_one_worker_process(capsys: pytest.CaptureFixture[str]) -> None:
@@ -298,9 +298,7 @@ def test_nanomsg_takes_one_worker_process(capsys: pytest.CaptureFixture[str]) ->
 @needs_root
 def test_the_worker_processes_stop_when_the_supervisor_dies(namespace: str,
                                                            tmp_path: Path) -> None:
-    worker = _Worker(namespace, tmp_path)
-    try:
-        worker.wait_ready()
+    with _running(namespace, tmp_path) as worker:
         children = worker.children()
         assert len(children) == 2
         worker.process.kill()
@@ -309,8 +307,6 @@ def test_the_worker_processes_stop_when_the_supervisor_dies(namespace: str,
         while any(Path(f"/proc/{pid}").exists() for pid in children):
             assert time.monotonic() < deadline, "worker processes outlived the supervisor"
             time.sleep(0.05)
-    finally:
-        worker.stop()
 
 
 @needs_root
@@ -318,22 +314,14 @@ def test_after_a_sigkill_of_every_process_no_sequence_number_is_reused(
     namespace: str, switch_side: socket.socket, tmp_path: Path,
 ) -> None:
     keys = {i: Keying.random(SUITE) for i in SA_INDEXES}
-    worker = _Worker(namespace, tmp_path)
-    try:
-        worker.wait_ready()
+    with _running(namespace, tmp_path) as worker:
         _add(worker.stub, keys, resume=False)
         sent = _exchange(switch_side, rounds=40)  # past two refills of the 16-number block
         assert sent == {i: list(range(1, 41)) for i in SA_INDEXES}
         for pid in [*worker.children(), worker.process.pid]:
             os.kill(pid, signal.SIGKILL)
-    finally:
-        worker.stop()
-    worker = _Worker(namespace, tmp_path)
-    try:
-        worker.wait_ready()
+    with _running(namespace, tmp_path) as worker:
         _add(worker.stub, keys, resume=True)
         for sa_index, numbers in _exchange(switch_side, rounds=3).items():
             assert 40 < numbers[0] <= 40 + BLOCK + 1, (sa_index, numbers)
             assert numbers == list(range(numbers[0], numbers[0] + 3))
-    finally:
-        worker.stop()
