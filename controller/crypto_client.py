@@ -24,7 +24,14 @@ from tunneloffload.crypto.v1 import worker_pb2_grpc as wpb_grpc
 
 log = logging.getLogger(__name__)
 
+# Deadlines. A call about one SA gets CALL_TIMEOUT; a batch call gets it plus PER_SA_TIMEOUT per
+# SA; a call whose answer covers every SA the worker holds (ListSas, GetCounters of all or of the
+# dropped ones) gets WHOLE_TABLE_TIMEOUT: ListSas of 60,000 SAs took up to 2.2 s on a loaded
+# 2-core machine, so a fixed 3 s made a busy worker look like an outage (DEADLINE_EXCEEDED is
+# reported as "crypto worker unavailable") at the table sizes this device supports.
 CALL_TIMEOUT = 3.0
+PER_SA_TIMEOUT = 0.001  # 4x the 0.25 ms per SA AddSas took (--workers 2, load ~7)
+WHOLE_TABLE_TIMEOUT = 60.0
 FAILED_SA_METADATA = "failed-sa"  # worker.proto AddSas/RemoveSas: the SA refused
 
 
@@ -143,6 +150,11 @@ def _fault(error: grpc.aio.AioRpcError, what: str, *, position: int | None = Non
                          f"{error.details()}", code=error.code().name, position=position)
 
 
+def _batch_timeout(count: int) -> float:
+    """The deadline of a call about `count` SAs."""
+    return CALL_TIMEOUT + count * PER_SA_TIMEOUT
+
+
 def _failed_position(error: grpc.aio.AioRpcError) -> int | None:
     """The ``failed-sa`` trailing metadata of an AddSas/RemoveSas refusal (worker.proto)."""
     for key, value in error.trailing_metadata() or ():
@@ -207,7 +219,7 @@ class CryptoWorkerClient:
             key=wpb.SaKey(key=sa.sa.secret.reveal_key(), salt=sa.sa.secret.reveal_salt()))
             for sa in sas])
         try:
-            await self._stub.AddSas(request, timeout=CALL_TIMEOUT)
+            await self._stub.AddSas(request, timeout=_batch_timeout(len(sas)))
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.UNIMPLEMENTED:
                 self._batched = False
@@ -224,7 +236,8 @@ class CryptoWorkerClient:
             return
         try:
             await self._stub.RemoveSas(wpb.RemoveSasRequest(
-                sa_indexes=list(sa_indexes), missing_ok=missing_ok), timeout=CALL_TIMEOUT)
+                sa_indexes=list(sa_indexes), missing_ok=missing_ok),
+                timeout=_batch_timeout(len(sa_indexes)))
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.UNIMPLEMENTED:
                 self._batched = False
@@ -245,7 +258,8 @@ class CryptoWorkerClient:
     async def list(self) -> dict[int, wpb.SaParams]:
         """The worker's SAs by index (parameters only)."""
         try:
-            response = await self._stub.ListSas(wpb.ListSasRequest(), timeout=CALL_TIMEOUT)
+            response = await self._stub.ListSas(wpb.ListSasRequest(),
+                                                timeout=WHOLE_TABLE_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             raise _fault(error, "ListSas") from None
         return {info.params.sa_index: info.params for info in response.sas}
@@ -256,8 +270,9 @@ class CryptoWorkerClient:
         naming an index it does not hold (NOT_FOUND, e.g. an SA it lost): then every SA is
         asked for, so a lost SA's drops (``unknown_sa``) still come back."""
         request = wpb.GetCountersRequest(sa_indexes=sa_indexes or [])
+        timeout = _batch_timeout(len(sa_indexes)) if sa_indexes else WHOLE_TABLE_TIMEOUT
         try:
-            return await self._stub.GetCounters(request, timeout=CALL_TIMEOUT)
+            return await self._stub.GetCounters(request, timeout=timeout)
         except grpc.aio.AioRpcError as error:
             if sa_indexes and error.code() is grpc.StatusCode.NOT_FOUND:
                 return await self._counters()
@@ -269,7 +284,7 @@ class CryptoWorkerClient:
         missing from the answer dropped nothing."""
         try:
             response = await self._stub.GetCounters(
-                wpb.GetCountersRequest(dropped_only=True), timeout=CALL_TIMEOUT)
+                wpb.GetCountersRequest(dropped_only=True), timeout=WHOLE_TABLE_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             raise _fault(error, "GetCounters") from None
         counts = {counters.sa_index: sum(drop.packets for drop in counters.drops)
@@ -283,7 +298,7 @@ class CryptoWorkerClient:
         them: a cheap probe, where ListSas returns every SA)."""
         try:
             await self._stub.GetCounters(wpb.GetCountersRequest(sa_indexes=list(sa_indexes)),
-                                         timeout=CALL_TIMEOUT)
+                                         timeout=_batch_timeout(len(sa_indexes)))
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
                 return False
