@@ -410,11 +410,11 @@ class EntryEncoder:
         matches: list[bytes] = []
         for name, value in (entry.match or {}).items():
             field = fields.get(name)
-            match = _field_match(field, value) if field is not None else _UNHANDLED
+            match: Any = _field_match(field, value) if field is not None else _UNHANDLED
             if match is _UNHANDLED:
                 return None
             if match is not None:
-                matches.append(_TE_MATCH + _length(len(match)) + match)  # type: ignore[arg-type]
+                matches.append(_TE_MATCH + _length(len(match)) + match)
         action = entry.action
         known = actions.get(action.name)
         if known is None:
