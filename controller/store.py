@@ -88,8 +88,14 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {
 }
 
 
+_PLAIN = frozenset({int, str, bool, type(None)})  # exact types: an IntEnum is not plain
+_JSON = json.JSONEncoder(sort_keys=True)  # json.dumps(..., sort_keys=True), built once
+
+
 def _to_json(value: object) -> Any:
     """Tagged JSON for the frozen model dataclasses (keys never included)."""
+    if type(value) in _PLAIN:  # most values: checked first (a tunnel is serialized per commit)
+        return value
     if isinstance(value, SaKey):
         raise TypeError("secrets are sealed separately, never serialized")
     if isinstance(value, model.SecurityAssociation):
@@ -330,18 +336,36 @@ class TunnelStore:
         return StagedBatch(self)
 
     def _write(self, change: TunnelChange) -> None:
-        key = str(change.tunnel_id)
-        if change.before is not None or change.tunnel_id in self._tunnels:  # else no rows
-            self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
-            self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
-        if change.after is not None:
-            self._insert(change.after)
+        self._write_many([change])
+
+    def _write_many(self, changes: Sequence[TunnelChange]) -> None:
+        """The rows of ``changes``, in order: each tunnel's old rows deleted (unless it had
+        none), its new ones inserted — consecutive inserts in one executemany per table."""
+        tunnels: list[tuple[str, str]] = []
+        sealed: list[tuple[str, int, bytes]] = []
+
+        def flush() -> None:
+            if tunnels:
+                self._db.executemany("INSERT INTO tunnels VALUES (?, ?)", tunnels)
+                self._db.executemany("INSERT INTO sealed_keys VALUES (?, ?, ?)", sealed)
+                tunnels.clear()
+                sealed.clear()
+
+        for change in changes:
+            key = str(change.tunnel_id)
+            if change.before is not None or change.tunnel_id in self._tunnels:  # else no rows
+                flush()
+                self._db.execute("DELETE FROM sealed_keys WHERE tunnel_id = ?", (key,))
+                self._db.execute("DELETE FROM tunnels WHERE tunnel_id = ?", (key,))
+            if change.after is not None:
+                tunnels.append(self._tunnel_row(change.after))
+                sealed += self._sealed_rows(change.after)
+        flush()
 
     def _commit_batch(self, applied: Sequence[tuple[TunnelChange, int | None]],
                       dropped: Sequence[int | None]) -> None:
         try:
-            for change, _ in applied:
-                self._write(change)
+            self._write_many([change for change, _ in applied])
             self._db.executemany("UPDATE journal SET state = 'applied' WHERE seq = ?",
                                  [(seq,) for _, seq in applied if seq is not None])
             self._db.executemany("DELETE FROM journal WHERE seq = ?",
@@ -386,14 +410,15 @@ class TunnelStore:
         """Fingerprint → (tunnel id, spi) of every committed encrypt SA (read-only)."""
         return MappingProxyType(self._live_keys)
 
-    def _insert(self, tunnel: model.Tunnel) -> None:
+    @staticmethod
+    def _tunnel_row(tunnel: model.Tunnel) -> tuple[str, str]:
+        return (str(tunnel.tunnel_id), _JSON.encode(_to_json(tunnel)))
+
+    def _sealed_rows(self, tunnel: model.Tunnel) -> list[tuple[str, int, bytes]]:
         key = str(tunnel.tunnel_id)
-        self._db.execute("INSERT INTO tunnels VALUES (?, ?)",
-                         (key, json.dumps(_to_json(tunnel), sort_keys=True)))
-        for sa in tunnel.security_associations:
-            self._db.execute("INSERT INTO sealed_keys VALUES (?, ?, ?)", (
-                key, sa.spi, self._sealer.seal(sa.secret, tunnel_id=tunnel.tunnel_id,
-                                               spi=sa.spi)))
+        return [(key, sa.spi, self._sealer.seal(sa.secret, tunnel_id=tunnel.tunnel_id,
+                                                spi=sa.spi))
+                for sa in tunnel.security_associations]
 
     def _commit(self, change: TunnelChange, journal: int | None) -> None:
         if journal is not None:
@@ -437,9 +462,10 @@ class TunnelStore:
         """Record (or forget) a tunnel's indices — inside the request's open transaction when
         called from the data plane during :meth:`stage` … commit, so both commit together."""
         key = str(tunnel_id)
-        self._db.execute("DELETE FROM allocations WHERE tunnel_id = ?", (key,))
-        if allocation is not None:
-            self._db.execute("INSERT INTO allocations VALUES (?, ?, ?)", (
+        if allocation is None:
+            self._db.execute("DELETE FROM allocations WHERE tunnel_id = ?", (key,))
+        else:  # one statement: the row replaced (tunnel_id is the primary key)
+            self._db.execute("INSERT OR REPLACE INTO allocations VALUES (?, ?, ?)", (
                 key, allocation.tunnel_index,
                 json.dumps([list(pair) for pair in allocation.sa_pairs])))
 

@@ -568,10 +568,8 @@ class TableState:
                 )
             seen.add(m.field_id)
             spec = self.keys[pos]
-            allowed = {spec.match_kind}
-            if spec.match_kind == "ternary":
-                allowed.add("exact")
-            if m.kind not in allowed:
+            if m.kind != spec.match_kind and not (spec.match_kind == "ternary"
+                                                  and m.kind == "exact"):
                 raise InvalidEntryError(
                     f"table {self.name!r}: field {spec.name!r} is {spec.match_kind}, "
                     f"got a {m.kind} match"

@@ -329,7 +329,9 @@ def run_fresh(name: str, args: argparse.Namespace
     try:
         starters = {"baseline": start_baseline, "detached": start_detached, "full": start_full}
         target = starters[name](procs)
-        print(f"{name}: running ...", flush=True)
+        # the pids, to attach a profiler (py-spy record -p PID) while the workloads run
+        print(f"{name}: running ... pids " + ", ".join(
+            f"{process}={pid}" for process, pid in target.pids.items()), flush=True)
         results = asyncio.run(run_target(target, args))
         return results, {process: rss_mib(pid) for process, pid in target.pids.items()}
     finally:

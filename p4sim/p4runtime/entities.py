@@ -9,7 +9,7 @@ action parameters. Codes and wording follow BMv2's server where it and the spec 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from p4sim.p4runtime.bytestrings import decode_uint, encode_uint, full_mask, prefix_mask
 from p4sim.p4runtime.errors import denied, invalid
@@ -24,10 +24,11 @@ _ONEOF_KIND = {"exact": "exact", "ternary": "ternary", "lpm": "lpm", "range": "r
                "optional": "optional"}
 
 
-@dataclass(frozen=True, kw_only=True)
-class DecodedEntry:
+class DecodedEntry(NamedTuple):
     """A checked ``p4.v1.TableEntry``: the runtime entry (None for the default entry), the
-    action (None when absent), and the extras P4Runtime keeps with an entry."""
+    action (None when absent), and the extras P4Runtime keeps with an entry. (A named tuple:
+    one is built per update of a write, and a frozen dataclass's ``__init__`` was a tenth of
+    the decode, profiled.)"""
 
     table: TableInfo
     is_default: bool
@@ -88,25 +89,49 @@ def check_priority(table: TableInfo, priority: int) -> None:
 
 
 def decode_matches(table: TableInfo, fields: object) -> tuple[FieldMatch, ...]:
+    """The checked matches. Exact and ternary fields with well-formed values (what clients
+    write almost always) are decoded inline; anything else, and every malformed value, goes
+    through :func:`_decode_one`, whose checks and errors are the reference (a write of
+    10,000 entries spent a third of its time building the error texts of fields that had no
+    error, profiled)."""
     seen: set[int] = set()
     out = []
+    by_id = table.fields_by_id
     for field in fields:  # type: ignore[attr-defined]
-        info = table.field(field.field_id)
+        field_id = field.field_id
+        info = by_id.get(field_id)
         if info is None:
-            raise invalid(f"table {table.name!r}: no match field with id {field.field_id}")
-        if field.field_id in seen:
+            raise invalid(f"table {table.name!r}: no match field with id {field_id}")
+        if field_id in seen:
             raise invalid(f"table {table.name!r}: match field {info.name!r} given twice")
-        seen.add(field.field_id)
+        seen.add(field_id)
         given = field.WhichOneof("field_match_type")
-        if given != info.match_kind:
+        kind = info.match_kind
+        if given != kind:
             raise invalid(
-                f"table {table.name!r}: field {info.name!r} is {info.match_kind}, "
+                f"table {table.name!r}: field {info.name!r} is {kind}, "
                 f"got a {given} match"
             )
-        out.append(_decode_one(table, info.name, info.id, info.bitwidth, given, field))
-    for info in table.exact_fields:
-        if info.id not in seen:
-            raise invalid(f"table {table.name!r}: exact field {info.name!r} is missing")
+        width = info.bitwidth
+        if kind == "exact":
+            raw = field.exact.value
+            value = int.from_bytes(raw, "big")
+            if raw and not value >> width:
+                out.append(FieldMatch(field_id, "exact", value))
+                continue
+        elif kind == "ternary":
+            ternary = field.ternary
+            raw, raw_mask = ternary.value, ternary.mask
+            value, mask = int.from_bytes(raw, "big"), int.from_bytes(raw_mask, "big")
+            if raw and raw_mask and mask and not (value >> width or mask >> width
+                                                  or value & ~mask):
+                out.append(FieldMatch(field_id, "ternary", value, _shared_mask(width, mask)))
+                continue
+        out.append(_decode_one(table, info.name, info.id, width, given, field))
+    if not seen.issuperset(table.exact_ids):
+        for info in table.exact_fields:
+            if info.id not in seen:
+                raise invalid(f"table {table.name!r}: exact field {info.name!r} is missing")
     return tuple(out)
 
 
@@ -188,10 +213,13 @@ def decode_params(info: ActionInfo, params: object) -> tuple[int, ...]:
         given[param.param_id] = param.value
     args = []
     for spec in info.params:
-        if spec.id not in given:
+        raw = given.pop(spec.id, None)
+        if raw is None:
             raise invalid(f"action {info.name!r}: parameter {spec.name!r} is missing")
-        args.append(decode_uint(given.pop(spec.id), spec.bitwidth,
-                                f"action {info.name!r} parameter {spec.name!r}"))
+        value = int.from_bytes(raw, "big")
+        if not raw or value >> spec.bitwidth:  # decode_uint's check, and its error
+            decode_uint(raw, spec.bitwidth, f"action {info.name!r} parameter {spec.name!r}")
+        args.append(value)
     if given:
         raise invalid(f"action {info.name!r}: no parameter with id {min(given)}")
     return tuple(args)

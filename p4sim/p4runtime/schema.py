@@ -46,21 +46,26 @@ class TableInfo:
     size: int
     direct_counter_id: int
 
-    @property
+    @cached_property
     def needs_priority(self) -> bool:
         return any(f.match_kind in PRIORITY_KINDS for f in self.match_fields)
 
     def field(self, field_id: int) -> FieldInfo | None:
-        return self._fields_by_id.get(field_id)
+        return self.fields_by_id.get(field_id)
 
     @cached_property
-    def _fields_by_id(self) -> dict[int, FieldInfo]:
+    def fields_by_id(self) -> dict[int, FieldInfo]:
         return {info.id: info for info in self.match_fields}
 
     @cached_property
     def exact_fields(self) -> tuple[FieldInfo, ...]:
         """The fields every entry must give (exact match kind)."""
         return tuple(info for info in self.match_fields if info.match_kind == "exact")
+
+    @cached_property
+    def exact_ids(self) -> frozenset[int]:
+        """The ids of :attr:`exact_fields`."""
+        return frozenset(info.id for info in self.exact_fields)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -245,7 +245,7 @@ def test_the_entry_encoder_writes_what_finsy_writes_for_every_tunnel_kind() -> N
 
     from controller.capabilities import Capabilities
     from controller.pipeline import Route
-    from controller.planner import EntryEncoder
+    from controller.planner import EntryEncoder, message_key
     from controller.validation import validate_request
     from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 
@@ -267,8 +267,12 @@ def test_the_entry_encoder_writes_what_finsy_writes_for_every_tunnel_kind() -> N
         view[tunnel.tunnel_id] = tunnel
         sa_pairs = tuple((sa.spi, 10 + n) for n, sa in enumerate(tunnel.security_associations))
         for entry in planner.entries(tunnel, Allocation(tunnel_index=index, sa_pairs=sa_pairs)):
+            finsy = entry.encode(PIPELINE.schema)
             fast = encoder.encode(entry).SerializeToString(deterministic=True)
-            assert fast == entry.encode(PIPELINE.schema).SerializeToString(deterministic=True)
+            assert fast == finsy.SerializeToString(deterministic=True)
+            wire = encoder.wire(entry)
+            assert wire is not None  # every entry of the controller's tables: no fallback
+            assert wire == (message_key(finsy), finsy.SerializeToString(deterministic=True))
             checked += 1
     route = PIPELINE.route_entry(Route(address=IPv4Address("10.0.0.0"), length=8, port=3,
                                        src_mac=bytes(6), dst_mac=bytes.fromhex("0a0b0c0d0e0f")))

@@ -13,9 +13,11 @@ import pytest
 from p4sim.p4runtime.arbitration import Arbiter
 from p4sim.p4runtime.bytestrings import decode_uint, encode_uint
 from p4sim.p4runtime.device_config import make_device_config, parse_device_config
+from p4sim.p4runtime.entities import _decode_one, decode_matches
 from p4sim.p4runtime.errors import P4RuntimeError
 from p4sim.p4runtime.p4info_diff import first_difference
 from p4sim.p4runtime.proto import p4i, p4r, rpc_code
+from p4sim.p4runtime.schema import FieldInfo, TableInfo
 from tests.p4sim.p4runtime.fake_switch import fake_p4info
 
 
@@ -103,3 +105,51 @@ def test_counter_data_reports_only_what_the_unit_counts():
     assert counter_data(spec.BYTES, 3, 90).packet_count == 0
     both = counter_data(spec.BOTH, 3, 90)
     assert (both.packet_count, both.byte_count) == (3, 90)
+
+
+_TABLE = TableInfo(id=1, name="t", match_fields=(
+    FieldInfo(id=1, name="e", bitwidth=12, match_kind="exact"),
+    FieldInfo(id=2, name="m", bitwidth=8, match_kind="ternary")),
+    action_scopes={}, const_default_action_id=0, is_const=False, size=8, direct_counter_id=0)
+
+
+def _exact(raw: bytes) -> p4r.FieldMatch:
+    return p4r.FieldMatch(field_id=1, exact=p4r.FieldMatch.Exact(value=raw))
+
+
+def _ternary(value: bytes, mask: bytes) -> p4r.FieldMatch:
+    return p4r.FieldMatch(field_id=2, ternary=p4r.FieldMatch.Ternary(value=value, mask=mask))
+
+
+@pytest.mark.parametrize("fields", [
+    [_exact(b"")], [_exact(b"\x10\x00")], [_exact(b"\x01"), _ternary(b"", b"\xff")],
+    [_exact(b"\x01"), _ternary(b"\x01", b"")], [_exact(b"\x01"), _ternary(b"\x01\x00", b"\xff")],
+    [_exact(b"\x01"), _ternary(b"\x01", b"\x01\x00")],
+    [_exact(b"\x01"), _ternary(b"\x00", b"\x00")],
+    [_exact(b"\x01"), _ternary(b"\x03", b"\x01")], [_ternary(b"\x01", b"\x01")],
+], ids=["exact-empty", "exact-too-wide", "value-empty", "mask-empty", "value-too-wide",
+        "mask-too-wide", "mask-zero", "outside-mask", "exact-missing"])
+def test_inline_match_decoding_refuses_as_the_reference_does(fields):
+    """decode_matches decodes well-formed exact and ternary fields inline: a malformed one
+    must fail with _decode_one's own code and words (or the missing-field error)."""
+    with pytest.raises(P4RuntimeError) as caught:
+        decode_matches(_TABLE, fields)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    reference = None
+    for field in fields:
+        info = _TABLE.field(field.field_id)
+        assert info is not None
+        try:
+            _decode_one(_TABLE, info.name, info.id, info.bitwidth, info.match_kind, field)
+        except P4RuntimeError as error:
+            reference = error.message
+            break
+    assert caught.value.message == (reference or "table 't': exact field 'e' is missing")
+
+
+def test_inline_match_decoding_keeps_values_and_shares_masks():
+    first = decode_matches(_TABLE, [_exact(b"\x00\x05"), _ternary(b"\x01", b"\x0f")])
+    second = decode_matches(_TABLE, [_ternary(b"\x02", b"\x0f"), _exact(b"\x06")])
+    assert [(m.field_id, m.kind, m.value, m.mask) for m in first] == [
+        (1, "exact", 5, None), (2, "ternary", 1, 15)]
+    assert second[0].mask is first[1].mask  # one int per distinct mask
