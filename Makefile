@@ -55,8 +55,8 @@ test-e2e: proto
 	VENV=$(VENV) PY=$(PY) ptf_tests/e2e/run.sh $(E2E_TESTS)
 
 lint: proto
-	$(VENV)/bin/ruff check controller p4sim p4rt_wire crypto_worker tunnelctl tests ptf_tests bench examples scripts
-	$(VENV)/bin/mypy controller crypto_worker tunnelctl p4sim p4rt_wire
+	$(VENV)/bin/ruff check controller p4sim p4rt_wire process_tuning crypto_worker tunnelctl tests ptf_tests bench examples scripts
+	$(VENV)/bin/mypy controller crypto_worker tunnelctl p4sim p4rt_wire process_tuning
 
 # The data plane: `p4` regenerates the checked-in P4Info of p4src/ (commit it with the source
 # change; tests/p4src/test_p4info.py fails when they drift), `p4-check` runs p4sim's front end.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import sys
@@ -17,19 +16,13 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from controller.sealing import SealingError  # noqa: E402
 from controller.server import serve  # noqa: E402
 from controller.settings import parse_settings  # noqa: E402
-
-# The cyclic GC's thresholds for a long-running server that holds many long-lived objects
-# (docs/operations.md "Capacity and speed"): with the default (700, 10, 10) a stream of 20,000
-# CREATEs spent 1.9 s of the controller's 11.6 s CPU and 2.2 s of p4sim's 6.4 s in collections,
-# nearly all full ones walking every tunnel's objects; with these, 0.14 s and 0.16 s. Cyclic
-# garbage is still collected, after 50,000 allocations (young) and 10 million (full).
-GC_THRESHOLDS = (50_000, 20, 10)
+from process_tuning import tune_gc  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     settings = parse_settings(argv)
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_gc()  # process_tuning: fewer full collections
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.log_wire:

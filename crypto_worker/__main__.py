@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import signal
@@ -18,6 +17,7 @@ from crypto_worker.reservation import DEFAULT_BLOCK
 from crypto_worker.sa_state import StateStoreError
 from crypto_worker.server import CRYPTO_PORT, SaSocketError, Worker, WorkerSettings
 from crypto_worker.supervisor import Supervisor, WorkerStartError
+from process_tuning import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +87,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# The cyclic GC's thresholds for a long-running server holding many long-lived objects: with
-# the default (700, 10, 10), collections were an eighth of the worker's CPU in a stream of
-# 20,000 CREATEs, a third of p4sim's (docs/operations.md "Capacity and speed"); cyclic garbage
-# is still collected, after 50,000 allocations (young) and 10 million (full).
-GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune_gc()  # process_tuning: fewer full collections
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

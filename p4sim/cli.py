@@ -15,7 +15,6 @@ bad command-line arguments, 3 when the switch cannot start (address in use, no i
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import signal
 import sys
@@ -29,6 +28,7 @@ from google.protobuf import json_format, text_format
 from google.protobuf.message import Message
 
 from p4sim.errors import P4Error
+from process_tuning import tune_gc
 
 if TYPE_CHECKING:  # imported lazily at run time so `--help` and `check` start fast
     import grpc
@@ -177,17 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The cyclic GC's thresholds for a long-running server holding many long-lived objects: with
-# the default (700, 10, 10), full collections walking every entry were a third of p4sim's CPU
-# in a stream of 20,000 CREATEs (docs/operations.md "Capacity and speed"); cyclic garbage is
-# still collected, after 50,000 allocations (young) and 10 million (full).
-GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
-        gc.set_threshold(*GC_THRESHOLDS)
+        tune_gc()  # process_tuning: fewer full collections
         return _run(args)
     if args.command == "device-config":
         from p4sim.p4runtime.device_config import make_device_config
