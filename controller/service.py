@@ -15,6 +15,11 @@ peak footprint — not the changes. If the peak does not fit, nothing is applied
 them. Both passes judge against the same overlay of the same committed state
 (:class:`_StreamState`), so they agree request by request — server-allocated ids included.
 
+A client that goes away before its stream ends gets nothing applied. gRPC shows the server a
+cancelled stream as the stream's end followed by the cancellation, so the service checks for
+the caller's cancellation (after yielding ``CANCEL_YIELDS`` event-loop turns for it to land)
+once more just before the stream's first write, and applies nothing if it came.
+
 Once a stream is being applied, the client no longer matters: :meth:`TunnelService.submit` runs
 the work in its own task behind :func:`asyncio.shield`, so a cancelled call or an expired
 deadline stops the handler but never a request half-way; every request is finished (store
@@ -53,6 +58,8 @@ log = logging.getLogger(__name__)
 MAX_ERROR_BITS = 64
 # Requests per store transaction and data-plane batch (the data plane may split it further).
 BATCH = 512
+# Event-loop turns a caller's cancellation gets to land before a stream's first write.
+CANCEL_YIELDS = 4
 LOGGED_IDS = 20  # tunnel ids named per "CREATE of n tunnel(s)" line (each request: DEBUG)
 
 
@@ -177,6 +184,7 @@ class TunnelService:
         self.capabilities = capabilities
         self._lock = asyncio.Lock()  # one stream at a time: plans see a stable state
         self._running: set[asyncio.Task[StreamResult]] = set()
+        self._abandoned: set[str] = set()  # streams whose caller went away before any write
 
     async def submit(self, spool: RequestSpool) -> StreamResult:
         """Validate, capacity-check and apply one createIpTunnel stream, to the end even if the
@@ -194,6 +202,7 @@ class TunnelService:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
+            self._abandoned.add(stream)
             if not task.done():
                 log.warning("stream %s: the client went away (cancelled or deadline) while its "
                             "%d request(s) were being applied; finishing them", stream,
@@ -215,8 +224,21 @@ class TunnelService:
         try:
             return await self._submit_locked(stream, spool)
         finally:
+            self._abandoned.discard(stream)
             spool.close()
             self._store.journal_clear(stream)
+
+    async def _check_caller(self, stream: str, spool: RequestSpool) -> None:
+        """Before a stream's first write: if its caller has gone away (gRPC reports a client
+        that cancels mid-stream as the stream's end, and the cancellation only after it),
+        nothing of it is applied — the task ends cancelled. Yields to the event loop first so
+        a cancellation already on its way lands."""
+        for _ in range(CANCEL_YIELDS):
+            await asyncio.sleep(0)
+        if stream in self._abandoned:
+            log.warning("stream %s: the client went away before any of its %d request(s) was "
+                        "applied; nothing was applied", stream, spool.count)
+            raise asyncio.CancelledError
 
     async def _submit_locked(self, stream: str, spool: RequestSpool) -> StreamResult:
         caps = self.capabilities
@@ -285,6 +307,7 @@ class TunnelService:
         state = _StreamState(self._store, self.capabilities)
         batch: list[tuple[int, TunnelChange]] = []
         stopped_at: int | None = None  # the first request a data-plane fault left unapplied
+        first_write = True
         fault: DataPlaneUnavailable | None = None
         for index, raw in enumerate(spool):
             if judged and index in verdicts.errors:
@@ -309,6 +332,9 @@ class TunnelService:
                 continue  # only judged from here on, for its id and its own errors
             batch.append((index, change))
             if len(batch) == BATCH:
+                if first_write:
+                    await self._check_caller(stream, spool)
+                    first_write = False
                 stopped = await self._apply_batch(stream, batch, verdicts)
                 batch = []
                 if stopped is not None:
@@ -316,6 +342,8 @@ class TunnelService:
                     if judged:
                         break  # pass 1 recorded every later request already
         if batch:
+            if first_write:
+                await self._check_caller(stream, spool)
             stopped = await self._apply_batch(stream, batch, verdicts)
             if stopped is not None:
                 stopped_at, fault = stopped

@@ -201,9 +201,12 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
                 if self._wiring():
                     self._wire("createIpTunnel request", _decoded(request))
         except BaseException:
-            spool.close()  # the client went away (or was refused) before the end: nothing ran
+            spool.close()  # refused, or the client went away before the end: nothing ran
             raise
-        result = await self._service.submit(spool)  # the service owns the spool from here
+        # The service owns the spool from here. gRPC ends the request iterator alike for a
+        # client that finished its stream and one that cancelled it; the cancellation arrives
+        # just after, and the service applies nothing if it comes before the first write.
+        result = await self._service.submit(spool)
         response = pb.createIpTunnelResponses(
             requestStatus=cast(pb.ADD_TUNNEL_STATUS, int(result.status)),
             errorStatus=result.error_bits)
