@@ -70,9 +70,9 @@ class RequestSpool:
 
     def __iter__(self) -> Iterator[bytes]:
         """The requests in the order they were appended (a fresh pass over the file)."""
+        cipher = self._cipher()
         self._seal()
         self._file.flush()
-        cipher = self._cipher()
         offset = 0
         read = 0
         for number in range(self._chunks):
