@@ -349,11 +349,11 @@ class TunnelService:
                 stopped_at, fault = stopped
         if stopped_at is None:
             return None
-        error = RequestError(ErrorCode.DATAPLANE_UNAVAILABLE, "",
-                             f"not applied: the data plane is unavailable ({fault}); the state "
-                             "is as before this request")
+        unavailable = RequestError(ErrorCode.DATAPLANE_UNAVAILABLE, "",
+                                   f"not applied: the data plane is unavailable ({fault}); the "
+                                   "state is as before this request")
         for later in range(stopped_at, len(verdicts.tunnel_ids)):
-            verdicts.errors.setdefault(later, error)
+            verdicts.errors.setdefault(later, unavailable)
         return StreamStatus.TABLE_UNAVAILABLE
 
     async def _apply_batch(self, stream: str, items: list[tuple[int, TunnelChange]],
