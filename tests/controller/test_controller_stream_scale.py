@@ -9,6 +9,7 @@ Run just this file: .venv/bin/python -m pytest tests/controller/test_controller_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ctl_builders import (
     update_enc_sa,
 )
 from ctl_client import all_tunnels, create, tls_channel, wait_serving
+from ctl_doubles import FailingDataPlane
 
 from controller import service as service_module
 from controller.capabilities import Capabilities
@@ -91,12 +93,14 @@ def _geneve(tunnel_id: int, number: int) -> pb.ipTunnelRequest:
                                          prefix=24))
 
 
-async def _small_controller(start_controller, tunnels: int) -> pb_grpc.ipTunnelServiceStub:
+@contextlib.asynccontextmanager
+async def _small_controller(start_controller, tunnels: int
+                            ) -> AsyncIterator[pb_grpc.ipTunnelServiceStub]:
     controller = await start_controller(capabilities=Capabilities(max_tunnels=tunnels,
                                                                   max_sas=tunnels))
-    channel = tls_channel(controller)
-    await wait_serving(channel)
-    return pb_grpc.ipTunnelServiceStub(channel)
+    async with tls_channel(controller) as channel:
+        await wait_serving(channel)
+        yield pb_grpc.ipTunnelServiceStub(channel)
 
 
 async def _ids(stub: pb_grpc.ipTunnelServiceStub) -> list[int]:
@@ -105,27 +109,55 @@ async def _ids(stub: pb_grpc.ipTunnelServiceStub) -> list[int]:
 
 async def test_capacity_is_all_or_nothing_across_batches(start_controller) -> None:
     assert service_module.BATCH == 512  # the streams below span two and three batches
-    stub = await _small_controller(start_controller, 1000)
-    over = await create(stub, *(_geneve(number + 1, number) for number in range(1200)))
-    assert over.requestStatus == pb._TUNNEL_TABLE_FULL
-    assert len(over.responses) == 1200 and all(item.HasField("error")
-                                               for item in over.responses)
-    assert "needs 1200 tunnels" in over.responses[1199].error.errorString
-    assert await _ids(stub) == []
+    async with _small_controller(start_controller, 1000) as stub:
+        over = await create(stub, *(_geneve(number + 1, number) for number in range(1200)))
+        assert over.requestStatus == pb._TUNNEL_TABLE_FULL
+        assert len(over.responses) == 1200 and all(item.HasField("error")
+                                                   for item in over.responses)
+        assert "needs 1200 tunnels" in over.responses[1199].error.errorString
+        assert await _ids(stub) == []
 
-    full = await create(stub, *(_geneve(number + 1, number) for number in range(1000)))
-    assert (full.requestStatus, full.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
-    # 600 deletes fill the first batch and more; the 601st create passes the capacity only at
-    # the end of the stream: nothing is applied, not even the first batch's deletes.
-    late = await create(stub, *(delete(number + 1) for number in range(600)),
-                        *(_geneve(2001 + number, number) for number in range(601)))
-    assert late.requestStatus == pb._TUNNEL_TABLE_FULL
-    assert "needs 1001 tunnels" in late.responses[0].error.errorString
-    assert await _ids(stub) == list(range(1, 1001))
-    swap = await create(stub, *(delete(number + 1) for number in range(600)),
-                        *(_geneve(2001 + number, number) for number in range(600)))
-    assert (swap.requestStatus, swap.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
-    assert await _ids(stub) == [*range(601, 1001), *range(2001, 2601)]
+        full = await create(stub, *(_geneve(number + 1, number) for number in range(1000)))
+        assert (full.requestStatus, full.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
+        # 600 deletes fill the first batch and more; the 601st create passes the capacity only at
+        # the end of the stream: nothing is applied, not even the first batch's deletes.
+        late = await create(stub, *(delete(number + 1) for number in range(600)),
+                            *(_geneve(2001 + number, number) for number in range(601)))
+        assert late.requestStatus == pb._TUNNEL_TABLE_FULL
+        assert "needs 1001 tunnels" in late.responses[0].error.errorString
+        assert await _ids(stub) == list(range(1, 1001))
+        swap = await create(stub, *(delete(number + 1) for number in range(600)),
+                            *(_geneve(2001 + number, number) for number in range(600)))
+        assert (swap.requestStatus, swap.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
+        assert await _ids(stub) == [*range(601, 1001), *range(2001, 2601)]
+
+
+@pytest.mark.parametrize("tunnels", [2000, 950], ids=["one pass", "two passes"])
+async def test_a_dataplane_fault_in_a_later_batch_stops_the_stream_there(start_controller,
+                                                                         tunnels) -> None:
+    """899 valid CREATEs and 101 invalid ones (which count in the growth bound, not the peak):
+    a device of 2,000 tunnels takes the stream in one pass, one of 950 judges it first. The
+    data plane fails at request 600 (the second batch): 0–599 stay applied, every later valid
+    request is not applied, every invalid one keeps its own error."""
+    dataplane = FailingDataPlane(fail_calls={600})
+    controller = await start_controller(dataplane=dataplane, capabilities=Capabilities(
+        max_tunnels=tunnels, max_sas=tunnels))
+    async with tls_channel(controller) as channel:
+        await wait_serving(channel)
+        stub = pb_grpc.ipTunnelServiceStub(channel)
+        requests = [_geneve(number + 1, number) for number in range(900)]
+        requests[700] = geneve_encap(701, vni=1 << 24)
+        requests += [geneve_encap(2001 + number, vni=1 << 24) for number in range(100)]
+        answer = await create(stub, *requests)
+        assert answer.requestStatus == pb._TUNNEL_TABLE_UNAVAILABLE
+        assert [item.tunnelId for item in answer.responses] == [
+            *range(1, 901), *range(2001, 2101)]
+        errors = [item.error.errorString for item in answer.responses]
+        assert errors[:600] == [""] * 600
+        assert all("data plane is unavailable" in text
+                   for text in errors[600:700] + errors[701:900])
+        assert all("vni" in text for text in [errors[700], *errors[900:]])
+        assert await _ids(stub) == list(range(1, 601))
 
 
 # --- both passes judge alike ----------------------------------------------------------------
@@ -146,29 +178,29 @@ async def test_server_allocated_ids_are_the_same_in_both_passes(start_controller
         return validate(*args, **kwargs)
 
     monkeypatch.setattr(service_module, "validate_request", counting)
-    stub = await _small_controller(start_controller, 1000)
-    await create(stub, *(_geneve(number + 1, number) for number in range(900)))
-    assert calls == 900  # a stream that fits whatever it holds: one pass
-    requests: list[pb.ipTunnelRequest] = []
-    for group in range(300):  # delete two, create one with a server-allocated id
-        requests += [delete(3 * group + 1), delete(3 * group + 2), _geneve(0, 2000 + group)]
-    stored = set(range(1, 901))
-    expected: list[int] = []
-    for request in requests:  # the reference: the lowest free id at that point
-        if request.operation == pb._DELETE:
-            stored.discard(request.tunnelId)
-            expected.append(request.tunnelId)
-            continue
-        free = min(set(range(1, len(stored) + 2)) - stored)
-        stored.add(free)
-        expected.append(free)
-    calls = 0
-    answer = await create(stub, *requests)
-    assert (answer.requestStatus, answer.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
-    assert calls == 2 * len(requests)  # pass 1 and the apply pass
-    assert [item.tunnelId for item in answer.responses] == expected
-    assert await _ids(stub) == sorted(stored)
-    assert "a defect" not in caplog.text  # no request judged differently by the two passes
+    async with _small_controller(start_controller, 1000) as stub:
+        await create(stub, *(_geneve(number + 1, number) for number in range(900)))
+        assert calls == 900  # a stream that fits whatever it holds: one pass
+        requests: list[pb.ipTunnelRequest] = []
+        for group in range(300):  # delete two, create one with a server-allocated id
+            requests += [delete(3 * group + 1), delete(3 * group + 2), _geneve(0, 2000 + group)]
+        stored = set(range(1, 901))
+        expected: list[int] = []
+        for request in requests:  # the reference: the lowest free id at that point
+            if request.operation == pb._DELETE:
+                stored.discard(request.tunnelId)
+                expected.append(request.tunnelId)
+                continue
+            free = min(set(range(1, len(stored) + 2)) - stored)
+            stored.add(free)
+            expected.append(free)
+        calls = 0
+        answer = await create(stub, *requests)
+        assert (answer.requestStatus, answer.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
+        assert calls == 2 * len(requests)  # pass 1 and the apply pass
+        assert [item.tunnelId for item in answer.responses] == expected
+        assert await _ids(stub) == sorted(stored)
+        assert "a defect" not in caplog.text  # no request judged differently by the two passes
 
 
 # --- a client that leaves before its stream ends -------------------------------------------
