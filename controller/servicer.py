@@ -161,6 +161,16 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     def _wiring(self) -> bool:
         return self._log_wire and wire_log.isEnabledFor(logging.DEBUG)
 
+    def _wire_request(self, request: bytes) -> None:
+        """Wire-log a createIpTunnel request that arrived as bytes (decoded for the log only)."""
+        try:
+            message = pb.ipTunnelRequest.FromString(request)
+        except DecodeError:
+            wire_log.debug("createIpTunnel request: <%d bytes that are not an ipTunnelRequest>",
+                           len(request))
+            return
+        self._wire("createIpTunnel request", message)
+
     def _release(self, size: int) -> None:
         """A spool was closed: its bytes leave the shared budget."""
         self._buffered_bytes -= size
@@ -199,7 +209,7 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
                 if failure is not None:
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, failure)
                 if self._wiring():
-                    self._wire("createIpTunnel request", _decoded(request))
+                    self._wire_request(request)
         except BaseException:
             spool.close()  # refused, or the client went away before the end: nothing ran
             raise
@@ -275,14 +285,6 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
                 item = message.responses.add(tunnelId=tunnel.tunnel_id)
                 counters_to_proto(counters[tunnel.tunnel_id], item.tunnelCounters)
             yield message
-
-
-def _decoded(request: bytes) -> pb.ipTunnelRequest | str:
-    """A spooled request as a message for the wire log (text if it does not decode)."""
-    try:
-        return pb.ipTunnelRequest.FromString(request)
-    except DecodeError:
-        return f"<{len(request)} bytes that are not an ipTunnelRequest>"
 
 
 # v1alpha1 method → (v2 method, handler factory, request class or None, response class).
