@@ -35,12 +35,11 @@ from controller.servicer import (
     V1ALPHA1_SERVICE,
     V2_SERVICE,
     IpTunnelServicer,
-    v2_handler,
+    service_handlers,
 )
 from controller.settings import Settings
 from controller.store import DATABASE_FILE, TunnelStore
 from controller.tls import server_credentials, switch_channel_tls
-from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,8 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
         store.close()
         raise
     service = TunnelService(store=store, dataplane=dataplane, capabilities=capabilities)
-    servicer = IpTunnelServicer(service, log_wire=settings.log_wire)
+    servicer = IpTunnelServicer(service, spool_dir=settings.state_dir,
+                                log_wire=settings.log_wire)
 
     # No SO_REUSEPORT: a second controller on the same port must fail, not share the traffic.
     # Larger messages are refused by gRPC (RESOURCE_EXHAUSTED) before any of our code runs.
@@ -142,8 +142,7 @@ async def create_server(settings: Settings, *, dataplane: DataPlane | None = Non
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0),
                                       ("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
                              interceptors=interceptors)
-    pb_grpc.add_ipTunnelServiceServicer_to_server(servicer, server)
-    server.add_generic_rpc_handlers((v2_handler(servicer),))
+    server.add_generic_rpc_handlers(service_handlers(servicer))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -1,9 +1,11 @@
 """gRPC in/out only: wire messages to service calls and back, for both API versions.
 
-One servicer implements ``tunneloffload.v1alpha1.ipTunnelService``. The v2 service
-``tunneloffload.v2.IpTunnelService`` is served by the same methods through a generic handler
-that (de)serializes with the v1alpha1 message classes — the two versions have identical field
-numbers and types, so their bytes are the same (docs/api.md).
+One servicer implements ``tunneloffload.v1alpha1.ipTunnelService``. It and the v2 service
+``tunneloffload.v2.IpTunnelService`` are served by the same methods through generic handlers
+(:func:`service_handlers`) that (de)serialize with the v1alpha1 message classes — the two
+versions have identical field numbers and types, so their bytes are the same (docs/api.md).
+createIpTunnel's requests are not deserialized here: their bytes go to a spool on disk
+(controller/spool.py) as they arrive, and the service parses them when it judges the stream.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import functools
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf import text_format
+from google.protobuf.message import DecodeError
 
 from controller.dataplane import DataPlaneUnavailable
 from controller.errors import GRPC_STATUS
@@ -26,6 +30,7 @@ from controller.read_messages import (
     tunnel_to_proto,
 )
 from controller.service import TunnelService
+from controller.spool import RequestSpool
 from tunneloffload.v1alpha1 import tunneloffload_pb2 as pb
 from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
 from tunneloffload.v2 import tunneloffload_pb2 as pb_v2
@@ -35,19 +40,21 @@ wire_log = logging.getLogger("controller.wire")
 
 V1ALPHA1_SERVICE = pb.DESCRIPTOR.services_by_name["ipTunnelService"].full_name
 V2_SERVICE = pb_v2.DESCRIPTOR.services_by_name["IpTunnelService"].full_name
-# Memory bounds for createIpTunnel streams, which are buffered whole before they are validated
-# and applied (the API's capacity rule — a stream whose peak does not fit applies nothing —
-# needs the whole stream before the first write): at most MAX_STREAM_REQUESTS requests (twice
-# the default table: a stream that replaces every tunnel), one message at most
+# Bounds for createIpTunnel streams. A stream is read whole before it is validated and applied
+# (the API's capacity rule — a stream whose peak does not fit applies nothing — needs the whole
+# stream before the first write), into a sealed spool file in the state directory
+# (controller/spool.py), so these bound disk, not memory: at most MAX_STREAM_REQUESTS requests
+# (twice the default table: a stream that replaces every tunnel), one message at most
 # MAX_REQUEST_BYTES (the server's max_receive_message_length; a decrypt tunnel with thousands of
-# SAs is ~180 KB), one stream at most MAX_STREAM_BYTES, and all streams being read at the same
-# time at most MAX_BUFFERED_BYTES together. A stream that would pass a bound is refused
-# (RESOURCE_EXHAUSTED) instead of waiting, so clients that open streams and never finish them
-# cannot block the others — only fill the shared budget while they send.
+# SAs is ~180 KB), one stream at most MAX_STREAM_BYTES (2 KiB per request at the request bound;
+# an IPsec CREATE is ~100 bytes, one with 16 SAs ~1.3 KB), and all streams being read or
+# applied at the same time at most MAX_BUFFERED_BYTES together. A stream that would pass a
+# bound is refused (RESOURCE_EXHAUSTED) instead of waiting, so clients that open streams and
+# never finish them cannot block the others — only fill the shared budget while they send.
 MAX_STREAM_REQUESTS = 1 << 17
 MAX_REQUEST_BYTES = 1 << 20
-MAX_STREAM_BYTES = 32 << 20
-MAX_BUFFERED_BYTES = 64 << 20
+MAX_STREAM_BYTES = 256 << 20
+MAX_BUFFERED_BYTES = 1 << 30
 
 _R = TypeVar("_R")
 
@@ -140,14 +147,33 @@ def _pages(items: list[_R], size: int) -> list[list[_R]]:
 class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     """The six rpcs of the TunnelOffload API."""
 
-    def __init__(self, service: TunnelService, *, log_wire: bool = False) -> None:
+    def __init__(self, service: TunnelService, *, spool_dir: Path | None = None,
+                 log_wire: bool = False) -> None:
         self._service = service
+        self._spool_dir = spool_dir  # where createIpTunnel streams are spooled (None: tempdir)
         self._log_wire = log_wire
-        self._buffered_bytes = 0  # bytes of createIpTunnel requests held by open streams
+        self._buffered_bytes = 0  # request bytes in the spools of open or running streams
 
     def _wire(self, what: str, message: Any) -> None:
-        if self._log_wire and wire_log.isEnabledFor(logging.DEBUG):
+        if self._wiring():
             wire_log.debug("%s: %s", what, redacted(message))
+
+    def _wiring(self) -> bool:
+        return self._log_wire and wire_log.isEnabledFor(logging.DEBUG)
+
+    def _wire_request(self, request: bytes) -> None:
+        """Wire-log a createIpTunnel request that arrived as bytes (decoded for the log only)."""
+        try:
+            message = pb.ipTunnelRequest.FromString(request)
+        except DecodeError:
+            wire_log.debug("createIpTunnel request: <%d bytes that are not an ipTunnelRequest>",
+                           len(request))
+            return
+        self._wire("createIpTunnel request", message)
+
+    def _release(self, size: int) -> None:
+        """A spool was closed: its bytes leave the shared budget."""
+        self._buffered_bytes -= size
 
     def _refusal(self, count: int, stream_bytes: int, size: int) -> str | None:
         """Why the next request of a stream cannot be buffered, or None."""
@@ -169,32 +195,52 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
         return capabilities_to_proto(self._service.capabilities)
 
     @_unary
-    async def createIpTunnel(self, request_iterator: AsyncIterable[pb.ipTunnelRequest],
+    async def createIpTunnel(self, request_iterator: AsyncIterable[bytes],
                              context: grpc.aio.ServicerContext) -> pb.createIpTunnelResponses:
-        requests: list[pb.ipTunnelRequest] = []
-        stream_bytes = 0
+        # The requests arrive serialized (no request deserializer: service_handlers) and go to
+        # the spool as received; the service parses them when it judges the stream.
+        spool = RequestSpool(self._spool_dir, on_close=self._release)
         try:
             async for request in request_iterator:
-                size = request.ByteSize()
-                refusal = self._refusal(len(requests), stream_bytes + size, size)
+                refusal = self._refusal(spool.count, spool.size + len(request), len(request))
                 if refusal is not None:
                     await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
-                stream_bytes += size
-                self._buffered_bytes += size
-                self._wire("createIpTunnel request", request)
-                requests.append(request)
-            result = await self._service.submit(requests)
-        finally:
-            self._buffered_bytes -= stream_bytes
+                failure = self._spool(spool, request)
+                if failure is not None:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, failure)
+                if self._wiring():
+                    self._wire_request(request)
+        except BaseException:
+            spool.close()  # refused, or the client went away before the end: nothing ran
+            raise
+        # The service owns the spool from here. gRPC ends the request iterator alike for a
+        # client that finished its stream and one that cancelled it; the cancellation arrives
+        # just after, and the service applies nothing if it comes before the first write.
+        result = await self._service.submit(spool)
         response = pb.createIpTunnelResponses(
             requestStatus=cast(pb.ADD_TUNNEL_STATUS, int(result.status)),
             errorStatus=result.error_bits)
-        for outcome in result.outcomes:
+        for outcome in result.outcomes():
             item = response.responses.add(tunnelId=outcome.tunnel_id)
             if outcome.error is not None:
                 error_to_proto(outcome.error, item.error)
         self._wire("createIpTunnel response", response)
         return response
+
+    def _spool(self, spool: RequestSpool, request: bytes) -> str | None:
+        """Append one request (its bytes count in the shared budget until the spool closes);
+        why it could not be, if the disk failed."""
+        size = spool.size
+        try:
+            spool.append(request)
+        except OSError as error:
+            log.error("could not spool a createIpTunnel stream in %s: %s",
+                      self._spool_dir or "the temp directory", error)
+            return (f"the controller could not store the stream while reading it "
+                    f"({error.strerror}); nothing was applied")
+        finally:
+            self._buffered_bytes += spool.size - size
+        return None
 
     @_unary
     async def getIpTunnel(self, request: pb.tunnelId,
@@ -241,33 +287,42 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
             yield message
 
 
-# v2 method name → (v1alpha1 servicer method, handler factory, request class, response class)
-_V2_METHODS: dict[str, tuple[str, Callable[..., grpc.RpcMethodHandler], Any, Any]] = {
+# v1alpha1 method → (v2 method, handler factory, request class or None, response class).
+# createIpTunnel has no request class: its requests reach the servicer as the bytes received.
+_METHODS: dict[str, tuple[str, Callable[..., grpc.RpcMethodHandler], Any, Any]] = {
     "Capabilities": ("Capabilities", grpc.unary_unary_rpc_method_handler,
                      pb.CapabilityRequest, pb.CapabilityResponse),
-    "CreateIpTunnel": ("createIpTunnel", grpc.stream_unary_rpc_method_handler,
-                       pb.ipTunnelRequest, pb.createIpTunnelResponses),
-    "GetIpTunnel": ("getIpTunnel", grpc.unary_unary_rpc_method_handler,
+    "createIpTunnel": ("CreateIpTunnel", grpc.stream_unary_rpc_method_handler,
+                       None, pb.createIpTunnelResponses),
+    "getIpTunnel": ("GetIpTunnel", grpc.unary_unary_rpc_method_handler,
                     pb.tunnelId, pb.ipTunnelResponse),
-    "GetIpTunnelStats": ("getIpTunnelStats", grpc.unary_unary_rpc_method_handler,
+    "getIpTunnelStats": ("GetIpTunnelStats", grpc.unary_unary_rpc_method_handler,
                          pb.tunnelId, pb.ipTunnelStatsResponse),
-    "GetAllIpTunnels": ("getAllIpTunnels", grpc.unary_stream_rpc_method_handler,
+    "getAllIpTunnels": ("GetAllIpTunnels", grpc.unary_stream_rpc_method_handler,
                         pb.tunnelRequestArgs, pb.ipTunnelResponses),
-    "GetAllIpTunnelsStats": ("getAllIpTunnelsStats", grpc.unary_stream_rpc_method_handler,
+    "getAllIpTunnelsStats": ("GetAllIpTunnelsStats", grpc.unary_stream_rpc_method_handler,
                              pb.tunnelRequestArgs, pb.ipTunnelStatsResponses),
 }
 
 
-def v2_handler(servicer: IpTunnelServicer) -> grpc.GenericRpcHandler:
-    """Serve ``tunneloffload.v2.IpTunnelService`` with the v1alpha1 servicer's methods."""
-    declared = {method.name for method in
-                pb_v2.DESCRIPTOR.services_by_name["IpTunnelService"].methods}
-    if declared != set(_V2_METHODS):
-        raise RuntimeError(f"v2 proto methods {sorted(declared)} differ from the served "
-                           f"{sorted(_V2_METHODS)}")
-    handlers = {
-        name: factory(getattr(servicer, method), request_deserializer=request.FromString,
-                      response_serializer=response.SerializeToString)
-        for name, (method, factory, request, response) in _V2_METHODS.items()
-    }
-    return grpc.method_handlers_generic_handler(V2_SERVICE, handlers)
+def service_handlers(servicer: IpTunnelServicer) -> tuple[grpc.GenericRpcHandler, ...]:
+    """Serve ``tunneloffload.v1alpha1.ipTunnelService`` and ``tunneloffload.v2.IpTunnelService``
+    with the servicer's methods (the v2 messages are the v1alpha1 bytes, module doc)."""
+    services = (pb.DESCRIPTOR.services_by_name["ipTunnelService"],
+                pb_v2.DESCRIPTOR.services_by_name["IpTunnelService"])
+    for descriptor, served in zip(services, (set(_METHODS),
+                                             {entry[0] for entry in _METHODS.values()}),
+                                  strict=True):
+        declared = {method.name for method in descriptor.methods}
+        if declared != served:
+            raise RuntimeError(f"{descriptor.full_name} methods {sorted(declared)} differ from "
+                               f"the served {sorted(served)}")
+    handlers: tuple[dict[str, grpc.RpcMethodHandler], dict[str, grpc.RpcMethodHandler]] = ({}, {})
+    for method, (v2_method, factory, request, response) in _METHODS.items():
+        handler = factory(getattr(servicer, method),
+                          request_deserializer=None if request is None else request.FromString,
+                          response_serializer=response.SerializeToString)
+        handlers[0][method] = handler
+        handlers[1][v2_method] = handler
+    return (grpc.method_handlers_generic_handler(V1ALPHA1_SERVICE, handlers[0]),
+            grpc.method_handlers_generic_handler(V2_SERVICE, handlers[1]))

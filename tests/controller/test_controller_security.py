@@ -80,15 +80,36 @@ async def test_a_message_over_the_size_limit_is_refused_by_grpc(v1) -> None:
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-async def test_a_stream_over_the_byte_budget_is_refused_and_applies_nothing(v1) -> None:
+async def test_a_stream_over_the_byte_budget_is_refused_and_applies_nothing(
+        v1, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The byte bound (256 MiB of spool in production, lowered here to keep the test short)."""
+    assert MAX_STREAM_BYTES == 256 << 20
+    monkeypatch.setattr("controller.servicer.MAX_STREAM_BYTES", 4 << 20)
     per_request = MAX_REQUEST_BYTES - 1024
-    count = MAX_STREAM_BYTES // per_request + 1
+    count = (4 << 20) // per_request + 1
     requests = [geneve_encap(1)] + [_with_interface(2 + index, "9" * per_request)
                                     for index in range(count)]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await create(v1, *requests)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert f"at most {MAX_STREAM_BYTES} bytes" in (raised.value.details() or "")
+    assert f"at most {4 << 20} bytes" in (raised.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await v1.getIpTunnel(pb.tunnelId(tunnelId=1))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_request_that_does_not_decode_refuses_the_stream_whole(channel) -> None:
+    """createIpTunnel's requests reach the controller undecoded (they are spooled as received):
+    one that is not an ipTunnelRequest refuses the whole stream before anything applies."""
+    call = channel.stream_unary("/tunneloffload.v1alpha1.ipTunnelService/createIpTunnel",
+                                request_serializer=None,
+                                response_deserializer=pb.createIpTunnelResponses.FromString)
+    valid = geneve_encap(1).SerializeToString()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call(iter([valid, b"\x0a\xff\xff"]), timeout=10)  # field 1, length past the end
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request 1 of the stream is not an ipTunnelRequest" in (raised.value.details() or "")
+    v1 = pb_grpc.ipTunnelServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await v1.getIpTunnel(pb.tunnelId(tunnelId=1))
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
