@@ -399,8 +399,7 @@ class Checker:
             return self.resolve_type(kids(kids(sym.info)[1])[0])
         if sym is not None and sym.kind == "action":
             return VoidT()
-        if name not in self.extern_funcs and name not in ("resubmit", "recirculate", "clone3"):
-            raise self.fail(UnknownNameError, callee, f"unknown function '{name}'", "call")
+        self.check_extern_function(name, callee)
         return VoidT()
 
     def c_lookahead_call(self: Compiler, node: Tree, scope: Scope) -> Typed:
