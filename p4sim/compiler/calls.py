@@ -215,11 +215,8 @@ class Calls:
         decl, full, anns = sym.info
         aname = ident(kids(decl)[1])
         bound = self.bind_arguments(f"action {aname}", args, plist, scope, copy=True)
-        fn = scope.compiled_action(aname)
+        fn = self.check_action_callable(scope, aname, node)
         self.used_actions.add(full)
-        if fn is None:
-            raise self.fail(UnsupportedConstructError, node,
-                            "calling an action from another action", "action call")
         cparams = ", ".join(scope.find_pyparams())
         call = f"{fn}(P, {cparams}, L{''.join(', ' + v for v in bound.codes)}{extra})"
         if not any(d in ("out", "inout") for _n, d, _t in plist):

@@ -145,9 +145,13 @@ class CheckerRules:
             raise self.fail(P4TypeError, node, f"stack of {elem.show()}: stack elements are "
                             "headers or header unions", "header stack")
 
-    def check_main(self: Compiler, decl: Tree) -> list[str]:
+    def check_main(self: Compiler, main: Sym | None) -> list[str]:
         """`V1Switch(P(), VC(), I(), E(), CC(), D()) main;`: the six blocks' names, each a
         parser or control of the program."""
+        if main is None or main.kind != "package_inst":
+            raise self.fail(UnknownNameError, self.tree, "no `V1Switch(...) main;` instance",
+                            "package")
+        decl = main.info
         ann, tnode, args, name_node = kids(decl)
         pkg = ident(tnode.children[0]) if isinstance(tnode, Tree) else str(tnode)
         if pkg != "V1Switch":
@@ -335,6 +339,15 @@ class CheckerRules:
         elif d != "out" and not isinstance(pt, TypeParamT):
             self.coerce_type(Typed(v.type, v.const), pt, a, "argument",
                              what=f"{what}'s parameter '{pname}'")
+
+    def check_action_callable(self: Compiler, scope: Scope, aname: str, node: Any) -> str:
+        """An action is called directly from a control's apply block or a table, not from
+        another action (p4sim compiles each action once, for its control); its function."""
+        fn = scope.compiled_action(aname)
+        if fn is None:
+            raise self.fail(UnsupportedConstructError, node,
+                            "calling an action from another action", "action call")
+        return fn
 
     def check_dont_care(self: Compiler, a: Tree, pname: str, d: str, what: str) -> None:
         """`_` only for an out or inout parameter (P4_16 "Don't care" arguments)."""

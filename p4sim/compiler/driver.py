@@ -30,7 +30,6 @@ from p4sim.compiler.symbols import ExternDecl, Scope, Sym
 from p4sim.compiler.tables import Tables
 from p4sim.errors import (
     P4Error,
-    UnknownNameError,
 )
 from p4sim.ids import IdAllocator
 from p4sim.model import ProgramModel
@@ -92,11 +91,7 @@ class Compiler(Declarations, ConstantFolding, Checker, CheckerRules, GeneratedCl
     def run(self) -> CompiledProgram:
         for decl in self.tree.children:
             self.declare(decl)
-        main = self.globals.get("main")
-        if main is None or main.kind != "package_inst":
-            raise self.fail(UnknownNameError, self.tree, "no `V1Switch(...) main;` instance",
-                            "package")
-        self.compile_main(main.info)
+        self.compile_main(self.check_main(self.globals.get("main")))
         source = self.gen.text()
         code = compile(source, f"<p4sim:{self.pre.files[0] if self.pre.files else 'program'}>",
                        "exec")
@@ -108,8 +103,9 @@ class Compiler(Declarations, ConstantFolding, Checker, CheckerRules, GeneratedCl
                                field_lists=self.field_lists, blocks=self.blocks,
                                header_classes=dict(self.header_classes))
 
-    def compile_main(self, decl: Tree) -> None:
-        parser_name, *control_names = self.check_main(decl)
+    def compile_main(self, blocks: list[str]) -> None:
+        """The pipeline `V1Switch(...)` names (`blocks`, checked by `check_main`)."""
+        parser_name, *control_names = blocks
         pdecl = self.parsers[parser_name]
         self.hdr_type, self.meta_type = self.check_pipeline_types(pdecl)
         self.model.headers_type = self.hdr_type.name
