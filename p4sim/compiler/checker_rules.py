@@ -9,12 +9,13 @@ extern uses, tables, parsers and controls.
 reads the tree and the types, raises one precise error (P4TypeError, UnknownNameError,
 DuplicateDeclarationError, ArgumentCountError, UnsupportedConstructError) at the offending
 node's file:line:column, and changes nothing, so the emit modules (`statements`, `calls`,
-`externs`, `tables`, `parsers`, `controls`) only lay out code. The rules are called where the
-old inline checks were, so the first error of a program is the same one as before the split.
+`externs`, `tables`, `parsers`, `controls`) only lay out code. A rule is called right before
+its construct is laid out (an argument's rule after the arguments before it), so the error a
+program with several defects reports is the first one in the order of compilation.
 
 What stays in the emit modules: the last branch of a dispatch over grammar rules (a construct
 no branch lays out: "statement X is not supported") and refusals that depend on the Python the
-layout would write (`calls.call_in_expression`).
+layout would write (`calls.call_in_expression`, `expressions.varbit_value`).
 """
 
 from __future__ import annotations
@@ -263,24 +264,29 @@ class CheckerRules:
                 raise self.fail(P4TypeError, node, f"{t.show()} has {len(t.fields)} fields, "
                                 f"the list {len(values)}", "assignment")
             return values
-        given: dict[str, Any] = {}
-        for pair in kids(node):
-            if pair is None:
-                continue
-            name_node, value = kids(pair)
-            name = ident(name_node)
-            if t.field(name) is None:
-                raise self.fail(UnknownNameError, name_node, f"{t.show()} has no field "
-                                f"'{name}'", "structure expression")
-            if name in given:
-                raise self.fail(DuplicateDeclarationError, name_node, f"field '{name}' given "
-                                "twice", "structure expression")
-            given[name] = value
+        given = self.check_named([kids(pair) for pair in kids(node) if pair is not None],
+                                 [f.name for f in t.fields], f"{t.show()} has no field",
+                                 "field", "structure expression")
         missing = [f.name for f in t.fields if f.name not in given]
         if missing:
             raise self.fail(P4TypeError, node, f"structure expression for {t.show()} misses "
                             f"{', '.join(missing)}", "structure expression")
         return [given[f.name] for f in t.fields]
+
+    def check_named(self: Compiler, pairs: list[Any], names: list[str], unknown: str,
+                    item: str, construct: str) -> dict[str, Any]:
+        """`name = value` pairs (a structure expression's fields, named arguments): each a
+        known name, given once; the values by name."""
+        given: dict[str, Any] = {}
+        for name_node, value in pairs:
+            name = ident(name_node)
+            if name not in names:
+                raise self.fail(UnknownNameError, name_node, f"{unknown} '{name}'", construct)
+            if name in given:
+                raise self.fail(DuplicateDeclarationError, name_node,
+                                f"{item} '{name}' given twice", construct)
+            given[name] = value
+        return given
 
     def check_constant(self: Compiler, v: Typed | Val, node: Any, message: str, construct: str
                        ) -> int:
@@ -308,18 +314,9 @@ class CheckerRules:
         if len(named) != len(args):
             raise self.fail(P4TypeError, node, f"{what}: arguments must be all named or all "
                             "positional", "named arguments")
-        by_name: dict[str, Any] = {}
         names = [p[0] for p in plist]
-        for a in named:
-            name_node, value = kids(a)
-            name = ident(name_node)
-            if name not in names:
-                raise self.fail(UnknownNameError, name_node, f"{what} has no parameter "
-                                f"'{name}'", "named arguments")
-            if name in by_name:
-                raise self.fail(DuplicateDeclarationError, name_node, f"argument '{name}' "
-                                "given twice", "named arguments")
-            by_name[name] = value
+        by_name = self.check_named([kids(a) for a in named], names,
+                                   f"{what} has no parameter", "argument", "named arguments")
         missing = [n for n in names if n not in by_name]
         if missing:
             raise self.fail(ArgumentCountError, node, f"{what}: no argument for "
