@@ -5,18 +5,19 @@ function per parser state, action, table and control. The generated module is co
 `compile()` once per program; `CompiledProgram.instantiate` runs it against one device's
 `RuntimeState`, so a packet runs straight-line Python with no tree walking.
 
-Expressions are checked before their code is generated: the checker (`checker`) walks each
+Everything is checked before its code is generated: the checker (`checker`) walks each
 expression once, resolves its names, computes every node's type and constant value, reports
 type errors at file:line:column and records the result per node; the code generator
-(`expressions`) reads it. Statements and declarations still check themselves as they are compiled
-(the checker owns their expression-level rules: conditions, writability, assignment
-compatibility). The output is read with `p4sim check --dump`. `Compiler` is assembled from parts,
-one module per job:
+(`expressions`) reads it. Every other rule (declarations, statements, call arguments, extern
+uses, tables, parsers, controls) is a `check_*` function of `checker_rules` that the module
+laying the construct out calls first, so those modules only lay out code. The output is read with
+`p4sim check --dump`. `Compiler` is assembled from parts, one module per job:
 
 - `driver`: the `Compiler` class, its state, error locations, `V1Switch` and the order of work;
 - `declarations`: the program's types, constants, externs and annotations, before any code;
 - `constfold`: literals, widths and compile-time constants;
 - `checker`: the type of every expression, and the type errors (a typed tree as a side table);
+- `checker_rules`: every other rule a program must follow, one `check_*` function each;
 - `classes`: the generated header/struct classes and their extract/emit functions;
 - `parsers`, `controls`, `tables`: the program's blocks;
 - `statements`, `expressions`: the code inside them, from the checker's types;

@@ -17,13 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from lark import Tree
 
+from p4sim.compiler.checker_rules import FIELD_LIST_CALLS
 from p4sim.compiler.pysource import Gen
 from p4sim.compiler.symbols import BoundArgs, Scope, Sym, Val
 from p4sim.errors import (
-    ArgumentCountError,
-    DuplicateDeclarationError,
-    P4TypeError,
-    UnknownNameError,
     UnsupportedConstructError,
 )
 from p4sim.p4types import (
@@ -43,25 +40,8 @@ if TYPE_CHECKING:
     from p4sim.compiler.driver import Compiler
 
 
-_UNSUPPORTED_EXTERN_CALLS = {
-    "resubmit": "resubmit (deprecated; use resubmit_preserving_field_list)",
-    "recirculate": "recirculate (deprecated; use recirculate_preserving_field_list)",
-    "clone3": "clone3",
-}
-# The deprecated field-list forms run when the list is empty (`resubmit({})`, `clone3(t, s,
-# {})`): no metadata preserved, which is `resubmit_preserving_field_list` of a list with no
-# fields and `clone(t, s)` (p4c-bm2-ss gives them an empty "field_lists" entry).
-_EMPTY_FIELD_LIST_ARG = {"resubmit": 0, "recirculate": 0, "clone3": 2}
-
-
 class Calls:
     """Calls and the calling convention (a part of `Compiler`)."""
-
-    def check_args(self: Compiler, args: list[Any], counts: set[int], node: Any, what: str) -> None:
-        if len(args) not in counts:
-            want = " or ".join(str(c) for c in sorted(counts))
-            raise self.fail(ArgumentCountError, node,
-                            f"{what} takes {want} arguments, got {len(args)}", "call")
 
     def call(self: Compiler, callee: Tree, args_node: Any, scope: Scope, node: Any, statement: bool
              ) -> Val | None:
@@ -107,50 +87,19 @@ class Calls:
             return self.direct_action_call(sym, args, scope, node)
         if sym is not None and sym.kind == "function":
             return self.function_call(name, sym, args, scope, node, statement)
-        if name in _UNSUPPORTED_EXTERN_CALLS:
-            pos = _EMPTY_FIELD_LIST_ARG[name]
-            self.check_args(args, {pos + 1}, node, name)
-            data = norm_expr(args[pos]) if len(args) > pos else None
-            if not (isinstance(data, Tree) and data.data == "list_expr"
-                    and not [k for k in kids(data) if k is not None]):
-                raise self.fail(UnsupportedConstructError, node,
-                                f"{_UNSUPPORTED_EXTERN_CALLS[name]} with a non-empty field "
-                                "list is not supported by p4sim", name)
+        if name in FIELD_LIST_CALLS:
+            # the deprecated field-list forms run when the list is empty (`resubmit({})`,
+            # `clone3(t, s, {})`): no metadata preserved, which is
+            # `resubmit_preserving_field_list` of a list with no fields and `clone(t, s)`
+            # (p4c-bm2-ss gives them an empty "field_lists" entry)
+            self.check_field_list_call(name, args, node)
             if name == "clone3":
                 return self.extern_function("clone", args[:2], scope, node)
             return Val(f"P.{name} = -1  # a field list without fields", VoidT())
-        if name not in self.extern_funcs:
-            raise self.fail(UnknownNameError, callee, f"unknown function '{name}'", "call")
+        self.check_extern_function(name, callee)
         self.check_args(args, self.extern_funcs[name], node, name)
-        self.check_extern_arguments(name, args, scope)
-        return self.extern_function(name, args, scope, node)
-
-    def check_extern_arguments(self: Compiler, name: str, args: list[Any], scope: Scope) -> None:
-        """Check an extern function call against its declaration."""
         self.check_signature(name, self.extern_sigs.get(name, []), args, scope, {})
-
-    def check_signature(self: Compiler, name: str, sigs: list[list[tuple[str, str, P4Type]]],
-                        args: list[Any], scope: Scope, bindings: dict[str, P4Type]) -> None:
-        """Check arguments against the declaration in <core.p4>/<v1model.p4>: declared types
-        (type parameters bound by the instance, e.g. register<bit<32>>'s T; unbound ones accept
-        anything) and writable arguments for out/inout."""
-        for sig in sigs:
-            if len(sig) != len(args):
-                continue
-            for arg, (pname, direction, ptype) in zip(args, sig, strict=True):
-                if direction in ("out", "inout"):
-                    self.check_lvalue(norm_expr(arg), scope)
-                if isinstance(ptype, TypeParamT):
-                    bound = bindings.get(ptype.name)
-                    if bound is None:
-                        continue
-                    ptype = bound
-                value = self.expr(arg, scope)
-                if isinstance(ptype, StructLikeT):
-                    self.check_same_type(value, ptype, arg, f"{name}: argument '{pname}' must "
-                                         f"be {ptype.show()}, got {value.type.show()}", "call")
-                self.coerce(value, ptype, arg, "call", what=f"{name}'s parameter '{pname}'")
-            return
+        return self.extern_function(name, args, scope, node)
 
     def compile_function(self: Compiler, name: str, sym: Sym) -> tuple[str, P4Type, list[Any]]:
         """A P4 function as a module-level Python function, compiled on its first call.
@@ -266,11 +215,8 @@ class Calls:
         decl, full, anns = sym.info
         aname = ident(kids(decl)[1])
         bound = self.bind_arguments(f"action {aname}", args, plist, scope, copy=True)
-        fn = scope.compiled_action(aname)
+        fn = self.check_action_callable(scope, aname, node)
         self.used_actions.add(full)
-        if fn is None:
-            raise self.fail(UnsupportedConstructError, node,
-                            "calling an action from another action", "action call")
         cparams = ", ".join(scope.find_pyparams())
         call = f"{fn}(P, {cparams}, L{''.join(', ' + v for v in bound.codes)}{extra})"
         if not any(d in ("out", "inout") for _n, d, _t in plist):
@@ -295,11 +241,8 @@ class Calls:
                 bound.codes.append(self.struct_value(pt, a, scope))
                 continue
             v = self.expr(a, scope)
-            if d in ("out", "inout"):
-                self.check_lvalue(norm_expr(a), scope)
+            self.check_argument(what, a, v, pname, d, pt, scope)
             if isinstance(pt, StructLikeT | StackT):
-                self.check_same_type(v, pt, a, f"{what}: argument '{pname}' must be "
-                                     f"{pt.show()}, got {v.type.show()}", "call")
                 if not copy:
                     bound.codes.append(f"out_arg({v.code})" if d == "out" else v.code)
                 elif d == "in":
@@ -319,41 +262,11 @@ class Calls:
             bound.codes.append("0" if d == "out" else v.code)
         return bound
 
-    def order_arguments(self: Compiler, args: list[Any], plist: list[tuple[str, str, P4Type]],
-                        node: Any, what: str) -> list[Any]:
-        """Arguments in parameter order: positional as written, or all named (`f(x = 1)`,
-        P4_16 "Calling convention"), each parameter exactly once."""
-        named = [a for a in args if isinstance(a, Tree) and a.data == "named_arg"]
-        if not named:
-            return args
-        if len(named) != len(args):
-            raise self.fail(P4TypeError, node, f"{what}: arguments must be all named or all "
-                            "positional", "named arguments")
-        by_name: dict[str, Any] = {}
-        names = [p[0] for p in plist]
-        for a in named:
-            name_node, value = kids(a)
-            name = ident(name_node)
-            if name not in names:
-                raise self.fail(UnknownNameError, name_node, f"{what} has no parameter "
-                                f"'{name}'", "named arguments")
-            if name in by_name:
-                raise self.fail(DuplicateDeclarationError, name_node, f"argument '{name}' "
-                                "given twice", "named arguments")
-            by_name[name] = value
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise self.fail(ArgumentCountError, node, f"{what}: no argument for "
-                            f"{', '.join(missing)}", "named arguments")
-        return [by_name[n] for n in names]
-
     def dont_care_argument(self: Compiler, a: Tree, pname: str, d: str, pt: P4Type,
                            bound: BoundArgs, what: str) -> None:
         """`_` for an out or inout parameter (P4_16 "Don't care" arguments, as p4c's
         DontcareArgs pass lowers it): a fresh temporary whose value is thrown away."""
-        if d not in ("out", "inout"):
-            raise self.fail(P4TypeError, a, f"{what}: `_` for parameter '{pname}', which is "
-                            f"not out or inout", "don't-care argument")
+        self.check_dont_care(a, pname, d, what)
         if isinstance(pt, StructLikeT | StackT):
             bound.codes.append(self.new_value(pt))
             return

@@ -11,9 +11,14 @@ is recorded in a side table keyed by node (`typed_of`), which `expressions` read
 recomputing types. One `c_<rule>` method per expression rule of the grammar.
 
 Calls are typed by what they return (`call_type`: `isValid()`, a function's declared return
-type, a one-argument `register.read`); the call's arguments are checked where the call is laid
-out for copy-in/copy-out (`calls`, `externs`), which checks each argument with `check_expr`.
-Statements still check themselves as they are compiled (`statements`).
+type, a one-argument `register.read`). Also here: the rules several constructs share (literal
+adaptation `coerce_type`, writability `check_lvalue`, conditions, `switch` values and labels,
+header layouts of instances, header/struct/stack compatibility).
+
+Every other rule (declarations, where a statement may stand, a call's arguments against its
+parameters, extern uses, tables, parsers, controls, `V1Switch`) is in `checker_rules`, one
+`check_*` function each, called by the code that lays the construct out before it writes
+anything, so the emit modules only lay out code.
 """
 
 from __future__ import annotations
@@ -399,8 +404,7 @@ class Checker:
             return self.resolve_type(kids(kids(sym.info)[1])[0])
         if sym is not None and sym.kind == "action":
             return VoidT()
-        if name not in self.extern_funcs and name not in ("resubmit", "recirculate", "clone3"):
-            raise self.fail(UnknownNameError, callee, f"unknown function '{name}'", "call")
+        self.check_extern_function(name, callee)
         return VoidT()
 
     def c_lookahead_call(self: Compiler, node: Tree, scope: Scope) -> Typed:

@@ -17,7 +17,7 @@ from lark import Tree
 
 from p4sim.compiler.declarations import annotation_int
 from p4sim.compiler.symbols import Instance, Scope, Sym, Val
-from p4sim.errors import ArgumentCountError, UnknownNameError, UnsupportedConstructError
+from p4sim.errors import UnsupportedConstructError
 from p4sim.model import ActionModel
 from p4sim.p4types import ExternT, P4Type, StackT, StructLikeT, VoidT, bit_width
 from p4sim.tree import ident, kids, norm, py
@@ -36,7 +36,7 @@ class Controls:
         t = self.resolve_type(tnode)
         self.check_instance_type(t, tnode)
         n = ident(vname)
-        self.dup(scope.names, n, vname, "variable")
+        self.check_unique(scope.names, n, vname, "variable")
         scope.names[n] = Sym("var", t, f"L.v_{py(n)}")
         return f"L.v_{py(n)}", t, vinit, scope
 
@@ -50,12 +50,8 @@ class Controls:
         plist = self.param_types(params)
         inst = Instance(qname=qname, pyname=f"ctl_{py(qname)}", params=plist)
         scope = Scope(self, None, {})
+        self.check_control_constructor(decl, ctor_args or {})
         for cname, _d, _ctype in self.ctor_param_types(ctor):
-            if cname not in (ctor_args or {}):
-                raise self.fail(UnsupportedConstructError, ctor, f"control {ident(name_node)}: "
-                                f"constructor parameter '{cname}' is supported only as a "
-                                "control bound to a control instance", "control constructor "
-                                "parameters")
             scope.names[cname] = (ctor_args or {})[cname]
         pyparams = []
         scalar_outs: list[tuple[str, str]] = []  # (Python parameter, where the value lives)
@@ -89,17 +85,17 @@ class Controls:
                 init_lines.append(self.local_variable(loc, cscope))
             elif d == "action_decl":
                 n = ident(kids(loc)[1])
-                self.dup(cscope.names, n, loc, "action")
+                self.check_unique(cscope.names, n, loc, "action")
                 anns = self.annotations(kids(loc)[0])
                 cscope.names[n] = Sym("action", info=(loc, self.qualify(qname, n, anns), anns))
             elif d == "table_decl":
                 n = ident(kids(loc)[1])
-                self.dup(cscope.names, n, loc, "table")
+                self.check_unique(cscope.names, n, loc, "table")
                 cscope.names[n] = Sym("table", info=loc)
             elif d == "instantiation":
                 iann, tnode, args, iname = kids(loc)
                 n = ident(iname)
-                self.dup(cscope.names, n, iname, "instance")
+                self.check_unique(cscope.names, n, iname, "instance")
                 tname = str(tnode.children[0]) if tnode.data in ("named_type",
                                                                  "specialized_type") else ""
                 if tname in self.controls:
@@ -182,21 +178,8 @@ class Controls:
             return {}  # a direct invocation `C.apply()` passes no constructor arguments
         given = [a for a in kids(kids(loc)[2]) if a is not None]
         names = [n for n, _d, _t in self.ctor_param_types(kids(self.controls[tname])[3])]
-        if len(given) != len(names):
-            raise self.fail(UnsupportedConstructError if names else ArgumentCountError, loc,
-                            f"control {tname} takes {len(names)} constructor arguments, got "
-                            f"{len(given)}", "control constructor parameters")
-        out = {}
-        for pname, a in zip(names, given, strict=True):
-            node = norm(a)
-            sym = (cscope.names.get(ident(kids(node)[0])) if node.data == "name_ref"
-                   else None)
-            if sym is None or sym.kind != "control_inst" or len(sym.info) != 3:
-                raise self.fail(UnsupportedConstructError, a, f"control {tname}: constructor "
-                                f"argument for '{pname}' must be a control instance declared "
-                                "before it", "control constructor parameters")
-            out[pname] = sym
-        return out
+        syms = self.check_control_ctor_args(loc, tname, given, names, cscope)
+        return dict(zip(names, syms, strict=True))
 
     def direct_invocations_in(self: Compiler, apply_block: Tree, cscope: Scope, qname: str
                               ) -> list[tuple[Tree, str]]:
@@ -244,7 +227,7 @@ class Controls:
         outs: list[str] = []
         writes = any(d in ("out", "inout") for _n, d, _t in plist)
         for pname, d, ptype in plist:
-            self.dup(ascope.names, pname, params, "parameter")
+            self.check_unique(ascope.names, pname, params, "parameter")
             if d:
                 # directional parameters: bound by the caller (direct calls only); scalar
                 # out/inout ones are returned and copied out by the call statement
@@ -300,10 +283,7 @@ class Controls:
         its arguments, so they are passed in place unless two overlap; then they are copied in
         and copied back even when the control exits (P4_16 "Calling convention")."""
         tname, sub_q, inst = sym.info
-        if m != "apply":
-            raise self.fail(UnknownNameError, node, f"control has no method '{m}'", "control")
-        self.check_args(args, {len(inst.params)}, node, f"{tname}.apply")
-        args = self.order_arguments(args, inst.params, node, f"{tname}.apply")
+        args = self.check_block_apply("control", m, args, inst.params, tname, node)
         copy = self.arguments_overlap(args, inst.params, scope)
         bound = self.bind_arguments(f"{tname}.apply", args, inst.params, scope, copy)
         call = f"{inst.pyname}(P, {', '.join(bound.codes)})"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lark import Tree
 
 from p4sim.compiler.symbols import ExternDecl, Scope, Sym
-from p4sim.errors import DuplicateDeclarationError, P4Error, P4TypeError, UnsupportedConstructError
+from p4sim.errors import P4Error, UnsupportedConstructError
 from p4sim.p4types import (
     BitT,
     BoolT,
@@ -44,11 +44,6 @@ if TYPE_CHECKING:
     from p4sim.compiler.driver import Compiler
 
 
-_UNSUPPORTED_DECLS = {
-    "value_set_decl": "value_set", "newtype_decl": "type (new type) declaration",
-}
-
-
 def annotation_int(values: tuple[object, ...] | None) -> int | None:
     if values and isinstance(values[0], int):
         return values[0]
@@ -58,95 +53,68 @@ def annotation_int(values: tuple[object, ...] | None) -> int | None:
 class Declarations:
     """Recording declarations and resolving types (a part of `Compiler`)."""
 
-    def dup(self: Compiler, scope: dict[str, Any], name: str, node: Any, what: str) -> None:
-        if name in scope:
-            raise self.fail(DuplicateDeclarationError, node,
-                            f"duplicate declaration of {what} '{name}'", what)
-
     def declare(self: Compiler, decl: Tree) -> None:
         kind = decl.data
-        if kind in _UNSUPPORTED_DECLS:
-            raise self.fail(UnsupportedConstructError, decl,
-                            f"{_UNSUPPORTED_DECLS[kind]} is not supported by p4sim",
-                            _UNSUPPORTED_DECLS[kind])
+        self.check_declaration(decl)
         if kind == "empty_decl":
             return
         if kind == "function_decl":
             ann, proto, body = kids(decl)
-            if proto.data == "lookahead_proto" or kids(proto)[2] is not None:
-                raise self.fail(UnsupportedConstructError, decl,
-                                "generic function declarations are not supported", "function")
             name = ident(kids(proto)[1])
-            self.dup(self.globals, name, decl, "function")
+            self.check_unique(self.globals, name, decl, "function")
             self.globals[name] = Sym("function", info=decl)
             return
         if kind == "header_union_decl":
             ann, name_node, *fields = kids(decl)
             name = ident(name_node)
-            self.dup(self.types, name, name_node, "type")
+            self.check_unique(self.types, name, name_node, "type")
             members: list[FieldT] = []
             for f in fields:
                 fann, ftype, fname = kids(f)
                 t = self.resolve_type(ftype)
-                if not isinstance(t, HeaderT):
-                    raise self.fail(P4TypeError, ftype, f"header_union member '{ident(fname)}' "
-                                    f"must be a header, not {t.show()}", "header_union")
-                if any(m.name == ident(fname) for m in members):
-                    raise self.fail(DuplicateDeclarationError, fname,
-                                    f"duplicate declaration of field '{ident(fname)}'", "field")
+                self.check_union_member(ftype, fname, t, members)
+                assert isinstance(t, HeaderT)
                 members.append(FieldT(ident(fname), t, self.annotations(fann)))
             self.types[name] = HeaderUnionT(name, tuple(members), self.annotations(ann))
             return
         if kind in ("header_decl", "struct_decl"):
             ann, name_node, *fields = kids(decl)
             name = ident(name_node)
-            self.dup(self.types, name, name_node, "type")
+            self.check_unique(self.types, name, name_node, "type")
             flist = []
             seen: set[str] = set()
             for f in fields:
                 fann, ftype, fname = kids(f)
                 n = ident(fname)
-                self.dup(dict.fromkeys(seen), n, fname, "field")
+                self.check_unique(dict.fromkeys(seen), n, fname, "field")
                 seen.add(n)
                 t = self.resolve_type(ftype)
-                if kind == "header_decl" and not isinstance(t, BitT | VarbitT | BoolT):
-                    if isinstance(t, StructT):
-                        raise self.fail(UnsupportedConstructError, ftype,
-                                        f"header field '{n}': structs inside headers are not "
-                                        "supported", "header")
-                    if not (isinstance(t, EnumT) and t.underlying):
-                        raise self.fail(P4TypeError, ftype,
-                                        f"header field '{n}' must be bit<W>, int<W>, bool, a "
-                                        f"serializable enum or varbit, not {t.show()}", "header")
+                if kind == "header_decl":
+                    self.check_header_field(ftype, n, t)
                 flist.append(FieldT(n, t, self.annotations(fann)))
             cls = HeaderT if kind == "header_decl" else StructT
             t = cls(name, tuple(flist), self.annotations(ann))
             if isinstance(t, HeaderT):
-                if any(isinstance(f.type, VarbitT) and f is not flist[-1] for f in flist):
-                    raise self.fail(UnsupportedConstructError, decl,
-                                    f"header '{name}': p4sim needs varbit only as the last "
-                                    "field", "header layout")
-                # a header of W bits, W not a multiple of 8, is refused where it is instantiated
-                # (checker.check_instance_type), as p4c-bm2-ss does; declaring one is fine
+                self.check_header_layout(decl, t)
                 self.header_decls[name] = decl
             self.types[name] = t
             return
         if kind == "typedef_decl":
             ann, tnode, name_node = kids(decl)
             name = ident(name_node)
-            self.dup(self.types, name, name_node, "type")
+            self.check_unique(self.types, name, name_node, "type")
             self.types[name] = self.resolve_type(tnode)
             return
         if kind == "enum_decl":
             ann, name_node, names = kids(decl)
             name = ident(name_node)
-            self.dup(self.types, name, name_node, "type")
+            self.check_unique(self.types, name, name_node, "type")
             self.types[name] = EnumT(name, tuple(ident(n) for n in kids(names)))
             return
         if kind == "ser_enum_decl":
             ann, bt, name_node, *rest = [c for c in kids(decl) if c is not None]
             name = ident(name_node)
-            self.dup(self.types, name, name_node, "type")
+            self.check_unique(self.types, name, name_node, "type")
             under = self.resolve_type(bt)
             assert isinstance(under, BitT)
             member_names: list[str] = []
@@ -159,9 +127,7 @@ class Declarations:
             return
         if kind == "error_decl":
             for n in kids(kids(decl)[0]):
-                if ident(n) in self.errors:
-                    raise self.fail(DuplicateDeclarationError, n,
-                                    f"duplicate declaration of error '{ident(n)}'", "error")
+                self.check_new_error(n)
                 self.errors.append(ident(n))
             return
         if kind == "match_kind_decl":
@@ -199,18 +165,18 @@ class Declarations:
             return
         if kind == "action_decl":
             name = ident(kids(decl)[1])
-            self.dup(self.global_actions, name, decl, "action")
+            self.check_unique(self.global_actions, name, decl, "action")
             self.global_actions[name] = decl
             return
         if kind == "parser_decl":
             name = ident(kids(decl)[1])
-            self.dup(self.parsers, name, decl, "parser")
+            self.check_unique(self.parsers, name, decl, "parser")
             self.parsers[name] = decl
             self.types.setdefault(name, ExternT(name))
             return
         if kind == "control_decl":
             name = ident(kids(decl)[1])
-            self.dup(self.controls, name, decl, "control")
+            self.check_unique(self.controls, name, decl, "control")
             self.controls[name] = decl
             self.types.setdefault(name, ExternT(name))
             return
@@ -220,7 +186,7 @@ class Declarations:
         if kind == "instantiation":
             ann, tnode, args, name_node = kids(decl)
             name = ident(name_node)
-            self.dup(self.globals, name, name_node, "instance")
+            self.check_unique(self.globals, name, name_node, "instance")
             tname = (str(tnode.children[0])
                      if tnode.data in ("named_type", "specialized_type") else "")
             if tname in self.externs:
@@ -271,7 +237,7 @@ class Declarations:
     def declare_const(self: Compiler, decl: Tree, scope: dict[str, Sym]) -> None:
         ann, tnode, name_node, expr = kids(decl)
         name = ident(name_node)
-        self.dup(scope, name, name_node, "constant")
+        self.check_unique(scope, name, name_node, "constant")
         t = self.resolve_type(tnode)
         value = self.const_eval(expr)
         if isinstance(t, BitT):
@@ -310,9 +276,8 @@ class Declarations:
             return self.types.get(name, TypeParamT(name))
         if d == "stack_type":
             elem = self.resolve_type(kids(t)[0])
-            if not isinstance(elem, HeaderT | HeaderUnionT):
-                raise self.fail(P4TypeError, t, f"stack of {elem.show()}: stack elements are "
-                                "headers or header unions", "header stack")
+            self.check_stack_element(elem, t)
+            assert isinstance(elem, HeaderT | HeaderUnionT)
             return StackT(elem, self.const_eval(kids(t)[1]))
         if d == "tuple_type":
             return ListT(tuple(self.resolve_type(x) for x in kids(kids(t)[0])))

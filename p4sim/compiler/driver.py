@@ -16,6 +16,7 @@ from p4sim import bmv2_rules
 from p4sim.compiled import CompiledProgram
 from p4sim.compiler.calls import Calls
 from p4sim.compiler.checker import Checker, Typed
+from p4sim.compiler.checker_rules import CheckerRules
 from p4sim.compiler.classes import GeneratedClasses
 from p4sim.compiler.constfold import ConstantFolding
 from p4sim.compiler.controls import Controls
@@ -28,21 +29,16 @@ from p4sim.compiler.statements import Statements
 from p4sim.compiler.symbols import ExternDecl, Scope, Sym
 from p4sim.compiler.tables import Tables
 from p4sim.errors import (
-    ArgumentCountError,
     P4Error,
-    P4TypeError,
-    UnknownNameError,
-    UnsupportedConstructError,
 )
 from p4sim.ids import IdAllocator
 from p4sim.model import ProgramModel
 from p4sim.p4types import P4Type, StructT, VoidT
 from p4sim.preprocess import Preprocessed
-from p4sim.tree import ident, kids
 
 
-class Compiler(Declarations, ConstantFolding, Checker, GeneratedClasses, Parsers, Controls,
-               Tables, Statements, Expressions, Calls, Externs):
+class Compiler(Declarations, ConstantFolding, Checker, CheckerRules, GeneratedClasses, Parsers,
+               Controls, Tables, Statements, Expressions, Calls, Externs):
     """One compilation of one program."""
 
     def __init__(self, tree: Tree, pre: Preprocessed) -> None:
@@ -95,11 +91,7 @@ class Compiler(Declarations, ConstantFolding, Checker, GeneratedClasses, Parsers
     def run(self) -> CompiledProgram:
         for decl in self.tree.children:
             self.declare(decl)
-        main = self.globals.get("main")
-        if main is None or main.kind != "package_inst":
-            raise self.fail(UnknownNameError, self.tree, "no `V1Switch(...) main;` instance",
-                            "package")
-        self.compile_main(main.info)
+        self.compile_main(self.check_main(self.globals.get("main")))
         source = self.gen.text()
         code = compile(source, f"<p4sim:{self.pre.files[0] if self.pre.files else 'program'}>",
                        "exec")
@@ -111,38 +103,11 @@ class Compiler(Declarations, ConstantFolding, Checker, GeneratedClasses, Parsers
                                field_lists=self.field_lists, blocks=self.blocks,
                                header_classes=dict(self.header_classes))
 
-    def compile_main(self, decl: Tree) -> None:
-        ann, tnode, args, name_node = kids(decl)
-        pkg = ident(tnode.children[0]) if isinstance(tnode, Tree) else str(tnode)
-        if pkg != "V1Switch":
-            raise self.fail(UnsupportedConstructError, decl,
-                            f"package {pkg}: p4sim runs the v1model V1Switch only", "package")
-        blocks = [a for a in kids(args) if a is not None]
-        if len(blocks) != 6:
-            raise self.fail(ArgumentCountError, args,
-                            f"V1Switch takes 6 arguments, got {len(blocks)}", "package")
-        names = []
-        for b in blocks:
-            if b.data != "constructor":
-                raise self.fail(P4TypeError, b, "V1Switch arguments must be instances like P()",
-                                "package")
-            names.append(str(kids(b)[0]))
-        parser_name, *control_names = names
-        if parser_name not in self.parsers:
-            raise self.fail(UnknownNameError, blocks[0], f"unknown parser '{parser_name}'",
-                            "package")
-        for b, n in zip(blocks[1:], control_names, strict=True):
-            if n not in self.controls:
-                raise self.fail(UnknownNameError, b, f"unknown control '{n}'", "package")
+    def compile_main(self, blocks: list[str]) -> None:
+        """The pipeline `V1Switch(...)` names (`blocks`, checked by `check_main`)."""
+        parser_name, *control_names = blocks
         pdecl = self.parsers[parser_name]
-        ptypes = self.param_types(kids(pdecl)[2])
-        self.hdr_type = ptypes[1][2] if isinstance(ptypes[1][2], StructT) else None
-        self.meta_type = ptypes[2][2] if isinstance(ptypes[2][2], StructT) else None
-        if self.hdr_type is None or self.meta_type is None:
-            raise self.fail(P4TypeError, pdecl, "parser headers and metadata must be structs",
-                            "parser")
-        self.check_instance_type(self.hdr_type, kids(pdecl)[2])
-        self.check_instance_type(self.meta_type, kids(pdecl)[2])
+        self.hdr_type, self.meta_type = self.check_pipeline_types(pdecl)
         self.model.headers_type = self.hdr_type.name
         self.model.metadata_type = self.meta_type.name
         self.gen_type_classes()

@@ -19,7 +19,7 @@ from lark import Tree
 
 from p4sim.compiler.checker import Typed
 from p4sim.compiler.symbols import Scope, Val
-from p4sim.errors import P4TypeError, UnsupportedConstructError
+from p4sim.errors import UnsupportedConstructError
 from p4sim.p4types import (
     BitT,
     BoolT,
@@ -157,8 +157,7 @@ class Expressions:
     def e_call(self: Compiler, node: Tree, scope: Scope) -> Val:
         callee, args = kids(node)
         v = self.call(norm_expr(callee), args, scope, node, statement=False)
-        if v is None or isinstance(v.type, VoidT):
-            raise self.fail(P4TypeError, node, "call has no value", "call")
+        assert v is not None and not isinstance(v.type, VoidT)  # checker.c_call refused that
         return v
 
     def e_lookahead_call(self: Compiler, node: Tree, scope: Scope) -> Val:

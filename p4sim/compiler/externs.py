@@ -19,21 +19,15 @@ from lark import Tree
 from p4sim.compiler.declarations import annotation_int
 from p4sim.compiler.symbols import Scope, Sym, Val
 from p4sim.errors import (
-    ArgumentCountError,
-    P4TypeError,
-    UnknownNameError,
     UnsupportedConstructError,
 )
 from p4sim.model import CounterModel, DigestModel, MeterModel, RegisterModel
 from p4sim.p4types import (
     BitT,
     BoolT,
-    EnumT,
-    ErrorT,
     ExternT,
     HeaderT,
     HeaderUnionT,
-    InfIntT,
     ListT,
     P4Type,
     StackT,
@@ -48,6 +42,18 @@ if TYPE_CHECKING:
     from p4sim.compiler.driver import Compiler
 
 
+# counters and meters: (unit enum, construct, unit names, the ProgramModel list, model, global)
+_COUNTER_UNITS = ("PACKETS", "BYTES", "BOTH")
+_METER_UNITS = ("PACKETS", "BYTES")
+_COUNTING_EXTERNS: dict[str, tuple[str, str, tuple[str, ...], str, Any, str]] = {
+    "counter": ("CounterType", "counter", _COUNTER_UNITS, "counters", CounterModel, "_C_"),
+    "direct_counter": ("CounterType", "counter", _COUNTER_UNITS, "direct_counters",
+                       CounterModel, "_DC_"),
+    "meter": ("MeterType", "meter", _METER_UNITS, "meters", MeterModel, "_M_"),
+    "direct_meter": ("MeterType", "meter", _METER_UNITS, "direct_meters", MeterModel, "_DM_"),
+}
+
+
 class Externs:
     """Extern instances, methods and functions (a part of `Compiler`)."""
 
@@ -56,26 +62,13 @@ class Externs:
         anns = self.annotations(kids(loc)[0])
         full = self.qualify(qname, n, anns)
         arglist = [a for a in kids(args) if a is not None]
-        ext = self.externs.get(tname)
-        if ext is None:
-            raise self.fail(UnknownNameError, tnode, f"unknown extern type '{tname}'",
-                            "instantiation")
-        if len(arglist) not in ext.ctor_arities:
-            raise self.fail(ArgumentCountError, args,
-                            f"{tname} takes {sorted(ext.ctor_arities)} constructor arguments, "
-                            f"got {len(arglist)}", "instantiation")
+        ext = self.check_extern_instance(tname, tnode, args, arglist)
         pyname = py(full)
         explicit_id = self.ann_get(anns, "id")
         bindings: dict[str, P4Type] = {}
         if tnode.data == "specialized_type":
-            targ_nodes = kids(kids(tnode)[1])
-            if len(targ_nodes) != len(ext.type_params):
-                raise self.fail(P4TypeError, tnode,
-                                f"{tname} takes {len(ext.type_params)} type arguments, got "
-                                f"{len(targ_nodes)} (v1model's API depends on V1MODEL_VERSION)",
-                                "instantiation")
             bindings = {p: self.resolve_type(a)
-                        for p, a in zip(ext.type_params, targ_nodes, strict=True)}
+                        for p, a in zip(ext.type_params, kids(kids(tnode)[1]), strict=True)}
         sym = self._extern_sym(loc, tname, tnode, arglist, full, pyname, explicit_id, scope)
         sym.bindings = bindings
         return sym
@@ -83,81 +76,40 @@ class Externs:
     def _extern_sym(self: Compiler, loc: Tree, tname: str, tnode: Tree, arglist: list[Any],
                     full: str, pyname: str, explicit_id: tuple[object, ...] | None,
                     scope: Scope) -> Sym:
-        if tname == "counter":
-            size = self.const_eval(arglist[0])
-            unit = self.counter_unit(arglist[1], scope)
-            self.model.counters.append(CounterModel(name=full, size=size, unit=unit,
-                                                    explicit_id=annotation_int(explicit_id)))
-            return Sym("extern", ExternT("counter"), f"_C_{pyname}", info=full)
-        if tname == "direct_counter":
-            unit = self.counter_unit(arglist[0], scope)
-            self.model.direct_counters.append(CounterModel(
-                name=full, size=0, unit=unit, explicit_id=annotation_int(explicit_id)))
-            return Sym("extern", ExternT("direct_counter"), f"_DC_{pyname}", info=full)
+        if tname in _COUNTING_EXTERNS:
+            return self._counting_extern(tname, arglist, full, pyname, explicit_id, scope)
         if tname == "register":
-            targs = kids(kids(tnode)[1]) if tnode.data == "specialized_type" else []
-            if not targs:
-                raise self.fail(P4TypeError, tnode, "register needs a type: register<bit<W>>",
-                                "register")
-            vt = self.resolve_type(targs[0])
-            if not isinstance(vt, BitT):
-                raise self.fail(UnsupportedConstructError, tnode,
-                                f"register<{vt.show()}>: p4sim supports bit<W> registers",
-                                "register")
+            vt = self.register_value_type(tnode)
+            targs = kids(kids(tnode)[1])
             size = self.const_eval(arglist[0])
             it = self.resolve_type(targs[1]) if len(targs) > 1 else BitT(32)
             self.model.registers.append(RegisterModel(name=full, size=size, bitwidth=vt.width,
                                                       explicit_id=annotation_int(explicit_id)))
             return Sym("extern", ExternT("register"), f"_R_{pyname}", info=(full, vt, it))
-        if tname == "meter":
-            size = self.const_eval(arglist[0])
-            unit = self.meter_unit(arglist[1], scope)
-            self.model.meters.append(MeterModel(name=full, size=size, unit=unit,
-                                                explicit_id=annotation_int(explicit_id)))
-            return Sym("extern", ExternT("meter"), f"_M_{pyname}", info=full)
-        if tname == "direct_meter":
-            unit = self.meter_unit(arglist[0], scope)
-            self.model.direct_meters.append(MeterModel(name=full, size=0, unit=unit,
-                                                       explicit_id=annotation_int(explicit_id)))
-            return Sym("extern", ExternT("direct_meter"), f"_DM_{pyname}", info=full)
         raise self.fail(UnsupportedConstructError, loc, f"extern {tname} is not supported",
                         tname)
 
-    def meter_unit(self: Compiler, node: Any, scope: Scope) -> str:
-        v = self.expr(node, scope)
-        if not isinstance(v.type, EnumT) or v.type.name != "MeterType" or v.const is None:
-            raise self.fail(P4TypeError, node, "expected a MeterType", "meter")
-        return ["PACKETS", "BYTES"][v.const]
-
-    def counter_unit(self: Compiler, node: Any, scope: Scope) -> str:
-        v = self.expr(node, scope)
-        if not isinstance(v.type, EnumT) or v.type.name != "CounterType" or v.const is None:
-            raise self.fail(P4TypeError, node, "expected a CounterType", "counter")
-        return ["PACKETS", "BYTES", "BOTH"][v.const]
+    def _counting_extern(self: Compiler, tname: str, arglist: list[Any], full: str, pyname: str,
+                         explicit_id: tuple[object, ...] | None, scope: Scope) -> Sym:
+        """`counter(size, CounterType.x)`, `meter(size, MeterType.x)` and their direct forms
+        (no size: one cell per entry of the table they are attached to)."""
+        enum, construct, units, models, model_cls, prefix = _COUNTING_EXTERNS[tname]
+        size = 0 if tname.startswith("direct_") else self.const_eval(arglist[0])
+        unit = units[self.check_enum_constant(arglist[-1], scope, enum, construct)[1]]
+        getattr(self.model, models).append(model_cls(name=full, size=size, unit=unit,
+                                                     explicit_id=annotation_int(explicit_id)))
+        return Sym("extern", ExternT(tname), f"{prefix}{pyname}", info=full)
 
     def packet_method(self: Compiler, kind: str, m: str, args: list[Any], scope: Scope,
                       node: Any) -> Val:
+        self.check_packet_method(kind, m, node)
         if kind == "packet_in":
             if m == "extract":
-                self.check_args(args, {1, 2}, node, "extract")
+                header = self.check_extract(args, node, scope)
                 target = norm_expr(args[0])
                 v = self.expr(target, scope)
-                if not isinstance(v.type, HeaderT):
-                    raise self.fail(P4TypeError, args[0],
-                                    f"extract needs a header, got {v.type.show()}", "extract")
-                fn = f"X_{py(v.type.name)}"
-                has_varbit = any(isinstance(f.type, VarbitT) for f in v.type.fields)
-                if has_varbit != (len(args) == 2):
-                    raise self.fail(ArgumentCountError, node,
-                                    "extract of a header with a varbit takes 2 arguments, "
-                                    "otherwise 1", "extract")
-                extra = ""
-                if len(args) == 2:
-                    bits = self.expr(args[1], scope)
-                    if not isinstance(bits.type, BitT | InfIntT):
-                        raise self.fail(P4TypeError, args[1], "extract size must be bit<32>",
-                                        "extract")
-                    extra = f", {bits.code}"
+                fn = f"X_{py(header.name)}"
+                extra = f", {self.expr(args[1], scope).code}" if len(args) == 2 else ""
                 if target.data == "member" and ident(kids(target)[1]) == "next":
                     stack = self.expr(kids(target)[0], scope)
                     return Val(f"{fn}(P, {v.code}{extra}); {stack.code}.nxt += 1", VoidT())
@@ -188,16 +140,14 @@ class Externs:
                 bad = self.error_code("ParserInvalidArgument")
                 return Val(f"{count} = {v.code}\nif {count} % 8: raise ParserFailure({bad})\n"
                            f"advance(P, {count}, {err})", VoidT())
-            raise self.fail(UnsupportedConstructError, node, f"packet_in.{m} is not supported",
-                            f"packet_in.{m}")
-        if m == "emit":
-            self.check_args(args, {1}, node, "emit")
-            v = self.expr(args[0], scope)
-            # a header's bytes are made inline (header_value), not by a call per header
-            return Val("\n".join(self.emit_code(v, args[0])) or "pass", VoidT())
-        raise self.fail(UnknownNameError, node, f"packet_out has no method '{m}'", "packet_out")
+        self.check_args(args, {1}, node, "emit")
+        v = self.expr(args[0], scope)
+        self.check_emit_type(v.type, args[0])
+        # a header's bytes are made inline (header_value), not by a call per header
+        return Val("\n".join(self.emit_code(v)) or "pass", VoidT())
 
-    def emit_code(self: Compiler, v: Val, node: Any) -> list[str]:
+    def emit_code(self: Compiler, v: Val) -> list[str]:
+        """The statements emitting `v` (`checker_rules.check_emit_type` has checked it)."""
         t = v.type
         if isinstance(t, HeaderT):
             if any(isinstance(f.type, VarbitT) for f in t.fields):
@@ -215,21 +165,15 @@ class Externs:
             # an untouched stack (elements never made, HeaderStack.live) is all invalid
             return [f"[P.emitted.append(E_{py(t.elem.name)}(h)) for h in {v.code}.a if h._v] "
                     f"if {v.code}.live else None"]
-        if isinstance(t, StructT | HeaderUnionT):
-            out = []
-            for f in t.fields:
-                out += self.emit_code(Val(f"{v.code}.f_{f.name}", f.type), node)
-            return out
-        raise self.fail(P4TypeError, node, f"cannot emit {t.show()}", "emit")
+        assert isinstance(t, StructT | HeaderUnionT)
+        out = []
+        for f in t.fields:
+            out += self.emit_code(Val(f"{v.code}.f_{f.name}", f.type))
+        return out
 
     def extern_method(self: Compiler, sym: Sym, m: str, args: list[Any], scope: Scope, node: Any,
                       statement: bool) -> Val:
-        ext = self.externs[sym.type.name]  # type: ignore[attr-defined]
-        if m not in ext.methods:
-            raise self.fail(UnknownNameError, node, f"{ext.name} has no method '{m}'", "call")
-        self.check_args(args, ext.methods[m], node, f"{ext.name}.{m}")
-        self.check_signature(f"{ext.name}.{m}", ext.signatures.get(m, []), args, scope,
-                             sym.bindings)
+        self.check_extern_call(sym, m, args, scope, node)
         name = sym.type.name  # type: ignore[attr-defined]
         if name == "counter" and m == "count":
             i = self.expr(args[0], scope)
@@ -239,15 +183,11 @@ class Externs:
         if name == "meter" and m == "execute_meter":
             i = self.expr(args[0], scope)
             target = self.expr(norm_expr(args[1]), scope)
-            if not isinstance(target.type, BitT) or target.type.width < 2:
-                raise self.fail(P4TypeError, args[1], "execute_meter needs a bit<W> result "
-                                "with W >= 2", "meter")
+            self.check_meter_result(target, args[1], "execute_meter")
             return Val(f"{target.code} = {sym.code}.execute({i.code}, len(P.data))", VoidT())
         if name == "direct_meter" and m == "read":
             target = self.expr(norm_expr(args[0]), scope)
-            if not isinstance(target.type, BitT) or target.type.width < 2:
-                raise self.fail(P4TypeError, args[0], "direct_meter.read needs a bit<W> result "
-                                "with W >= 2", "meter")
+            self.check_meter_result(target, args[0], "direct_meter.read")
             return Val(f"{target.code} = P.meter_color", VoidT())
         if name == "register":
             full, vt, it = sym.info
@@ -271,23 +211,14 @@ class Externs:
             sm_code = self.expr(args[0], scope).code if args else "P.sm"  # () is deprecated
             return Val(f"{sm_code}.f_egress_spec = 511; {sm_code}.f_mcast_grp = 0", VoidT())
         if name == "verify":
-            if not scope.find_states():
-                raise self.fail(P4TypeError, node, "verify can only be called in a parser",
-                                "verify")
+            self.check_verify(args, scope, node)
             c = self.expr(args[0], scope)
             e = self.expr(args[1], scope)
-            if not isinstance(c.type, BoolT) or not isinstance(e.type, ErrorT):
-                raise self.fail(P4TypeError, node, "verify(bool, error)", "verify")
             return Val(f"if not {c.code}: raise ParserFailure({e.code})", VoidT())
         if name == "digest":
             self.coerce(self.expr(args[0], scope), BitT(32), args[0], "digest")
             data = self.expr(args[1], scope)
-            if not isinstance(data.type, StructT) or not all(
-                    isinstance(f.type, BitT | BoolT) for f in data.type.fields):
-                raise self.fail(UnsupportedConstructError, args[1],
-                                "digest data must be a struct of bit<W>/bool fields (its type "
-                                "names the digest in the P4Info)", "digest")
-            st = data.type
+            st = self.check_digest_data(data.type, args[1])
             if all(d.name != st.name for d in self.model.digests):
                 self.model.digests.append(DigestModel(
                     name=st.name, fields=tuple((f.name, bit_width(f.type)) for f in st.fields)))
@@ -326,7 +257,7 @@ class Externs:
         if name == "hash":
             self.check_lvalue(norm_expr(args[0]), scope)
             target = self.expr(norm_expr(args[0]), scope)
-            algo = self.algo(args[1], scope)
+            algo = self.check_hash_algorithm(args[1], scope)
             base = self.expr(args[2], scope)
             hash_data = self.data_bytes(args[3], self.data_items(args[3], scope))
             mx = self.expr(args[4], scope)
@@ -335,13 +266,12 @@ class Externs:
                        f"{mx.code}, {w})", VoidT())
         if name in ("verify_checksum", "update_checksum", "update_checksum_with_payload",
                     "verify_checksum_with_payload"):
+            self.check_checksum_condition(name, args[0], scope)
             cond = self.expr(args[0], scope)
-            if not isinstance(cond.type, BoolT):
-                raise self.fail(P4TypeError, args[0], f"{name}: condition must be bool", name)
             items = self.data_items(args[1], scope)
             data_code = self.data_bytes(args[1], items)
             target = self.expr(norm_expr(args[2]), scope)
-            algo = self.algo(args[3], scope)
+            algo = self.check_hash_algorithm(args[3], scope)
             w = bit_width(target.type)
             if name.endswith("_with_payload"):
                 # the payload: every byte the parser did not extract
@@ -362,16 +292,6 @@ class Externs:
                 value = f"({value} & {(1 << w) - 1:#x})"  # BMv2 keeps the field's low bits
             return Val(f"if {cond.code}: {target.code} = {value}", VoidT())
         raise self.fail(UnsupportedConstructError, node, f"{name} is not supported", name)
-
-    def algo(self: Compiler, node: Any, scope: Scope) -> str:
-        v = self.expr(node, scope)
-        if not isinstance(v.type, EnumT) or v.type.name != "HashAlgorithm" or v.const is None:
-            raise self.fail(P4TypeError, node, "expected a HashAlgorithm", "hash")
-        a = v.type.members[v.const]
-        if a not in ("crc16", "crc32", "csum16", "identity", "xor16", "random"):
-            raise self.fail(UnsupportedConstructError, node,
-                            f"HashAlgorithm.{a} is not supported", "hash")
-        return a
 
     def data_items(self: Compiler, node: Any, scope: Scope) -> list[Any]:
         """The values of hash or checksum data: a list's items, or the one value."""
@@ -397,6 +317,7 @@ class Externs:
 
     def data_bytes(self: Compiler, node: Any, items: list[Any]) -> str:
         """The bytes of hash or checksum data (`data_items`), as an expression."""
+        self.check_hash_data(node, items)
         packed = self.packed_fields(items)
         if packed is not None:  # fields packed bit by bit, inline when byte-aligned
             number, nbytes = packed
@@ -411,14 +332,8 @@ class Externs:
                 # a varbit field counts with its current width: (value, width) read at run time
                 parts.append(f"{self.varbit_value(item)}")
                 continue
-            w = bit_width(t)
-            if w == 0:
-                raise self.fail(P4TypeError, node, f"cannot hash a {t.show()}", "hash data")
-            parts.append(f"({item.code}, {w})")
+            parts.append(f"({item.code}, {bit_width(t)})")
         # headers are already bytes; fields not adding up to whole bytes are packed bit by bit
         if all(p.startswith("(") for p in parts):
             return f"pack_bits([{', '.join(parts)}])"
-        if all(p.startswith("E_") for p in parts):
-            return " + ".join(parts)
-        raise self.fail(UnsupportedConstructError, node,
-                        "hash/checksum data mixing whole headers and fields", "hash data")
+        return " + ".join(parts)  # whole headers only (`check_hash_data`)

@@ -17,9 +17,6 @@ from lark import Tree
 
 from p4sim.compiler.symbols import Scope, Sym, Val
 from p4sim.errors import (
-    ArgumentCountError,
-    P4TypeError,
-    UnknownNameError,
     UnsupportedConstructError,
 )
 from p4sim.p4types import ExternT, P4Type, StackT, StructLikeT, VoidT
@@ -37,9 +34,7 @@ class Parsers:
         ParserFailure into `parser_error` (v1model goes on to ingress)."""
         params = kids(decl)[2]
         plist = self.param_types(params)
-        if len(plist) != 4:
-            raise self.fail(ArgumentCountError, params,
-                            f"v1model parser takes 4 parameters, got {len(plist)}", "parser")
+        self.check_v1model_parser(params, plist)
         self.blocks["parse"] = self.parser_states(decl, ident(kids(decl)[1]), plist, top=True)
 
     def parser_states(self: Compiler, decl: Tree, qname: str, plist: list[tuple[str, str, P4Type]],
@@ -49,10 +44,7 @@ class Parsers:
         parameters but the packet_in, runs until `accept`, and lets a ParserFailure (or its
         `reject`, ParserReject) end the whole parse, as p4c's inlining of sub-parsers does."""
         ann, name_node, params, ctor, *body = kids(decl)
-        name = ident(name_node)
-        if ctor is not None and [c for c in kids(ctor) if c is not None]:
-            raise self.fail(UnsupportedConstructError, ctor, f"parser {name}: constructor "
-                            "parameters are not supported", "parser constructor parameters")
+        self.check_parser_constructor(decl)
         states = [b for b in body if isinstance(b, Tree) and b.data == "parser_state"]
         locals_ = [b for b in body if isinstance(b, Tree) and b.data != "parser_state"]
         scope = Scope(self, None, {})
@@ -75,11 +67,9 @@ class Parsers:
         state_names: dict[str, str] = {}
         for st in states:
             sname = ident(kids(st)[1])
-            self.dup(state_names, sname, st, "state")
+            self.check_unique(state_names, sname, st, "state")
             state_names[sname] = f"ps_{py(qname)}_{py(sname)}"
-        if "start" not in state_names:
-            raise self.fail(UnknownNameError, decl, f"parser {name} has no state 'start'",
-                            "parser")
+        self.check_start_state(decl, state_names)
         if not top:
             state_names["reject"] = "sub_parser_reject"
         scope.states = state_names
@@ -96,7 +86,7 @@ class Parsers:
                 init_lines.append(self.local_variable(loc, pscope))
             elif loc.data == "instantiation" and self.sub_parser_type(loc) is not None:
                 n = ident(kids(loc)[3])
-                self.dup(pscope.names, n, loc, "instance")
+                self.check_unique(pscope.names, n, loc, "instance")
                 pscope.names[n] = self.sub_parser_instance(loc, qname)
             else:
                 raise self.fail(UnsupportedConstructError, loc,
@@ -162,9 +152,7 @@ class Parsers:
         iann, tnode, iargs, iname = kids(loc)
         tname = self.sub_parser_type(loc)
         assert tname is not None
-        if [a for a in kids(iargs) if a is not None]:
-            raise self.fail(UnsupportedConstructError, iargs, f"parser {tname}: constructor "
-                            "arguments are not supported", "parser constructor parameters")
+        self.check_sub_parser_instance(iargs, tname)
         sub_q = f"{qname}.{ident(iname)}"
         decl = self.parsers[tname]
         plist = self.param_types(kids(decl)[2])
@@ -177,17 +165,11 @@ class Parsers:
         cursor. Arguments follow the calling convention (in place unless two overlap; then
         copied in, and copied out when the sub-parser accepts)."""
         tname, plist, driver = sym.info
-        if m != "apply":
-            raise self.fail(UnknownNameError, node, f"parser has no method '{m}'", "parser")
-        self.check_args(args, {len(plist)}, node, f"{tname}.apply")
-        args = self.order_arguments(args, plist, node, f"{tname}.apply")
+        args = self.check_block_apply("parser", m, args, plist, tname, node)
         rest_args, rest_params = [], []
         for a, p in zip(args, plist, strict=True):
             if isinstance(p[2], ExternT) and p[2].name == "packet_in":
-                v = self.expr(a, scope)
-                if v.node is None or v.node.kind != "packet_in":
-                    raise self.fail(P4TypeError, a, f"{tname}.apply: argument '{p[0]}' must be "
-                                    "the packet_in", "parser apply")
+                self.check_packet_in_argument(a, p[0], tname, scope)
                 continue
             rest_args.append(a)
             rest_params.append(p)
@@ -219,11 +201,7 @@ class Parsers:
             ks, target = kids(case)
             tgt = self.state_target(target, scope)
             sets = kids(ks) if ks.data == "tuple_keyset" else [kids(ks)[0]]
-            if len(sets) != len(keys):
-                if not (len(sets) == 1 and sets[0].data in ("ks_default", "ks_dontcare")):
-                    raise self.fail(P4TypeError, ks,
-                                    f"select has {len(keys)} keys, this case {len(sets)}",
-                                    "select")
+            self.check_select_case(ks, sets, len(keys))
             conds = []
             for i, s in enumerate(sets):
                 if s.data in ("ks_default", "ks_dontcare"):
@@ -250,10 +228,9 @@ class Parsers:
     def state_target(self: Compiler, node: Any, scope: Scope) -> str:
         name = ident(node)
         states = scope.find_states()
+        self.check_state(node, states)
         if name == "accept":
             return "None"
         if name == "reject":
             return states.get("reject", "None")  # a sub-parser's reject ends the whole parse
-        if name not in states:
-            raise self.fail(UnknownNameError, node, f"unknown parser state '{name}'", "transition")
         return states[name]

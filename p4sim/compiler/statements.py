@@ -17,9 +17,6 @@ from lark import Token, Tree
 from p4sim.compiler.checker import Typed
 from p4sim.compiler.symbols import Scope, Sym, Val
 from p4sim.errors import (
-    DuplicateDeclarationError,
-    P4TypeError,
-    UnknownNameError,
     UnsupportedConstructError,
 )
 from p4sim.p4types import (
@@ -32,7 +29,6 @@ from p4sim.p4types import (
     StructLikeT,
     StructT,
     TypeParamT,
-    VoidT,
     bit_width,
 )
 from p4sim.tree import ident, kids, norm, norm_expr, py, source_text
@@ -59,6 +55,7 @@ class Statements:
     def statement(self: Compiler, st: Tree, scope: Scope, ctx: str) -> None:
         g = self.gen
         d = st.data
+        self.check_statement(st, ctx)
         if d == "block":
             # a nested block only opens a scope; Python needs no statement for that
             self.block(st, scope, ctx)
@@ -98,7 +95,7 @@ class Statements:
             t = self.resolve_type(tnode)
             self.check_instance_type(t, tnode)
             n = ident(vname)
-            self.dup(scope.names, n, vname, "variable")
+            self.check_unique(scope.names, n, vname, "variable")
             code = g.tmp("v_" + py(n) + "_")
             if vinit is not None:
                 self.initialize(code, t, vinit, scope)
@@ -108,21 +105,11 @@ class Statements:
         elif d == "const_decl":
             self.declare_const(st, scope.names)
         elif d == "exit_statement":
-            if ctx == "parser":
-                raise self.fail(P4TypeError, st, "exit is not allowed in a parser", "exit")
-            if self.in_function:
-                raise self.fail(P4TypeError, st, "exit is not allowed in a function", "exit")
             g.emit("raise ExitSignal()")
         elif d == "for_statement":
             self.for_loop(st, scope, ctx)
-        elif d == "for_in_statement":
-            raise self.fail(UnsupportedConstructError, st, "`for (x in ...)` loops are not "
-                            "supported (the three-part `for (init; cond; update)` is)",
-                            "for-in loop")
         elif d in ("break_statement", "continue_statement"):
             word = d.split("_")[0]
-            if not self.loops:
-                raise self.fail(P4TypeError, st, f"{word} outside a for loop", word)
             if word == "continue":
                 updates, uscope = self.loops[-1]
                 for u in updates:  # the update runs before the next test, as in C
@@ -134,13 +121,8 @@ class Statements:
             v = self.expr(Tree("lookahead_call", [norm(base), tnode], st.meta), scope)
             g.emit(v.code)
         elif d == "return_statement":
-            if ctx == "parser":
-                raise self.fail(P4TypeError, st, "return is not allowed in a parser", "return")
             if ctx == "function":
-                ret_type, outs, leading = self.function_frame
-                if not isinstance(ret_type, VoidT):
-                    raise self.fail(P4TypeError, st, "return without a value in a function "
-                                    f"returning {ret_type.show()}", "return")
+                _ret_type, outs, leading = self.function_frame
                 if not outs:
                     g.emit("return")
                 elif leading:
@@ -150,13 +132,7 @@ class Statements:
             else:
                 g.emit("return")
         elif d == "return_value_statement":
-            if ctx != "function":
-                raise self.fail(P4TypeError, st, "return with a value outside a function",
-                                "return")
             ret_type, outs, _leading = self.function_frame
-            if isinstance(ret_type, VoidT):
-                raise self.fail(P4TypeError, st, "return with a value in a void function",
-                                "return")
             value = kids(st)[0]
             if isinstance(ret_type, HeaderT | StructT) and self.is_struct_literal(value):
                 v = Val(self.struct_value(ret_type, value, scope), ret_type)
@@ -219,31 +195,12 @@ class Statements:
         first = True
         seen: set[object] = set()
         for case in cases:
-            label = kids(case)[0]
-            is_default = label.data == "default_label"
+            key = self.check_switch_case(case, table_actions, value_type, scope, seen)
+            is_default = key is None
             if not is_default:
-                if table_actions is not None:
-                    if label.data != "name_ref":
-                        raise self.fail(P4TypeError, label, "switch on action_run needs action "
-                                        "names as labels", "switch")
-                    key: object = ident(kids(label)[0])
-                    q = table_actions.get(str(key))
-                    if q is None:
-                        raise self.fail(UnknownNameError, label,
-                                        f"'{key}' is not an action of the table", "switch")
-                    code = f"_A_{py(q)}"
-                else:
-                    assert value_type is not None
-                    key = self.check_switch_label(label, value_type, scope)
-                    code = repr(key)
-                if key in seen:
-                    raise self.fail(DuplicateDeclarationError, label,
-                                    f"duplicate switch label '{source_text(label)}'", "switch")
-                seen.add(key)
-                pending.append(code)
+                pending.append(f"_A_{py(table_actions[str(key)])}" if table_actions is not None
+                               else repr(key))
             if case.data == "fallthrough_case":
-                if is_default:
-                    raise self.fail(P4TypeError, label, "default cannot fall through", "switch")
                 continue
             if is_default:
                 g.emit("if True:" if first else "else:")
@@ -334,37 +291,6 @@ class Statements:
     def is_struct_literal(node: Any) -> bool:
         """`{a, b}` or `{x = a, y = b}`: a value for a header or struct."""
         return isinstance(node, Tree) and norm_expr(node).data in ("list_expr", "struct_expr")
-
-    def literal_fields(self: Compiler, t: HeaderT | StructT, node: Any) -> list[Any]:
-        """The expressions of a list `{a, b}` (in field order) or structure expression
-        `{x = a, y = b}` (by name, every field exactly once: P4_16 "Structure-valued
-        expressions") for the fields of `t`, in declaration order."""
-        node = norm_expr(node)
-        if node.data == "list_expr":
-            items = kids(node)[0]
-            values = kids(items) if items is not None else []
-            if len(values) != len(t.fields):
-                raise self.fail(P4TypeError, node, f"{t.show()} has {len(t.fields)} fields, "
-                                f"the list {len(values)}", "assignment")
-            return values
-        given: dict[str, Any] = {}
-        for pair in kids(node):
-            if pair is None:
-                continue
-            name_node, value = kids(pair)
-            name = ident(name_node)
-            if t.field(name) is None:
-                raise self.fail(UnknownNameError, name_node, f"{t.show()} has no field "
-                                f"'{name}'", "structure expression")
-            if name in given:
-                raise self.fail(DuplicateDeclarationError, name_node, f"field '{name}' given "
-                                "twice", "structure expression")
-            given[name] = value
-        missing = [f.name for f in t.fields if f.name not in given]
-        if missing:
-            raise self.fail(P4TypeError, node, f"structure expression for {t.show()} misses "
-                            f"{', '.join(missing)}", "structure expression")
-        return [given[f.name] for f in t.fields]
 
     def struct_value(self: Compiler, t: HeaderT | StructT, node: Any, scope: Scope) -> str:
         """A temporary holding the header or struct a `{...}` expression describes (emitted

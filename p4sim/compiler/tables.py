@@ -19,14 +19,10 @@ from lark import Tree
 from p4sim.compiler.declarations import annotation_int
 from p4sim.compiler.symbols import Scope, Sym, Val
 from p4sim.errors import (
-    ArgumentCountError,
-    DuplicateDeclarationError,
-    P4TypeError,
-    UnknownNameError,
     UnsupportedConstructError,
 )
 from p4sim.model import KeyModel, TableModel
-from p4sim.p4types import BitT, BoolT, ErrorT, ExternT, P4Type, VoidT, bit_width
+from p4sim.p4types import BitT, BoolT, P4Type, VoidT
 from p4sim.runtime import FieldMatch
 from p4sim.tree import ident, kids, py, source_text
 
@@ -61,22 +57,8 @@ class Tables:
                 for i, ke in enumerate(kids(p), 1):
                     expr_node, kind_node, kann = kids(ke)
                     v = self.expr(expr_node, scope)
+                    width = self.check_table_key(v.type, expr_node, kind_node)
                     kind = ident(kind_node)
-                    if kind not in ("exact", "ternary", "lpm", "range", "optional"):
-                        if kind in self.match_kinds:
-                            raise self.fail(UnsupportedConstructError, kind_node,
-                                            f"match kind '{kind}' is not supported", "table key")
-                        raise self.fail(UnknownNameError, kind_node,
-                                        f"unknown match kind '{kind}'", "table key")
-                    width = bit_width(v.type)
-                    if isinstance(v.type, ErrorT):
-                        raise self.fail(UnsupportedConstructError, expr_node,
-                                        "table key of type error (its P4Runtime width is not "
-                                        "modelled)", "error table key")
-                    if width == 0:
-                        raise self.fail(P4TypeError, expr_node,
-                                        f"table key of type {v.type.show()} has no bit width",
-                                        "table key")
                     kanns = self.annotations(kann)
                     nm = self.ann_get(kanns, "name")
                     name = str(nm[0]) if nm else source_text(expr_node)
@@ -84,24 +66,12 @@ class Tables:
                     key_codes.append(f"int({v.code})" if isinstance(v.type, BoolT) else v.code)
             elif d == "actions_prop":
                 for ar in kids(p):
-                    aann, aname, aargs = kids(ar)
+                    aann, aname, _aargs = kids(ar)
                     an = ident(aname)
-                    sym = scope.lookup(an)
-                    if sym is None or sym.kind != "action":
-                        raise self.fail(UnknownNameError, aname, f"unknown action '{an}'",
-                                        "table actions")
-                    if any(a[0] == an for a in actions):
-                        raise self.fail(DuplicateDeclarationError, aname,
-                                        f"action '{an}' listed twice", "table actions")
-                    plist = self.param_types(kids(sym.info[0])[2])
-                    ndir = sum(1 for _n, d, _t in plist if d)
-                    given = [a for a in kids(aargs) if a is not None] if aargs is not None else []
-                    if ndir or given:
-                        if len(given) != ndir:
-                            raise self.fail(ArgumentCountError, ar, f"action '{an}' in a table "
-                                            f"binds its {ndir} directional parameters, got "
-                                            f"{len(given)} arguments", "table actions")
-                        bound_actions[an] = (sym, given, plist[:ndir], ar)
+                    sym, given, dparams = self.check_listed_action(ar, scope,
+                                                                   [a[0] for a in actions])
+                    if given:
+                        bound_actions[an] = (sym, given, dparams, ar)
                     actions.append((an, sym.info[1], self.annotations(aann)))
                     self.used_actions.add(sym.info[1])
             elif d in ("simple_prop", "const_simple_prop"):
@@ -113,26 +83,11 @@ class Tables:
                 elif pn == "size":
                     size = self.const_eval(pexpr)
                 elif pn == "counters":
-                    sym = scope.lookup(ident(kids(pexpr)[0])) if pexpr.data == "name_ref" else None
-                    if sym is None or sym.type != ExternT("direct_counter"):
-                        raise self.fail(P4TypeError, pexpr, "counters = needs a direct_counter",
-                                        "table")
-                    direct_counter = sym.info
+                    direct_counter = self.check_direct_extern(pexpr, scope, "direct_counter", pn)
                 elif pn == "meters":
-                    sym = scope.lookup(ident(kids(pexpr)[0])) if pexpr.data == "name_ref" else None
-                    if sym is None or sym.type != ExternT("direct_meter"):
-                        raise self.fail(P4TypeError, pexpr, "meters = needs a direct_meter",
-                                        "table")
-                    direct_meter = sym.info
+                    direct_meter = self.check_direct_extern(pexpr, scope, "direct_meter", pn)
                 elif pn == "support_timeout":
-                    flag = self.expr(pexpr, scope)
-                    if not isinstance(flag.type, BoolT) or flag.const is None:
-                        raise self.fail(P4TypeError, pexpr, "support_timeout must be true or "
-                                        "false", "table property")
-                    if flag.const:
-                        raise self.fail(UnsupportedConstructError, p,
-                                        "support_timeout = true (entry idle timeouts) is not "
-                                        "supported", "table property")
+                    self.check_support_timeout(p, pexpr, scope)
                 else:
                     raise self.fail(UnsupportedConstructError, p,
                                     f"table property '{pn}' is not supported", "table property")
@@ -146,10 +101,7 @@ class Tables:
             actions = []  # p4c accepts a table without actions: only NoAction, by default
         default_explicit = default_call is not None
         if default_call is None:
-            if "NoAction" not in {a[0] for a in actions}:
-                scope_na = scope.lookup("NoAction")
-                if scope_na is None:
-                    raise self.fail(UnknownNameError, decl, "no NoAction", "table")
+            self.check_no_action(decl, scope, [a[0] for a in actions])
             default_call = ("NoAction", ())
             na = scope.lookup("NoAction")
             assert na is not None
@@ -163,22 +115,13 @@ class Tables:
         # (as P4Runtime), so the BMv2 number b becomes top - b.
         bmv2_priorities: list[int] = []
         for idx, en in enumerate(entries_nodes):
-            eann, _, _, _, tail_ann = kids(en)
-            prio_ann = self.ann_get(self.annotations(eann) + self.annotations(tail_ann),
-                                    "priority")
-            value = prio_ann[0] if prio_ann and len(prio_ann) == 1 else None
-            if prio_ann and not (isinstance(value, int) and value >= 0):
-                raise self.fail(P4TypeError, en, "@priority needs one non-negative integer",
-                                "table entries")
-            bmv2_priorities.append(value if isinstance(value, int) else idx + 1)
+            value = self.check_entry_priority(en)
+            bmv2_priorities.append(value if value is not None else idx + 1)
         top = max(bmv2_priorities, default=0) + 1
         for idx, en in enumerate(entries_nodes):
             _, ks, ename, eargs, _ = kids(en)
             sets = kids(ks) if ks.data == "tuple_keyset" else [kids(ks)[0]]
-            if len(sets) != len(keys):
-                raise self.fail(P4TypeError, ks,
-                                f"entry has {len(sets)} key values, table has {len(keys)} keys",
-                                "table entries")
+            self.check_entry_keys(ks, sets, keys)
             matches = []
             for k, s in zip(keys, sets, strict=True):
                 m = self.entry_match(k, s, scope)
@@ -245,9 +188,7 @@ class Tables:
     def action_call_parts(self: Compiler, name_node: Any, args: Any, scope: Scope,
                           actions: list[Any], node: Any) -> tuple[str, tuple[int, ...]]:
         an = ident(name_node)
-        if all(a[0] != an for a in actions):
-            raise self.fail(UnknownNameError, node,
-                            f"action '{an}' is not in the table's actions", "default_action")
+        self.check_table_action(an, node, [a[0] for a in actions])
         sym = scope.lookup(an)
         assert sym is not None
         decl = sym.info[0]
@@ -257,16 +198,12 @@ class Tables:
         if ndir and len(arglist) == len(plist):
             arglist = arglist[ndir:]  # the directional ones are bound by the actions list
         plist = plist[ndir:]
-        if len(arglist) != len(plist):
-            raise self.fail(ArgumentCountError, node,
-                            f"action {an} takes {len(plist)} arguments, got {len(arglist)}",
-                            "action call")
+        self.check_action_data(an, node, plist, arglist)
         values = []
         for a, (_pn, _d, pt) in zip(arglist, plist, strict=True):
             v = self.coerce(self.expr(a, scope), pt, a, "action argument")
-            if v.const is None:
-                raise self.fail(P4TypeError, a, "action argument must be constant", "action")
-            values.append(v.const)
+            values.append(self.check_constant(v, a, "action argument must be constant",
+                                              "action"))
         return an, tuple(values)
 
     def entry_match(self: Compiler, k: KeyModel, s: Tree, scope: Scope) -> FieldMatch | None:
@@ -284,9 +221,8 @@ class Tables:
         if s.data == "ks_range":
             lo, hi = (self.coerce(self.expr(x, scope), t, x, "entry").const for x in kids(s))
             return FieldMatch(field_id=k.field_id, kind="range", value=lo or 0, high=hi)
-        v = self.coerce(self.expr(kids(s)[0], scope), t, s, "entry").const
-        if v is None:
-            raise self.fail(P4TypeError, s, "entry key must be constant", "table entries")
+        v = self.check_constant(self.coerce(self.expr(kids(s)[0], scope), t, s, "entry"), s,
+                                "entry key must be constant", "table entries")
         full = (1 << k.bitwidth) - 1
         if k.match_kind == "ternary":
             return FieldMatch(field_id=k.field_id, kind="ternary", value=v, mask=full)
@@ -298,18 +234,7 @@ class Tables:
 
     def table_apply(self: Compiler, sym: Sym, m: str, args: list[Any], scope: Scope,
                     node: Any) -> Val:
-        if m != "apply":
-            raise self.fail(UnknownNameError, node, f"table has no method '{m}'", "table")
-        self.check_args(args, {0}, node, "apply")
-        if not sym.code:
-            raise self.fail(UnsupportedConstructError, node, "table applied from an action",
-                            "table apply")
-        model = next(t for t in self.model.tables if sym.code == f"tbl_{py(t.name)}")
-        if sym.code in self.applied_tables:
-            raise self.fail(UnsupportedConstructError, node,
-                            f"table {model.name} is applied more than once; p4c's BMv2 back end "
-                            "rejects that (\"requires a cycle\"), use one apply or a copy of "
-                            "the table", "table apply")
+        model = self.check_table_apply(sym, m, args, node)
         self.applied_tables.add(sym.code)
         cparams = ", ".join(scope.find_pyparams())
         v = Val(f"{sym.code}(P, {cparams}, L)", VoidT())
