@@ -235,3 +235,54 @@ async def _not_serving(status) -> bool:  # type: ignore[no-untyped-def]
         return await status != health_pb2.HealthCheckResponse.SERVING
     except grpc.aio.AioRpcError:
         return True
+
+
+def _gate_poller(controller, monkeypatch):  # type: ignore[no-untyped-def]
+    """Hold the next poll's snapshot between its read of the switch and its return: (read
+    done, release). Later polls are not held."""
+    from controller import p4runtime_dataplane
+
+    monkeypatch.setattr(p4runtime_dataplane, "FEW_TUNNELS", 0)  # a single stats call polls
+    poller = controller.dataplane.counter_poller
+    real = poller._read
+    read, release = asyncio.Event(), asyncio.Event()
+
+    async def held():  # type: ignore[no-untyped-def]
+        snapshot = await real()
+        poller._read = real
+        read.set()
+        await release.wait()
+        return snapshot
+
+    monkeypatch.setattr(poller, "_read", held)
+    return read, release
+
+
+async def test_a_read_in_flight_across_a_delete_and_create_leaks_no_old_counts(
+        controller, v1, port, reader, monkeypatch) -> None:
+    """A poll that read the switch before tunnel 1 was deleted and created again (on the same
+    index) returns after it: the new tunnel still starts from zero."""
+    from ctl_builders import delete
+
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP()))
+    assert port.receive() is not None
+    read, release = _gate_poller(controller, monkeypatch)
+    old = asyncio.ensure_future(stats(v1, 1))
+    await asyncio.wait_for(read.wait(), 5)   # the switch said: tunnel 1 has 1 packet
+    await create(v1, delete(1))
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    [rule] = reader.entries("tunnel_rules")
+    assert rule.action.args["tunnel_index"] == 1  # the same index, reused
+    release.set()
+    assert (await old).inPackets in (0, 1)  # asked before the delete: either is true
+    fresh = await stats(v1, 1)
+    assert (fresh.inPackets, fresh.inBytes, fresh.outPackets) == (0, 0, 0)
+    port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP()))
+    assert port.receive() is not None
+
+    async def counted() -> bool:  # once the last snapshot is older than counter_max_age
+        later = await stats(v1, 1)
+        return (later.inPackets, later.outPackets) == (1, 1)
+
+    await eventually(counted)
