@@ -107,12 +107,13 @@ class CounterFigures:
         cached = self._cached
         if cached is not None and cached[0] is snapshot and cached[1] == self.generation:
             return cached[2]
-        at_index, of_sa = self._tunnel_maps()
-        ids = {at_index[index] for name in TUNNEL_COUNTERS
-               for index in snapshot.counted.get(name, ()) if index in at_index}
-        ids.update(self._baselines.tracked())
-        ids.update(of_sa[sa_index] for sa_index, drops in snapshot.extra.items()
-                   if drops and sa_index in of_sa)
+        counted = {index for name in TUNNEL_COUNTERS for index in snapshot.counted.get(name, ())}
+        ids = set(self._baselines.tracked())
+        if counted or any(snapshot.extra.values()):  # else no map is needed (an idle table)
+            at_index, of_sa = self._tunnel_maps()
+            ids.update(at_index[index] for index in counted if index in at_index)
+            ids.update(of_sa[sa_index] for sa_index, drops in snapshot.extra.items()
+                       if drops and sa_index in of_sa)
         result = self.of(snapshot, ids)
         if result is not None:
             self._cached = (snapshot, self.generation, result)
