@@ -191,6 +191,11 @@ async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
     assert controller.dataplane.counter_poller.reads == reads + 1
     assert whole == by_index
     assert (whole.inBytes, whole.outBytes) == (len(frame), len(received[1]))
+    # That poll's second step read most cells: the next one reads every array in one step.
+    assert controller.dataplane._whole_poll
+    monkeypatch.setattr(controller.dataplane.counter_poller, "max_age", 0)
+    assert await stats(v1, 1) == by_index
+    assert controller.dataplane.counter_poller.reads == reads + 2
 
 
 async def test_counters_only_grow_across_a_switch_restart(controller, v1, switch) -> None:
@@ -286,3 +291,30 @@ async def test_a_read_in_flight_across_a_delete_and_create_leaks_no_old_counts(
         return (later.inPackets, later.outPackets) == (1, 1)
 
     await eventually(counted)
+
+
+async def test_a_two_step_poll_reads_deltas_only_of_tunnels_that_emitted(controller, v1, port,
+                                                                         monkeypatch) -> None:
+    """Main arrays whole, then the 22 cells of the one tunnel that emitted by index: the same
+    exact figures as reading that tunnel's cells alone, and the idle tunnels at zero."""
+    from controller import counter_poller, p4runtime_dataplane
+
+    await create(v1, *[geneve_encap(n, match=match_ipv4(source=f"192.0.2.{n}"))
+                       for n in (1, 2, 3)])
+    frame = bytes(Ether(**HOST_MACS) / IP(src="192.0.2.2", dst="10.9.9.9") / UDP() / (b"v" * 99))
+    port.send(1, frame)
+    received = port.receive()
+    assert received is not None
+    alone = await stats(v1, 2)  # its 22 cells by index (no snapshot yet)
+    assert (alone.inBytes, alone.outBytes) == (len(frame), len(received[1]))
+    dataplane = controller.dataplane
+    total = sum(size for _, size in dataplane.pipeline.tunnel_counter_arrays().values())
+    # 3 tunnels' 66 cells are "many", one tunnel's 22 are not: two steps, the second by index
+    monkeypatch.setattr(counter_poller, "WHOLE_READ_SHARE", 50 / total)
+    monkeypatch.setattr(p4runtime_dataplane, "FEW_TUNNELS", 0)
+    reads = dataplane.counter_poller.reads
+    pages = [page async for page in v1.getAllIpTunnelsStats(pb.tunnelRequestArgs(), timeout=10)]
+    figures = {item.tunnelId: item.tunnelCounters for page in pages for item in page.responses}
+    assert dataplane.counter_poller.reads == reads + 1 and not dataplane._whole_poll
+    assert figures[2] == alone
+    assert figures[1] == figures[3] == pb.counters()
