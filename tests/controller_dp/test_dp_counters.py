@@ -318,3 +318,30 @@ async def test_a_two_step_poll_reads_deltas_only_of_tunnels_that_emitted(control
     assert dataplane.counter_poller.reads == reads + 1 and not dataplane._whole_poll
     assert figures[2] == alone
     assert figures[1] == figures[3] == pb.counters()
+
+
+async def test_a_read_in_flight_across_a_switch_restart_counts_nothing_twice(
+        controller, v1, switch, monkeypatch) -> None:
+    """A poll that read the switch before it restarted returns after the restart's fold of the
+    baselines: that reading is not added on top of the fold (it is read again)."""
+    from dp_support import health, wait_serving
+
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    port = PacketPort(switch.packet_url)
+    try:
+        for _ in range(2):
+            port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP()))
+            assert port.receive() is not None
+    finally:
+        port.close()
+    assert (await stats(v1, 1)).inPackets == 2  # read once: the fold keeps these 2
+    read, release = _gate_poller(controller, monkeypatch)
+    held = asyncio.ensure_future(stats(v1, 1))
+    await asyncio.wait_for(read.wait(), 5)  # the switch said: 2 packets, again
+    switch.restart()
+    await eventually(lambda: _not_serving(health(controller.port)))
+    await wait_serving(controller, timeout=30)
+    release.set()
+    assert (await held).inPackets == 2
+    monkeypatch.setattr(controller.dataplane.counter_poller, "max_age", 0)
+    assert (await stats(v1, 1)).inPackets == 2  # not 4
