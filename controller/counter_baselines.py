@@ -33,6 +33,8 @@ class BaselineBook(Protocol):
 
 
 def _add(a: TunnelCounters, b: TunnelCounters) -> TunnelCounters:
+    if a == _ZERO:  # most tunnels never had a reset: no new object per tunnel per read
+        return b
     return TunnelCounters(**{name: getattr(a, name) + getattr(b, name) for name in FIELDS})
 
 
