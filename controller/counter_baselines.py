@@ -19,6 +19,7 @@ from typing import Protocol
 
 from controller.dataplane import TunnelCounters
 
+_ZERO = TunnelCounters()
 FIELDS = tuple(field.name for field in dataclasses.fields(TunnelCounters))
 
 
@@ -32,6 +33,8 @@ class BaselineBook(Protocol):
 
 
 def _add(a: TunnelCounters, b: TunnelCounters) -> TunnelCounters:
+    if a == _ZERO:  # most tunnels never had a reset: no new object per tunnel per read
+        return b
     return TunnelCounters(**{name: getattr(a, name) + getattr(b, name) for name in FIELDS})
 
 
@@ -47,18 +50,31 @@ class CounterBaselines:
         result: dict[int, TunnelCounters] = {}
         changed: dict[int, tuple[TunnelCounters, TunnelCounters] | None] = {}
         for tunnel_id, now in raw.items():
-            base, last = self._rows.get(tunnel_id, (TunnelCounters(), TunnelCounters()))
+            row = self._rows.get(tunnel_id)
+            if row is None and now == _ZERO:
+                result[tunnel_id] = now  # nothing counted yet: no row to keep or persist
+                continue
+            base, last = row or (_ZERO, _ZERO)
             reset = {name: getattr(base, name) + getattr(last, name) for name in FIELDS
                      if getattr(now, name) < getattr(last, name)}
             if reset:
                 base = dataclasses.replace(base, **reset)
-            if (base, now) != self._rows.get(tunnel_id):
+            if (base, now) != row:
                 self._rows[tunnel_id] = (base, now)
                 changed[tunnel_id] = (base, now)
             result[tunnel_id] = _add(base, now)
         if changed:
             self._book.save_baselines(changed)
         return result
+
+    def tracked(self) -> Iterable[int]:
+        """The tunnels with a baseline or a last reading (every other one is at zero)."""
+        return self._rows.keys()
+
+    def current(self, tunnel_id: int) -> TunnelCounters:
+        """The API figures as last observed (zero for a tunnel never seen counting)."""
+        row = self._rows.get(tunnel_id)
+        return _ZERO if row is None else _add(*row)
 
     def fold(self, tunnel_ids: Iterable[int]) -> None:
         """The source of these tunnels' counters was reset: the last reading joins the base."""

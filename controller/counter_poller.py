@@ -54,14 +54,20 @@ class CounterReadFailed(Exception):
 @dataclass(frozen=True, kw_only=True)
 class CounterSnapshot:
     """Packet and byte counts per counter name and index, read between ``started`` and
-    ``taken_at`` (``time.monotonic``, the read's end); ``extra`` carries what the read function
-    added (the worker's drops per SA index)."""
+    ``taken_at`` (``time.monotonic``, the read's end); ``counted`` names, per counter, the
+    indices whose cells are not zero (the decoder parsed those; every other cell is 0), so a
+    consumer's work follows the counted cells, not the arrays' size. ``extra`` carries what the
+    read function added (the worker's drops per SA index), ``generation`` the reader's
+    programming generation when the read began (the data plane's: which changes it may
+    predate)."""
 
     started: float
     taken_at: float
     packets: Mapping[str, array]
     octets: Mapping[str, array] = field(default_factory=dict)
+    counted: Mapping[str, set[int]] = field(default_factory=dict)
     extra: Mapping[int, int] = field(default_factory=dict)
+    generation: int = 0
 
     def get(self, cell: tuple[str, int], default: int = 0, /) -> int:
         """The packet count of (counter name, index), as ``Pipeline.tunnel_figures`` reads."""
@@ -84,7 +90,7 @@ DECODE_BLOCK = 256  # cells compared at once with the zero encoding
 class _Decoder:
     """Fills packet and byte arrays from concatenated ReadResponse bytes."""
 
-    def __init__(self, by_id: Mapping[int, tuple[array, array | None]]) -> None:
+    def __init__(self, by_id: Mapping[int, tuple[array, array | None, set[int]]]) -> None:
         self._by_id = by_id
 
     def element(self, data: bytes, position: int) -> tuple[int, int, int]:
@@ -96,9 +102,12 @@ class _Decoder:
         index = entry.index.index
         found = self._by_id.get(entry.counter_id)
         if found is not None and 0 <= index < len(found[0]):
-            found[0][index] = entry.data.packet_count
-            if found[1] is not None:
-                found[1][index] = entry.data.byte_count
+            packets, octets, counted = found
+            packets[index] = entry.data.packet_count
+            if octets is not None:
+                octets[index] = entry.data.byte_count
+            if entry.data.packet_count or (octets is not None and entry.data.byte_count):
+                counted.add(index)
         return entry.counter_id, index, start + length
 
     def decode(self, data: bytes, runs: Sequence[tuple[int, ZeroCells, int, int]]) -> None:
@@ -208,7 +217,8 @@ class CounterArrayReader:
                    for name, (_, size) in self._counters.items()}
         octets = {name: array("Q", bytes(8 * size))
                   for name, (_, size) in self._counters.items() if name in self._with_bytes}
-        decoder = _Decoder({counter_id: (packets[name], octets.get(name))
+        counted: dict[str, set[int]] = {name: set() for name in self._counters}
+        decoder = _Decoder({counter_id: (packets[name], octets.get(name), counted[name])
                             for name, (counter_id, _) in self._counters.items()})
         started = time.monotonic()
         try:
@@ -220,7 +230,7 @@ class CounterArrayReader:
             raise CounterReadFailed(f"switch {self._address}: counter read failed: "
                                     f"{error.code().name} {error.details()}") from None
         return CounterSnapshot(started=started, taken_at=time.monotonic(), packets=packets,
-                               octets=octets)
+                               octets=octets, counted=counted)
 
     async def close(self) -> None:
         if self._channel is not None:

@@ -14,7 +14,7 @@ nothing and reports zero counters, and says so at start-up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,6 +61,31 @@ class TunnelCounters:
     out_packets_drops: int = 0
     in_bytes_drops: int = 0
     out_bytes_drops: int = 0
+
+
+ZERO_COUNTERS = TunnelCounters()
+
+
+class SparseCounters(Mapping[int, TunnelCounters]):
+    """The counters of `tunnel_ids` where only the non-zero ones are held (``nonzero``, which
+    may hold other tunnels too): a page of a stats pass costs what its counted tunnels cost,
+    and a reader that knows this (read_messages.stats_responses) skips the zero ones."""
+
+    def __init__(self, tunnel_ids: Sequence[int], nonzero: Mapping[int, TunnelCounters]) -> None:
+        self._ids = tunnel_ids
+        self._keys = frozenset(tunnel_ids)
+        self.nonzero = nonzero
+
+    def __getitem__(self, tunnel_id: int) -> TunnelCounters:
+        if tunnel_id not in self._keys:
+            raise KeyError(tunnel_id)
+        return self.nonzero.get(tunnel_id, ZERO_COUNTERS)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(dict.fromkeys(self._ids))
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 class DataPlaneUnavailable(Exception):
@@ -121,4 +146,4 @@ class DetachedDataPlane:
         return [None] * len(changes)
 
     async def read_counters(self, tunnel_ids: Iterable[int]) -> Mapping[int, TunnelCounters]:
-        return {tunnel_id: TunnelCounters() for tunnel_id in tunnel_ids}
+        return SparseCounters(list(tunnel_ids), {})

@@ -61,6 +61,7 @@ import finsy as fy
 from controller import counter_poller
 from controller.allocation import Allocation, allocate
 from controller.counter_baselines import CounterBaselines
+from controller.counter_figures import CounterFigures
 from controller.counter_poller import (
     DEFAULT_MAX_AGE,
     CounterArrayReader,
@@ -75,7 +76,12 @@ from controller.crypto_client import (
     WorkerSa,
     worker_sas,
 )
-from controller.dataplane import DataPlaneUnavailable, TunnelChange, TunnelCounters
+from controller.dataplane import (
+    DataPlaneUnavailable,
+    SparseCounters,
+    TunnelChange,
+    TunnelCounters,
+)
 from controller.errors import ErrorCode, RequestError
 from controller.executor import Executor, remove_sas
 from controller.keys import SaKey
@@ -91,6 +97,7 @@ from controller.p4rt.connection import (
 )
 from controller.pipeline import (
     TUNNEL_COUNTERS,
+    TUNNEL_DELTAS,
     TUNNEL_DROP_IN,
     TUNNEL_DROP_OUT,
     TUNNEL_IN,
@@ -107,6 +114,7 @@ SA_DRAIN_SECONDS = 2.0  # at most this long for in-flight frames before removing
 DRAIN_POLL_SECONDS = 0.005
 DRAIN_QUIET_POLLS = 20  # polls with nothing entering or leaving: nothing is in flight
 FEW_TUNNELS = 16  # a stats read of at most this many tunnels reads their cells if no snapshot
+READ_ATTEMPTS = 3  # counter reads per call when the switch's counters restart during one
 DROPS_PER_CALL = 8192  # SA indices per worker GetCounters call of a counter poll
 STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
 # Every FULL_CHECK_POLLS-th worker poll lists every SA (strays, changed parameters); the polls
@@ -198,16 +206,20 @@ class P4RuntimeDataPlane:
             address=target.address, device_id=target.device_id,
             counters=pipeline.tunnel_counter_arrays(), tls=target.tls,
             with_bytes=TUNNEL_COUNTERS)
-        self._packet_reader = CounterArrayReader(  # the four packet arrays: which are 0
+        self._main_reader = CounterArrayReader(  # the four tunnel counters, packets and bytes
             address=target.address, device_id=target.device_id,
             counters={name: cells for name, cells in pipeline.tunnel_counter_arrays().items()
-                      if name in (TUNNEL_IN, TUNNEL_OUT, TUNNEL_DROP_IN, TUNNEL_DROP_OUT)},
-            tls=target.tls)
+                      if name in TUNNEL_COUNTERS},
+            tls=target.tls, with_bytes=TUNNEL_COUNTERS)
+        self._read_lock = asyncio.Lock()  # one switch read at a time: later reads, later data
+        self._whole_poll = False  # the last poll found many tunnels counting out (see there)
         self.counter_poller = CounterPoller(self._poll_counters, max_age=counter_max_age)
         self._monitor: asyncio.Task[None] | None = None
         self._notify_tasks: set[asyncio.Task[Any]] = set()
         self._last_status: DataPlaneStatus | None = None
         self._baselines = CounterBaselines(book)
+        self._figures = CounterFigures(pipeline=pipeline, baselines=self._baselines,
+                                       allocations=lambda: self._planner.allocations)
         self._degraded: dict[int, str] = {}  # SA index -> why the worker does not hold it
         self._states: dict[int, str] = {}  # tunnel id -> last logged operational state
         self._verified: dict[int, WorkerSa] = {}  # SA index -> SA last found equal on the worker
@@ -260,6 +272,7 @@ class P4RuntimeDataPlane:
             self._loaded = alloc
             self._planner = self._new_planner()
             self._sas = self._all_sas()
+            self._figures.changed(alloc)
         self.connection.start()
         if self._worker is not None:
             self._monitor = asyncio.create_task(self._watch_worker(), name="worker-monitor")
@@ -272,7 +285,7 @@ class P4RuntimeDataPlane:
                 await self._monitor
         await self.connection.stop()
         await self._counter_reader.close()
-        await self._packet_reader.close()
+        await self._main_reader.close()
         if self._worker is not None:
             await self._worker.close()
 
@@ -325,7 +338,10 @@ class P4RuntimeDataPlane:
             try:
                 return await self._apply_locked(changes)
             finally:
-                self.counter_poller.invalidate()  # a CREATE resets cells: no stale snapshot
+                # A CREATE resets cells: no snapshot from before is cached (one in flight is
+                # not used for the tunnels whose index is new or gone: _finish).
+                self._figures.changed(())
+                self.counter_poller.invalidate()
 
     def _refusal(self, change: TunnelChange) -> DataPlaneUnavailable | None:
         if not self._switch_ready:
@@ -428,6 +444,9 @@ class P4RuntimeDataPlane:
             assert self._worker is not None
             await remove_sas(self._worker, [sa.sa_index for sa in removes], "old SAs")
         await self._reset_freed(applied)
+        # Snapshots read before this are not used for the tunnels whose index is new or gone
+        # (no await from here on: allocations and that generation change together).
+        self._figures.changed(plan.tunnel_id for plan in applied if plan.fresh_index)
         for plan in applied:
             self._planner.commit(plan)
             self._book.save_allocation(plan.tunnel_id, plan.allocation)
@@ -513,7 +532,8 @@ class P4RuntimeDataPlane:
         """Read the four packet arrays once: a free index none of them counted has all its
         cells at 0 (its byte cells count the same frames), so a CREATE there needs no reset."""
         try:
-            snapshot = await self._packet_reader.read()
+            async with self._read_lock:
+                snapshot = await self._main_reader.read()
         except CounterReadFailed as error:
             log.warning("counter arrays not read (%s); every CREATE resets its cells", error)
             return
@@ -548,88 +568,98 @@ class P4RuntimeDataPlane:
         Packets and bytes come from the four packets_and_bytes tunnel counters and the length
         deltas of out and drop-out (:meth:`Pipeline.tunnel_figures`): the exact frames each
         tunnel received and emitted. Served from the shared snapshot (counter_poller: at most
-        ``counter_max_age`` old, never from before a change); a read of at most
-        FEW_TUNNELS tunnels with no such snapshot reads only their cells and SAs."""
-        ids = list(tunnel_ids)
+        ``counter_max_age`` old, never from before a change) and its figures, computed once
+        per snapshot (controller.counter_figures); a read of at most FEW_TUNNELS tunnels with
+        no such snapshot reads only their cells and SAs. The answer holds only the non-zero
+        tunnels' counters (:class:`SparseCounters`)."""
+        ids = tunnel_ids if isinstance(tunnel_ids, list) else list(tunnel_ids)
         if not self._switch_ready:
             raise DataPlaneUnavailable(f"the switch at {self.connection.target.address} is "
                                        "not connected; counters cannot be read")
-        alloc = {tunnel_id: self._alloc[tunnel_id] for tunnel_id in ids
-                 if tunnel_id in self._alloc}
-        counts = self.counter_poller.fresh()
         try:
-            if counts is None and len(alloc) <= FEW_TUNNELS:
-                counts = await self._read_cells(
-                    [cell for a in alloc.values()
-                     for cell in self.pipeline.counter_cells(a.tunnel_index)],
-                    [index for a in alloc.values() for _, index in a.sa_pairs])
-            elif counts is None:
-                counts = await self.counter_poller.snapshot()
+            for _ in range(READ_ATTEMPTS):
+                counts = self.counter_poller.fresh()
+                if counts is None and len(ids) <= FEW_TUNNELS:
+                    alloc = [self._alloc[tunnel_id] for tunnel_id in ids
+                             if tunnel_id in self._alloc]
+                    counts = await self._read_cells(
+                        [cell for a in alloc
+                         for cell in self.pipeline.counter_cells(a.tunnel_index)],
+                        [index for a in alloc for _, index in a.sa_pairs])
+                    figures = self._figures.of(counts, ids)
+                else:
+                    if counts is None:
+                        counts = await self.counter_poller.snapshot()
+                    figures = self._figures.all(counts)
+                if figures is not None:
+                    return SparseCounters(ids, figures)
         except CounterReadFailed as error:
             raise DataPlaneUnavailable(str(error)) from None
-        drops = counts.extra
-        result: dict[int, TunnelCounters] = {}
-        raw: dict[int, TunnelCounters] = {}
-        worker: dict[int, int] = {}
-        for tunnel_id in ids:
-            a = alloc.get(tunnel_id)
-            if a is None:
-                result[tunnel_id] = TunnelCounters()
-                continue
-            figures = self.pipeline.tunnel_figures(a.tunnel_index, counts)
-            in_p, in_b = figures[TUNNEL_IN]
-            out_p, out_b = figures[TUNNEL_OUT]
-            din_p, din_b = figures[TUNNEL_DROP_IN]
-            dout_p, dout_b = figures[TUNNEL_DROP_OUT]
-            raw[tunnel_id] = TunnelCounters(
-                in_packets=in_p, in_bytes=in_b, out_packets=out_p, out_bytes=out_b,
-                in_packets_drops=din_p, in_bytes_drops=din_b,
-                out_packets_drops=dout_p, out_bytes_drops=dout_b)
-            worker[tunnel_id] = sum(drops.get(sa_index, 0) for _, sa_index in a.sa_pairs)
-        # The switch's figures are monotonic across switch restarts (controller.counter_baselines);
-        # the worker's drops are added as it reports them.
-        for tunnel_id, grown in self._baselines.observe(raw).items():
-            result[tunnel_id] = dataclasses.replace(
-                grown, in_packets_drops=grown.in_packets_drops + worker[tunnel_id])
-        return result
+        raise DataPlaneUnavailable("the switch's counters restarted during every read of "
+                                   "them; retry")
+
+    async def _worker_drops(self, sa_indexes: list[int] | None) -> dict[int, int]:
+        """The worker's drops of `sa_indexes` in calls of at most DROPS_PER_CALL SAs (each
+        call has the worker's call deadline) — None: of every SA that has dropped any, in
+        one call (only SAs with drops come back)."""
+        drops: dict[int, int] = {}
+        if self._worker is None:
+            return drops
+        try:
+            if sa_indexes is None:
+                return await self._worker.all_drops()
+            for first in range(0, len(sa_indexes), DROPS_PER_CALL):
+                drops.update(await self._worker.drops(sa_indexes[first:first + DROPS_PER_CALL]))
+        except WorkerError as error:
+            raise CounterReadFailed(str(error)) from None
+        return drops
 
     async def _read_cells(self, cells: list[tuple[str, int]] | None,
                           sa_indexes: list[int] | None) -> CounterSnapshot:
         """One counter read (`cells`; None: every cell) and, at the same time, the worker's
-        drops of `sa_indexes` in calls of at most DROPS_PER_CALL SAs (each call has the
-        worker's call deadline) — None: of every SA that has dropped any, in one call — as one
-        snapshot (CounterReadFailed if either fails)."""
-
-        async def worker_drops() -> dict[int, int]:
-            drops: dict[int, int] = {}
-            if self._worker is None:
-                return drops
-            try:
-                if sa_indexes is None:
-                    return await self._worker.all_drops()
-                for first in range(0, len(sa_indexes), DROPS_PER_CALL):
-                    drops.update(await self._worker.drops(
-                        sa_indexes[first:first + DROPS_PER_CALL]))
-            except WorkerError as error:
-                raise CounterReadFailed(str(error)) from None
-            return drops
-
-        snapshot, drops = await asyncio.gather(self._counter_reader.read(cells),
-                                               worker_drops())
-        return dataclasses.replace(snapshot, extra=drops)
+        drops of `sa_indexes` (:meth:`_worker_drops`) as one snapshot, stamped with the
+        programming generation it began in (CounterReadFailed if either fails)."""
+        async with self._read_lock:
+            generation = self._figures.generation
+            snapshot, drops = await asyncio.gather(self._counter_reader.read(cells),
+                                                   self._worker_drops(sa_indexes))
+        return dataclasses.replace(snapshot, extra=drops, generation=generation)
 
     async def _poll_counters(self) -> CounterSnapshot:
-        """The poller's read: every allocated tunnel's cells (whole arrays when they are most
-        of them: no list of cells is built then) and the drops of every SA that dropped
-        per poll (one call: only SAs with drops come back)."""
+        """The poller's read of every allocated tunnel and the drops of every SA that dropped.
+
+        Few tunnels: their cells by index, one request. Else in two steps: the four tunnel
+        counters whole, then — only for the tunnel indices whose out or drop-out counted —
+        their four cells again with their length-delta cells, one request, so each tunnel's
+        figures still come from one read of the switch (a tunnel that emitted nothing has no
+        delta term: :meth:`Pipeline.tunnel_figures`). Delta cells are 18 of a tunnel's 22:
+        at 65,535 idle tunnels the poll reads 262,144 cells, not 1.4 million. When the second
+        step would read most cells anyway (many tunnels emitting), the next polls read every
+        array whole in one step, until fewer tunnels count out again."""
         alloc = list(self._alloc.values())
         per_tunnel = len(self.pipeline.counter_cells(0))
         total = sum(size for _, size in self.pipeline.tunnel_counter_arrays().values())
-        cells = None if len(alloc) * per_tunnel > counter_poller.WHOLE_READ_SHARE * total else [
-            cell for a in alloc for cell in self.pipeline.counter_cells(a.tunnel_index)]
-        # Every SA's drops in one call of only the SAs that dropped any: at 65,535 SAs the
-        # per-SA answer was most of a poll's time (a 65,535-tunnel stats pass).
-        return await self._read_cells(cells, None)
+        limit = counter_poller.WHOLE_READ_SHARE * total
+        if len(alloc) * per_tunnel <= limit:
+            return await self._read_cells(
+                [cell for a in alloc for cell in self.pipeline.counter_cells(a.tunnel_index)],
+                None)
+        async with self._read_lock:
+            generation = self._figures.generation
+            if self._whole_poll:
+                snapshot, drops = await asyncio.gather(self._counter_reader.read(None),
+                                                       self._worker_drops(None))
+                self._whole_poll = len(_emitting(snapshot)) * per_tunnel > limit
+                return dataclasses.replace(snapshot, extra=drops, generation=generation)
+            main, drops = await asyncio.gather(self._main_reader.read(None),
+                                               self._worker_drops(None))
+            active = _emitting(main)
+            if active:
+                detail = await self._counter_reader.read(
+                    [cell for index in active for cell in self.pipeline.counter_cells(index)])
+                self._whole_poll = len(active) * per_tunnel > limit
+                main = _merged(main, detail, active)
+        return dataclasses.replace(main, extra=drops, generation=generation)
 
     # ---- reconciliation -------------------------------------------------------------------
 
@@ -649,6 +679,8 @@ class P4RuntimeDataPlane:
             if tunnel_keys and not tunnel_keys & actual.keys():
                 # The switch came back empty (restarted): its counters restarted at 0.
                 self._baselines.fold(self._tunnels())
+                self._figures.folded()
+                self.counter_poller.invalidate()
             await connection.write(deletes)
             await connection.write(modifies + inserts)
             self._planner.forget_clean()
@@ -767,3 +799,33 @@ class P4RuntimeDataPlane:
                     self._worker_ready = False
                     self._notify()
             await asyncio.sleep(self._worker_poll)
+
+
+def _emitting(snapshot: CounterSnapshot) -> list[int]:
+    """The tunnel indices whose out or drop-out counter counted (sorted)."""
+    return sorted(set(snapshot.counted.get(TUNNEL_OUT, ())).union(
+        snapshot.counted.get(TUNNEL_DROP_OUT, ())))
+
+
+def _merged(main: CounterSnapshot, detail: CounterSnapshot,
+            indices: Iterable[int]) -> CounterSnapshot:
+    """`main` (the four tunnel counters) with the cells of `indices` and the length-delta
+    arrays taken from `detail`, the later read of those tunnels."""
+    packets = dict(main.packets)
+    octets = dict(main.octets)
+    counted = {name: set(cells) for name, cells in main.counted.items()}
+    for name in TUNNEL_COUNTERS:
+        mine, theirs = packets[name], detail.packets[name]
+        mine_b, theirs_b = octets[name], detail.octets[name]
+        cells = counted.setdefault(name, set())
+        for index in indices:
+            mine[index], mine_b[index] = theirs[index], theirs_b[index]
+            if mine[index] or mine_b[index]:
+                cells.add(index)
+            else:
+                cells.discard(index)
+    for name in TUNNEL_DELTAS.values():
+        packets[name] = detail.packets[name]
+        counted[name] = set(detail.counted.get(name, ()))
+    return dataclasses.replace(main, packets=packets, octets=octets, counted=counted,
+                               taken_at=detail.taken_at)

@@ -423,6 +423,10 @@ class TunnelService:
         """All tunnels, by ascending id (the paging order)."""
         return [tunnel for _, tunnel in sorted(self._store.tunnels.items())]
 
+    def list_ids(self) -> list[int]:
+        """Every tunnel id, ascending (the paging order of the stats pass)."""
+        return sorted(self._store.tunnels)
+
     async def counters(self, tunnel_ids: Sequence[int]) -> Mapping[int, TunnelCounters]:
         """Data-plane counters for the given ids."""
         return await self._dataplane.read_counters(tunnel_ids)

@@ -27,6 +27,7 @@ from controller.read_messages import (
     capabilities_to_proto,
     counters_to_proto,
     error_to_proto,
+    stats_responses,
     tunnel_to_proto,
 )
 from controller.service import TunnelService
@@ -278,13 +279,8 @@ class IpTunnelServicer(pb_grpc.ipTunnelServiceServicer):
     async def getAllIpTunnelsStats(self, request: pb.tunnelRequestArgs,
                                    context: grpc.aio.ServicerContext
                                    ) -> AsyncIterator[pb.ipTunnelStatsResponses]:
-        for page in _pages(self._service.list_tunnels(), request.tunnelsPerRequest):
-            counters = await self._service.counters([tunnel.tunnel_id for tunnel in page])
-            message = pb.ipTunnelStatsResponses()
-            for tunnel in page:
-                item = message.responses.add(tunnelId=tunnel.tunnel_id)
-                counters_to_proto(counters[tunnel.tunnel_id], item.tunnelCounters)
-            yield message
+        for page in _pages(self._service.list_ids(), request.tunnelsPerRequest):
+            yield stats_responses(page, await self._service.counters(page))
 
 
 # v1alpha1 method → (v2 method, handler factory, request class or None, response class).

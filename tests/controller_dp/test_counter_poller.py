@@ -104,8 +104,10 @@ def test_answers_in_another_order_are_decoded_by_their_own_indices() -> None:
         data=p4r.CounterData(packet_count=index * 10, byte_count=index)))
         for index in order]).SerializeToString()
     packets, octets = array("Q", bytes(48)), array("Q", bytes(48))
-    _Decoder({9: (packets, octets)}).decode(data, [(9, ZeroCells(9, 6), 0, 6)])
+    counted: set[int] = set()
+    _Decoder({9: (packets, octets, counted)}).decode(data, [(9, ZeroCells(9, 6), 0, 6)])
     assert list(packets) == [0, 10, 20, 30, 40, 50] and list(octets) == [0, 1, 2, 3, 4, 5]
+    assert counted == {1, 2, 3, 4, 5}  # index 0 counted nothing
 
 
 async def test_a_switch_that_does_not_answer_is_a_read_failure() -> None:

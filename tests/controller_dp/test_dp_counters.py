@@ -191,6 +191,11 @@ async def test_whole_counter_reads_give_the_same_bytes(controller, v1, port,
     assert controller.dataplane.counter_poller.reads == reads + 1
     assert whole == by_index
     assert (whole.inBytes, whole.outBytes) == (len(frame), len(received[1]))
+    # That poll's second step read most cells: the next one reads every array in one step.
+    assert controller.dataplane._whole_poll
+    monkeypatch.setattr(controller.dataplane.counter_poller, "max_age", 0)
+    assert await stats(v1, 1) == by_index
+    assert controller.dataplane.counter_poller.reads == reads + 2
 
 
 async def test_counters_only_grow_across_a_switch_restart(controller, v1, switch) -> None:
@@ -235,3 +240,108 @@ async def _not_serving(status) -> bool:  # type: ignore[no-untyped-def]
         return await status != health_pb2.HealthCheckResponse.SERVING
     except grpc.aio.AioRpcError:
         return True
+
+
+def _gate_poller(controller, monkeypatch):  # type: ignore[no-untyped-def]
+    """Hold the next poll's snapshot between its read of the switch and its return: (read
+    done, release). Later polls are not held."""
+    from controller import p4runtime_dataplane
+
+    monkeypatch.setattr(p4runtime_dataplane, "FEW_TUNNELS", 0)  # a single stats call polls
+    poller = controller.dataplane.counter_poller
+    real = poller._read
+    read, release = asyncio.Event(), asyncio.Event()
+
+    async def held():  # type: ignore[no-untyped-def]
+        snapshot = await real()
+        poller._read = real
+        read.set()
+        await release.wait()
+        return snapshot
+
+    monkeypatch.setattr(poller, "_read", held)
+    return read, release
+
+
+async def test_a_read_in_flight_across_a_delete_and_create_leaks_no_old_counts(
+        controller, v1, port, reader, monkeypatch) -> None:
+    """A poll that read the switch before tunnel 1 was deleted and created again (on the same
+    index) returns after it: the new tunnel still starts from zero."""
+    from ctl_builders import delete
+
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP()))
+    assert port.receive() is not None
+    read, release = _gate_poller(controller, monkeypatch)
+    old = asyncio.ensure_future(stats(v1, 1))
+    await asyncio.wait_for(read.wait(), 5)   # the switch said: tunnel 1 has 1 packet
+    await create(v1, delete(1))
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    [rule] = reader.entries("tunnel_rules")
+    assert rule.action.args["tunnel_index"] == 1  # the same index, reused
+    release.set()
+    assert (await old).inPackets in (0, 1)  # asked before the delete: either is true
+    fresh = await stats(v1, 1)
+    assert (fresh.inPackets, fresh.inBytes, fresh.outPackets) == (0, 0, 0)
+    port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP()))
+    assert port.receive() is not None
+
+    async def counted() -> bool:  # once the last snapshot is older than counter_max_age
+        later = await stats(v1, 1)
+        return (later.inPackets, later.outPackets) == (1, 1)
+
+    await eventually(counted)
+
+
+async def test_a_two_step_poll_reads_deltas_only_of_tunnels_that_emitted(controller, v1, port,
+                                                                         monkeypatch) -> None:
+    """Main arrays whole, then the 22 cells of the one tunnel that emitted by index: the same
+    exact figures as reading that tunnel's cells alone, and the idle tunnels at zero."""
+    from controller import counter_poller, p4runtime_dataplane
+
+    await create(v1, *[geneve_encap(n, match=match_ipv4(source=f"192.0.2.{n}"))
+                       for n in (1, 2, 3)])
+    frame = bytes(Ether(**HOST_MACS) / IP(src="192.0.2.2", dst="10.9.9.9") / UDP() / (b"v" * 99))
+    port.send(1, frame)
+    received = port.receive()
+    assert received is not None
+    alone = await stats(v1, 2)  # its 22 cells by index (no snapshot yet)
+    assert (alone.inBytes, alone.outBytes) == (len(frame), len(received[1]))
+    dataplane = controller.dataplane
+    total = sum(size for _, size in dataplane.pipeline.tunnel_counter_arrays().values())
+    # 3 tunnels' 66 cells are "many", one tunnel's 22 are not: two steps, the second by index
+    monkeypatch.setattr(counter_poller, "WHOLE_READ_SHARE", 50 / total)
+    monkeypatch.setattr(p4runtime_dataplane, "FEW_TUNNELS", 0)
+    reads = dataplane.counter_poller.reads
+    pages = [page async for page in v1.getAllIpTunnelsStats(pb.tunnelRequestArgs(), timeout=10)]
+    figures = {item.tunnelId: item.tunnelCounters for page in pages for item in page.responses}
+    assert dataplane.counter_poller.reads == reads + 1 and not dataplane._whole_poll
+    assert figures[2] == alone
+    assert figures[1] == figures[3] == pb.counters()
+
+
+async def test_a_read_in_flight_across_a_switch_restart_counts_nothing_twice(
+        controller, v1, switch, monkeypatch) -> None:
+    """A poll that read the switch before it restarted returns after the restart's fold of the
+    baselines: that reading is not added on top of the fold (it is read again)."""
+    from dp_support import health, wait_serving
+
+    await create(v1, geneve_encap(1, match=match_ipv4(source="192.0.2.1")))
+    port = PacketPort(switch.packet_url)
+    try:
+        for _ in range(2):
+            port.send(1, bytes(Ether(**HOST_MACS) / IP(src="192.0.2.1", dst="10.9.9.9") / UDP()))
+            assert port.receive() is not None
+    finally:
+        port.close()
+    assert (await stats(v1, 1)).inPackets == 2  # read once: the fold keeps these 2
+    read, release = _gate_poller(controller, monkeypatch)
+    held = asyncio.ensure_future(stats(v1, 1))
+    await asyncio.wait_for(read.wait(), 5)  # the switch said: 2 packets, again
+    switch.restart()
+    await eventually(lambda: _not_serving(health(controller.port)))
+    await wait_serving(controller, timeout=30)
+    release.set()
+    assert (await held).inPackets == 2
+    monkeypatch.setattr(controller.dataplane.counter_poller, "max_age", 0)
+    assert (await stats(v1, 1)).inPackets == 2  # not 4
