@@ -292,3 +292,60 @@ async def test_validation_cost_is_linear_in_the_stream(v1, monkeypatch) -> None:
         counts.append(lookups)
     assert counts[0] > 1000  # the counters see the validation
     assert counts[1] <= 2.1 * counts[0], counts
+
+
+# --- the next batch is judged while one is applied -----------------------------------------
+
+
+class _GatedDataPlane(FailingDataPlane):
+    """Holds each batch until the test has looked: records, per batch, how many requests the
+    service had validated when the batch reached the data plane and when it was let go, and
+    how many batches were in flight at once."""
+
+    def __init__(self, validated: list[int]) -> None:
+        super().__init__()
+        self._validated = validated
+        self.seen: list[tuple[int, int, int]] = []  # (first tunnel id, size, validated at end)
+        self.in_flight = self.most_in_flight = 0
+
+    async def apply_batch(self, changes):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            for _ in range(50):  # the worker and the switch take their time
+                await asyncio.sleep(0)
+            self.seen.append((changes[0].tunnel_id, len(changes), self._validated[0]))
+            return await super().apply_batch(changes)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_the_next_batch_is_judged_while_one_is_applied(start_controller,
+                                                             monkeypatch) -> None:
+    """While a batch waits on the data plane the service validates the next one (at most one
+    ahead: memory stays bounded), one batch is applied at a time, in stream order."""
+    validated = [0]
+    validate = service_module.validate_request
+
+    def counting(*args, **kwargs):
+        validated[0] += 1
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "validate_request", counting)
+    dataplane = _GatedDataPlane(validated)
+    controller = await start_controller(dataplane=dataplane)
+    batch = service_module.BATCH
+    async with tls_channel(controller) as channel:
+        await wait_serving(channel)
+        stub = pb_grpc.ipTunnelServiceStub(channel)
+        answer = await create(stub, *(_geneve(number + 1, number)
+                                      for number in range(3 * batch + 10)))
+        assert (answer.requestStatus, answer.errorStatus) == (pb._TUNNEL_ACCEPTED, 0)
+        assert [(first, size) for first, size, _ in dataplane.seen] == [
+            (1, batch), (batch + 1, batch), (2 * batch + 1, batch), (3 * batch + 1, 10)]
+        assert dataplane.most_in_flight == 1
+        # By the end of batch 1's wait the service had judged into batch 2 (on main it had
+        # judged exactly batch 1), and never beyond the batch after the one in flight.
+        ahead = [at_end for _, _, at_end in dataplane.seen]
+        assert batch < ahead[0] <= 2 * batch and batch * 2 < ahead[1] <= 3 * batch
+        assert await _ids(stub) == list(range(1, 3 * batch + 11))
