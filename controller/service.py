@@ -39,7 +39,8 @@ import functools
 import logging
 import uuid
 from array import array
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -183,9 +184,8 @@ class _BatchRunner:
     controller sat idle 38 % of a stream's time in those waits). At most one batch is in flight
     and batches land in stream order; once one stops on a data-plane fault, none is started."""
 
-    def __init__(self, apply: Callable[[list[tuple[int, TunnelChange]]],
-                                       Awaitable[tuple[int, DataPlaneUnavailable] | None]]
-                 ) -> None:
+    def __init__(self, apply: Callable[[list[tuple[int, TunnelChange]]], Coroutine[
+            Any, Any, tuple[int, DataPlaneUnavailable] | None]]) -> None:
         self._apply = apply
         self._task: asyncio.Task[tuple[int, DataPlaneUnavailable] | None] | None = None
         self._stopped: tuple[int, DataPlaneUnavailable] | None = None
