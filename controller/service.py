@@ -40,8 +40,8 @@ import logging
 import uuid
 from array import array
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
