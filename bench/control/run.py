@@ -8,7 +8,8 @@ one createIpTunnel stream of --stream-small and of --stream-large requests, --si
 of one request each, and paged getAllIpTunnelsStats (--page per response) over --stats-small
 and --stats-large tunnels (topped up in streams of at most --load-chunk when fewer are stored).
 A stream the controller refuses is reported as refused. Prints tunnels/s, the ratio to the
-baseline, and the RSS of every process started. Free ports, a private temp dir, every process
+baseline, the RSS of every process started, and each process's CPU time per tunnel for
+every workload (this client's too). Free ports, a private temp dir, every process
 stopped by pid at the end.
 
 Run: .venv/bin/python -m bench.control.run [--stream-small 5000 --stream-large 50000
@@ -241,6 +242,35 @@ async def stats_pass(stub: pb_grpc.ipTunnelServiceStub, page: int) -> tuple[floa
     return time.perf_counter() - start, seen
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat utime, stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU time per process (and this client) spent on one workload, in µs per tunnel: where
+    the machine's two cores go, next to the rate (the profile's first question). The kernel
+    counts in clock ticks (10 ms here), so a workload of under a second of CPU reads coarse."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self.per_tunnel: dict[str, dict[str, float]] = {}  # work -> process -> µs per tunnel
+
+    def _now(self) -> dict[str, float]:
+        now = {process: cpu_seconds(pid) for process, pid in self._pids.items()}
+        now["client"] = time.process_time()
+        return now
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self, work: str, tunnels: int) -> None:
+        end = self._now()
+        self.per_tunnel[work] = {process: (end[process] - self._start[process]) * 1e6
+                                 / max(tunnels, 1) for process in end}
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -248,27 +278,39 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def run_target(target: Target, args: argparse.Namespace) -> dict[str, tuple[float, str]]:
-    """Every workload on one target: name -> (tunnels/s, note)."""
+async def run_target(target: Target, args: argparse.Namespace, cpu: CpuMeter
+                     ) -> dict[str, tuple[float, str]]:
+    """Every workload on one target: name -> (tunnels/s, note); CPU per tunnel into ``cpu``."""
     out: dict[str, tuple[float, str]] = {}
     async with _channel(target) as channel:
         stub = pb_grpc.ipTunnelServiceStub(channel)
         await _ready(channel, target)
         for count, stats_after in ((args.stream_small, args.stats_small),
                                    (args.stream_large, None)):
+            work = f"1 stream of {count:,} CREATEs"
+            cpu.start()
             seconds, outcome = await create_stream(stub, target, count)
+            cpu.stop(work, count)
             rate = count / seconds if outcome == "accepted" else 0.0
-            out[f"1 stream of {count:,} CREATEs"] = (
-                rate, "" if outcome == "accepted" else f"{outcome} after {seconds:.1f} s")
+            out[work] = (rate, "" if outcome == "accepted" else f"{outcome} after {seconds:.1f} s")
             if stats_after is not None:
                 await top_up(stub, target, stats_after, args.load_chunk)
+                work = f"paged stats over {stats_after:,}"
+                cpu.start()
                 seconds, seen = await stats_pass(stub, args.page)
-                out[f"paged stats over {stats_after:,}"] = (seen / seconds, "")
+                cpu.stop(work, seen)
+                out[work] = (seen / seconds, "")
+        work = f"{args.singles:,} single-request streams"
+        cpu.start()
         seconds = await singles(stub, target, args.singles)
-        out[f"{args.singles:,} single-request streams"] = (args.singles / seconds, "")
+        cpu.stop(work, args.singles)
+        out[work] = (args.singles / seconds, "")
         await top_up(stub, target, args.stats_large, args.load_chunk)
+        work = f"paged stats over {args.stats_large:,}"
+        cpu.start()
         seconds, seen = await stats_pass(stub, args.page)
-        out[f"paged stats over {args.stats_large:,}"] = (seen / seconds, "")
+        cpu.stop(work, seen)
+        out[work] = (seen / seconds, "")
     return out
 
 
@@ -292,11 +334,12 @@ def main() -> None:
     load_before = os.getloadavg()
     rounds: list[dict[str, dict[str, tuple[float, str]]]] = []
     rss: dict[str, dict[str, float]] = {}
+    cpu: dict[str, dict[str, dict[str, float]]] = {}  # last round: target -> work -> process
     for number in range(args.rounds):
         order = names if number % 2 == 0 else names[::-1]
         results: dict[str, dict[str, tuple[float, str]]] = {}
         for name in order:
-            results[name], rss[name] = run_fresh(name, args)
+            results[name], rss[name], cpu[name] = run_fresh(name, args)
         rounds.append(results)
     load_after = os.getloadavg()
     print("\n| work | " + " | ".join(names) + " |")
@@ -319,10 +362,21 @@ def main() -> None:
     print("RSS (MiB, last round): " + "; ".join(f"{name}: " + ", ".join(
         f"{process} {mib:.0f}" for process, mib in procs_rss.items())
         for name, procs_rss in rss.items()))
+    print("\nCPU per tunnel (µs, last round; client = this benchmark's own process):")
+    print("\n| work | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for work in dict.fromkeys(w for per_work in cpu.values() for w in per_work):
+        cells = []
+        for name in names:
+            spent = cpu.get(name, {}).get(work, {})
+            cells.append(", ".join(f"{process} {value:,.0f}" for process, value in spent.items())
+                         + (f" = {sum(spent.values()):,.0f}" if len(spent) > 1 else ""))
+        print(f"| {work} | " + " | ".join(cells) + " |")
 
 
 def run_fresh(name: str, args: argparse.Namespace
-              ) -> tuple[dict[str, tuple[float, str]], dict[str, float]]:
+              ) -> tuple[dict[str, tuple[float, str]], dict[str, float],
+                         dict[str, dict[str, float]]]:
     """One target's workloads on processes started for it (and stopped after)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-control-"))
     procs = Processes(tmp)
@@ -332,8 +386,10 @@ def run_fresh(name: str, args: argparse.Namespace
         # the pids, to attach a profiler (py-spy record -p PID) while the workloads run
         print(f"{name}: running ... pids " + ", ".join(
             f"{process}={pid}" for process, pid in target.pids.items()), flush=True)
-        results = asyncio.run(run_target(target, args))
-        return results, {process: rss_mib(pid) for process, pid in target.pids.items()}
+        cpu = CpuMeter(target.pids)
+        results = asyncio.run(run_target(target, args, cpu))
+        return (results, {process: rss_mib(pid) for process, pid in target.pids.items()},
+                cpu.per_tunnel)
     finally:
         procs.stop()
         shutil.rmtree(tmp, ignore_errors=True)
