@@ -5,6 +5,17 @@ cookie differs from ours — e.g. after a switch restart lost it), name → id r
 encoding. This module adds the life cycle the controller needs: connect, call ``on_ready`` (the
 data plane reconciles the switch's tables there), wait until the channel drops, call
 ``on_down``, back off (0.1 s doubling to 5 s) and connect again — until :meth:`stop`.
+
+Why not finsy's own reconnect (``Switch.run`` with ``SwitchOptions.ready_handler``; read in
+finsy 0.30's switch.py): a lifecycle that fails within ``_FAIL_MIN_TIME_SECS`` (2 s) waits a
+fixed ``_FAIL_THROTTLE_SECS`` (10 s) before the next attempt, so a restarted switch would stay
+dark up to 10 s (ours: 0.1 s, doubling); every failed attempt that is not UNAVAILABLE — a TLS
+refusal, a pipeline push the switch refuses — is logged at CRITICAL with a traceback, once per
+attempt, where an operator needs one line saying what is misconfigured
+(:func:`controller.tls.explain_switch_failure`); and the ready handler runs as a task beside
+the stream, so the data plane could not hold health NOT_SERVING until reconciliation ended
+without our own bookkeeping anyway. finsy still does the rest: the channel, arbitration, the
+pipeline push and every encoding.
 """
 
 from __future__ import annotations
