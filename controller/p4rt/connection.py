@@ -9,9 +9,9 @@ data plane reconciles the switch's tables there), wait until the channel drops, 
 Why not finsy's own reconnect (``Switch.run`` with ``SwitchOptions.ready_handler``; read in
 finsy 0.30's switch.py): a lifecycle that fails within ``_FAIL_MIN_TIME_SECS`` (2 s) waits a
 fixed ``_FAIL_THROTTLE_SECS`` (10 s) before the next attempt, so a restarted switch would stay
-dark up to 10 s (ours: 0.1 s, doubling); every failed attempt that is not UNAVAILABLE — a TLS
-refusal, a pipeline push the switch refuses — is logged at CRITICAL with a traceback, once per
-attempt, where an operator needs one line saying what is misconfigured
+dark up to 10 s (ours: 0.1 s, doubling); a failed attempt is logged at DEBUG when its code is
+UNAVAILABLE (which is also how a TLS refusal ends) and otherwise at CRITICAL with a traceback,
+once per attempt, where an operator needs one line saying what is misconfigured
 (:func:`controller.tls.explain_switch_failure`); and the ready handler runs as a task beside
 the stream, so the data plane could not hold health NOT_SERVING until reconciliation ended
 without our own bookkeeping anyway. finsy still does the rest: the channel, arbitration, the
