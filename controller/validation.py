@@ -84,6 +84,8 @@ def validate_request(
 
 
 def _lowest_free_id(view: Mapping[int, Tunnel]) -> int:
+    if isinstance(view, TunnelView):
+        return view.lowest_free_id()  # kept incrementally (controller.tunnel_view)
     candidate = 1
     while candidate in view:
         candidate += 1

@@ -5,8 +5,10 @@ Run just these: .venv/bin/python -m pytest tests/controller/test_planner.py -q
 
 from __future__ import annotations
 
+import random
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import finsy as fy
 import pytest
@@ -279,3 +281,35 @@ def test_the_entry_encoder_writes_what_finsy_writes_for_every_tunnel_kind() -> N
     assert (encoder.encode(route).SerializeToString(deterministic=True)
             == route.encode(PIPELINE.schema).SerializeToString(deterministic=True))
     assert checked >= 10
+
+
+def test_the_lowest_free_id_follows_every_change_of_the_view_and_the_base() -> None:
+    """TunnelView.lowest_free_id against counting up from 1, over random creates (explicit and
+    server-allocated ids) and deletes in the view and commits of views into the base."""
+    rng = random.Random(12)
+    base: dict[int, Any] = {}
+    index = TunnelIndex(base)
+    for _ in range(40):  # a stream each
+        view = TunnelView(base, index)
+        for _ in range(rng.randrange(1, 30)):
+            used = set(view)
+            assert view.lowest_free_id() == min(set(range(1, len(used) + 2)) - used)
+            roll = rng.random()
+            if roll < 0.3 and used:
+                view.set(rng.choice(sorted(used)), None)
+            elif roll < 0.5:
+                tunnel_id = rng.randrange(1, 80)
+                view.set(tunnel_id, _encrypt(tunnel_id, 0x100 + tunnel_id, key_seed=tunnel_id))
+            else:
+                tunnel_id = view.lowest_free_id()
+                view.set(tunnel_id, _encrypt(tunnel_id, 0x100 + tunnel_id, key_seed=tunnel_id))
+        if rng.random() < 0.7:  # the store commits the stream's changes
+            for tunnel_id in sorted(set(view) | set(base)):
+                after = view.get(tunnel_id)
+                if after is not base.get(tunnel_id):
+                    index.move(base.get(tunnel_id), after)
+                    if after is None:
+                        del base[tunnel_id]
+                    else:
+                        base[tunnel_id] = after
+        assert all(tunnel_id in base for tunnel_id in range(1, index.free_from))
