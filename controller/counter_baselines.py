@@ -86,6 +86,17 @@ class CounterBaselines:
         if changed:
             self._book.save_baselines(changed)
 
+    def add_drops(self, drops: Mapping[int, int]) -> None:
+        """In-drops counted where the raw figures no longer look — the final drops of SAs a
+        rekey removed from the worker — join these tunnels' baselines (persisted)."""
+        changed: dict[int, tuple[TunnelCounters, TunnelCounters] | None] = {}
+        for tunnel_id, packets in drops.items():
+            base, last = self._rows.get(tunnel_id) or (_ZERO, _ZERO)
+            base = dataclasses.replace(base, in_packets_drops=base.in_packets_drops + packets)
+            self._rows[tunnel_id] = changed[tunnel_id] = (base, last)
+        if changed:
+            self._book.save_baselines(changed)
+
     def forget(self, tunnel_id: int) -> None:
         """A new (or deleted) tunnel: its counters start from zero."""
         if self._rows.pop(tunnel_id, None) is not None:

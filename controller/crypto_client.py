@@ -229,13 +229,14 @@ class CryptoWorkerClient:
                          position=_failed_position(error)) from None
 
     async def remove_many(self, sa_indexes: Sequence[int], *, missing_ok: bool = False
-                          ) -> None:
+                          ) -> dict[int, int]:
         """RemoveSas: many SAs in one call; ``missing_ok`` skips unused indices;
-        :class:`BatchUnsupported` when the worker has no RemoveSas."""
+        :class:`BatchUnsupported` when the worker has no RemoveSas. Returns the removed SAs'
+        final drop counts (all reasons) by index — gone from the worker with them."""
         if not sa_indexes:
-            return
+            return {}
         try:
-            await self._stub.RemoveSas(wpb.RemoveSasRequest(
+            response = await self._stub.RemoveSas(wpb.RemoveSasRequest(
                 sa_indexes=list(sa_indexes), missing_ok=missing_ok),
                 timeout=_batch_timeout(len(sa_indexes)))
         except grpc.aio.AioRpcError as error:
@@ -244,6 +245,8 @@ class CryptoWorkerClient:
                 raise BatchUnsupported("crypto worker: RemoveSas is not implemented") from None
             raise _fault(error, f"RemoveSas of {len(sa_indexes)} SA(s)",
                          position=_failed_position(error)) from None
+        return {final.sa_index: sum(drop.packets for drop in final.drops)
+                for final in response.final_counters}
 
     async def remove(self, sa_index: int, *, missing_ok: bool = False) -> None:
         """RemoveSa; ``missing_ok`` treats NOT_FOUND as done."""

@@ -265,25 +265,34 @@ class Executor:
             await remove_sas(self._worker, sa_indexes, "undo")
 
 
-async def remove_sas(worker: CryptoWorkerClient, sa_indexes: Sequence[int], why: str) -> None:
+async def remove_sas(worker: CryptoWorkerClient, sa_indexes: Sequence[int], why: str, *,
+                     count_drops: bool = False) -> dict[int, int]:
     """Remove SAs from the worker (missing ones are fine): RemoveSas calls of at most
     REMOVE_CHUNK indices, or one RemoveSa per SA for an older worker. Cleanup: a failure is
-    logged; reconciliation removes strays."""
+    logged; reconciliation removes strays. Returns the drops each SA had counted when it went
+    (what RemoveSas answers; with ``count_drops``, for an older worker or a call that failed,
+    what GetCounters said just before / just after), so the tunnel's drops can keep them:
+    best effort, an SA whose count could not be had is missing from the answer."""
+    finals: dict[int, int] = {}
     if getattr(worker, "batched", False):
         try:
             for start in range(0, len(sa_indexes), REMOVE_CHUNK):
                 chunk = sa_indexes[start:start + REMOVE_CHUNK]
                 try:
-                    await worker.remove_many(chunk, missing_ok=True)
+                    finals.update(await worker.remove_many(chunk, missing_ok=True))
                 except BatchUnsupported:
                     sa_indexes = sa_indexes[start:]  # the rest one by one (below)
                     raise
                 except WorkerError as error:
                     log.error("%s: SA index(es) %s stay on the worker until the next "
                               "reconciliation: %s", why, ", ".join(map(str, chunk[:20])), error)
-            return
+                    if count_drops:
+                        finals.update(await _drops_now(worker, chunk))
+            return finals
         except BatchUnsupported:
             pass
+    if count_drops:  # RemoveSa answers no counters
+        finals.update(await _drops_now(worker, sa_indexes))
     results = await asyncio.gather(
         *(worker.remove(index, missing_ok=True) for index in sa_indexes),
         return_exceptions=True)
@@ -291,3 +300,14 @@ async def remove_sas(worker: CryptoWorkerClient, sa_indexes: Sequence[int], why:
         if isinstance(result, BaseException):
             log.error("%s: SA index %d stays on the worker until the next reconciliation: %s",
                       why, index, result)
+    return finals
+
+
+async def _drops_now(worker: CryptoWorkerClient, sa_indexes: Sequence[int]) -> dict[int, int]:
+    """GetCounters' drops of ``sa_indexes`` (an empty answer if the worker does not say)."""
+    try:
+        return dict(await worker.drops(sa_indexes))
+    except WorkerError as error:
+        log.warning("drops of SA index(es) %s not read: %s",
+                    ", ".join(map(str, list(sa_indexes)[:20])), error)
+        return {}

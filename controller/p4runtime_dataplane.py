@@ -431,6 +431,7 @@ class P4RuntimeDataPlane:
             await asyncio.gather(*(self._drain(plan.allocation, plan.previous)
                                    for plan in rekeys if plan.allocation is not None))
         removes: list[WorkerSa] = []
+        owner: dict[int, int] = {}  # removed SA index -> the tunnel that keeps (rekeys) it
         for plan in applied:
             for fingerprint in plan.retire:
                 self._book.retire(fingerprint)
@@ -438,14 +439,39 @@ class P4RuntimeDataPlane:
                 self._degraded.pop(sa.sa_index, None)
                 self._sas.pop(sa.sa_index, None)
                 removes.append(sa)
+                if plan.allocation is not None:  # an UPDATE: the tunnel lives on
+                    owner[sa.sa_index] = plan.tunnel_id
             for sa in plan.add_sas:
                 self._sas[sa.sa_index] = sa
-        if removes:
-            assert self._worker is not None
-            await remove_sas(self._worker, [sa.sa_index for sa in removes], "old SAs")
         await self._reset_freed(applied)
-        # Snapshots read before this are not used for the tunnels whose index is new or gone
-        # (no await from here on: allocations and that generation change together).
+        if not removes:
+            self._settle(applied, owner, {})
+            return
+        assert self._worker is not None
+        indexes = [sa.sa_index for sa in removes]
+        if not owner:  # only DELETEs: their drops go with their tunnels
+            await remove_sas(self._worker, indexes, "old SAs")
+            self._settle(applied, owner, {})
+            return
+        # A rekey: no counter read runs from here until the allocations change (one that read
+        # the worker after the old SAs went, with the old allocations, would miss their drops).
+        async with self._read_lock:
+            self._settle(applied, owner, await remove_sas(self._worker, indexes, "old SAs",
+                                                          count_drops=True))
+
+    def _settle(self, applied: list[Plan], owner: dict[int, int],
+                finals: dict[int, int]) -> None:
+        """The applied plans become final, all at once for a counter read (no await): a
+        rekeyed tunnel keeps its old SAs' drops (``finals``, by SA index) in its baseline —
+        in the request's store transaction, like its allocation — as their SA indices leave
+        its allocation, so its inPacketsDrops never goes down."""
+        kept: dict[int, int] = {}
+        for sa_index, drops in finals.items():
+            if drops and sa_index in owner:
+                kept[owner[sa_index]] = kept.get(owner[sa_index], 0) + drops
+        if kept:
+            self._baselines.add_drops(kept)
+        # Snapshots read before this are not used for the tunnels whose index is new or gone.
         self._figures.changed(plan.tunnel_id for plan in applied if plan.fresh_index)
         for plan in applied:
             self._planner.commit(plan)

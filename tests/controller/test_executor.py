@@ -137,9 +137,11 @@ class BatchWorker(Worker):
         if self.unanswered:
             raise WorkerUnavailable("crypto worker unavailable (AddSas): DEADLINE_EXCEEDED")
 
-    async def remove_many(self, sa_indexes: list[int], *, missing_ok: bool = False) -> None:
+    async def remove_many(self, sa_indexes: list[int], *, missing_ok: bool = False
+                          ) -> dict[int, int]:
         for index in sa_indexes:
             self.sas.pop(index, None)
+        return {}
 
 
 async def test_a_batch_of_creates_is_one_add_sas_call() -> None:

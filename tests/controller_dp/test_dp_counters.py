@@ -345,3 +345,47 @@ async def test_a_read_in_flight_across_a_switch_restart_counts_nothing_twice(
     assert (await held).inPackets == 2
     monkeypatch.setattr(controller.dataplane.counter_poller, "max_age", 0)
     assert (await stats(v1, 1)).inPackets == 2  # not 4
+
+
+async def test_a_decrypt_rekey_keeps_the_old_sas_drops(start_dp_controller, port) -> None:
+    """inPacketsDrops holds the worker's drops of the tunnel's SAs; a rekey removes the old SA
+    from the worker (its drops with it), so the controller keeps them in the tunnel's
+    baseline: the figure never goes down — not after the rekey, not after more drops on the
+    new SA, not after a controller restart (main: 3 drops, then 0 after the rekey)."""
+    import grpc
+    from ctl_builders import hex_key, update_dec_sas
+
+    from tunneloffload.v1alpha1 import tunneloffload_pb2_grpc as pb_grpc
+
+    def forge(spi: int, seq: int) -> bytes:
+        return bytes(Ether(**HOST_MACS) / IP(src="11.0.0.2", dst="11.0.0.1")
+                     / UDP(sport=4500, dport=4500) / ESP(spi=spi, seq=seq, data=b"\x55" * 40))
+
+    async def in_drops(v1, expected: int) -> None:
+        async def reached() -> bool:
+            return (await stats(v1, 9)).inPacketsDrops == expected
+
+        await eventually(reached, timeout=5)
+
+    controller = await start_dp_controller()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
+        v1 = pb_grpc.ipTunnelServiceStub(channel)
+        await create(v1, ipsec_dec(9, spi=780, match=match_ipv4(source="11.0.0.2")))
+        for seq in range(1, 4):
+            port.send(1, forge(780, seq))  # the ICV fails in the worker: dropped
+        assert port.receive(timeout=1.0) is None
+        await in_drops(v1, 3)
+        answer = await create(v1, update_dec_sas(9, (781, pb._CREATE, hex_key()),
+                                                 (780, pb._DELETE, b"")))
+        assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+        assert (await stats(v1, 9)).inPacketsDrops == 3
+        for seq in range(1, 3):
+            port.send(1, forge(781, seq))
+        assert port.receive(timeout=1.0) is None
+        await in_drops(v1, 5)
+    await controller.stop(grace=None)
+    restarted = await start_dp_controller()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
+        v1 = pb_grpc.ipTunnelServiceStub(channel)
+        counters = await stats(v1, 9)
+        assert (counters.inPackets, counters.inPacketsDrops) == (5, 5)
