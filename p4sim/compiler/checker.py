@@ -49,10 +49,13 @@ from p4sim.p4types import (
     VoidT,
     bit_width,
 )
-from p4sim.tree import ident, kids, norm_expr
+from p4sim.tree import ident, kids, norm_expr, source_text
 
 if TYPE_CHECKING:
     from p4sim.compiler.driver import Compiler
+
+# A header stack's members that are values, not elements (P4_16 8.18): never written.
+_STACK_VALUES = frozenset({"size", "lastIndex", "nextIndex"})
 
 
 @dataclass
@@ -130,23 +133,46 @@ class Checker:
         raise self.fail(P4TypeError, node, f"cannot use {v.type.show()} as {t.show()}{target}"
                         " without a cast", construct)
 
-    def check_lvalue(self: Compiler, node: Tree, scope: Scope) -> None:
-        """A written expression (assignment, out/inout argument) must be writable: not a
-        constant, an `in` parameter or a directionless action parameter."""
+    def check_lvalue(self: Compiler, node: Tree, scope: Scope, param: str | None = None
+                     ) -> None:
+        """A written expression (assignment, out/inout argument ``param``) must be writable:
+        a variable or a writable parameter, or a member, element or slice of one — as p4c's
+        type checker marks ``leftValue`` (frontends/p4/typeChecking): not a constant, an
+        `in` parameter or a directionless action parameter, and not any other expression (a
+        literal, an operation, a cast, a call's result, an enum or error member, a stack's
+        ``size``/``lastIndex``/``nextIndex``). For an argument p4c says "Read-only value used
+        for out/inout parameter"; for an assignment "cannot be the target of an assignment"."""
         root = node
         while root.data in ("member", "index", "slice"):
-            root = kids(root)[0]
-        if root.data in ("name_ref", "type_member"):
-            sym = scope.lookup(ident(kids(root)[0]))
-            if sym is not None and sym.kind == "const":
-                raise self.fail(P4TypeError, node, f"cannot assign to constant "
-                                f"'{ident(kids(root)[0])}'", "assignment")
-            if sym is not None and sym.kind == "var" and sym.info == "in":
-                raise self.fail(P4TypeError, node, f"cannot assign to '{ident(kids(root)[0])}': "
-                                "it is an `in` parameter", "assignment")
-            if sym is not None and sym.kind == "var" and sym.code.startswith("a_"):
-                raise self.fail(P4TypeError, node, "cannot assign to a directionless action "
-                                "parameter", "assignment")
+            if root.data == "member" and ident(kids(root)[1]) in _STACK_VALUES and isinstance(
+                    self.check_expr(kids(root)[0], scope).type, StackT):
+                raise self.not_lvalue(node, param)
+            root = norm_expr(kids(root)[0])
+            if not isinstance(root, Tree):
+                raise self.not_lvalue(node, param)
+        if root.data != "name_ref":
+            raise self.not_lvalue(node, param)
+        sym = scope.lookup(ident(kids(root)[0]))
+        if sym is not None and sym.kind == "const":
+            raise self.fail(P4TypeError, node, f"cannot assign to constant "
+                            f"'{ident(kids(root)[0])}'", "assignment")
+        if sym is not None and sym.kind == "var" and sym.info == "in":
+            raise self.fail(P4TypeError, node, f"cannot assign to '{ident(kids(root)[0])}': "
+                            "it is an `in` parameter", "assignment")
+        if sym is not None and sym.kind == "var" and sym.code.startswith("a_"):
+            raise self.fail(P4TypeError, node, "cannot assign to a directionless action "
+                            "parameter", "assignment")
+
+    def not_lvalue(self: Compiler, node: Tree, param: str | None) -> P4TypeError:
+        """The error for an expression that is not an lvalue, in p4c's words."""
+        text = source_text(node)
+        if isinstance(node, Tree) and not node.meta.empty:  # as written (p4c quotes it so)
+            text = " ".join(self.pre.text[node.meta.start_pos:node.meta.end_pos].split())
+        if param is not None:
+            return self.fail(P4TypeError, node, f"{text}: Read-only value used for out/inout "
+                             f"parameter '{param}'", "argument")
+        return self.fail(P4TypeError, node, f"Expression {text} cannot be the target of an "
+                         "assignment", "assignment")
 
     def check_condition(self: Compiler, node: Any, scope: Scope, what: str, construct: str
                         ) -> Typed:

@@ -329,7 +329,7 @@ class CheckerRules:
         an out/inout one writable, a header/struct/union/stack one of the parameter's type, a
         scalar one usable as the parameter's type (an `out` one is only written)."""
         if d in ("out", "inout"):
-            self.check_lvalue(norm_expr(a), scope)
+            self.check_lvalue(norm_expr(a), scope, pname)
         if isinstance(pt, StructLikeT | StackT):
             self.check_same_type(v, pt, a, f"{what}: argument '{pname}' must be "
                                  f"{pt.show()}, got {v.type.show()}", "call")
@@ -379,7 +379,7 @@ class CheckerRules:
                 continue
             for arg, (pname, direction, ptype) in zip(args, sig, strict=True):
                 if direction in ("out", "inout"):
-                    self.check_lvalue(norm_expr(arg), scope)
+                    self.check_lvalue(norm_expr(arg), scope, pname)
                 if isinstance(ptype, TypeParamT):
                     bound = bindings.get(ptype.name)
                     if bound is None:
@@ -552,6 +552,13 @@ class CheckerRules:
                                 f"match kind '{kind}' is not supported", "table key")
             raise self.fail(UnknownNameError, kind_node,
                             f"unknown match kind '{kind}'", "table key")
+        if isinstance(key_type, StructLikeT | StackT):  # p4c TypeInference::postorder(KeyElement)
+            kind = ("header " if isinstance(key_type, HeaderT) else
+                    "header_union " if isinstance(key_type, HeaderUnionT) else
+                    "struct " if isinstance(key_type, StructT) else "")
+            raise self.fail(P4TypeError, expr_node,
+                            f"Key {source_text(expr_node)} field type must be a scalar type; it "
+                            f"cannot be {kind}{key_type.show()}", "table key")
         width = bit_width(key_type)
         if isinstance(key_type, ErrorT):
             raise self.fail(UnsupportedConstructError, expr_node,

@@ -249,13 +249,13 @@ class Externs:
             data = self.expr(args[1], scope)
             return Val(f"log_message({fmt.code}, {data.code})", VoidT())
         if name == "random":
-            self.check_lvalue(norm_expr(args[0]), scope)
+            self.check_lvalue(norm_expr(args[0]), scope, "result")
             target = self.expr(norm_expr(args[0]), scope)
             lo = self.coerce(self.expr(args[1], scope), target.type, args[1], "random")
             hi = self.coerce(self.expr(args[2], scope), target.type, args[2], "random")
             return Val(f"{target.code} = random_between({lo.code}, {hi.code})", VoidT())
         if name == "hash":
-            self.check_lvalue(norm_expr(args[0]), scope)
+            self.check_lvalue(norm_expr(args[0]), scope, "result")
             target = self.expr(norm_expr(args[0]), scope)
             algo = self.check_hash_algorithm(args[1], scope)
             base = self.expr(args[2], scope)
@@ -287,7 +287,7 @@ class Externs:
             if name.startswith("verify_"):
                 return Val(f"if {cond.code} and {value} != {target.code}: "
                            "P.sm.f_checksum_error = 1", VoidT())
-            self.check_lvalue(norm_expr(args[2]), scope)
+            self.check_lvalue(norm_expr(args[2]), scope, "checksum")
             if w < {"csum16": 16, "crc16": 16, "crc32": 32}.get(algo, 0):
                 value = f"({value} & {(1 << w) - 1:#x})"  # BMv2 keeps the field's low bits
             return Val(f"if {cond.code}: {target.code} = {value}", VoidT())

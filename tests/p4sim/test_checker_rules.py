@@ -885,7 +885,108 @@ CASES = [
         "P4TypeError", "call", 21, 15,
         "cannot use int as CloneType to clone's parameter 'type' without a cast",
         id="clone_type"),
+    # -- out/inout arguments must be lvalues (p4c's TypeInference: arg->leftValue) ---------
+    pytest.param(
+        {"@DECLS@": "void f(out bit<8> x) { x = 1; }", "@BODY@": "f(8w1);"},
+        "P4TypeError", "argument", 21, 11,
+        "8w1: Read-only value used for out/inout parameter 'x'",
+        id="out_arg_literal"),
+    pytest.param(
+        {"@DECLS@": "void f(inout bit<8> x) { }", "@BODY@": "f(meta.m + 1);"},
+        "P4TypeError", "argument", 21, 11,
+        "meta.m + 1: Read-only value used for out/inout parameter 'x'",
+        id="inout_arg_sum"),
+    pytest.param(
+        {"@DECLS@": "void f(inout bit<8> x) { }", "@BODY@": "f((bit<8>)hdr.h.b);"},
+        "P4TypeError", "argument", 21, 11,
+        "(bit<8>)hdr.h.b: Read-only value used for out/inout parameter 'x'",
+        id="inout_arg_cast"),
+    pytest.param(
+        {"@DECLS@": "void f(out bit<8> x) { x = 1; }",
+         "@BODY@": "f(hdr.h.isValid() ? meta.m : hdr.h.a);"},
+        "P4TypeError", "argument", 21, 11,
+        "hdr.h.isValid() ? meta.m : hdr.h.a: Read-only value used for out/inout parameter 'x'",
+        id="out_arg_ternary"),
+    pytest.param(
+        {"@DECLS@": "void f(out bit<16> x) { x = 1; }", "@BODY@": "f(meta.m ++ hdr.h.a);"},
+        "P4TypeError", "argument", 21, 11,
+        "meta.m ++ hdr.h.a: Read-only value used for out/inout parameter 'x'",
+        id="out_arg_concat"),
+    pytest.param(
+        {"@DECLS@": "bit<8> g() { return 1; } void f(out bit<8> x) { x = 1; }",
+         "@BODY@": "f(g());"},
+        "P4TypeError", "argument", 21, 11,
+        "g(): Read-only value used for out/inout parameter 'x'",
+        id="out_arg_call"),
+    pytest.param(
+        {"@DECLS@": "void f(out bit<32> x) { x = 1; }", "@BODY@": "f(hdr.hs.size);"},
+        "P4TypeError", "argument", 21, 11,
+        "hdr.hs.size: Read-only value used for out/inout parameter 'x'",
+        id="out_arg_stack_size"),
+    pytest.param(
+        {"@DECLS@": "void f(out error x) { x = error.NoError; }",
+         "@BODY@": "f(error.NoError);"},
+        "P4TypeError", "argument", 21, 11,
+        "error.NoError: Read-only value used for out/inout parameter 'x'",
+        id="out_arg_error_member"),
+    pytest.param(
+        {"@BODY@": "dir(8w3, 8w1);"},
+        "P4TypeError", "argument", 21, 13,
+        "8w3: Read-only value used for out/inout parameter 'x'",
+        id="action_inout_literal"),
+    pytest.param(
+        {"@BODY@": "random(meta.m + 8w0, 8w0, 8w10);"},
+        "P4TypeError", "argument", 21, 16,
+        "meta.m + 8w0: Read-only value used for out/inout parameter 'result'",
+        id="random_result_expr"),
+    pytest.param(
+        {"@BODY@": "hash(8w0, HashAlgorithm.crc16, 8w0, { hdr.h.a }, 16w256);"},
+        "P4TypeError", "argument", 21, 14,
+        "8w0: Read-only value used for out/inout parameter 'result'",
+        id="hash_result_literal"),
+    pytest.param(
+        {"@DECLS@": "control Q(inout bit<8> x) { apply { } }",
+         "@LOCALS@": "Q() q;", "@BODY@": "q.apply(meta.m |+| 1);"},
+        "P4TypeError", "argument", 21, 17,
+        "meta.m |+| 1: Read-only value used for out/inout parameter 'x'",
+        id="control_apply_inout_expr"),
+    # -- table keys are scalars (p4c: "Key %1% field type must be a scalar type; it cannot be
+    # %2%") ----------------------------------------------------------------------------------
+    pytest.param(
+        {"@LOCALS@": "table tk { key = { hdr.h: exact; } actions = { set; } }"},
+        "P4TypeError", "table key", 19, 24,
+        "Key hdr.h field type must be a scalar type; it cannot be header h_t",
+        id="key_header"),
+    pytest.param(
+        {"@LOCALS@": "table tk { key = { meta: exact; } actions = { set; } }"},
+        "P4TypeError", "table key", 19, 24,
+        "Key meta field type must be a scalar type; it cannot be struct meta_t",
+        id="key_struct"),
+    pytest.param(
+        {"@LOCALS@": "table tk { key = { hdr.hs: exact; } actions = { set; } }"},
+        "P4TypeError", "table key", 19, 24,
+        "Key hdr.hs field type must be a scalar type; it cannot be h_t[2]",
+        id="key_stack"),
 ]
+
+# Writable arguments that must keep compiling: variables, parameters, members, elements,
+# slices, stack elements and headers in place.
+LVALUES = [
+    pytest.param("void f(inout bit<8> x) { }", "f(meta.m);", id="member"),
+    pytest.param("void f(out bit<4> x) { x = 1; }", "f(meta.m[3:0]);", id="slice"),
+    pytest.param("void f(inout bit<8> x) { }", "f(hdr.hs[1].a);", id="stack_element_field"),
+    pytest.param("void f(inout h_t x) { }", "f(hdr.hs[0]);", id="stack_element"),
+    pytest.param("void f(inout headers_t x) { }", "f(hdr);", id="whole_parameter"),
+    pytest.param("void f(out bit<8> x) { x = 1; }", "bit<8> v; f(v); meta.m = v;",
+                 id="local_variable"),
+    pytest.param("void f(out bit<16> x) { x = 1; }", "f(hdr.h.b);", id="header_field"),
+    pytest.param("void f(inout bit<8> x) { }", "f((meta.m));", id="parenthesized"),
+]
+
+
+@pytest.mark.parametrize(("decls", "body"), LVALUES)
+def test_writable_arguments_compile(tmp_path: Path, decls: str, body: str) -> None:
+    load_program(_program(tmp_path, {"@DECLS@": decls, "@BODY@": body}))
 
 
 @pytest.mark.parametrize(("edits", "cls", "construct", "line", "column", "message"), CASES)
