@@ -30,7 +30,7 @@ from lark import Token, Tree
 
 from p4sim.compiler.constfold import fold
 from p4sim.compiler.symbols import Scope, Sym, Val
-from p4sim.errors import P4TypeError, UnknownNameError, UnsupportedConstructError
+from p4sim.errors import P4Error, P4TypeError, UnknownNameError, UnsupportedConstructError
 from p4sim.p4types import (
     BitT,
     BoolT,
@@ -163,7 +163,7 @@ class Checker:
             raise self.fail(P4TypeError, node, "cannot assign to a directionless action "
                             "parameter", "assignment")
 
-    def not_lvalue(self: Compiler, node: Tree, param: str | None) -> P4TypeError:
+    def not_lvalue(self: Compiler, node: Tree, param: str | None) -> P4Error:
         """The error for an expression that is not an lvalue, in p4c's words."""
         text = source_text(node)
         if isinstance(node, Tree) and not node.meta.empty:  # as written (p4c quotes it so)
