@@ -79,13 +79,15 @@ bench-p4sim: proto
 # Control plane at scale (docs/operations.md "Capacity and speed"): the controller with the full
 # data plane on p4sim and detached, against an in-repo API server that only stores requests
 # (bench/control/run.py); then p4sim's own write batch, counter reads and packets/s at 10 vs
-# 60,000 tunnels (bench/control/p4sim_scale.py). BENCH_CONTROL_ARGS scales the first, e.g.
+# 60,000 tunnels (bench/control/p4sim_scale.py); then the bare worker and P4Runtime round trips
+# every single-request CREATE pays (bench/control/round_trips.py). BENCH_CONTROL_ARGS scales the first, e.g.
 # "--stream-small 500 --stream-large 2000 --singles 100 --stats-small 500 --stats-large 2000".
 BENCH_CONTROL_ARGS ?=
 .PHONY: bench-control
 bench-control: proto
 	$(PY) -m bench.control.run $(BENCH_CONTROL_ARGS)
 	$(PY) -m bench.control.p4sim_scale
+	$(PY) -m bench.control.round_trips
 
 # Packets/s end to end through the processes `make run` starts (p4sim, crypto worker,
 # controller) for plain, Geneve encap, IPsec encrypt and decrypt, 128 and 1,400 bytes, every output

@@ -133,7 +133,18 @@ def start_detached(procs: Processes) -> Target:
     return Target("detached", port, cert, {"controller": pid})
 
 
-def start_full(procs: Processes) -> Target:
+@dataclass
+class Switch:
+    """p4sim running PROGRAM and the crypto worker on its crypto port."""
+
+    p4rt_port: int
+    device_config: Path
+    sa_socket: Path
+    switch_pid: int
+    worker_pid: int
+
+
+def start_switch(procs: Processes) -> Switch:
     tmp = procs.tmp
     switch = procs.start("p4sim", "-m", "p4sim", "run", str(PROGRAM), "--packet-socket",
                          f"ipc://{tmp}/ports.ipc", "--port",
@@ -152,13 +163,18 @@ def start_full(procs: Processes) -> Target:
             raise SystemExit("the crypto worker did not start: "
                              + (tmp / "crypto-worker.log").read_text()[-2000:])
         time.sleep(0.1)
+    return Switch(int(p4rt_port), config, tmp / "crypto-sa.sock", switch.pid, worker.pid)
+
+
+def start_full(procs: Processes) -> Target:
+    switch = start_switch(procs)
     port, cert, pid = start_controller(
-        procs, "full", "--switch-addr", f"127.0.0.1:{p4rt_port}", "--device-id", "1",
-        "--p4info", str(P4INFO), "--p4-device-config", str(config),
-        "--crypto-worker-socket", f"{tmp}/crypto-sa.sock", "--routes", str(ROUTES),
+        procs, "full", "--switch-addr", f"127.0.0.1:{switch.p4rt_port}", "--device-id", "1",
+        "--p4info", str(P4INFO), "--p4-device-config", str(switch.device_config),
+        "--crypto-worker-socket", str(switch.sa_socket), "--routes", str(ROUTES),
         "--data-plane", "p4runtime")
-    return Target("full", port, cert,
-                  {"p4sim": switch.pid, "crypto-worker": worker.pid, "controller": pid})
+    return Target("full", port, cert, {"p4sim": switch.switch_pid,
+                                       "crypto-worker": switch.worker_pid, "controller": pid})
 
 
 def _channel(target: Target) -> grpc.aio.Channel:
