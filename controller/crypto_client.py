@@ -10,6 +10,7 @@ Every failure becomes :class:`WorkerUnavailable` (the worker could not be reache
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -59,6 +60,10 @@ class WorkerRefused(WorkerError):
         self.position = position
 
 
+SA_FIELDS = ("sa_index", "spi", "direction", "cipher", "mode", "nat_traversal")
+"""The SaParams fields the controller sets; the worker fills in the rest (replay window)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorkerSa:
     """One SA as the controller wants it on the worker (``secret`` stays wrapped)."""
@@ -81,6 +86,13 @@ class WorkerSa:
             cipher=wpb.Cipher.Name(int(self.cipher) + 1),
             mode=wpb.MODE_TUNNEL if self.tunnel_mode else wpb.MODE_TRANSPORT,
             nat_traversal=self.nat_traversal)
+
+    @functools.cached_property
+    def fields(self) -> tuple[object, ...]:
+        """:data:`SA_FIELDS` of :attr:`params`, built once: the worker monitor's full check
+        compares every SA's fields with the worker's list, 131,072 at capacity."""
+        params = self.params
+        return tuple(getattr(params, name) for name in SA_FIELDS)
 
 
 def worker_sas(tunnel: Tunnel, sa_indexes: Mapping[int, int]) -> list[WorkerSa]:

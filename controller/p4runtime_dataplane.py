@@ -70,6 +70,7 @@ from controller.counter_poller import (
     CounterSnapshot,
 )
 from controller.crypto_client import (
+    SA_FIELDS,
     CryptoWorkerClient,
     WorkerError,
     WorkerRefused,
@@ -151,11 +152,10 @@ _key = entry_key  # (table, match, priority) of an entry as canonical bytes
 _full = full_entry  # the whole entry as canonical bytes
 
 
-def _same_sa(wanted: Any, actual: Any) -> bool:
+def _same_sa(wanted: WorkerSa, actual: Any) -> bool:
     """The fields the controller sets agree (the worker fills in defaults such as the replay
     window; keys cannot be compared, the worker never returns them)."""
-    return all(getattr(wanted, name) == getattr(actual, name) for name in (
-        "sa_index", "spi", "direction", "cipher", "mode", "nat_traversal"))
+    return wanted.fields == tuple(getattr(actual, name) for name in SA_FIELDS)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -552,7 +552,8 @@ class P4RuntimeDataPlane:
             log.warning("counter cells of %d freed tunnel index(es) not reset (%s); a tunnel "
                         "created there resets them", len(freed), error)
             return
-        self._planner.mark_clean(freed)  # DELETEd: no longer allocated, its rule is gone
+        # DELETEd and not yet given back (Planner.commit runs after): allocated to no one.
+        self._planner.mark_clean(freed, free=True)
 
     async def _find_clean(self) -> None:
         """Read the four packet arrays once: a free index none of them counted has all its
@@ -752,9 +753,9 @@ class P4RuntimeDataPlane:
             check = [index for index in actual.keys() | desired.keys()
                      if index not in desired or self._verified.get(index) is not desired[index]]
             stray = [index for index in check if index in actual and (
-                index not in desired or not _same_sa(desired[index].params, actual[index]))]
+                index not in desired or not _same_sa(desired[index], actual[index]))]
             missing = [desired[index] for index in check if index in desired and (
-                index not in actual or not _same_sa(desired[index].params, actual[index]))]
+                index not in actual or not _same_sa(desired[index], actual[index]))]
             self._verified.update({index: desired[index] for index in check
                                    if index in desired and index in actual
                                    and index not in stray})

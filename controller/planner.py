@@ -285,8 +285,15 @@ class Planner:
             raise RequestError(ErrorCode.INVALID_KEY, KEY_FIELD, key_retired(new.sa.spi))
         return [(fingerprint, (tunnel_id, new.sa.spi))]
 
-    def mark_clean(self, tunnel_indexes: Iterable[int]) -> None:
-        """These tunnel indices' counter cells are 0 on the switch (ignored while in use)."""
+    def mark_clean(self, tunnel_indexes: Iterable[int], *, free: bool = False) -> None:
+        """These tunnel indices' counter cells are 0 on the switch (ignored while in use).
+
+        ``free``: the caller knows none of them is allocated — indices of applied DELETEs not
+        yet given back by :meth:`commit`, which no plan can take — so the set of indices in use
+        (one pass over every allocation, 65,535 at capacity) is not built for each batch."""
+        if free:
+            self._clean.update(tunnel_indexes)
+            return
         used = {allocation.tunnel_index for allocation in self._book.allocations.values()}
         self._clean.update(index for index in tunnel_indexes if index not in used)
 

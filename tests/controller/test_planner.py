@@ -239,6 +239,26 @@ def test_a_create_at_a_known_clean_index_writes_no_counter_resets() -> None:
     assert len(other.make) == len(PIPELINE.counter_resets(2)) + 3  # index 2 was never clean
 
 
+def test_an_applied_delete_marked_clean_is_reused_without_resets() -> None:
+    """The executor marks an applied DELETE's index clean (``free=True``: not yet given back,
+    so no plan holds it) before :meth:`Planner.commit`; the next CREATE there resets nothing."""
+    planner = _planner()
+    first = planner.plan(_create(_decrypt(7, 780)))
+    planner.commit(first)
+    gone = planner.plan(_delete(_decrypt(7, 780)))
+    assert gone.freed_tunnel == 1
+    planner.mark_clean([gone.freed_tunnel], free=True)
+    planner.commit(gone)
+    again = planner.plan(_create(_decrypt(9, 790)))
+    assert again.allocation is not None and again.allocation.tunnel_index == 1
+    assert len(again.make) == 3  # no counter resets
+    planner.commit(again)
+    planner.plan(_delete(_decrypt(9, 790)))  # freed but neither reset nor marked clean
+    other = planner.plan(_create(_decrypt(10, 791)))
+    assert other.allocation is not None and other.allocation.tunnel_index == 2
+    assert len(other.make) == len(PIPELINE.counter_resets(2)) + 3
+
+
 def test_the_entry_encoder_writes_what_finsy_writes_for_every_tunnel_kind() -> None:
     """EntryEncoder skips finsy's per-entry lookups; its bytes must be finsy's, for every
     tunnel kind and match shape the builders make (IPv4 /32 and /24, SPI, previous tunnel,
