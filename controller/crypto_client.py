@@ -272,12 +272,18 @@ class CryptoWorkerClient:
 
     async def list(self) -> dict[int, wpb.SaParams]:
         """The worker's SAs by index (parameters only)."""
+        return {info.params.sa_index: info.params for info in await self.sa_infos()}
+
+    async def sa_infos(self) -> Sequence[wpb.SaInfo]:
+        """The worker's SAs as ListSas returned them: the repeated field protobuf's C code
+        parsed, a Python message made only for the element read (the worker monitor walks
+        131,072 at capacity, controller.worker_audit)."""
         try:
             response = await self._stub.ListSas(wpb.ListSasRequest(),
                                                 timeout=WHOLE_TABLE_TIMEOUT)
         except grpc.aio.AioRpcError as error:
             raise _fault(error, "ListSas") from None
-        return {info.params.sa_index: info.params for info in response.sas}
+        return response.sas
 
     async def _counters(self, sa_indexes: Sequence[int] | None = None
                         ) -> wpb.GetCountersResponse:

@@ -58,7 +58,7 @@ from typing import Any, Protocol
 
 import finsy as fy
 
-from controller import counter_poller
+from controller import counter_poller, worker_audit
 from controller.allocation import Allocation, allocate
 from controller.counter_baselines import CounterBaselines
 from controller.counter_figures import CounterFigures
@@ -70,7 +70,6 @@ from controller.counter_poller import (
     CounterSnapshot,
 )
 from controller.crypto_client import (
-    SA_FIELDS,
     CryptoWorkerClient,
     WorkerError,
     WorkerRefused,
@@ -118,8 +117,9 @@ FEW_TUNNELS = 16  # a stats read of at most this many tunnels reads their cells 
 READ_ATTEMPTS = 3  # counter reads per call when the switch's counters restart during one
 DROPS_PER_CALL = 8192  # SA indices per worker GetCounters call of a counter poll
 STATE_IDS_SHOWN = 20  # tunnel ids named per operational-state log line
-# Every FULL_CHECK_POLLS-th worker poll lists every SA (strays, changed parameters); the polls
-# between probe PROBE_SAS of the wanted SAs (ListSas of 65,535 SAs every 0.5 s cost a core).
+# Full checks of the worker's SAs (strays, changed parameters) at least FULL_CHECK_POLLS polls
+# apart, further on a large table (controller.worker_audit); the polls between probe PROBE_SAS
+# of the wanted SAs (ListSas of 65,535 SAs every 0.5 s cost a core).
 FULL_CHECK_POLLS = 20
 PROBE_SAS = 8
 # Plans per executed batch: one WriteRequest carries at most MAX_BATCH plans' updates (a decrypt
@@ -150,12 +150,6 @@ class AllocationBook(Protocol):
 
 _key = entry_key  # (table, match, priority) of an entry as canonical bytes
 _full = full_entry  # the whole entry as canonical bytes
-
-
-def _same_sa(wanted: WorkerSa, actual: Any) -> bool:
-    """The fields the controller sets agree (the worker fills in defaults such as the replay
-    window; keys cannot be compared, the worker never returns them)."""
-    return wanted.fields == tuple(getattr(actual, name) for name in SA_FIELDS)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -223,7 +217,7 @@ class P4RuntimeDataPlane:
         self._degraded: dict[int, str] = {}  # SA index -> why the worker does not hold it
         self._states: dict[int, str] = {}  # tunnel id -> last logged operational state
         self._verified: dict[int, WorkerSa] = {}  # SA index -> SA last found equal on the worker
-        self._polls = 0
+        self._audit = worker_audit.AuditSchedule(min_interval=FULL_CHECK_POLLS * worker_poll)
 
     # ---- life cycle -----------------------------------------------------------------------
 
@@ -736,31 +730,26 @@ class P4RuntimeDataPlane:
         """
         assert self._worker is not None
         degraded_before = bool(self._degraded)
-        self._polls += 1
-        if (self._worker_ready and self._sas and not self._degraded
-                and self._polls % FULL_CHECK_POLLS):
+        audit = self._audit.due()
+        if self._worker_ready and self._sas and not self._degraded and not audit:
             # Between full checks a probe of a few SAs: a restarted worker holds none of them.
             if await self._worker.holds(list(itertools.islice(self._sas, PROBE_SAS))):
                 return
+        started = self._audit.now()
+        if audit:  # listed without the lock: changes go on while the worker answers
+            generation = self._figures.generation
+            listed = await self._worker.sa_infos()
         async with self._lock:
-            actual = await self._worker.list()
+            if not audit:
+                listed = await self._worker.sa_infos()
+            elif generation != self._figures.generation:
+                return  # programmed meanwhile: the list may predate it; the next poll audits
             desired = self.desired_sas()
-            # SAs found equal before are compared again only every FULL_CHECK_POLLS polls, or
-            # when the sets of indices differ (a restarted worker, a stray): a poll of a large
-            # table then costs one set comparison, not one comparison per SA.
-            if actual.keys() != desired.keys() or self._polls % FULL_CHECK_POLLS == 0:
-                self._verified = {}
-            check = [index for index in actual.keys() | desired.keys()
-                     if index not in desired or self._verified.get(index) is not desired[index]]
-            stray = [index for index in check if index in actual and (
-                index not in desired or not _same_sa(desired[index], actual[index]))]
-            missing = [desired[index] for index in check if index in desired and (
-                index not in actual or not _same_sa(desired[index], actual[index]))]
-            self._verified.update({index: desired[index] for index in check
-                                   if index in desired and index in actual
-                                   and index not in stray})
+            stray, missing, held = await worker_audit.compare(listed, desired, self._verified,
+                                                              full=audit)
+            del listed
             self._degraded = {index: reason for index, reason in self._degraded.items()
-                              if index in desired and index not in actual}
+                              if index in desired and index not in held}
             for index in stray:
                 await self._worker.remove(index, missing_ok=True)
             resumed = 0
@@ -780,6 +769,8 @@ class P4RuntimeDataPlane:
                          "the worker's durable state", len(stray), resumed)
             changed = not self._worker_ready
             self._worker_ready = True
+        if audit:
+            self._audit.done(started)
         if changed:
             log.info("crypto worker reachable; %d SA(s)", len(desired))
             self._notify()
