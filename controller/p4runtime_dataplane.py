@@ -736,14 +736,17 @@ class P4RuntimeDataPlane:
             if await self._worker.holds(list(itertools.islice(self._sas, PROBE_SAS))):
                 return
         started = self._audit.now()
-        if audit:  # listed without the lock: changes go on while the worker answers
+        unlocked = audit and not self._audit.under_lock
+        if unlocked:  # listed without the lock: changes go on while the worker answers
             generation = self._figures.generation
             listed = await self._worker.sa_infos()
         async with self._lock:
-            if not audit:
+            if not unlocked:
                 listed = await self._worker.sa_infos()
             elif generation != self._figures.generation:
-                return  # programmed meanwhile: the list may predate it; the next poll audits
+                # Programmed meanwhile: the list may predate it (worker_audit's module doc).
+                self._audit.discarded(started)
+                return
             desired = self.desired_sas()
             stray, missing, held = await worker_audit.compare(listed, desired, self._verified,
                                                               full=audit)

@@ -10,7 +10,12 @@ after this change 0.28 s). Here:
   and at most ``max_share`` of the time (a check that took 1 s is followed by 49 s without
   one). The polls in between probe a few SAs, as before: a restarted worker holds none of them,
   so a restart is still found at the next poll whatever the table's size; what only a full
-  check finds (a stray SA, changed parameters) is found later on a large table.
+  check finds (a stray SA, changed parameters) is found later on a large table. A check
+  listed without the lock is discarded when something was programmed while the worker
+  answered; it is spaced like a completed one (the worker's ListSas cost as much), and the
+  next one lists under the lock, so checks complete however busy the controller is (before,
+  a discarded check was retried at every poll: at 50,000 SAs, during a long stream or a run
+  of single-request streams, ListSas took 65 % of the worker's CPU).
 * :func:`compare` walks the worker's list as protobuf parsed it, one message at a time and none
   kept, yielding to the event loop every ``AUDIT_CHUNK`` SAs. It compares the SAs present on one
   side only, the ones not verified since they were last changed, and on a full check every one.
@@ -81,6 +86,7 @@ class AuditSchedule:
         self._max_share = max_share
         self._clock = clock
         self._next = clock() + min_interval
+        self.under_lock = False  # the next check lists the worker's SAs under the lock
 
     def due(self) -> bool:
         """True when a full check should run now."""
@@ -90,6 +96,13 @@ class AuditSchedule:
         """A full check that began at `started` (this schedule's clock) has ended."""
         now = self._clock()
         self._next = now + max(self._min_interval, (now - started) / self._max_share)
+        self.under_lock = False
+
+    def discarded(self, started: float) -> None:
+        """A check that began at `started` was discarded (the table changed while the worker
+        answered): the next waits as after a completed one, and lists under the lock."""
+        self.done(started)
+        self.under_lock = True
 
     def now(self) -> float:
         """The schedule's clock (to pass its reading to :meth:`done`)."""

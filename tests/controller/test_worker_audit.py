@@ -109,3 +109,23 @@ def test_full_checks_are_spaced_by_their_cost() -> None:
     assert not schedule.due()
     now[0] = 171.1
     assert schedule.due()
+
+
+def test_a_discarded_check_is_spaced_like_a_completed_one_and_the_next_is_under_the_lock(
+) -> None:
+    now = [100.0]
+    schedule = AuditSchedule(min_interval=10.0, max_share=0.02, clock=lambda: now[0])
+    assert not schedule.under_lock
+    now[0] = 110.0
+    started = schedule.now()
+    now[0] = 111.0  # the worker listed for 1 s, and something was programmed meanwhile
+    schedule.discarded(started)
+    assert schedule.under_lock
+    now[0] = 112.0
+    assert not schedule.due()  # not retried at the next poll
+    now[0] = 161.1
+    assert schedule.due() and schedule.under_lock
+    started = schedule.now()
+    now[0] = 161.2
+    schedule.done(started)
+    assert not schedule.under_lock

@@ -121,3 +121,67 @@ async def test_worker_restart_resumes_every_sa_and_degrades_what_cannot_resume(
             assert {p.spi for p in scripted.sas.values()} == {780, 4588}
     finally:
         await server.stop(None)
+
+
+class ListingWorker(ScriptedWorker):
+    """Counts ListSas calls and runs `during_list` (if set) before answering one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists = 0
+        self.during_list = None
+
+    async def ListSas(self, request, context):  # noqa: N802
+        self.lists += 1
+        if self.during_list is not None:
+            await self.during_list()
+        return await super().ListSas(request, context)
+
+
+async def test_a_full_check_overtaken_by_a_change_is_not_retried_at_every_poll(
+        start_dp_controller, workdir) -> None:
+    """controller/worker_audit.py: a full check listed without the lock while something was
+    programmed is discarded, spaced like a completed one, and the next check lists under the
+    lock and completes (a stray SA planted on the worker is removed only then)."""
+    socket = workdir / "listing.sock"
+    server = grpc.aio.server()
+    scripted = ListingWorker()
+    wpb_grpc.add_CryptoWorkerServicer_to_server(scripted, server)
+    server.add_insecure_port(f"unix:{socket}")
+    await server.start()
+    try:
+        # Polls 60 s apart: only the calls below run checks (the schedule is forced due).
+        controller = await start_dp_controller(crypto_worker_socket=socket, worker_poll=60.0)
+        dataplane = controller.dataplane
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{controller.port}") as channel:
+            v1 = pb_grpc.ipTunnelServiceStub(channel)
+            assert (await create(v1, ipsec_dec(1, spi=780))).requestStatus == \
+                pb._TUNNEL_ACCEPTED
+            stray = wpb.SaParams(sa_index=999, spi=999)
+            scripted.sas[999] = stray
+
+            async def program_meanwhile() -> None:
+                scripted.during_list = None
+                answer = await create(v1, ipsec_dec(2, spi=781,
+                                                    match=match_ipv4(source="10.0.0.9")))
+                assert answer.requestStatus == pb._TUNNEL_ACCEPTED
+
+            scripted.during_list = program_meanwhile
+            lists = scripted.lists
+            dataplane._audit._next = 0.0  # due now
+            await dataplane.reconcile_worker()
+            assert scripted.lists == lists + 1
+            assert 999 in scripted.sas  # discarded: the list predates tunnel 2
+            assert dataplane._audit.under_lock and not dataplane._audit.due()
+            for _ in range(3):  # probes only: the worker holds the wanted SAs
+                await dataplane.reconcile_worker()
+            assert scripted.lists == lists + 1
+
+            dataplane._audit._next = 0.0
+            await dataplane.reconcile_worker()
+            assert scripted.lists == lists + 2
+            assert 999 not in scripted.sas
+            assert {p.spi for p in scripted.sas.values()} == {780, 781}
+            assert not dataplane._audit.under_lock
+    finally:
+        await server.stop(None)
