@@ -9,6 +9,19 @@ For a batch, in this order (make before break, as for a single request):
 2. one WriteRequest with every plan's ``make`` updates (counter resets, inserts, modifies);
 3. one WriteRequest with every plan's ``brk`` updates (the deletes).
 
+Steps 1 and 2 are sent at once, not one after the other, when no plan of the batch needs its
+SAs on the worker before the switch points at them (:func:`overlaps`): every plan that adds SAs
+creates a new decrypt tunnel. Such a tunnel's switch entries take only ESP carrying its own
+new SPIs, so until its AddSas lands the worker drops those frames (no SA), where a moment
+earlier the switch dropped them as an unknown SPI or passed them on still encrypted: nothing
+leaves in clear or under another key (an SA the worker might still hold at a fresh index, from
+a removal that failed, decrypts only ESP made with its own key). The two round trips then
+cost one (the worker's AddSas with its fsync and the switch's write proceed together, on two
+processes). An encrypt SA is always added first: its entry
+would send cleartext to the worker (or take a shadowed tunnel's traffic) before the SA is
+there; so is every rekey (make before break). A refusal maps back to its plan as in the
+sequential order; the plan's switch updates that landed meanwhile are undone with it.
+
 P4Runtime writes are not atomic across updates; the switch answers per update. Each refused
 update is mapped back to its plan, and so is each refused AddSa: that plan is undone (its
 other updates inverted, its SAs removed) and the others keep going — the batch is *not*
@@ -55,6 +68,16 @@ ADD_CHUNK = 4096  # SAs per AddSas call (~0.5 MB of request; gRPC refuses messag
 REMOVE_CHUNK = 16384  # SA indices per RemoveSas call
 
 
+def overlaps(plans: Sequence[Plan]) -> bool:
+    """Whether the batch's AddSas and its ``make`` write may be sent at once (module doc):
+    some plan adds SAs, and every plan that does creates a tunnel (no previous allocation) whose
+    SAs all decrypt."""
+    adding = [plan for plan in plans if plan.add_sas]
+    return bool(adding) and all(
+        plan.previous is None and not any(sa.encrypt for sa in plan.add_sas)
+        for plan in adding)
+
+
 def worker_failure(error: WorkerError) -> Exception:
     """A worker refusal of the request's own making (FAILED_PRECONDITION, e.g. "key
     retired") is a request error; anything else means the data plane is unavailable."""
@@ -83,6 +106,7 @@ class Executor:
         self._worker = worker
         self._on_undo_failed = on_undo_failed
         self.write_requests = 0  # WriteRequests sent (tests, logs)
+        self.overlapped = 0  # batches whose AddSas and make write were sent at once (tests)
 
     async def execute(self, plans: Sequence[Plan]) -> list[Exception | None]:
         """Apply ``plans``; per plan None (applied) or the error it failed with (undone)."""
@@ -100,8 +124,17 @@ class Executor:
             return [i for i in range(len(plans)) if outcome[i] is None and i < stop[0]]
 
         try:
-            await self._add_sas(plans, done, fail, live)
-            await self._write(plans, live(), "make", done, fail)
+            if self._worker is not None and overlaps(plans):
+                self.overlapped += 1
+                results = await asyncio.gather(
+                    self._add_sas(plans, done, fail, live),
+                    self._write(plans, live(), "make", done, fail), return_exceptions=True)
+                for result in results:  # both have ended: what landed is in ``done``
+                    if isinstance(result, BaseException):
+                        raise result
+            else:
+                await self._add_sas(plans, done, fail, live)
+                await self._write(plans, live(), "make", done, fail)
             await self._write(plans, live(), "brk", done, fail)
         except BaseException as error:  # cancelled or a bug: undo everything, then raise
             log.warning("batch of %d request(s) failed (%s); undoing it", len(plans),

@@ -6,9 +6,10 @@ Run just these: .venv/bin/python -m pytest tests/controller/test_executor.py -q
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from test_planner import _create, _decrypt, _encrypt, _kind, _planner
+from test_planner import _create, _decrypt, _encrypt, _kind, _planner, _update
 
 from controller.crypto_client import WorkerRefused, WorkerSa, WorkerUnavailable
 from controller.dataplane import DataPlaneUnavailable
@@ -175,12 +176,151 @@ async def test_another_refusal_stops_the_batch_at_its_request() -> None:
     assert sorted(worker.sas.values()) == [1001, 1002]
 
 
+def _encrypt_plans(count: int) -> list[Any]:
+    planner = _planner()
+    return [planner.plan(_create(_encrypt(tunnel_id, 4000 + tunnel_id, key_seed=tunnel_id)))
+            for tunnel_id in range(1, count + 1)]
+
+
 async def test_an_unanswered_add_sas_is_undone_whole() -> None:
     switch, worker, failed = Switch(), BatchWorker(), []
     worker.unanswered = True
-    outcomes = await _executor(switch, worker, failed).execute(_plans(3))
+    outcomes = await _executor(switch, worker, failed).execute(_encrypt_plans(3))
     assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes)
     assert switch.writes == [] and worker.sas == {}
+
+
+class Timeline:
+    """What happened when, shared by the yielding doubles below."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+
+class YieldingSwitch(Switch):
+    """A switch whose write takes a few event-loop turns (as a real round trip does) and
+    records which SAs the worker held when the write arrived."""
+
+    def __init__(self, timeline: Timeline, worker: BatchWorker,
+                 refuse: dict[int, frozenset[int] | None] | None = None) -> None:
+        super().__init__(refuse)
+        self.timeline = timeline
+        self.worker = worker
+        self.worker_held: list[set[int]] = []
+
+    async def write(self, updates: list[Any]) -> None:
+        self.timeline.events.append("write sent")
+        self.worker_held.append(set(self.worker.sas.values()))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        try:
+            await super().write(updates)
+        finally:
+            self.timeline.events.append("write answered")
+
+
+class YieldingWorker(BatchWorker):
+    """A worker whose AddSas takes a few event-loop turns (its fsync) before it lands."""
+
+    def __init__(self, timeline: Timeline, refuse: dict[int, str] | None = None) -> None:
+        super().__init__(refuse)
+        self.timeline = timeline
+
+    async def add_many(self, sas: list[WorkerSa]) -> None:
+        self.timeline.events.append("add sent")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        try:
+            await super().add_many(sas)
+        finally:
+            self.timeline.events.append("add answered")
+
+
+def _yielding(refuse_sas: dict[int, str] | None = None,
+              refuse_writes: dict[int, frozenset[int] | None] | None = None
+              ) -> tuple[Timeline, YieldingSwitch, YieldingWorker]:
+    timeline = Timeline()
+    worker = YieldingWorker(timeline, refuse_sas)
+    return timeline, YieldingSwitch(timeline, worker, refuse_writes), worker
+
+
+async def test_new_decrypt_tunnels_send_add_sas_and_the_switch_write_at_once() -> None:
+    timeline, switch, worker = _yielding()
+    executor = _executor(switch, worker, [])
+    plans = _plans(4)
+    assert await executor.execute(plans) == [None] * 4
+    # both requests are out before either is answered: one round trip's wait, not two
+    assert timeline.events[:2] == ["add sent", "write sent"]
+    assert executor.overlapped == 1
+    assert sorted(worker.sas.values()) == [1001, 1002, 1003, 1004]
+    assert len(switch.writes) == 1
+
+
+async def test_encrypt_tunnels_and_rekeys_have_their_sas_before_the_switch_points_at_them(
+        ) -> None:
+    timeline, switch, worker = _yielding()
+    executor = _executor(switch, worker, [])
+    assert await executor.execute(_encrypt_plans(3)) == [None] * 3
+    assert timeline.events == ["add sent", "add answered", "write sent", "write answered"]
+    assert switch.worker_held == [{4001, 4002, 4003}]
+    # a rekey of a decrypt tunnel (a previous allocation): the new SA first, too
+    planner = _planner()
+    old = _decrypt(1, 1001)
+    created = planner.plan(_create(old))
+    planner.commit(created)
+    rekey = planner.plan(_update(old, _decrypt(1, 1001, 1002)))
+    timeline, switch, worker = _yielding()
+    executor = _executor(switch, worker, [])
+    assert await executor.execute([rekey]) == [None]
+    assert timeline.events[:3] == ["add sent", "add answered", "write sent"]
+    assert 1002 in switch.worker_held[0] and executor.overlapped == 0
+    # a batch mixing a new decrypt tunnel with an encrypt one is sequential as a whole
+    planner = _planner()
+    mixed = [planner.plan(_create(_decrypt(1, 1001))),
+             planner.plan(_create(_encrypt(2, 4002, key_seed=2)))]
+    timeline, switch, worker = _yielding()
+    executor = _executor(switch, worker, [])
+    assert await executor.execute(mixed) == [None, None]
+    assert timeline.events[:3] == ["add sent", "add answered", "write sent"]
+    assert executor.overlapped == 0
+
+
+async def test_overlapped_an_sa_refused_undoes_its_plans_switch_updates_that_landed() -> None:
+    plans = _plans(5)
+    timeline, switch, worker = _yielding(refuse_sas={1003: "ALREADY_EXISTS"})
+    outcomes = await _executor(switch, worker, []).execute(plans)
+    assert outcomes[:2] == [None, None]
+    assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes[2:])
+    assert timeline.events[:2] == ["add sent", "write sent"]
+    assert worker.calls == [[1001, 1002, 1003, 1004, 1005], [1001, 1002]]
+    assert sorted(worker.sas.values()) == [1001, 1002]
+    # the make write carried all five; one undo write deletes what plans 3-5 inserted
+    assert len(switch.writes) == 2
+    landed = [inverse for plan in plans[2:] for inverse in plan.undo_make if inverse is not None]
+    assert len(switch.writes[1]) == len(landed)
+    assert {_kind(update) for update in switch.writes[1]} == {"DELETE"}
+
+
+async def test_overlapped_an_unanswered_add_sas_is_undone_on_both_sides() -> None:
+    plans = _plans(3)
+    timeline, switch, worker = _yielding()
+    worker.unanswered = True
+    outcomes = await _executor(switch, worker, []).execute(plans)
+    assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes)
+    assert worker.sas == {}
+    landed = [inverse for plan in plans for inverse in plan.undo_make if inverse is not None]
+    assert len(switch.writes) == 2 and len(switch.writes[1]) == len(landed)
+
+
+async def test_overlapped_a_refused_switch_update_removes_the_sas_added_meanwhile() -> None:
+    plans = _plans(4)
+    per_plan = len(plans[0].make)
+    timeline, switch, worker = _yielding(
+        refuse_writes={0: frozenset({per_plan + 1})})  # an update of the second plan
+    outcomes = await _executor(switch, worker, []).execute(plans)
+    assert outcomes[0] is None
+    assert all(isinstance(error, DataPlaneUnavailable) for error in outcomes[1:])
+    assert sorted(worker.sas.values()) == [1001]
 
 
 async def test_sas_go_in_chunks_and_a_refusal_in_a_later_chunk_fails_only_its_request(

@@ -68,3 +68,35 @@ def test_close_gives_the_bytes_back_once_and_forgets_the_key(tmp_path: Path) -> 
     assert released == [10]
     with pytest.raises(SpoolError, match="closed"):
         list(spool)
+
+
+def test_a_stream_shorter_than_a_chunk_makes_no_file_and_a_longer_one_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import controller.spool as spool_module
+    made: list[object] = []
+    real = spool_module.tempfile.TemporaryFile
+
+    def counting(*args: object, **kwargs: object) -> object:
+        made.append(1)
+        return real(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", counting)
+    short = RequestSpool(tmp_path)
+    requests = [b"a" * 100, b"", b"b" * 7]
+    for request in requests:
+        short.append(request)
+    assert list(short) == requests and list(short) == requests
+    assert made == [] and short._file is None  # noqa: SLF001 - no file is the point
+    short.append(b"c")  # appending after a pass still comes back in order
+    assert list(short) == [*requests, b"c"]
+    short.close()
+    with pytest.raises(SpoolError, match="closed"):
+        list(short)
+    long = RequestSpool(tmp_path)
+    long.append(b"x" * 10)
+    long.append(b"y" * CHUNK_BYTES)  # crosses the chunk: sealed to a file
+    assert made == [1]
+    long.append(b"z")
+    assert list(long) == [b"x" * 10, b"y" * CHUNK_BYTES, b"z"]
+    assert b"y" * 64 not in _disk(long)
+    long.close()
