@@ -79,10 +79,12 @@ class RequestSpool:
 
     def __iter__(self) -> Iterator[bytes]:
         """The requests in the order they were appended (a fresh pass over the file)."""
-        cipher = self._cipher()
+        if self._closed:
+            raise SpoolError("the spool is closed")
         if not self._chunks:  # all in memory (module doc)
             yield from self._records(bytes(self._pending))
             return
+        cipher = self._cipher()
         self._seal()
         assert self._file is not None
         self._file.flush()
