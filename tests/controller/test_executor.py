@@ -7,6 +7,7 @@ Run just these: .venv/bin/python -m pytest tests/controller/test_executor.py -q
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 from test_planner import _create, _decrypt, _encrypt, _kind, _planner, _update
@@ -196,6 +197,16 @@ class Timeline:
     def __init__(self) -> None:
         self.events: list[str] = []
 
+    async def round_trip(self, what: str, call: Coroutine[Any, Any, None]) -> None:
+        """``call`` answered a few event-loop turns after it was sent, as over a socket."""
+        self.events.append(f"{what} sent")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        try:
+            await call
+        finally:
+            self.events.append(f"{what} answered")
+
 
 class YieldingSwitch(Switch):
     """A switch whose write takes a few event-loop turns (as a real round trip does) and
@@ -209,14 +220,8 @@ class YieldingSwitch(Switch):
         self.worker_held: list[set[int]] = []
 
     async def write(self, updates: list[Any]) -> None:
-        self.timeline.events.append("write sent")
         self.worker_held.append(set(self.worker.sas.values()))
-        for _ in range(3):
-            await asyncio.sleep(0)
-        try:
-            await super().write(updates)
-        finally:
-            self.timeline.events.append("write answered")
+        await self.timeline.round_trip("write", super().write(updates))
 
 
 class YieldingWorker(BatchWorker):
@@ -227,13 +232,7 @@ class YieldingWorker(BatchWorker):
         self.timeline = timeline
 
     async def add_many(self, sas: list[WorkerSa]) -> None:
-        self.timeline.events.append("add sent")
-        for _ in range(3):
-            await asyncio.sleep(0)
-        try:
-            await super().add_many(sas)
-        finally:
-            self.timeline.events.append("add answered")
+        await self.timeline.round_trip("add", super().add_many(sas))
 
 
 def _yielding(refuse_sas: dict[int, str] | None = None,
