@@ -17,9 +17,9 @@ earlier the switch dropped them as an unknown SPI or passed them on still encryp
 leaves in clear or under another key (an SA the worker might still hold at a fresh index, from
 a removal that failed, decrypts only ESP made with its own key). The two round trips then
 cost one (the worker's AddSas with its fsync and the switch's write proceed together, on two
-processes). An encrypt SA is always added first: its entry
-would send cleartext to the worker (or take a shadowed tunnel's traffic) before the SA is
-there; so is every rekey (make before break). A refusal maps back to its plan as in the
+processes). An encrypt SA is always added first: its entry would send cleartext to the worker
+(or take a shadowed tunnel's traffic) before the SA is there; so is every rekey (make before
+break). A refusal maps back to its plan as in the
 sequential order; the plan's switch updates that landed meanwhile are undone with it.
 
 P4Runtime writes are not atomic across updates; the switch answers per update. Each refused

@@ -79,17 +79,31 @@ class RequestSpool:
 
     def __iter__(self) -> Iterator[bytes]:
         """The requests in the order they were appended (a fresh pass over the file)."""
+        read = 0
+        for plain in self._plaintexts():
+            position = 0
+            while position < len(plain):
+                (size,) = _LENGTH.unpack_from(plain, position)
+                position += _LENGTH.size
+                yield bytes(plain[position:position + size])
+                position += size
+                read += 1
+        if read != self.count:
+            raise SpoolError(f"the spool holds {read} requests, {self.count} were written")
+
+    def _plaintexts(self) -> Iterator[memoryview]:
+        """Each chunk's records, opened and checked: the buffer alone while nothing was sealed
+        (module doc), else every sealed chunk in order."""
         if self._closed:
             raise SpoolError("the spool is closed")
-        if not self._chunks:  # all in memory (module doc)
-            yield from self._records(bytes(self._pending))
+        if not self._chunks:
+            yield memoryview(bytes(self._pending))
             return
         cipher = self._cipher()
         self._seal()
         assert self._file is not None
         self._file.flush()
         offset = 0
-        read = 0
         for number in range(self._chunks):
             self._file.seek(offset)
             header = self._file.read(_LENGTH.size)
@@ -97,30 +111,11 @@ class RequestSpool:
                 raise SpoolError(f"spool chunk {number} is missing")
             (length,) = _LENGTH.unpack(header)
             try:
-                plain = memoryview(cipher.decrypt(self._nonce(number),
-                                                  self._file.read(length), None))
+                yield memoryview(cipher.decrypt(self._nonce(number),
+                                                self._file.read(length), None))
             except InvalidTag:
                 raise SpoolError(f"spool chunk {number} does not open") from None
             offset += _LENGTH.size + length
-            for request in self._records(plain, check=False):
-                yield request
-                read += 1
-        if read != self.count:
-            raise SpoolError(f"the spool holds {read} requests, {self.count} were written")
-
-    def _records(self, plain: bytes | memoryview, *, check: bool = True) -> Iterator[bytes]:
-        """The length-prefixed records of one chunk's plaintext (with ``check``: the whole
-        spool, whose count must match)."""
-        view = memoryview(plain)
-        position = read = 0
-        while position < len(view):
-            (size,) = _LENGTH.unpack_from(view, position)
-            position += _LENGTH.size
-            yield bytes(view[position:position + size])
-            position += size
-            read += 1
-        if check and read != self.count:
-            raise SpoolError(f"the spool holds {read} requests, {self.count} were written")
 
     def close(self) -> None:
         """Forget the key and drop the file (idempotent); the budget callback runs once."""
